@@ -1,0 +1,28 @@
+# Two commands on a fresh machine with only Python: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench db-stop clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+## run: start PostgreSQL (embedded unless *_DATABASE_URL is set), the sidecar and all five apps
+run: $(STAMP)
+	$(PY) -m sidecar run -f dapr.yaml
+
+## test: every test (unit, integration on real PostgreSQL, end-to-end through the sidecar)
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench: the sidecar benchmark against durabletask's in-memory backend
+bench: $(STAMP)
+	$(PY) -m sidecar.bench
+
+clean:
+	rm -rf .sidecar .data
