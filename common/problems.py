@@ -1,0 +1,86 @@
+"""RFC 9457 problem details for every app: one place that turns errors into ``application/problem+json``.
+
+``problem_config()`` gives the Litestar keyword arguments (plugin, body size limit, handlers) an app factory
+spreads into ``Litestar(...)``; handlers raise ``problem(...)`` or the shortcuts below for their own 4xx.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
+
+log = logging.getLogger(__name__)
+
+# Every request body in this project is a small JSON object; anything bigger is a mistake or an attack.
+MAX_BODY_BYTES = 64 * 1024
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem(status: int, detail: str, *, type_: str | None = None, **extra: Any) -> ProblemDetailsException:
+    """A problem-details exception with the standard reason phrase as title; ``extra`` become members."""
+    return ProblemDetailsException(
+        status_code=status,
+        title=HTTPStatus(status).phrase,
+        detail=detail,
+        type_=type_,
+        extra=extra or None,
+    )
+
+
+def not_found(detail: str) -> ProblemDetailsException:
+    return problem(404, detail)
+
+
+def bad_request(detail: str, **extra: Any) -> ProblemDetailsException:
+    return problem(400, detail, **extra)
+
+
+def conflict(detail: str, **extra: Any) -> ProblemDetailsException:
+    return problem(409, detail, **extra)
+
+
+def problem_config() -> dict[str, Any]:
+    """Keyword arguments for ``Litestar(...)``: problem details for every HTTP error and every crash,
+    and a request body limit. Validation errors (unknown fields, wrong types, malformed JSON) arrive as
+    Litestar's 400 ``ValidationException``/``ClientException`` and leave as problem details with an
+    ``errors`` list."""
+    plugin = ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            enable_for_all_http_exceptions=True,
+            exception_to_problem_detail_map={HTTPException: _from_http_exception},
+        )
+    )
+    return {
+        "plugins": [plugin],
+        "request_max_body_size": MAX_BODY_BYTES,
+        "exception_handlers": {Exception: _unexpected_error},
+    }
+
+
+def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
+    if isinstance(exc, ProblemDetailsException):
+        return exc
+    status = exc.status_code
+    extra: dict[str, Any] = {}
+    if isinstance(exc.extra, list) and exc.extra:
+        extra["errors"] = exc.extra  # Litestar's validation errors: [{"message", "key", "source"}]
+    elif isinstance(exc.extra, dict):
+        extra.update(exc.extra)
+    return ProblemDetailsException(
+        status_code=status,
+        title=HTTPStatus(status).phrase,
+        detail=exc.detail,
+        headers=exc.headers,
+        extra=extra or None,
+    )
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # A bug or an outage, not the client's fault: log the traceback, reveal nothing about internals.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "unexpected error; see the service log").to_response(request)
