@@ -1,0 +1,144 @@
+"""``TaskHubSidecarService`` for one app ID, on the SDK's own generated protobuf modules.
+
+Each app's listener gets its own servicer bound to its app ID, so an app sees only its own instances,
+as with one daprd per app. The servicer translates requests to engine calls and engine refusals to
+the gRPC status codes and messages daprd gives.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from google.protobuf import empty_pb2
+
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
+from dapr.ext.workflow._durabletask.internal import protos as pb
+
+from .engine import PENDING, TERMINAL, Engine, EngineError, Instance, _EPOCH_ZERO, _ts
+
+log = logging.getLogger("sidecar.grpc")
+
+
+def workflow_state(inst: Instance, with_payloads: bool) -> pb.WorkflowState:
+    status = inst.derive_status()
+    pending = status == PENDING
+    state = pb.WorkflowState(
+        instanceId=inst.instance_id,
+        name="" if pending else inst.name,
+        workflowStatus=status,
+        lastUpdatedTimestamp=_ts(inst.updated),
+    )
+    if pending:
+        state.createdTimestamp.FromDatetime(_EPOCH_ZERO)
+    else:
+        state.createdTimestamp.CopyFrom(_ts(inst.created))
+    if with_payloads:
+        if inst.input is not None:
+            state.input.value = inst.input
+        if inst.output is not None:
+            state.output.value = inst.output
+        if inst.custom_status is not None:
+            state.customStatus.value = inst.custom_status
+        if inst.failure:
+            state.failureDetails.ParseFromString(inst.failure)
+    return state
+
+
+class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
+    def __init__(self, engine: Engine, app_id: str) -> None:
+        self.engine = engine
+        self.app_id = app_id
+
+    async def _call(self, context: grpc.aio.ServicerContext, coro):
+        try:
+            return await coro
+        except EngineError as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+
+    # --- client -------------------------------------------------------------------------------------
+
+    async def Hello(self, request, context):
+        return empty_pb2.Empty()
+
+    async def StartInstance(self, request: pb.CreateInstanceRequest, context):
+        scheduled = None
+        if request.HasField("scheduledStartTimestamp"):
+            scheduled = request.scheduledStartTimestamp.ToNanoseconds() / 1e9
+        instance_id = await self._call(context, self.engine.start(
+            self.app_id, request.instanceId, request.name,
+            request.input.value if request.HasField("input") else None,
+            scheduled, request.version.value if request.HasField("version") else None))
+        return pb.CreateInstanceResponse(instanceId=instance_id)
+
+    async def GetInstance(self, request: pb.GetInstanceRequest, context):
+        inst = self.engine.get(self.app_id, request.instanceId)
+        if inst is None:
+            return pb.GetInstanceResponse(exists=False)
+        return pb.GetInstanceResponse(exists=True, workflowState=workflow_state(inst, request.getInputsAndOutputs))
+
+    async def _wait(self, request: pb.GetInstanceRequest, predicate):
+        inst = await self.engine.wait_for(self.app_id, request.instanceId, predicate)
+        return pb.GetInstanceResponse(exists=True, workflowState=workflow_state(inst, request.getInputsAndOutputs))
+
+    async def WaitForInstanceStart(self, request, context):
+        return await self._wait(request, lambda i: i.derive_status() != PENDING)
+
+    async def WaitForInstanceCompletion(self, request, context):
+        return await self._wait(request, lambda i: i.completed and i.status in TERMINAL)
+
+    async def RaiseEvent(self, request: pb.RaiseEventRequest, context):
+        await self._call(context, self.engine.raise_event(
+            self.app_id, request.instanceId, request.name, request.input.value if request.HasField("input") else None))
+        return pb.RaiseEventResponse()
+
+    async def TerminateInstance(self, request: pb.TerminateRequest, context):
+        await self._call(context, self.engine.terminate(
+            self.app_id, request.instanceId, request.output.value if request.HasField("output") else None, request.recursive))
+        return pb.TerminateResponse()
+
+    async def SuspendInstance(self, request: pb.SuspendRequest, context):
+        await self._call(context, self.engine.suspend(
+            self.app_id, request.instanceId, request.reason.value if request.HasField("reason") else None))
+        return pb.SuspendResponse()
+
+    async def ResumeInstance(self, request: pb.ResumeRequest, context):
+        await self._call(context, self.engine.resume(
+            self.app_id, request.instanceId, request.reason.value if request.HasField("reason") else None))
+        return pb.ResumeResponse()
+
+    async def PurgeInstances(self, request: pb.PurgeInstancesRequest, context):
+        if request.HasField("purgeInstanceFilter"):
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "multi-instance purge is not implemented")
+        count = await self._call(context, self.engine.purge(self.app_id, request.instanceId, request.recursive))
+        return pb.PurgeInstancesResponse(deletedInstanceCount=count)
+
+    async def ListInstanceIDs(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListInstanceIDs is not implemented by this sidecar")
+
+    async def GetInstanceHistory(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetInstanceHistory is not implemented by this sidecar")
+
+    async def RerunWorkflowFromEvent(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RerunWorkflowFromEvent is not implemented by this sidecar")
+
+    # --- worker -------------------------------------------------------------------------------------
+
+    async def GetWorkItems(self, request, context):
+        stream = self.engine.connect(self.app_id)
+        try:
+            while not stream.closed:
+                item = await stream.queue.get()
+                yield item
+        finally:
+            self.engine.disconnect(stream)
+
+    async def CompleteActivityTask(self, request: pb.ActivityResponse, context):
+        self.engine.complete_activity(self.app_id, request)
+        return pb.CompleteTaskResponse()
+
+    async def CompleteOrchestratorTask(self, request: pb.WorkflowResponse, context):
+        self.engine.complete_turn(self.app_id, request)
+        return pb.CompleteTaskResponse()
+
+    CompleteWorkflowTask = CompleteOrchestratorTask

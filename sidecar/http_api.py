@@ -1,0 +1,153 @@
+"""Dapr's HTTP endpoints that apps and people use with workflows, for one app ID: health probes and
+the workflow management API (``/v1.0/workflows/dapr/...``, also under ``v1.0-beta1`` and
+``v1.0-alpha1`` as daprd registers them). Served by uvicorn on the engine's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import datetime, timezone
+
+import uvicorn
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException
+
+from .engine import Engine, EngineError, Instance, PENDING, S
+
+_PREFIXES = ("v1.0", "v1.0-beta1", "v1.0-alpha1")
+_STATUS_CODES = {"ALREADY_EXISTS": 409, "INVALID_ARGUMENT": 400, "UNKNOWN": 500}
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _error(code: str, message: str, status: int) -> Response:
+    return Response({"errorCode": code, "message": message}, status_code=status)
+
+
+def _metadata(inst: Instance) -> dict:
+    status = inst.derive_status()
+    props: dict[str, str] = {}
+    if inst.input is not None:
+        props["dapr.workflow.input"] = inst.input
+    if inst.output is not None:
+        props["dapr.workflow.output"] = inst.output
+    if inst.custom_status is not None:
+        props["dapr.workflow.custom_status"] = inst.custom_status
+    if inst.failure:
+        from dapr.ext.workflow._durabletask.internal import protos as pb
+
+        failure = pb.TaskFailureDetails.FromString(inst.failure)
+        props["dapr.workflow.failure.error_type"] = failure.errorType
+        props["dapr.workflow.failure.error_message"] = failure.errorMessage
+    return {
+        "instanceID": inst.instance_id,
+        "workflowName": "" if status == PENDING else inst.name,
+        "createdAt": _iso(inst.created),
+        "lastUpdatedAt": _iso(inst.updated),
+        "runtimeStatus": S.Name(status).removeprefix("ORCHESTRATION_STATUS_"),
+        "properties": props,
+    }
+
+
+def create_http_app(engine: Engine, app_id: str) -> Litestar:
+    async def call(coro, error_code: str) -> Response | None:
+        try:
+            await coro
+        except EngineError as exc:
+            return _error(error_code, exc.message, _STATUS_CODES.get(exc.code, 500))
+        return None
+
+    async def body_text(request: Request) -> str | None:
+        raw = await request.body()
+        return raw.decode() if raw else None
+
+    @get([f"/{p}/healthz" for p in _PREFIXES[:1]] + ["/v1.0/healthz/outbound"], status_code=204, sync_to_thread=False)
+    def healthz() -> None:
+        return None
+
+    @post([f"/{p}/workflows/dapr/{{name:str}}/start" for p in _PREFIXES], status_code=202)
+    async def start(name: str, request: Request) -> Response:
+        instance_id = request.query_params.get("instanceID") or uuid.uuid4().hex
+        err = await call(engine.start(app_id, instance_id, name, await body_text(request)), "ERR_START_WORKFLOW")
+        return err or Response({"instanceID": instance_id}, status_code=202)
+
+    @get([f"/{p}/workflows/dapr/{{instance_id:str}}" for p in _PREFIXES])
+    async def get_workflow(instance_id: str) -> Response:
+        inst = engine.get(app_id, instance_id)
+        if inst is None:
+            return _error("ERR_GET_WORKFLOW", f"no such instance exists: {instance_id}", 404)
+        return Response(_metadata(inst))
+
+    @post([f"/{p}/workflows/dapr/{{instance_id:str}}/raiseEvent/{{event:str}}" for p in _PREFIXES], status_code=202)
+    async def raise_event(instance_id: str, event: str, request: Request) -> Response:
+        err = await call(engine.raise_event(app_id, instance_id, event, await body_text(request)), "ERR_RAISE_EVENT_WORKFLOW")
+        return err or Response(None, status_code=202)
+
+    def management(action: str, error_code: str, run):
+        @post([f"/{p}/workflows/dapr/{{instance_id:str}}/{action}" for p in _PREFIXES], status_code=202, name=action)
+        async def handler(instance_id: str, request: Request) -> Response:
+            err = await call(run(instance_id, request), error_code)
+            return err or Response(None, status_code=202)
+
+        return handler
+
+    async def _terminate(instance_id: str, request: Request):
+        await engine.terminate(app_id, instance_id, await body_text(request), recursive=True)
+
+    async def _reason(request: Request) -> str | None:
+        return request.query_params.get("reason")
+
+    handlers = [
+        healthz, start, get_workflow, raise_event,
+        management("pause", "ERR_PAUSE_WORKFLOW", lambda i, r: _pause(i, r)),
+        management("resume", "ERR_RESUME_WORKFLOW", lambda i, r: _resume(i, r)),
+        management("terminate", "ERR_TERMINATE_WORKFLOW", _terminate),
+        management("purge", "ERR_PURGE_WORKFLOW", lambda i, r: engine.purge(app_id, i, recursive=True)),
+    ]
+
+    async def _pause(instance_id: str, request: Request):
+        await engine.suspend(app_id, instance_id, await _reason(request))
+
+    async def _resume(instance_id: str, request: Request):
+        await engine.resume(app_id, instance_id, await _reason(request))
+
+    def not_found(_: Request, exc: HTTPException) -> Response:
+        return _error("ERR_NOT_FOUND", str(exc.detail), exc.status_code)
+
+    return Litestar(route_handlers=handlers, openapi_config=None, exception_handlers={HTTPException: not_found})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handlers: the sidecar's command line owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+class HttpListener:
+    def __init__(self, server: _Server, task: asyncio.Task, port: int) -> None:
+        self._server, self._task, self.port = server, task, port
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._task, 5)
+
+
+async def start_http(engine: Engine, app_id: str, host: str, port: int) -> HttpListener:
+    config = uvicorn.Config(create_http_app(engine, app_id), host=host, port=port, log_level="warning",
+                            lifespan="off", access_log=False)
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind
+                task.result()
+            raise OSError(f"app {app_id!r}: cannot listen for HTTP on {host}:{port} (port in use?)")
+        await asyncio.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    return HttpListener(server, task, bound)

@@ -1,0 +1,86 @@
+"""Binds the listeners of every app ID to one engine: a gRPC port per app (its "daprd"), and an
+optional HTTP port per app with Dapr's health and workflow-management endpoints."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
+
+from .engine import Engine
+from .grpc_api import WorkflowServicer
+
+log = logging.getLogger("sidecar")
+
+
+@dataclass(frozen=True)
+class AppListen:
+    """One app ID and the ports its sidecar listens on (0 = pick a free port)."""
+
+    app_id: str
+    grpc_port: int
+    http_port: int | None = None
+
+
+class Sidecar:
+    """A running sidecar: the engine plus each app's listeners. ``ports`` maps app ID to the bound
+    (grpc_port, http_port or None)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.ports: dict[str, tuple[int, int | None]] = {}
+        self._grpc_servers: list[grpc.aio.Server] = []
+        self._http_servers: list = []
+
+    async def stop(self, grace: float = 1.0) -> None:
+        for server in self._http_servers:
+            await server.stop()
+        for server in self._grpc_servers:
+            await server.stop(grace)
+        await self.engine.close()
+
+
+async def start_sidecar(apps: list[AppListen], state_path: str | Path, host: str = "127.0.0.1") -> Sidecar:
+    """Open the state store, recover it, and start every app's listeners.
+
+    Raises ``sidecar.store.StateError`` when the state file is corrupt or of another version, and
+    ``OSError`` when a port cannot be bound. Nothing is left listening when it raises.
+    """
+    from .http_api import start_http  # imported here: only needed when an HTTP port is asked for
+
+    ids = [a.app_id for a in apps]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"an app ID is given twice: {ids}")
+    engine = await Engine.open(Path(state_path))
+    sidecar = Sidecar(engine)
+    try:
+        for app in apps:
+            server = grpc.aio.server(
+                options=[
+                    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+                    ("grpc.so_reuseport", 0),
+                ]
+            )
+            pb_grpc.add_TaskHubSidecarServiceServicer_to_server(WorkflowServicer(engine, app.app_id), server)
+            port = server.add_insecure_port(f"{host}:{app.grpc_port}")
+            if port == 0:
+                raise OSError(f"app {app.app_id!r}: cannot listen for gRPC on {host}:{app.grpc_port} (port in use?)")
+            await server.start()
+            sidecar._grpc_servers.append(server)
+            http_port = None
+            if app.http_port is not None:
+                http = await start_http(engine, app.app_id, host, app.http_port)
+                sidecar._http_servers.append(http)
+                http_port = http.port
+            sidecar.ports[app.app_id] = (port, http_port)
+            engine.register_app(app.app_id)
+            log.info("app %s: gRPC on %s:%d%s", app.app_id, host, port, f", HTTP on {host}:{http_port}" if http_port else "")
+    except BaseException:
+        await sidecar.stop(grace=0)
+        raise
+    return sidecar

@@ -1,0 +1,205 @@
+"""The sidecar's durable state: one SQLite file (stdlib ``sqlite3``, WAL journal).
+
+Every engine transition is one transaction; the engine acknowledges nothing to a client or worker
+before that transaction has committed. The store knows rows, not workflow rules: the engine decides
+what to write, and on start-up reads everything back with ``load()``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+_APP_NAME = "dapr-workflow-sidecar"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE instances (
+    app_id TEXT NOT NULL, instance_id TEXT NOT NULL,
+    name TEXT NOT NULL, status INTEGER NOT NULL, generation INTEGER NOT NULL, execution_id TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL,
+    input TEXT, output TEXT, custom_status TEXT, failure BLOB, parent BLOB,
+    started INTEGER NOT NULL, suspended INTEGER NOT NULL, stalled INTEGER NOT NULL, completed INTEGER NOT NULL,
+    PRIMARY KEY (app_id, instance_id)
+);
+CREATE TABLE history (
+    app_id TEXT NOT NULL, instance_id TEXT NOT NULL, seq INTEGER NOT NULL, event BLOB NOT NULL,
+    PRIMARY KEY (app_id, instance_id, seq)
+);
+CREATE TABLE inbox (
+    id INTEGER PRIMARY KEY, app_id TEXT NOT NULL, instance_id TEXT NOT NULL,
+    generation INTEGER, visible_at REAL NOT NULL, event BLOB NOT NULL
+);
+CREATE INDEX inbox_instance ON inbox (app_id, instance_id);
+CREATE TABLE activities (
+    id INTEGER PRIMARY KEY, target_app TEXT NOT NULL, source_app TEXT NOT NULL, instance_id TEXT NOT NULL,
+    generation INTEGER NOT NULL, task_id INTEGER NOT NULL, request BLOB NOT NULL
+);
+"""
+
+INSTANCE_COLUMNS = (
+    "app_id", "instance_id", "name", "status", "generation", "execution_id", "created", "updated",
+    "input", "output", "custom_status", "failure", "parent", "started", "suspended", "stalled", "completed",
+)
+
+
+class StateError(Exception):
+    """The state file cannot be used: corrupt, not a sidecar state file, or of another schema version.
+    The message says which and what to do; the file is never reset silently."""
+
+
+@dataclass
+class Loaded:
+    instances: list[dict[str, Any]] = field(default_factory=list)
+    history: list[tuple[str, str, int, bytes]] = field(default_factory=list)
+    inbox: list[tuple[int, str, str, int | None, float, bytes]] = field(default_factory=list)
+    activities: list[tuple[int, str, str, str, int, int, bytes]] = field(default_factory=list)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._next_id = 1
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives any process crash (SIGKILL included); only an OS crash or
+            # power loss can drop the last commits. FULL would fsync every commit.
+            db.execute("PRAGMA synchronous=NORMAL")
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"state file {self.path} is not a readable SQLite database ({exc}). It was left as it is: "
+                f"move it away to start with empty state, or point --state at another file."
+            ) from exc
+        if not existed or not tables:
+            db.executescript(_SCHEMA)
+            db.executemany(
+                "INSERT INTO meta VALUES (?, ?)", [("app", _APP_NAME), ("schema_version", str(SCHEMA_VERSION))]
+            )
+        else:
+            self._check(db, tables)
+        self._db = db
+        row = db.execute(
+            "SELECT max(m) FROM (SELECT max(id) AS m FROM inbox UNION ALL SELECT max(id) FROM activities)"
+        ).fetchone()
+        self._next_id = (row[0] or 0) + 1
+
+    def _check(self, db: sqlite3.Connection, tables: set[str]) -> None:
+        try:
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state file {self.path} is corrupt ({exc}); it was left as it is.") from exc
+        if meta.get("app") != _APP_NAME:
+            raise StateError(f"{self.path} is an SQLite file but not a sidecar state file; it was left as it is.")
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise StateError(
+                f"state file {self.path} has schema version {meta.get('schema_version')}, this sidecar reads "
+                f"version {SCHEMA_VERSION}. It was left as it is: use the sidecar version that wrote it, or move it away."
+            )
+        if result != "ok":
+            raise StateError(f"state file {self.path} is corrupt (quick_check: {result}); it was left as it is.")
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def new_id(self) -> int:
+        """Row ids for inbox and activity rows are allocated here so the engine knows them before commit."""
+        i = self._next_id
+        self._next_id += 1
+        return i
+
+    def load(self) -> Loaded:
+        db = self._require()
+        out = Loaded()
+        cur = db.execute(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances")
+        out.instances = [dict(zip(INSTANCE_COLUMNS, row)) for row in cur]
+        out.history = db.execute("SELECT app_id, instance_id, seq, event FROM history ORDER BY app_id, instance_id, seq").fetchall()
+        out.inbox = db.execute("SELECT id, app_id, instance_id, generation, visible_at, event FROM inbox ORDER BY id").fetchall()
+        out.activities = db.execute(
+            "SELECT id, target_app, source_app, instance_id, generation, task_id, request FROM activities ORDER BY id"
+        ).fetchall()
+        return out
+
+    def _require(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    def transaction(self) -> "Tx":
+        return Tx(self._require())
+
+
+class Tx:
+    """Collects the writes of one engine transition and commits them at once."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._ops: list[tuple[str, Any]] = []
+
+    def put_instance(self, row: dict[str, Any]) -> None:
+        cols = ", ".join(INSTANCE_COLUMNS)
+        marks = ", ".join("?" for _ in INSTANCE_COLUMNS)
+        self._ops.append((f"INSERT OR REPLACE INTO instances ({cols}) VALUES ({marks})", tuple(row[c] for c in INSTANCE_COLUMNS)))
+
+    def delete_instance(self, app_id: str, instance_id: str) -> None:
+        key = (app_id, instance_id)
+        self._ops.append(("DELETE FROM instances WHERE app_id=? AND instance_id=?", key))
+        self.clear_history(app_id, instance_id)
+        self._ops.append(("DELETE FROM inbox WHERE app_id=? AND instance_id=?", key))
+
+    def clear_history(self, app_id: str, instance_id: str) -> None:
+        self._ops.append(("DELETE FROM history WHERE app_id=? AND instance_id=?", (app_id, instance_id)))
+
+    def append_history(self, app_id: str, instance_id: str, first_seq: int, events: Iterable[bytes]) -> None:
+        rows = [(app_id, instance_id, first_seq + i, e) for i, e in enumerate(events)]
+        if rows:
+            self._ops.append(("many:INSERT INTO history VALUES (?, ?, ?, ?)", rows))
+
+    def add_inbox(self, row_id: int, app_id: str, instance_id: str, generation: int | None, visible_at: float, event: bytes) -> None:
+        self._ops.append(("INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?)", (row_id, app_id, instance_id, generation, visible_at, event)))
+
+    def delete_inbox(self, ids: Iterable[int]) -> None:
+        rows = [(i,) for i in ids]
+        if rows:
+            self._ops.append(("many:DELETE FROM inbox WHERE id=?", rows))
+
+    def clear_inbox(self, app_id: str, instance_id: str) -> None:
+        self._ops.append(("DELETE FROM inbox WHERE app_id=? AND instance_id=?", (app_id, instance_id)))
+
+    def add_activity(self, row_id: int, target_app: str, source_app: str, instance_id: str, generation: int, task_id: int, request: bytes) -> None:
+        self._ops.append(
+            ("INSERT INTO activities VALUES (?, ?, ?, ?, ?, ?, ?)", (row_id, target_app, source_app, instance_id, generation, task_id, request))
+        )
+
+    def delete_activity(self, row_id: int) -> None:
+        self._ops.append(("DELETE FROM activities WHERE id=?", (row_id,)))
+
+    def commit(self) -> None:
+        if not self._ops:
+            return
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            for sql, args in self._ops:
+                if sql.startswith("many:"):
+                    db.executemany(sql[5:], args)
+                else:
+                    db.execute(sql, args)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            self._ops = []
