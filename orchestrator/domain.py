@@ -1,0 +1,77 @@
+"""Order rules of the order-api: statuses, the saga's input, the status-update message, request hashing.
+
+Plain Python (no database, no HTTP, no Dapr): the saga, the API and the repository all build on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from common.contracts import VALIDATE_ORDER, Address, Contract, Item
+from common.saga import CANCELLED as CANCELLED_KIND
+from common.saga import REFUSED, SagaRetry, SagaAborted
+
+PENDING = "PENDING"  # row stored, workflow scheduled (or about to be)
+RUNNING = "RUNNING"
+COMPLETED = "COMPLETED"
+COMPENSATED = "COMPENSATED"  # a step failed or said no; every undo ran
+REJECTED = "REJECTED"  # validation said no; nothing had happened
+CANCELLED = "CANCELLED"  # cancelled on request; every undo ran
+COMPENSATION_FAILED = "COMPENSATION_FAILED"  # an undo still failed after its retries: needs a person
+
+STATUSES = (PENDING, RUNNING, COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED)
+TERMINAL = frozenset({COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED})
+
+ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CANCEL_EVENT = "cancel"
+
+# The order-api's own activity (hosted by order-api itself, called without an app id).
+RECORD_ORDER_STATUS = "record_order_status"
+
+
+@dataclass(frozen=True)
+class OrderSagaInput(Contract):
+    """Everything the saga needs, fixed when the order is accepted (retry values included: the saga reads no env)."""
+
+    order_id: str
+    customer_id: str
+    email: str
+    items: list[Item]
+    payment_token: str
+    address: Address
+    retry: SagaRetry = SagaRetry()
+    _nested: ClassVar[dict[str, type]] = {"items": Item, "address": Address, "retry": SagaRetry}
+
+
+@dataclass(frozen=True)
+class OrderStatusUpdate(Contract):
+    """Input of record_order_status: a status transition plus what the saga knows at that moment."""
+
+    order_id: str
+    status: str
+    failure: dict[str, str] | None = None
+    total_cents: int | None = None
+    saga: dict[str, Any] | None = None  # steps and compensations, so the row outlives a purged workflow
+
+
+def final_status(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) -> str:
+    """The terminal status from how the forward path ended (None = it finished) and how the unwind went."""
+    if failed_undos:
+        return COMPENSATION_FAILED
+    if abort is None:
+        return COMPLETED
+    if abort.kind == CANCELLED_KIND:
+        return CANCELLED
+    if abort.kind == REFUSED and abort.step == VALIDATE_ORDER:
+        return REJECTED
+    return COMPENSATED
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """Hash of a request body, independent of key order and whitespace: the idempotent-submission check."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,65 @@
+"""The order saga (`order_saga`, instance ID = order ID): the whole business process of one order.
+
+Deterministic orchestration only: every effect is an activity on the app that owns it. Cancel is checked
+before and after each forward step (never raced), so an undo never runs while its own step is in flight.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from common.contracts import (
+    CANCEL_SHIPMENT, CHARGE, INVENTORY, NOTIFICATION, NOTIFY, PAYMENT, REFUND, RELEASE_INVENTORY,
+    RESERVE_INVENTORY, SHIP, SHIPPING, VALIDATE_ORDER, ChargeInput, NotifyInput, NotifyResult,
+    ReserveInventoryInput, ShipInput, StepResult, UndoInput, ValidateOrderInput, ValidateOrderResult,
+    idempotency_key,
+)
+from common.saga import Saga, SagaAborted
+from orchestrator.domain import (
+    CANCEL_EVENT, COMPLETED, RECORD_ORDER_STATUS, RUNNING, OrderSagaInput, OrderStatusUpdate, final_status,
+)
+
+
+def order_saga(ctx, payload: dict):
+    order = OrderSagaInput.model_validate(payload)
+    key = partial(idempotency_key, order.order_id)
+    undo = lambda name: UndoInput(order.order_id, key(name))  # noqa: E731
+    saga = Saga(ctx, order.retry.policy(), cancel=ctx.wait_for_external_event(CANCEL_EVENT))
+    yield from saga.quietly(RECORD_ORDER_STATUS, OrderStatusUpdate(order.order_id, RUNNING))
+    abort = None
+    try:
+        # 1. Validate and price: a "no" here means nothing has happened yet.
+        priced = yield from saga.step(VALIDATE_ORDER, INVENTORY,
+                                      ValidateOrderInput(order.order_id, order.items), ValidateOrderResult)
+        saga.facts["total_cents"] = priced.total_cents
+        # 2-4. Each undo goes on the stack *before* its step: a step that timed out may still have happened.
+        saga.push(RELEASE_INVENTORY, INVENTORY, undo(RELEASE_INVENTORY))
+        yield from saga.step(RESERVE_INVENTORY, INVENTORY,
+                             ReserveInventoryInput(order.order_id, order.items, key(RESERVE_INVENTORY)), StepResult)
+        saga.push(REFUND, PAYMENT, undo(REFUND))
+        yield from saga.step(CHARGE, PAYMENT, ChargeInput(order.order_id, order.customer_id, priced.total_cents,
+                                                          order.payment_token, key(CHARGE)), StepResult)
+        saga.push(CANCEL_SHIPMENT, SHIPPING, undo(CANCEL_SHIPMENT))
+        yield from saga.step(SHIP, SHIPPING,
+                             ShipInput(order.order_id, order.address, order.items, key(SHIP)), StepResult)
+    except SagaAborted as aborted:
+        abort = aborted
+        yield from saga.unwind()
+
+    failed_undos = saga.stack.failed
+    status = final_status(abort, failed_undos)
+    if failed_undos:  # name the undo that needs a person; the original cause stays in the steps
+        cause = f" (unwinding after {abort.step} {abort.kind}: {abort.reason})"
+        saga.conclude(status, {"step": failed_undos[0]["name"], "reason": failed_undos[0]["reason"] + cause})
+    else:
+        saga.conclude(status, abort.failure() if abort else None)
+
+    # 5. Tell the customer. Best effort: a failed notification is recorded, never unwinds an order.
+    kind = "order_confirmed" if status == COMPLETED else "order_failed"
+    detail = saga.failure["reason"] if saga.failure else None
+    yield from saga.best_effort(NOTIFY, NOTIFICATION,
+                                NotifyInput(order.order_id, order.email, kind, detail, key(NOTIFY)), NotifyResult)
+
+    yield from saga.quietly(RECORD_ORDER_STATUS, OrderStatusUpdate(
+        order.order_id, status, saga.failure, saga.facts.get("total_cents"), saga.summary()))
+    return saga.summary()
