@@ -203,4 +203,8 @@ def _check_unique(apps: tuple[AppSpec, ...], fail) -> None:
 
 
 def _one_line(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
     return " ".join(str(exc).split())

@@ -1,0 +1,190 @@
+"""Command line of the sidecar: ``serve`` (listeners only, for apps started elsewhere) and ``run -f``
+(the listeners plus every app of a Dapr multi-app run template, as ``dapr run -f`` does)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .supervisor import Launch, Supervisor
+from .template import RunTemplate, TemplateError, app_environment, find_executable, load_template
+
+log = logging.getLogger("sidecar")
+
+DEFAULT_STATE = Path(".sidecar") / "state.db"
+_APP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging()
+    state = Path(args.state) if args.state else Path.cwd() / DEFAULT_STATE
+    if args.command == "serve":
+        return asyncio.run(_serve(args.app, state))
+    try:
+        template = load_template(args.file)
+        _check_commands(template)
+    except TemplateError as exc:
+        print(f"[sidecar] error: {exc}", file=sys.stderr)
+        return 1
+    return asyncio.run(_run(template, state))
+
+
+def parse_app(value: str) -> tuple[str, int, int | None]:
+    """``APP_ID=PORT[:HTTP_PORT]`` → (app_id, grpc_port, http_port or None); 0 means a free port."""
+    app_id, sep, ports = value.partition("=")
+    if not sep or not _APP_ID.fullmatch(app_id):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected APP_ID=PORT[:HTTP_PORT], e.g. order-api=50001:3500")
+    grpc, _, http = ports.partition(":")
+    return app_id, _port(grpc, value), _port(http, value) if http else None
+
+
+def _port(text: str, value: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: {text!r} is not a port number (0-65535, 0 = any free port)")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sidecar", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{serve,run}")
+    serve = commands.add_parser("serve", help="serve the workflow API of the given app IDs until stopped")
+    serve.add_argument(
+        "--app", action=_AppendApp, required=True, type=parse_app, metavar="APP_ID=PORT[:HTTP_PORT]",
+        help="an app ID, its gRPC port and optionally its HTTP port on 127.0.0.1 (repeat per app)",
+    )
+    run = commands.add_parser(
+        "run", help="start the sidecar and every app of a Dapr multi-app run template",
+        description="Like `dapr run -f`. The folder of the running Python goes first on each app's PATH, "
+        "so `command: [\"python\", ...]` runs in the sidecar's own virtualenv.",
+    )
+    run.add_argument("-f", "--file", required=True, help="the run template, or a folder holding dapr.yaml")
+    for sub in (serve, run):
+        sub.add_argument("--state", help=f"the state file (default: {DEFAULT_STATE} in the working directory)")
+    return parser
+
+
+class _AppendApp(argparse.Action):
+    """``--app`` may repeat, but neither an app ID nor a port may be given twice."""
+
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        apps = [*(getattr(namespace, self.dest) or []), value]
+        ids = [app_id for app_id, _, _ in apps]
+        ports = [p for _, grpc, http in apps for p in (grpc, http) if p]
+        if ids.count(value[0]) > 1:
+            raise argparse.ArgumentError(self, f"app ID {value[0]!r} is given twice")
+        for port in ports:
+            if ports.count(port) > 1:
+                raise argparse.ArgumentError(self, f"port {port} is given twice")
+        setattr(namespace, self.dest, apps)
+
+
+def _check_commands(template: RunTemplate) -> None:
+    """Fail before anything starts if a command cannot be found where the app will run it."""
+    python_dir = os.path.dirname(sys.executable)
+    for app in template.apps:
+        env = app_environment(app, 0, 0, os.environ, python_dir)
+        if find_executable(app, env) is None:
+            raise TemplateError(f"{template.path}: app {app.app_id!r}: command {app.command[0]!r} not found")
+
+
+async def _serve(apps: list[tuple[str, int, int | None]], state: Path) -> int:
+    from .server import AppListen
+
+    stop = asyncio.Event()
+    _on_signals(first=stop.set, again=lambda signum: os._exit(128 + signum))
+    sidecar = await _start([AppListen(*app) for app in apps], state)
+    if sidecar is None:
+        return 1
+    log.info("ready; Ctrl-C or SIGTERM stops")
+    await stop.wait()
+    log.info("stopping")
+    await sidecar.stop()
+    return 0
+
+
+async def _run(template: RunTemplate, state: Path) -> int:
+    from .server import AppListen
+
+    stop = asyncio.Event()
+    supervisor: Supervisor | None = None
+    forced: list[int] = []
+
+    def again(signum: int) -> None:
+        log.warning("second stop request: killing every app now")
+        forced.append(signum)
+        if supervisor is not None:
+            supervisor.kill_now()
+
+    _on_signals(first=stop.set, again=again)
+    # Every app gets an HTTP port too (0 = a free one), as daprd always has one.
+    listens = [AppListen(app.app_id, app.grpc_port, app.http_port) for app in template.apps]
+    sidecar = await _start(listens, state)
+    if sidecar is None:
+        return 1
+    python_dir = os.path.dirname(sys.executable)
+    launches = [
+        Launch(app.app_id, app.command, app.app_dir, app_environment(app, *sidecar.ports[app.app_id], os.environ, python_dir))
+        for app in template.apps
+    ]
+    supervisor = Supervisor(launches)
+    try:
+        await supervisor.run(stop)
+    finally:
+        await sidecar.stop(grace=0 if forced else 1.0)
+    log.info("stopped")
+    return 128 + forced[0] if forced else 0
+
+
+async def _start(listens: list, state: Path):
+    """Start the listeners, or log why not and return None (a bad state file is never reset)."""
+    from .server import start_sidecar
+    from .store import StateError
+
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        sidecar = await start_sidecar(listens, state)
+    except StateError as exc:
+        log.error("%s", exc)
+        return None
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return None
+    # Litestar's default logging config replaces the root handlers when the HTTP apps are built.
+    _configure_logging()
+    return sidecar
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[sidecar] %(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # Our own loggers keep this handler even when a library reconfigures the root logger.
+    ours = logging.getLogger("sidecar")
+    ours.handlers = [handler]
+    ours.propagate = False
+    ours.setLevel(logging.INFO)
+
+
+def _on_signals(first: Callable[[], None], again: Callable[[int], None]) -> None:
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    def handle(signum: int) -> None:
+        if seen:
+            again(signum)
+            return
+        seen.append(signum)
+        log.info("%s received: stopping (again to kill at once)", signal.Signals(signum).name)
+        first()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handle, sig)
