@@ -1,0 +1,37 @@
+"""HTTP handlers of payment (thin: they call service.py; errors become problem details)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+
+from common.db import Database
+from common.problems import not_found
+from payment import service
+
+
+class LedgerEntry(msgspec.Struct):
+    kind: str
+    amount_cents: int
+    created_at: datetime
+
+
+class PaymentView(msgspec.Struct):
+    order_id: str
+    status: str
+    payment_id: str | None
+    charged_cents: int
+    refunded_cents: int
+    entries: list[LedgerEntry]
+
+
+@get("/payments/{order_id:str}")
+async def get_payment(db: NamedDependency[Database], order_id: FromPath[str]) -> PaymentView:
+    view = await service.payment_view(db, order_id)
+    if view is None:
+        raise not_found(f"no payment for order {order_id!r}")
+    return msgspec.convert(view, PaymentView)

@@ -1,0 +1,121 @@
+"""Payment use cases, each in one transaction with its idempotency record: charge, refund, and the view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.contracts import ChargeInput, StepResult, UndoInput, UndoResult
+from common.db import Database
+from common.idempotency import once
+from payment import domain
+from payment.tables import CHARGED, DECLINED, REFUNDED, VOIDED, ledger, payments, processed_requests
+
+
+async def charge(db: Database, request: ChargeInput) -> StepResult:
+    domain.check_amount(request.amount_cents)
+    async with db.transaction() as session:
+        response = await once(
+            session, processed_requests, request.idempotency_key, request.model_dump(), lambda: _charge(session, request)
+        )
+    return StepResult.model_validate(response)
+
+
+async def refund(db: Database, request: UndoInput) -> UndoResult:
+    async with db.transaction() as session:
+        response = await once(
+            session, processed_requests, request.idempotency_key, request.model_dump(), lambda: _refund(session, request)
+        )
+    return UndoResult.model_validate(response)
+
+
+async def _charge(session: AsyncSession, request: ChargeInput) -> dict[str, Any]:
+    reason = domain.decline_reason(request.token)
+    reference = domain.payment_id(request.order_id)
+    claimed = await _claim_order(
+        session,
+        request.order_id,
+        status=CHARGED if reason is None else DECLINED,
+        payment_id=reference,
+        customer_id=request.customer_id,
+        decline_reason=reason,
+    )
+    if claimed:
+        if reason is None:
+            await session.execute(
+                sa.insert(ledger).values(order_id=request.order_id, kind="charge", amount_cents=request.amount_cents)
+            )
+            return StepResult(ok=True, reference=reference).model_dump()
+        return StepResult(ok=False, reason=reason).model_dump()
+    # The order already has a payment row: written by an earlier charge (another key) or by a refund.
+    existing = await _locked(session, request.order_id)
+    if existing.status == VOIDED:
+        return StepResult(ok=False, cancelled=True, reason="refund already ran for this order; not charging").model_dump()
+    if existing.status == CHARGED:
+        return StepResult(ok=True, reference=existing.payment_id).model_dump()
+    if existing.status == DECLINED:
+        return StepResult(ok=False, reason=existing.decline_reason).model_dump()
+    return StepResult(ok=False, cancelled=True, reason="payment already refunded; not charging again").model_dump()
+
+
+async def _refund(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
+    if await _claim_order(session, request.order_id, status=VOIDED):
+        return UndoResult(outcome="nothing_to_undo", detail="no charge found; a late charge will be refused").model_dump()
+    existing = await _locked(session, request.order_id)
+    if existing.status != CHARGED:
+        return UndoResult(outcome="nothing_to_undo", detail=f"payment is {existing.status}").model_dump()
+    # Refund exactly the net charged amount; the ledger's unique index makes a second refund impossible.
+    net = await _net_cents(session, request.order_id)
+    if net > 0:
+        await session.execute(sa.insert(ledger).values(order_id=request.order_id, kind="refund", amount_cents=net))
+    await session.execute(
+        sa.update(payments).where(payments.c.order_id == request.order_id).values(status=REFUNDED, updated_at=sa.func.now())
+    )
+    return UndoResult(outcome="undone", detail=f"refunded {net} cents").model_dump()
+
+
+async def _claim_order(session: AsyncSession, order_id: str, **values: Any) -> bool:
+    """Insert the order's payment row unless it exists; a concurrent writer makes us wait for its commit."""
+    inserted = await session.execute(
+        insert(payments)
+        .values(order_id=order_id, **values)
+        .on_conflict_do_nothing(index_elements=["order_id"])
+        .returning(payments.c.order_id)
+    )
+    return inserted.first() is not None
+
+
+async def _locked(session: AsyncSession, order_id: str) -> sa.Row[Any]:
+    return (await session.execute(sa.select(payments).where(payments.c.order_id == order_id).with_for_update())).one()
+
+
+async def _net_cents(session: AsyncSession, order_id: str) -> int:
+    signed = sa.case((ledger.c.kind == "charge", ledger.c.amount_cents), else_=-ledger.c.amount_cents)
+    total = await session.scalar(sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(ledger.c.order_id == order_id))
+    return int(total)
+
+
+async def payment_view(db: Database, order_id: str) -> dict[str, Any] | None:
+    """The payment of an order with its ledger entries, or None if the order never reached payment."""
+    async with db.session() as session:
+        payment = (await session.execute(sa.select(payments).where(payments.c.order_id == order_id))).first()
+        if payment is None:
+            return None
+        entries = (
+            await session.execute(
+                sa.select(ledger.c.kind, ledger.c.amount_cents, ledger.c.created_at)
+                .where(ledger.c.order_id == order_id)
+                .order_by(ledger.c.id)
+            )
+        ).all()
+    return {
+        "order_id": order_id,
+        "status": payment.status,
+        "payment_id": payment.payment_id,
+        "charged_cents": sum(e.amount_cents for e in entries if e.kind == "charge"),
+        "refunded_cents": sum(e.amount_cents for e in entries if e.kind == "refund"),
+        "entries": [{"kind": e.kind, "amount_cents": e.amount_cents, "created_at": e.created_at} for e in entries],
+    }

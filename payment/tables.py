@@ -1,0 +1,44 @@
+"""The payment database: one ``payments`` row per order (its state, or the tombstone of a refund that came
+first) and the append-only ``ledger`` of money movements."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from common.faults import faults_table
+from common.idempotency import processed_requests_table
+
+# Payment states. VOIDED is the tombstone: refunded before any charge, so a late charge does nothing.
+CHARGED, DECLINED, REFUNDED, VOIDED = "CHARGED", "DECLINED", "REFUNDED", "VOIDED"
+
+metadata = sa.MetaData()
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("payment_id", sa.Text, nullable=True),
+    sa.Column("customer_id", sa.Text, nullable=True),
+    sa.Column("decline_reason", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("status IN ('CHARGED', 'DECLINED', 'REFUNDED', 'VOIDED')", name="payments_status_known"),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("order_id", sa.Text, sa.ForeignKey("payments.order_id"), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("kind IN ('charge', 'refund')", name="ledger_kind_known"),
+    sa.CheckConstraint("amount_cents > 0", name="ledger_amount_positive"),
+    # At most one charge and one refund per order: the data itself forbids a double charge or refund.
+    sa.Index("ledger_one_entry_per_kind", "order_id", "kind", unique=True),
+)
+
+processed_requests = processed_requests_table(metadata)
+faults = faults_table(metadata)

@@ -1,0 +1,50 @@
+"""Shared fixtures: a real PostgreSQL for the whole test session and fresh, migrated databases per module.
+
+``pg_server_url``: a server URL (``TEST_POSTGRES_URL`` if set, else a throwaway embedded server in a temp dir).
+``database_factory``: ``await database_factory("payment", "payment:migrations")`` → the asyncpg URL of a new
+database with that service's migrations applied; every database it made is dropped when the module ends.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+import pytest_asyncio
+
+from common.db import async_url, drop_database, ensure_database, migrate, start_embedded, stop_embedded
+
+DatabaseFactory = Callable[[str, str], Awaitable[str]]
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("TEST_POSTGRES_URL"):
+        yield os.environ["TEST_POSTGRES_URL"]
+        return
+    # The embedded server listens on a unix socket inside pgdata: keep the path short.
+    pgdata = tmp_path_factory.mktemp("pg", numbered=True) / "data"
+    url = start_embedded(pgdata)
+    try:
+        yield url
+    finally:
+        stop_embedded(pgdata)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def database_factory(pg_server_url: str) -> AsyncIterator[DatabaseFactory]:
+    created: list[str] = []
+
+    async def make(service: str, migrations: str) -> str:
+        name = f"test_{service.replace('-', '_')}_{uuid.uuid4().hex[:10]}"
+        await ensure_database(pg_server_url, name)
+        created.append(name)
+        url = async_url(pg_server_url, name)
+        await migrate(url, migrations)
+        return url
+
+    yield make
+    for name in created:
+        await drop_database(pg_server_url, name)
