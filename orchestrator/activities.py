@@ -1,0 +1,43 @@
+"""The order-api's workflow registrations: the saga itself and its one local activity, record_order_status.
+
+Activities run on the SDK worker's own thread and event loop, so they get their own ``Database``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
+
+from common.contracts import ORDER_SAGA
+from common.db import Database
+from common.faults import FaultInjector
+from common.settings import Settings
+from orchestrator.domain import RECORD_ORDER_STATUS, OrderStatusUpdate
+from orchestrator import service
+from orchestrator.saga import order_saga
+
+ACTIVITIES = (RECORD_ORDER_STATUS,)
+log = logging.getLogger(__name__)
+
+
+def build_activities(db: Database, faults: FaultInjector) -> dict[str, Any]:
+    async def record_order_status(ctx: WorkflowActivityContext, update: OrderStatusUpdate) -> dict[str, bool]:
+        await faults.before(RECORD_ORDER_STATUS, update.order_id)
+        applied = await service.record_status(db, update)
+        if not applied:  # a replayed or stale transition: the order is already there or further on
+            log.info("%s: status %s already recorded or superseded", update.order_id, update.status)
+        await faults.after_commit(RECORD_ORDER_STATUS, update.order_id)
+        return {"applied": applied}
+
+    return {RECORD_ORDER_STATUS: record_order_status}
+
+
+def register(runtime: WorkflowRuntime, settings: Settings) -> None:
+    assert settings.database_url, "run_service resolves the database before registering activities"
+    db = Database(settings.database_url)
+    runtime.register_workflow(order_saga, name=ORDER_SAGA)
+    faults = FaultInjector(db, ACTIVITIES, enabled=settings.faults_enabled)
+    for name, activity in build_activities(db, faults).items():
+        runtime.register_activity(activity, name=name)

@@ -1,0 +1,140 @@
+"""HTTP handlers of the order-api (thin: they validate the shape of a request and call service.py).
+
+Bad input is rejected here, before anything is stored or started; errors leave as RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
+from msgspec import Meta
+
+from common.problems import bad_request
+from orchestrator.domain import ORDER_ID, TERMINAL
+from orchestrator.service import Orders
+
+Text = Annotated[str, Meta(min_length=1, max_length=200)]
+Sku = Annotated[str, Meta(min_length=1, max_length=64)]
+OrderId = Annotated[str, Meta(pattern=ORDER_ID.pattern)]
+Email = Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+
+
+class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Annotated[int, Meta(ge=1, le=10_000)]
+
+
+class PaymentIn(msgspec.Struct, forbid_unknown_fields=True):
+    method: Literal["card"]
+    token: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class AddressIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Text
+    line1: Text
+    city: Text
+    postal_code: Annotated[str, Meta(min_length=1, max_length=20)]
+    country: Annotated[str, Meta(min_length=2, max_length=56)]
+
+
+class OrderRequest(msgspec.Struct, forbid_unknown_fields=True):
+    customer_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    email: Email
+    items: Annotated[list[ItemIn], Meta(min_length=1, max_length=50)]
+    payment: PaymentIn
+    shipping_address: AddressIn
+    order_id: OrderId | None = None  # generated when missing; the saga's instance ID
+
+
+class Failure(msgspec.Struct):
+    step: str
+    reason: str
+
+
+class Step(msgspec.Struct, omit_defaults=True):
+    name: str
+    outcome: str
+    app: str | None = None
+    attempts: int | None = None
+    reason: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class Compensation(msgspec.Struct, omit_defaults=True):
+    name: str
+    outcome: str  # pending, undone, nothing_to_undo, failed
+    attempts: int | None = None
+    reason: str | None = None
+
+
+class OrderView(msgspec.Struct, omit_defaults=True):
+    order_id: str
+    status: str
+    customer_id: str
+    email: str
+    total_cents: int | None
+    items: list[ItemIn]
+    steps: list[Step]
+    compensations: list[Compensation]
+    failure: Failure | None
+    created_at: str
+    updated_at: str
+    warnings: list[str] | None = None
+    workflow: dict[str, Any] | None = None  # only when the workflow itself stopped (FAILED, TERMINATED, ...)
+    cancel_requested: bool | None = None
+
+
+class OrderPage(msgspec.Struct):
+    items: list[OrderView]
+    next_cursor: str | None
+
+
+class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class OrderController(Controller):
+    path = "/orders"
+    tags = ["orders"]
+
+    @post("/", status_code=HTTP_202_ACCEPTED)
+    async def submit(self, orders: Orders, data: OrderRequest, wait: bool = False) -> Response[OrderView]:
+        """Accept an order and start its saga (202). ``?wait=true`` waits, bounded, for the outcome (200).
+        The same order_id with the same body returns the existing order; with another body it is a 409."""
+        skus = [item.sku for item in data.items]
+        if len(set(skus)) != len(skus):
+            raise bad_request("each sku may appear once in items; add up the quantities instead")
+        submitted = await orders.submit(msgspec.to_builtins(data), wait=wait)
+        return _order_response(submitted.order)
+
+    @get("/")
+    async def list_orders(
+        self,
+        orders: Orders,
+        status: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        cursor: str | None = None,
+    ) -> OrderPage:
+        """Orders, newest first. Pass ``next_cursor`` back as ``cursor`` for the next page."""
+        return msgspec.convert(await orders.list(status=status, limit=limit, cursor=cursor), OrderPage)
+
+    @get("/{order_id:str}")
+    async def get_order(self, orders: Orders, order_id: str) -> OrderView:
+        """The order, its saga's steps and compensations, and why it failed if it did."""
+        return msgspec.convert(await orders.view(order_id), OrderView)
+
+    @post("/{order_id:str}/cancel", status_code=HTTP_202_ACCEPTED)
+    async def cancel(self, orders: Orders, order_id: str, data: CancelRequest | None = None) -> OrderView:
+        """Ask a running saga to stop and undo what it did (202); 409 when the order already finished."""
+        return msgspec.convert(await orders.cancel(order_id, data.reason if data else None), OrderView)
+
+
+def _order_response(order: dict[str, Any]) -> Response[OrderView]:
+    status = HTTP_200_OK if order["status"] in TERMINAL else HTTP_202_ACCEPTED
+    return Response(msgspec.convert(order, OrderView), status_code=status,
+                    headers={"Location": f"/orders/{order['order_id']}"})

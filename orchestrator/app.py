@@ -1,0 +1,60 @@
+"""The order-api HTTP app: the only place its parts are wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from common.db import Database
+from common.faults import FaultInjector, fault_router
+from common.problems import problem_config
+from common.saga import SagaRetry
+from common.service import healthz
+from common.settings import Settings
+from orchestrator.activities import ACTIVITIES
+from orchestrator.api import OrderController
+from orchestrator.service import Orders
+from orchestrator.settings import ApiSettings
+from orchestrator.workflows import Workflows
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Workflows | None = None) -> Litestar:
+    if not settings.database_url:
+        raise ValueError("settings.database_url is required (run_service resolves it)")
+    api = api or ApiSettings()
+    db = Database(settings.database_url)
+    orders = Orders(db, workflows or Workflows(), SagaRetry.of(settings.retry), api.wait_timeout_seconds)
+    handlers: list = [healthz, OrderController]
+    if settings.faults_enabled:
+        handlers.append(fault_router(FaultInjector(db, ACTIVITIES, enabled=True)))
+    background: set[asyncio.Task] = set()
+
+    def start_resuming() -> None:
+        task = asyncio.get_running_loop().create_task(_resume_pending(orders))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    return Litestar(
+        route_handlers=handlers,
+        dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
+        on_startup=[start_resuming],
+        on_shutdown=[db.dispose],
+        openapi_config=OpenAPIConfig(title="order-api", version="0.1.0",
+                                     description="Submit, follow and cancel orders run by the order saga."),
+        **problem_config(),
+    )
+
+
+async def _resume_pending(orders: Orders) -> None:
+    # Orders stored just before a crash, never scheduled. Best effort: a repeated POST also starts them.
+    try:
+        if started := await orders.resume_pending():
+            log.warning("started the sagas of %d order(s) left PENDING by an earlier run", started)
+    except Exception:
+        log.exception("could not resume PENDING orders; a repeated POST /orders starts each of them")

@@ -1,0 +1,73 @@
+"""SQL on the ``orders`` table (SQLAlchemy Core on the caller's session; the caller owns the transaction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.domain import PENDING, RUNNING, TERMINAL, OrderStatusUpdate
+from orchestrator.tables import orders
+
+Row = dict[str, Any]
+
+
+async def insert_order(session: AsyncSession, values: Row) -> tuple[Row, bool]:
+    """Insert a PENDING order unless its ID exists. Returns (the row, True if this call created it)."""
+    created = (
+        await session.execute(
+            insert(orders)
+            .values(**values, status=PENDING)
+            .on_conflict_do_nothing(index_elements=["order_id"])
+            .returning(*orders.c)
+        )
+    ).first()
+    if created is not None:
+        return dict(created._mapping), True
+    existing = await get_order(session, values["order_id"])
+    assert existing is not None  # orders are never deleted
+    return existing, False
+
+
+async def get_order(session: AsyncSession, order_id: str) -> Row | None:
+    row = (await session.execute(sa.select(orders).where(orders.c.order_id == order_id))).first()
+    return dict(row._mapping) if row is not None else None
+
+
+async def list_orders(session: AsyncSession, *, status: str | None, limit: int, before_seq: int | None) -> list[Row]:
+    """Newest first, keyset-paginated on ``seq`` (stable under concurrent inserts, unlike OFFSET)."""
+    query = sa.select(orders).order_by(orders.c.seq.desc()).limit(limit)
+    if status is not None:
+        query = query.where(orders.c.status == status)
+    if before_seq is not None:
+        query = query.where(orders.c.seq < before_seq)
+    return [dict(r._mapping) for r in await session.execute(query)]
+
+
+async def pending_orders(session: AsyncSession, limit: int = 100) -> list[Row]:
+    query = sa.select(orders).where(orders.c.status == PENDING).order_by(orders.c.seq).limit(limit)
+    return [dict(r._mapping) for r in await session.execute(query)]
+
+
+async def record_status(session: AsyncSession, update: OrderStatusUpdate) -> bool:
+    """Apply a status transition once. Idempotent, and never moves an order backwards: RUNNING applies
+    only to PENDING, a terminal status only to a non-terminal order (or repeats itself). Returns whether
+    the row matched (False: unknown order, or a stale or duplicate transition that changes nothing)."""
+    allowed_from = [PENDING, RUNNING] if update.status == RUNNING else [PENDING, RUNNING, update.status]
+    if update.status not in TERMINAL and update.status != RUNNING:
+        raise ValueError(f"not a status the saga records: {update.status!r}")
+    values: Row = {"status": update.status, "updated_at": sa.func.now()}
+    if update.status in TERMINAL:
+        values["failure"] = update.failure if update.failure is not None else sa.null()  # SQL NULL, not JSON null
+    if update.total_cents is not None:
+        values["total_cents"] = update.total_cents
+    if update.saga is not None:
+        values["saga"] = update.saga
+    result = await session.execute(
+        sa.update(orders)
+        .where(orders.c.order_id == update.order_id, orders.c.status.in_(allowed_from))
+        .values(**values)
+    )
+    return result.rowcount == 1
