@@ -1,0 +1,194 @@
+"""Real processes for the engine tests: ``python -m sidecar serve`` serving several app IDs, and
+``worker_app.py`` workers, each in its own process group so a test can SIGKILL exactly one of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+from dapr.ext.workflow import DaprWorkflowClient
+
+REPO = Path(__file__).resolve().parents[3]
+WORKER_APP = Path(__file__).with_name("worker_app.py")
+# Long enough for a worker to reconnect after a sidecar restart (the SDK backs off 2-3 s, then 4-5 s).
+WAIT = 30.0
+T = TypeVar("T")
+
+_LISTEN = re.compile(r"app (\S+): gRPC on 127\.0\.0\.1:(\d+)(?:, HTTP on 127\.0\.0\.1:(\d+))?")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def eventually(probe: Callable[[], T], timeout: float = WAIT, every: float = 0.1, what: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; gRPC errors (a restarting sidecar) count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+            if value:
+                return value
+            last = value
+        except grpc.RpcError as exc:
+            last = exc
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+class Sidecar:
+    """``python -m sidecar serve`` for ``apps``; the first start picks free ports (``APP=0:0``) and a
+    restart reuses them, as a real daprd keeps its ports."""
+
+    def __init__(self, apps: list[str], state: Path, log: Path) -> None:
+        self.apps = apps
+        self.state = state
+        self.log = log
+        self.ports: dict[str, tuple[int, int]] = {}
+        self.proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        args = [sys.executable, "-m", "sidecar", "serve", "--state", str(self.state)]
+        for app in self.apps:
+            grpc_port, http_port = self.ports.get(app, (0, 0))
+            args += ["--app", f"{app}={grpc_port}:{http_port}"]
+        return args
+
+    def start(self) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.command(), cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace")[offset:]
+            if "ready;" in text:
+                for app, grpc_port, http_port in _LISTEN.findall(text):
+                    self.ports[app] = (int(grpc_port), int(http_port))
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the sidecar exited with {self.proc.returncode}:\n{text}")
+            time.sleep(0.05)
+        raise RuntimeError(f"the sidecar did not become ready:\n{self.log.read_text(errors='replace')[offset:]}")
+
+    def grpc_port(self, app: str) -> int:
+        return self.ports[app][0]
+
+    def http_port(self, app: str) -> int:
+        return self.ports[app][1]
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, exactly like a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            _kill_group(self.proc, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        _kill_group(self.proc, signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class Worker:
+    """One ``worker_app.py`` process for ``app``; ``start`` returns once its work-item stream is open."""
+
+    def __init__(self, app: str, name: str, port: int, workdir: Path, skip: tuple[str, ...] = ()) -> None:
+        self.app, self.name, self.port, self.workdir, self.skip = app, name, port, workdir, skip
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def _ready(self) -> Path:
+        return self.workdir / f"{self.name}.ready"
+
+    def launch(self) -> None:
+        self._ready.unlink(missing_ok=True)
+        env = {**os.environ, "ENGINE_TEST_LOG": str(self.workdir / "activities.jsonl"), "ENGINE_TEST_DIR": str(self.workdir)}
+        args = [sys.executable, str(WORKER_APP), "--app", self.app, "--port", str(self.port), "--name", self.name]
+        for name in self.skip:
+            args += ["--skip", name]
+        with open(self.workdir / f"{self.name}.log", "ab") as out:
+            self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + WAIT
+        while not self._ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = (self.workdir / f"{self.name}.log").read_text(errors="replace")
+                raise RuntimeError(f"worker {self.name} of {self.app} did not start:\n{log[-3000:]}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            _kill_group(self.proc, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        _kill_group(self.proc, signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class Cluster:
+    """One sidecar serving ``apps``, the workers started on it, and an SDK client per app."""
+
+    def __init__(self, apps: list[str], workdir: Path) -> None:
+        self.workdir = workdir
+        self.sidecar = Sidecar(apps, workdir / "state.db", workdir / "sidecar.log")
+        self.workers: list[Worker] = []
+        self._clients: dict[str, DaprWorkflowClient] = {}
+
+    def start_workers(self, *specs: tuple[str, str] | tuple[str, str, tuple[str, ...]]) -> list[Worker]:
+        """Start workers given as (app, name[, skipped names]) in parallel; return once all are connected."""
+        started = []
+        for app, name, *skip in specs:
+            worker = Worker(app, name, self.sidecar.grpc_port(app), self.workdir, tuple(skip[0]) if skip else ())
+            worker.launch()
+            self.workers.append(worker)
+            started.append(worker)
+        for worker in started:
+            worker.wait_ready()
+        return started
+
+    def client(self, app: str) -> DaprWorkflowClient:
+        if app not in self._clients:
+            self._clients[app] = DaprWorkflowClient(host="127.0.0.1", port=str(self.sidecar.grpc_port(app)))
+        return self._clients[app]
+
+    def reports(self, activity: str | None = None, key: object = None) -> list[dict]:
+        """What the workers' activities reported, in order, optionally only for one activity and key."""
+        path = self.workdir / "activities.jsonl"
+        lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        return [r for r in lines if (activity is None or r["activity"] == activity) and (key is None or r["key"] == key)]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        for worker in self.workers:
+            worker.kill()
+        self.sidecar.stop()
+        self.sidecar.kill()

@@ -1,0 +1,205 @@
+"""A workflow worker for the sidecar engine tests: one process per worker, run by path with
+``--app APP_ID --port GRPC_PORT --name WORKER_NAME``; it talks to the sidecar only through the SDK.
+
+Every activity appends a JSON line ``{"worker", "app", "activity", "key", "phase"}`` to the file named
+by ``ENGINE_TEST_LOG`` so tests can see which worker ran what, and how often. ``--skip NAME`` leaves a
+workflow or activity unregistered (a target app that runs but lacks it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import signal
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import dapr.ext.workflow as wf
+from dapr.ext.workflow._durabletask.task import TaskFailedError
+
+APP = ""
+WORKER = ""
+
+
+def _report(activity: str, key: object, phase: str = "ran") -> None:
+    line = json.dumps({"worker": WORKER, "app": APP, "activity": activity, "key": key, "phase": phase})
+    # One small O_APPEND write per line: lines from several worker processes never interleave.
+    with open(os.environ["ENGINE_TEST_LOG"], "a") as log:
+        log.write(line + "\n")
+
+
+# ---------------------------------------------------------------------------------------- activities
+
+
+def whoami(ctx: wf.WorkflowActivityContext, key: object = None) -> dict:
+    _report("whoami", key)
+    return {"app": APP, "worker": WORKER, "caller": ctx.workflow_id}
+
+
+def square(ctx: wf.WorkflowActivityContext, n: int) -> int:
+    _report("square", f"{ctx.workflow_id}:{n}")
+    time.sleep(0.01)  # long enough that one worker cannot drain the whole fan-out alone
+    return n * n
+
+
+def slow(ctx: wf.WorkflowActivityContext, inp: dict) -> str:
+    _report("slow", inp["key"], "start")
+    time.sleep(inp["seconds"])
+    _report("slow", inp["key"], "end")
+    return f"{inp['key']} done by {APP}"
+
+
+def flaky(ctx: wf.WorkflowActivityContext, inp: dict) -> int:
+    """Fails ``fail_times`` times for a key, then succeeds; the attempt count lives in a file."""
+    counter = Path(os.environ["ENGINE_TEST_DIR"]) / f"attempts-{inp['key']}"
+    with open(counter, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # the app's other worker may hold the next attempt
+        f.seek(0)
+        attempt = int(f.read() or 0) + 1
+        f.seek(0)
+        f.truncate()
+        f.write(str(attempt))
+    _report("flaky", inp["key"])
+    if attempt <= inp["fail_times"]:
+        raise ValueError(f"attempt {attempt} failed")
+    return attempt
+
+
+# ----------------------------------------------------------------------------------------- workflows
+
+
+def call_on(ctx: wf.DaprWorkflowContext, inp: dict):
+    """Calls ``inp["name"]`` (an activity, or a child workflow when ``kind`` is "child") on ``app``;
+    with ``catch`` the task failure comes back as a value instead of failing this workflow."""
+    try:
+        if inp.get("kind") == "child":
+            task = ctx.call_child_workflow(
+                inp["name"], input=inp.get("input"), app_id=inp["app"], instance_id=f"{ctx.instance_id}-child"
+            )
+        else:
+            task = ctx.call_activity(inp["name"], input=inp.get("input"), app_id=inp["app"])
+        return (yield task)
+    except TaskFailedError as exc:
+        if not inp.get("catch"):
+            raise
+        return {"error_type": exc.details.error_type, "message": exc.details.message}
+
+
+def relay(ctx: wf.DaprWorkflowContext, inp: dict):
+    """Hands itself on as a child workflow along ``path``; the last hop calls ``whoami`` on
+    ``activity_app``. Returns the apps the relay went through, then where the activity ran."""
+    trail = [*inp.get("trail", []), APP]
+    if inp["path"]:
+        nxt = {"path": inp["path"][1:], "trail": trail, "activity_app": inp["activity_app"]}
+        return (yield ctx.call_child_workflow(
+            "relay", input=nxt, app_id=inp["path"][0], instance_id=f"{ctx.instance_id}>{inp['path'][0]}"
+        ))
+    found = yield ctx.call_activity("whoami", input=ctx.instance_id, app_id=inp["activity_app"])
+    return [*trail, f"activity@{found['app']}"]
+
+
+def wait_event(ctx: wf.DaprWorkflowContext, inp=None):
+    ctx.set_custom_status("waiting")
+    value = yield ctx.wait_for_external_event("go")
+    ctx.set_custom_status("done")
+    return {"got": value}
+
+
+def parent_of_waiter(ctx: wf.DaprWorkflowContext, inp: dict):
+    """Starts ``wait_event`` as a child on ``inp["app"]`` with instance ID ``<own ID>-child``."""
+    return (yield ctx.call_child_workflow("wait_event", app_id=inp["app"], instance_id=f"{ctx.instance_id}-child"))
+
+
+def collect(ctx: wf.DaprWorkflowContext, count: int):
+    items = []
+    for _ in range(count):
+        items.append((yield ctx.wait_for_external_event("item")))
+    return items
+
+
+def wait_after_timer(ctx: wf.DaprWorkflowContext, inp=None):
+    """Waits for "early" only after a 1 s timer, so an event raised at start arrives before the wait."""
+    yield ctx.create_timer(timedelta(seconds=1))
+    return (yield ctx.wait_for_external_event("early"))
+
+
+def wait_with_timeout(ctx: wf.DaprWorkflowContext, seconds: float):
+    try:
+        return (yield ctx.wait_for_external_event("never", timeout=timedelta(seconds=seconds)))
+    except TimeoutError:
+        return "timed out"
+
+
+def retrying(ctx: wf.DaprWorkflowContext, inp: dict):
+    policy = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=inp["max_attempts"])
+    return (yield ctx.call_activity("flaky", input=inp, app_id=inp["app"], retry_policy=policy))
+
+
+def fan_out(ctx: wf.DaprWorkflowContext, inp: dict):
+    tasks = [ctx.call_activity("square", input=i, app_id=inp["app"]) for i in range(inp["count"])]
+    return sum((yield wf.when_all(tasks)))
+
+
+def race(ctx: wf.DaprWorkflowContext, inp: dict):
+    """An activity sleeping ``activity_seconds`` against a timer of ``timer_seconds``: who won."""
+    activity = ctx.call_activity("slow", input={"key": ctx.instance_id, "seconds": inp["activity_seconds"]})
+    timer = ctx.create_timer(timedelta(seconds=inp["timer_seconds"]))
+    winner = yield wf.when_any([activity, timer])
+    return "timer" if winner is timer else activity.get_result()
+
+
+def counter(ctx: wf.DaprWorkflowContext, inp: dict):
+    if inp["n"] < inp["target"]:
+        ctx.continue_as_new({"n": inp["n"] + 1, "target": inp["target"], "runs": [*inp["runs"], ctx.instance_id]})
+        return None
+    return {"n": inp["n"], "runs": len(inp["runs"])}
+
+
+def clock(ctx: wf.DaprWorkflowContext, inp=None):
+    """Returns its input and the workflow clock when it first ran."""
+    return {"input": inp, "now": ctx.current_utc_datetime.timestamp()}
+
+
+def durable(ctx: wf.DaprWorkflowContext, inp: dict):
+    """A slow activity on ``app``, then a timer: the two places the sidecar-kill test strikes."""
+    result = yield ctx.call_activity("slow", input={"key": inp["key"], "seconds": inp["seconds"]}, app_id=inp["app"])
+    ctx.set_custom_status("timer")
+    yield ctx.create_timer(timedelta(seconds=inp["timer_seconds"]))
+    return result
+
+
+WORKFLOWS = [call_on, relay, wait_event, parent_of_waiter, collect, wait_after_timer, wait_with_timeout,
+             retrying, fan_out, race, counter, clock, durable]
+ACTIVITIES = [whoami, square, slow, flaky]
+
+
+def main() -> None:
+    global APP, WORKER
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--app", required=True)
+    parser.add_argument("--port", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--skip", action="append", default=[])
+    args = parser.parse_args()
+    APP, WORKER = args.app, args.name
+    runtime = wf.WorkflowRuntime(host="127.0.0.1", port=args.port)
+    for fn in WORKFLOWS:
+        if fn.__name__ not in args.skip:
+            runtime.register_workflow(fn)
+    for fn in ACTIVITIES:
+        if fn.__name__ not in args.skip:
+            runtime.register_activity(fn)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    runtime.start()
+    Path(os.environ["ENGINE_TEST_DIR"], f"{WORKER}.ready").touch()
+    stop.wait()
+    runtime.shutdown()
+
+
+if __name__ == "__main__":
+    main()
