@@ -158,6 +158,12 @@ async def _start(listens: list, state: Path):
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return None
+    except RuntimeError as exc:
+        # grpcio reports a port it cannot bind as RuntimeError("Failed to bind to address ...").
+        if "bind" not in str(exc):
+            raise
+        log.error("cannot start: %s (port in use?)", str(exc).split(";")[0])
+        return None
     # Litestar's default logging config replaces the root handlers when the HTTP apps are built.
     _configure_logging()
     return sidecar

@@ -3,6 +3,8 @@ tiny app scripts written by each test (real processes, real signals, real listen
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import os
 import signal
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from sidecar.supervisor import Backoff, Launch, Supervisor
 
 TIMEOUT = 15.0
 
@@ -306,3 +310,82 @@ def test_serve_refuses_a_bad_app_argument_with_exit_code_2(tmp_path: Path, apps:
     assert done.returncode == 2
     assert "python -m sidecar serve: error: argument --app: " in done.stderr and message in done.stderr
     assert not (tmp_path / ".sidecar").exists()
+
+
+def serve(runners: list[Runner], folder: Path, *args: str) -> Runner:
+    runner = Runner("serve", *args, cwd=folder)
+    runners.append(runner)
+    return runner
+
+
+def test_serve_answers_an_sdk_client_on_each_apps_port_and_dapr_health_on_http(tmp_path: Path, runners) -> None:
+    from dapr.ext.workflow import DaprWorkflowClient
+    import httpx
+
+    order_grpc, order_http, payment_grpc = free_port(), free_port(), free_port()
+    runner = serve(runners, tmp_path, "--app", f"order-api={order_grpc}:{order_http}", "--app", f"payment={payment_grpc}")
+    runner.wait_for("ready", runner.err)
+    for port in (order_grpc, payment_grpc):
+        client = DaprWorkflowClient(host="127.0.0.1", port=str(port))
+        try:
+            assert client.get_workflow_state("nope") is None
+        finally:
+            client.close()
+    assert httpx.get(f"http://127.0.0.1:{order_http}/v1.0/healthz").status_code == 204
+    runner.proc.send_signal(signal.SIGTERM)
+    assert runner.finish() == 0
+    assert (tmp_path / ".sidecar" / "state.db").is_file()  # the default, under the working directory
+
+
+def test_serve_refuses_a_corrupt_state_file_and_leaves_it_as_it_was(tmp_path: Path, runners) -> None:
+    state = tmp_path / "state.db"
+    state.write_bytes(b"not a database, but somebody's data" * 100)
+    runner = serve(runners, tmp_path, "--app", f"a={free_port()}", "--state", str(state))
+    assert runner.finish() == 1
+    (error,) = runner.wait_for(f"state file {state}", runner.err)
+    assert error.startswith("[sidecar] ") and "ERROR" in error and "left as it is" in error
+    assert not [line for line in runner.err if "Traceback" in line]
+    assert state.read_bytes() == b"not a database, but somebody's data" * 100
+
+
+def test_serve_says_which_port_is_taken_and_exits_non_zero(tmp_path: Path, runners) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        runner = serve(runners, tmp_path, "--app", f"a={port}", "--state", str(tmp_path / "state.db"))
+        assert runner.finish() == 1
+    (error,) = runner.wait_for("[sidecar] ", runner.err)
+    assert "ERROR cannot start" in error and f"127.0.0.1:{port}" in error
+    assert not [line for line in runner.err if "Traceback" in line]
+
+
+def test_the_restart_delay_doubles_up_to_ten_seconds_and_resets_after_a_stable_run() -> None:
+    backoff = Backoff()
+    assert [backoff.after_exit(ran_for=1.0) for _ in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert backoff.after_exit(ran_for=31.0) == 0.5
+    assert backoff.after_exit(ran_for=1.0) == 1.0
+
+
+async def test_an_app_that_ignores_sigterm_is_killed_when_the_grace_period_ends(tmp_path: Path) -> None:
+    script(tmp_path, "stubborn.py", """\
+        import os, signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("pid", os.getpid(), flush=True)
+        time.sleep(60)
+    """)
+    out, err = io.BytesIO(), io.BytesIO()
+    launch = Launch("stubborn", [sys.executable, "stubborn.py"], tmp_path, dict(os.environ))
+    supervisor = Supervisor([launch], grace=0.5, out=out, err=err)
+    stop = asyncio.Event()
+    running = asyncio.create_task(supervisor.run(stop))
+    deadline = time.monotonic() + TIMEOUT
+    while b"[stubborn] pid" not in out.getvalue():
+        assert time.monotonic() < deadline, err.getvalue()
+        await asyncio.sleep(0.05)
+    pgid = int(out.getvalue().split()[2])
+    started = time.monotonic()
+    stop.set()
+    await asyncio.wait_for(running, TIMEOUT)
+    assert 0.5 <= time.monotonic() - started < 3
+    assert group_alive(pgid) == []
