@@ -1,0 +1,71 @@
+"""Workflow activities hosted by inventory: thin wrappers that fire injected faults and call service.py.
+
+They run on the SDK worker's own thread and event loop, so they get their own ``Database``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
+
+from common.contracts import (
+    RELEASE_INVENTORY,
+    RESERVE_INVENTORY,
+    VALIDATE_ORDER,
+    ReserveInventoryInput,
+    StepResult,
+    UndoInput,
+    UndoResult,
+    ValidateOrderInput,
+    ValidateOrderResult,
+)
+from common.db import Database
+from common.faults import FaultInjector, NonRetryableError
+from common.idempotency import IdempotencyConflict
+from common.settings import Settings
+from inventory import service
+
+ACTIVITIES = (VALIDATE_ORDER, RESERVE_INVENTORY, RELEASE_INVENTORY)
+log = logging.getLogger(__name__)
+
+
+def build_activities(db: Database, faults: FaultInjector, max_quantity: int) -> dict[str, Callable[..., Any]]:
+    async def validate_order(ctx: WorkflowActivityContext, request: ValidateOrderInput) -> ValidateOrderResult:
+        await faults.before(VALIDATE_ORDER, request.order_id)
+        result = await service.validate_order(db, request, max_quantity)
+        log.info("validate_order %s: ok=%s reason=%s total=%s", request.order_id, result.ok, result.reason, result.total_cents)
+        await faults.after_commit(VALIDATE_ORDER, request.order_id)
+        return result
+
+    async def reserve_inventory(ctx: WorkflowActivityContext, request: ReserveInventoryInput) -> StepResult:
+        await faults.before(RESERVE_INVENTORY, request.order_id)
+        try:
+            result = await service.reserve(db, request, max_quantity)
+        except IdempotencyConflict as exc:
+            raise NonRetryableError(str(exc)) from exc  # retrying a malformed request cannot succeed
+        log.info("reserve_inventory %s: %s", request.order_id, result)
+        await faults.after_commit(RESERVE_INVENTORY, request.order_id)
+        return result
+
+    async def release_inventory(ctx: WorkflowActivityContext, request: UndoInput) -> UndoResult:
+        await faults.before(RELEASE_INVENTORY, request.order_id)
+        try:
+            result = await service.release(db, request)
+        except IdempotencyConflict as exc:
+            raise NonRetryableError(str(exc)) from exc
+        log.info("release_inventory %s: %s", request.order_id, result)
+        await faults.after_commit(RELEASE_INVENTORY, request.order_id)
+        return result
+
+    return {VALIDATE_ORDER: validate_order, RESERVE_INVENTORY: reserve_inventory, RELEASE_INVENTORY: release_inventory}
+
+
+def register(runtime: WorkflowRuntime, settings: Settings) -> None:
+    assert settings.database_url, "run_service resolves the database before registering activities"
+    db = Database(settings.database_url)
+    faults = FaultInjector(db, ACTIVITIES, enabled=settings.faults_enabled)
+    for name, activity in build_activities(db, faults, settings.max_quantity_per_item).items():
+        runtime.register_activity(activity, name=name)
