@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import dapr.ext.workflow as wf
@@ -161,7 +161,8 @@ def counter(ctx: wf.DaprWorkflowContext, inp: dict):
 
 def clock(ctx: wf.DaprWorkflowContext, inp=None):
     """Returns its input and the workflow clock when it first ran."""
-    return {"input": inp, "now": ctx.current_utc_datetime.timestamp()}
+    # The SDK's clock is a naive datetime in UTC.
+    return {"input": inp, "now": ctx.current_utc_datetime.replace(tzinfo=timezone.utc).timestamp()}
 
 
 def durable(ctx: wf.DaprWorkflowContext, inp: dict):
