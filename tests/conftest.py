@@ -8,8 +8,11 @@ database with that service's migrations applied; every database it made is dropp
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -20,17 +23,20 @@ DatabaseFactory = Callable[[str, str], Awaitable[str]]
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     if os.environ.get("TEST_POSTGRES_URL"):
         yield os.environ["TEST_POSTGRES_URL"]
         return
-    # The embedded server listens on a unix socket inside pgdata: keep the path short.
-    pgdata = tmp_path_factory.mktemp("pg", numbered=True) / "data"
+    # Not tmp_path_factory: pytest prunes old numbered dirs of the same user, which would pull the data
+    # directory from under a server still used by a concurrent run. Short path: the socket lives in it.
+    root = Path(tempfile.mkdtemp(prefix="pgtest-"))
+    pgdata = root / "data"
     url = start_embedded(pgdata)
     try:
         yield url
     finally:
         stop_embedded(pgdata)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""shipping: schedules and cancels shipments (with deterministic tracking numbers) in its own database."""

@@ -1,0 +1,28 @@
+"""The shipping database: one ``shipments`` row per order (scheduled, cancelled, or the tombstone of a
+cancellation that came before any shipment)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from common.faults import faults_table
+from common.idempotency import processed_requests_table
+
+# CANCELLED with no tracking number is the tombstone: cancelled before shipping, so a late ship does nothing.
+SCHEDULED, CANCELLED = "SCHEDULED", "CANCELLED"
+
+metadata = sa.MetaData()
+
+shipments = sa.Table(
+    "shipments",
+    metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, sa.CheckConstraint("status IN ('SCHEDULED', 'CANCELLED')"), nullable=False),
+    sa.Column("tracking_number", sa.Text, nullable=True),
+    sa.Column("country", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+processed_requests = processed_requests_table(metadata)
+faults = faults_table(metadata)
