@@ -389,3 +389,44 @@ async def test_an_app_that_ignores_sigterm_is_killed_when_the_grace_period_ends(
     await asyncio.wait_for(running, TIMEOUT)
     assert 0.5 <= time.monotonic() - started < 3
     assert group_alive(pgid) == []
+
+
+CRASH_IN_ACTIVITY = """\
+    import os, pathlib, time
+    import dapr.ext.workflow as wf
+
+    runtime = wf.WorkflowRuntime()
+
+    @runtime.activity(name="double")
+    def double(ctx, x):
+        if not pathlib.Path("crashed-once").exists():
+            pathlib.Path("crashed-once").touch()
+            os._exit(70)  # the crash-injection demo: the process dies mid-activity
+        return x * 2
+
+    @runtime.workflow(name="demo")
+    def demo(ctx, x):
+        return (yield ctx.call_activity(double, input=x))
+
+    runtime.start()
+    client = wf.DaprWorkflowClient()
+    if not pathlib.Path("scheduled").exists():
+        pathlib.Path("scheduled").touch()
+        client.schedule_new_workflow(demo, input=21, instance_id="demo-1")
+    state = client.wait_for_workflow_completion("demo-1", timeout_in_seconds=10)
+    print("result", state.runtime_status.name, state.serialized_output, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_an_sdk_app_that_crashes_inside_an_activity_is_restarted_and_its_workflow_completes(tmp_path: Path, runners) -> None:
+    script(tmp_path, "app.py", CRASH_IN_ACTIVITY)
+    template(tmp_path, """\
+        apps:
+          - {appID: demo, appDirPath: ., command: ["python", "app.py"]}
+        """)
+    runner = run(runners, tmp_path)
+    assert runner.wait_for("[demo] result", runner.out) == ["[demo] result COMPLETED 42"]
+    assert runner.wait_for("app demo exited with code 70", runner.err)
+    runner.proc.send_signal(signal.SIGTERM)
+    assert runner.finish() == 0
