@@ -1,0 +1,45 @@
+"""Workflow activity hosted by notification: a thin wrapper that fires injected faults and calls service.py.
+
+It runs on the SDK worker's own thread and event loop, so it gets its own ``Database``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
+
+from common.contracts import NOTIFY, NotifyInput, NotifyResult
+from common.db import Database
+from common.faults import FaultInjector, NonRetryableError
+from common.idempotency import IdempotencyConflict
+from common.settings import Settings
+from notification import service
+from notification.domain import InvalidNotification
+
+ACTIVITIES = (NOTIFY,)
+log = logging.getLogger(__name__)
+
+
+def build_activities(db: Database, faults: FaultInjector) -> dict[str, Callable[..., Any]]:
+    async def notify(ctx: WorkflowActivityContext, request: NotifyInput) -> NotifyResult:
+        await faults.before(NOTIFY, request.order_id)
+        try:
+            result = await service.notify(db, request)
+        except (InvalidNotification, IdempotencyConflict) as exc:
+            raise NonRetryableError(str(exc)) from exc  # retrying a malformed request cannot succeed
+        log.info("notify %s: %s", request.order_id, result.detail)
+        await faults.after_commit(NOTIFY, request.order_id)
+        return result
+
+    return {NOTIFY: notify}
+
+
+def register(runtime: WorkflowRuntime, settings: Settings) -> None:
+    assert settings.database_url, "run_service resolves the database before registering activities"
+    db = Database(settings.database_url)
+    faults = FaultInjector(db, ACTIVITIES, enabled=settings.faults_enabled)
+    for name, activity in build_activities(db, faults).items():
+        runtime.register_activity(activity, name=name)

@@ -1,0 +1,50 @@
+"""Notification use cases: send (record) a message once per key, and list an order's messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.contracts import NotifyInput, NotifyResult
+from common.db import Database
+from common.idempotency import once
+from notification import domain
+from notification.tables import notifications, processed_requests
+
+
+async def notify(db: Database, request: NotifyInput) -> NotifyResult:
+    domain.check(request)
+    async with db.transaction() as session:
+        response = await once(
+            session, processed_requests, request.idempotency_key, request.model_dump(), lambda: _send(session, request)
+        )
+    return NotifyResult.model_validate(response)
+
+
+async def _send(session: AsyncSession, request: NotifyInput) -> dict[str, Any]:
+    # There is no mail server: "sent" means recorded, in the same transaction as the idempotency record.
+    await session.execute(
+        sa.insert(notifications).values(
+            idempotency_key=request.idempotency_key,
+            order_id=request.order_id,
+            kind=request.kind,
+            channel=domain.CHANNEL,
+            status="sent",
+            recipient=request.email,
+            detail=request.detail,
+        )
+    )
+    return NotifyResult(sent=True, channel=domain.CHANNEL, detail=f"{request.kind} sent to {request.email}").model_dump()
+
+
+async def list_for_order(db: Database, order_id: str) -> list[dict[str, Any]]:
+    async with db.session() as session:
+        rows = await session.execute(
+            sa.select(notifications).where(notifications.c.order_id == order_id).order_by(notifications.c.id)
+        )
+        return [
+            {"order_id": r.order_id, "kind": r.kind, "channel": r.channel, "status": r.status, "created_at": r.created_at}
+            for r in rows
+        ]
