@@ -12,8 +12,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
-## run: start PostgreSQL (embedded unless *_DATABASE_URL is set), the sidecar and all five apps
+## run: start PostgreSQL (embedded, under .data/, unless POSTGRES_URL is set), the sidecar and all five apps.
+## Ctrl-C stops the apps and the sidecar, then the embedded PostgreSQL this target started.
 run: $(STAMP)
+	@if [ -z "$$POSTGRES_URL" ]; then \
+		POSTGRES_URL="$$($(PY) -m common.devdb start)" || exit 1; export POSTGRES_URL; \
+		trap '$(PY) -m common.devdb stop' EXIT; trap 'exit 130' INT TERM; \
+	fi; \
 	$(PY) -m sidecar run -f dapr.yaml
 
 ## test: every test (unit, integration on real PostgreSQL, end-to-end through the sidecar)

@@ -117,7 +117,9 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
     def not_found(_: Request, exc: HTTPException) -> Response:
         return _error("ERR_NOT_FOUND", str(exc.detail), exc.status_code)
 
-    return Litestar(route_handlers=handlers, openapi_config=None, exception_handlers={HTTPException: not_found})
+    # logging_config=None: Litestar must not replace the process's logging set-up (the CLI owns it).
+    return Litestar(route_handlers=handlers, openapi_config=None, logging_config=None,
+                    exception_handlers={HTTPException: not_found})
 
 
 class _Server(uvicorn.Server):
@@ -140,7 +142,7 @@ class HttpListener:
 
 async def start_http(engine: Engine, app_id: str, host: str, port: int) -> HttpListener:
     config = uvicorn.Config(create_http_app(engine, app_id), host=host, port=port, log_level="warning",
-                            lifespan="off", access_log=False)
+                            lifespan="off", access_log=False, log_config=None)
     server = _Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

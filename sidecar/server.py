@@ -67,7 +67,10 @@ async def start_sidecar(apps: list[AppListen], state_path: str | Path, host: str
                 ]
             )
             pb_grpc.add_TaskHubSidecarServiceServicer_to_server(WorkflowServicer(engine, app.app_id), server)
-            port = server.add_insecure_port(f"{host}:{app.grpc_port}")
+            try:
+                port = server.add_insecure_port(f"{host}:{app.grpc_port}")
+            except RuntimeError as exc:  # grpcio raises "Failed to bind" rather than returning 0
+                raise OSError(f"app {app.app_id!r}: cannot listen for gRPC on {host}:{app.grpc_port} (port in use?)") from exc
             if port == 0:
                 raise OSError(f"app {app.app_id!r}: cannot listen for gRPC on {host}:{app.grpc_port} (port in use?)")
             await server.start()
