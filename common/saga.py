@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any, TypeVar
 
 from dapr.ext import workflow as wf
@@ -106,6 +106,9 @@ class CompensationStack:
         data = input.model_dump() if isinstance(input, Contract) else dict(input)
         json.dumps(data)  # fail at push time, in the saga, rather than at the sidecar mid-unwind
         self._pending.append(Compensation(name, app_id, data))
+
+    def clear(self) -> None:
+        self._pending.clear()
 
     @property
     def pending(self) -> list[Compensation]:
@@ -240,6 +243,11 @@ class Saga:
         self.log("%s %s", entry["name"], outcome)
         self.publish()
 
+    def commit(self) -> None:
+        """Every forward step is done: the undos will never run, so drop them (a late cancel changes nothing)."""
+        self.stack.clear()
+        self.publish()
+
     # --- unwinding and the end -----------------------------------------------------------------------
 
     def unwind(self) -> Steps[list]:
@@ -271,4 +279,5 @@ class Saga:
             log.info("%s: " + msg, self.ctx.instance_id, *args)
 
     def _now(self) -> str:
-        return self.ctx.current_utc_datetime.isoformat()
+        now = self.ctx.current_utc_datetime  # the SDK hands out naive UTC
+        return (now if now.tzinfo else now.replace(tzinfo=UTC)).isoformat()

@@ -5,10 +5,10 @@ Bad input is rejected here, before anything is stored or started; errors leave a
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from msgspec import Meta
@@ -17,6 +17,7 @@ from common.problems import bad_request
 from orchestrator.domain import ORDER_ID, TERMINAL
 from orchestrator.service import Orders
 
+T = TypeVar("T")
 Text = Annotated[str, Meta(min_length=1, max_length=200)]
 Sku = Annotated[str, Meta(min_length=1, max_length=64)]
 OrderId = Annotated[str, Meta(pattern=ORDER_ID.pattern)]
@@ -103,9 +104,10 @@ class OrderController(Controller):
     tags = ["orders"]
 
     @post("/", status_code=HTTP_202_ACCEPTED)
-    async def submit(self, orders: Orders, data: OrderRequest, wait: bool = False) -> Response[OrderView]:
+    async def submit(self, request: Request, orders: Orders, data: OrderRequest, wait: bool = False) -> Response[OrderView]:
         """Accept an order and start its saga (202). ``?wait=true`` waits, bounded, for the outcome (200).
         The same order_id with the same body returns the existing order; with another body it is a 409."""
+        data = await _strictly(request, OrderRequest)
         skus = [item.sku for item in data.items]
         if len(set(skus)) != len(skus):
             raise bad_request("each sku may appear once in items; add up the quantities instead")
@@ -132,6 +134,17 @@ class OrderController(Controller):
     async def cancel(self, orders: Orders, order_id: str, data: CancelRequest | None = None) -> OrderView:
         """Ask a running saga to stop and undo what it did (202); 409 when the order already finished."""
         return msgspec.convert(await orders.cancel(order_id, data.reason if data else None), OrderView)
+
+
+async def _strictly(request: Request, model: type[T]) -> T:
+    """Litestar converts bodies leniently ("2" passes as 2); money and quantities must not guess."""
+    try:
+        return msgspec.convert(await request.json(), model, strict=True)
+    except msgspec.ValidationError as err:
+        message, _, path = str(err).rpartition(" - at `$")
+        key = path.rstrip("`").lstrip(".") if path else "data"
+        raise bad_request(f"Validation failed for {request.method} {request.url.path}",
+                          errors=[{"message": message or str(err), "key": key, "source": "body"}]) from err
 
 
 def _order_response(order: dict[str, Any]) -> Response[OrderView]:

@@ -36,6 +36,12 @@ async def get_order(session: AsyncSession, order_id: str) -> Row | None:
     return dict(row._mapping) if row is not None else None
 
 
+async def lock_order(session: AsyncSession, order_id: str) -> Row | None:
+    """The row, locked until the caller's transaction ends: serialises whoever starts this order's saga."""
+    row = (await session.execute(sa.select(orders).where(orders.c.order_id == order_id).with_for_update())).first()
+    return dict(row._mapping) if row is not None else None
+
+
 async def list_orders(session: AsyncSession, *, status: str | None, limit: int, before_seq: int | None) -> list[Row]:
     """Newest first, keyset-paginated on ``seq`` (stable under concurrent inserts, unlike OFFSET)."""
     query = sa.select(orders).order_by(orders.c.seq.desc()).limit(limit)
@@ -46,9 +52,9 @@ async def list_orders(session: AsyncSession, *, status: str | None, limit: int, 
     return [dict(r._mapping) for r in await session.execute(query)]
 
 
-async def pending_orders(session: AsyncSession, limit: int = 100) -> list[Row]:
-    query = sa.select(orders).where(orders.c.status == PENDING).order_by(orders.c.seq).limit(limit)
-    return [dict(r._mapping) for r in await session.execute(query)]
+async def pending_order_ids(session: AsyncSession, limit: int = 1000) -> list[str]:
+    query = sa.select(orders.c.order_id).where(orders.c.status == PENDING).order_by(orders.c.seq).limit(limit)
+    return list((await session.execute(query)).scalars())
 
 
 async def record_status(session: AsyncSession, update: OrderStatusUpdate) -> bool:

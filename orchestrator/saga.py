@@ -42,6 +42,7 @@ def order_saga(ctx, payload: dict):
         saga.push(CANCEL_SHIPMENT, SHIPPING, undo(CANCEL_SHIPMENT))
         yield from saga.step(SHIP, SHIPPING,
                              ShipInput(order.order_id, order.address, order.items, key(SHIP)), StepResult)
+        saga.commit()  # the order is done: a cancel from here on is too late and changes nothing
     except SagaAborted as aborted:
         abort = aborted
         yield from saga.unwind()

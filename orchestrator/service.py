@@ -45,8 +45,8 @@ class Orders:
                 "customer_id": request["customer_id"], "email": request["email"], "items": request["items"]})
         if not created and row["request_hash"] != fingerprint:
             raise conflict(f"order {order_id!r} exists with a different request body", order_id=order_id)
-        if created or row["status"] == PENDING:
-            await self._ensure_started(row, created)
+        if row["status"] == PENDING:
+            await self._ensure_started(order_id)
         if wait:
             await self._reconcile(order_id, await self._sidecar(self.workflows.wait(order_id, self.wait_seconds)))
         return Submitted(await self.view(order_id), created)
@@ -54,7 +54,12 @@ class Orders:
     async def view(self, order_id: str) -> dict[str, Any]:
         """The order as stored, completed by what its workflow says about itself (steps, compensations)."""
         row = await self._row(order_id)
-        workflow = await self._sidecar(self.workflows.state(order_id))
+        try:
+            workflow = await self.workflows.state(order_id)
+        except SidecarUnavailable as err:
+            # Still answer from the row (status, failure, final summary); only live progress is missing.
+            log.warning("%s: showing the stored order only: %s", order_id, err)
+            workflow = None
         row = await self._reconcile(order_id, workflow) or row
         return order_view(row, workflow)
 
@@ -74,9 +79,9 @@ class Orders:
         workflow = await self._sidecar(self.workflows.state(order_id))
         row = await self._reconcile(order_id, workflow) or row
         if row["status"] in TERMINAL:
-            raise conflict(f"order {order_id!r} is already {row['status']}", order_id=order_id, status=row["status"])
+            raise conflict(f"order {order_id!r} is already {row['status']}", order_id=order_id, order_status=row["status"])
         if workflow is None:
-            await self._ensure_started(row, created=False)
+            await self._ensure_started(order_id)  # the event then waits in the new instance
         await self._sidecar(self.workflows.cancel(order_id, reason))
         return order_view(row, workflow) | {"cancel_requested": True}
 
@@ -84,11 +89,10 @@ class Orders:
         """Start the sagas of PENDING orders whose workflow does not exist (a crash between insert and
         schedule). Called once at start-up; returns how many it started."""
         async with self.db.session() as session:
-            rows = await repository.pending_orders(session)
+            order_ids = await repository.pending_order_ids(session)
         started = 0
-        for row in rows:
-            if await self.workflows.state(row["order_id"]) is None:
-                started += await self.workflows.schedule(self.saga_input(row))
+        for order_id in order_ids:
+            started += await self._ensure_started(order_id)
         return started
 
     def saga_input(self, row: dict[str, Any]) -> OrderSagaInput:
@@ -98,16 +102,22 @@ class Orders:
             "items": request["items"], "payment_token": request["payment"]["token"],
             "address": request["shipping_address"], "retry": self.retry.model_dump()})
 
-    async def _ensure_started(self, row: dict[str, Any], created: bool) -> None:
-        # A PENDING row of an earlier request may belong to a workflow that runs (or finished) but has not
-        # recorded RUNNING yet: schedule only when the sidecar has no instance, or it would run twice.
-        if not created and await self._sidecar(self.workflows.state(row["order_id"])) is not None:
-            return
+    async def _ensure_started(self, order_id: str) -> bool:
+        """Schedule the saga of a PENDING order unless its instance exists; True if this call started it.
+
+        The row lock serialises concurrent starters (a repeated POST, the start-up sweep, a cancel). The
+        instance check matters: the sidecar lets a *finished* instance ID be reused, so scheduling blindly
+        could run a whole saga twice for an order whose RUNNING record has not landed yet.
+        """
         try:
-            await self.workflows.schedule(self.saga_input(row))
+            async with self.db.transaction() as session:
+                row = await repository.lock_order(session, order_id)
+                if row is None or row["status"] != PENDING or await self.workflows.state(order_id) is not None:
+                    return False
+                return await self.workflows.schedule(self.saga_input(row))
         except SidecarUnavailable as err:
-            raise problem(503, f"order {row['order_id']!r} is stored but its workflow could not be started ({err}); "
-                               "repeat the same request to start it", order_id=row["order_id"]) from err
+            raise problem(503, f"order {order_id!r} is stored but its workflow could not be started ({err}); "
+                               "repeat the same request to start it", order_id=order_id) from err
 
     async def _reconcile(self, order_id: str, workflow: WorkflowView | None) -> dict[str, Any] | None:
         """If the workflow finished but its last status record did not land, write it now from its output."""

@@ -2,14 +2,15 @@
 
 A fake, because the real context needs a sidecar's history stream. It keeps the contract the saga relies on:
 JSON in and out (through the SDK's own encoder), retries counted against the RetryPolicy's max attempts as the
-SDK does, the real TaskFailedError once retries are exhausted, and a cancel event that arrives mid-step.
+SDK does (NonRetryableError is not retried), the real TaskFailedError once retries are exhausted, naive UTC
+clock values, and a cancel event that arrives mid-step.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dapr.ext.workflow._durabletask.internal.protos as pb
@@ -73,7 +74,7 @@ class FakeWorkflowContext:
     calls: list[Call] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     events_waited: list[str] = field(default_factory=list)
-    _now: datetime = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    _now: datetime = datetime(2030, 1, 2, 3, 4, 5)  # naive UTC, as the SDK hands it out
     _cancel: FakeTask | None = None
 
     @property
@@ -109,6 +110,8 @@ class FakeWorkflowContext:
             if not isinstance(outcome, Boom):
                 task.complete(json.loads(shared.to_json(outcome)))
                 return task
+            if outcome.error_type == "NonRetryableError":  # the SDK's retry loop gives up at once
+                break
         details = pb.TaskFailureDetails(errorMessage=outcome.message, errorType=outcome.error_type)
         task.fail(wf.TaskFailedError(f"Activity task {activity} failed: {outcome.message}", details))
         return task

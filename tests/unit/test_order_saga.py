@@ -66,8 +66,7 @@ def test_the_happy_path_calls_every_step_in_order_on_the_app_that_owns_it_and_co
     assert out["status"] == "COMPLETED" and out["failure"] is None
     assert out["total_cents"] == 4_250
     assert outcomes(out, "steps") == [(n, "succeeded") for n in [*FORWARD, "notify"]]
-    assert outcomes(out, "compensations") == [("cancel_shipment", "pending"), ("refund", "pending"),
-                                              ("release_inventory", "pending")]
+    assert out["compensations"] == []  # committed: the undos will never run
 
 
 def test_every_call_carries_the_retry_policy_from_the_input_and_keys_derived_from_the_order():
@@ -154,6 +153,14 @@ def test_a_technical_failure_that_outlasts_the_retries_unwinds_including_the_fai
     assert out["steps"][2] | {"started_at": None, "finished_at": None} == {
         "name": "charge", "app": "payment", "outcome": "failed", "attempts": 3,
         "reason": "ConnectError: payment gateway unreachable", "started_at": None, "finished_at": None}
+
+
+def test_a_permanent_failure_is_not_retried_and_unwinds_at_once():
+    ctx, out = saga(ship=Boom("injected fault: ship fails permanently", "NonRetryableError"))
+
+    assert [c.attempts for c in ctx.calls if c.name == "ship"] == [1]
+    assert business(ctx)[4:] == ["cancel_shipment", "refund", "release_inventory", "notify"]
+    assert out["status"] == "COMPENSATED" and out["steps"][3]["attempts"] == 1
 
 
 def test_a_validation_that_keeps_crashing_fails_the_order_without_calling_it_rejected():
