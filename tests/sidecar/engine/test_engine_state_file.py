@@ -1,0 +1,61 @@
+"""A state file the sidecar cannot use (garbage bytes, or another schema version) stops
+``python -m sidecar serve`` with a clear message and a non-zero exit, and is left exactly as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from dapr.ext.workflow import WorkflowStatus
+
+from engine_harness import REPO, WAIT, unique
+
+
+def serve(state: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar", "serve", "--app", "alpha=0", "--state", str(state)],
+        cwd=REPO, capture_output=True, text=True, timeout=WAIT,
+    )
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_state_file_of_garbage_bytes_stops_serve_and_is_left_unchanged(tmp_path: Path):
+    state = tmp_path / "state.db"
+    state.write_bytes(os.urandom(8192))
+    before = digest(state)
+    result = serve(state)
+    assert result.returncode != 0
+    assert f"state file {state} is not a readable SQLite database" in result.stderr
+    assert "It was left as it is" in result.stderr
+    assert "ready;" not in result.stderr
+    assert digest(state) == before
+
+
+def test_a_state_file_of_another_schema_version_stops_serve_and_is_left_unchanged(make_cluster):
+    cluster = make_cluster(["alpha"])
+    cluster.start_workers(("alpha", "a1"))
+    client = cluster.client("alpha")
+    instance_id = client.schedule_new_workflow("clock", input="kept", instance_id=unique("kept"))
+    assert client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
+    cluster.sidecar.stop()
+    state = cluster.sidecar.state
+    with sqlite3.connect(state) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.close()  # the last connection checkpoints the WAL into the file
+    before = digest(state)
+
+    result = serve(state)
+    assert result.returncode != 0
+    assert f"state file {state} has schema version 99, this sidecar reads version 1" in result.stderr
+    assert digest(state) == before
+    with sqlite3.connect(state) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("99",)
+        assert db.execute("SELECT count(*) FROM instances WHERE instance_id = ?", (instance_id,)).fetchone() == (1,)
+    db.close()
