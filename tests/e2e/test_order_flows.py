@@ -1,0 +1,257 @@
+"""End-to-end: orders through the REST APIs of the running system (five apps, the sidecar, PostgreSQL).
+
+Each test uses its own order IDs and SKUs' stock deltas, and clears the faults it sets, so tests can share
+one running system.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+
+
+pytestmark = pytest.mark.e2e
+
+TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
+
+
+def order_body(order_id: str | None = None, **overrides) -> dict:
+    body = {
+        "customer_id": "cust-1",
+        "email": "ada@example.com",
+        "items": [{"sku": "SKU-MUG", "quantity": 1}],
+        "payment": {"method": "card", "token": "tok_visa"},
+        "shipping_address": {"name": "Ada Lovelace", "line1": "1 Main St", "city": "London",
+                             "postal_code": "N1 9GU", "country": "GB"},
+    }
+    if order_id:
+        body["order_id"] = order_id
+    body.update(overrides)
+    return body
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def wait_terminal(api: httpx.Client, order_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        order = api.get(f"/orders/{order_id}").json()
+        if order["status"] in TERMINAL:
+            return order
+        time.sleep(0.2)
+    raise AssertionError(f"order {order_id} not terminal after {timeout}s: {order}")
+
+
+def stock(system, sku: str) -> int:
+    with system.client("inventory") as inv:
+        return next(p["available"] for p in inv.get("/products").json() if p["sku"] == sku)
+
+
+@pytest.fixture
+def api(system):
+    with system.client("order-api") as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def no_faults(system):
+    yield
+    for app in ("inventory", "payment", "shipping", "notification"):
+        with system.client(app) as c:
+            c.delete("/faults")
+
+
+def test_a_happy_order_is_reserved_charged_shipped_and_notified(system, api: httpx.Client):
+    before = stock(system, "SKU-MUG")
+    order_id = new_id("happy")
+    r = api.post("/orders?wait=true", json=order_body(order_id, items=[{"sku": "SKU-MUG", "quantity": 2}]))
+    assert r.status_code == 200, r.text
+    order = r.json()
+    assert order["status"] == "COMPLETED", order
+    assert order["failure"] is None
+    assert [s["name"] for s in order["steps"]][:4] == ["validate_order", "reserve_inventory", "charge", "ship"]
+    assert stock(system, "SKU-MUG") == before - 2
+    with system.client("payment") as pay:
+        payment = pay.get(f"/payments/{order_id}").json()
+    assert payment["charged_cents"] == order["total_cents"] > 0
+    assert payment["refunded_cents"] == 0
+    with system.client("inventory") as inv:
+        assert inv.get(f"/reservations/{order_id}").json()["status"] == "RESERVED"
+    with system.client("shipping") as ship:
+        assert ship.get(f"/shipments/{order_id}").json()["status"] == "SCHEDULED"
+    with system.client("notification") as note:
+        sent = note.get("/notifications", params={"order_id": order_id}).json()
+    assert [n["kind"] for n in sent] == ["order_confirmed"]
+
+
+def test_an_unknown_sku_rejects_the_order_and_touches_nothing(system, api: httpx.Client):
+    order_id = new_id("rej")
+    order = api.post("/orders?wait=true", json=order_body(order_id, items=[{"sku": "SKU-NOPE", "quantity": 1}])).json()
+    assert order["status"] == "REJECTED"
+    assert order["failure"]["step"] == "validate_order"
+    assert order["compensations"] == []
+    with system.client("inventory") as inv:
+        assert inv.get(f"/reservations/{order_id}").status_code == 404
+    with system.client("payment") as pay:
+        assert pay.get(f"/payments/{order_id}").status_code == 404
+
+
+def test_out_of_stock_releases_nothing_was_reserved_and_charges_nothing(system, api: httpx.Client):
+    products = system.client("inventory").get("/products").json()
+    low = min(products, key=lambda p: p["available"])
+    order_id = new_id("oos")
+    qty = low["available"] + 1
+    if qty > 10:
+        pytest.skip("no product with stock under the per-order limit")
+    order = api.post("/orders?wait=true", json=order_body(order_id, items=[{"sku": low["sku"], "quantity": qty}])).json()
+    assert order["status"] == "COMPENSATED", order
+    assert order["failure"]["step"] == "reserve_inventory"
+    assert [c["name"] for c in order["compensations"]] == ["release_inventory"]
+    assert stock(system, low["sku"]) == low["available"]
+    with system.client("payment") as pay:
+        assert pay.get(f"/payments/{order_id}").status_code == 404
+
+
+def test_a_declined_card_refunds_nothing_and_releases_the_stock(system, api: httpx.Client):
+    before = stock(system, "SKU-MUG")
+    order_id = new_id("decl")
+    body = order_body(order_id, payment={"method": "card", "token": "tok_declined"})
+    order = api.post("/orders?wait=true", json=body).json()
+    assert order["status"] == "COMPENSATED", order
+    assert order["failure"]["step"] == "charge"
+    assert [c["name"] for c in order["compensations"]] == ["refund", "release_inventory"]
+    assert stock(system, "SKU-MUG") == before
+    with system.client("inventory") as inv:
+        assert inv.get(f"/reservations/{order_id}").json()["status"] == "RELEASED"
+    with system.client("notification") as note:
+        assert [n["kind"] for n in note.get("/notifications", params={"order_id": order_id}).json()] == ["order_failed"]
+
+
+def test_an_undeliverable_address_refunds_the_charge_and_releases_the_stock(system, api: httpx.Client):
+    before = stock(system, "SKU-MUG")
+    order_id = new_id("aq")
+    body = order_body(order_id)
+    body["shipping_address"]["country"] = "AQ"
+    order = api.post("/orders?wait=true", json=body).json()
+    assert order["status"] == "COMPENSATED", order
+    assert order["failure"]["step"] == "ship"
+    assert [c["name"] for c in order["compensations"]] == ["cancel_shipment", "refund", "release_inventory"]
+    with system.client("payment") as pay:
+        payment = pay.get(f"/payments/{order_id}").json()
+    assert payment["charged_cents"] == payment["refunded_cents"] == order["total_cents"]
+    assert stock(system, "SKU-MUG") == before
+
+
+def test_a_transient_charge_fault_is_retried_and_the_order_completes(system, api: httpx.Client):
+    order_id = new_id("trans")
+    with system.client("payment") as pay:
+        assert pay.put("/faults/charge", json={"mode": "transient", "count": 2, "order_id": order_id}).status_code in (200, 201)
+        order = api.post("/orders?wait=true", json=order_body(order_id)).json()
+        assert order["status"] == "COMPLETED", order
+        charge = next(s for s in order["steps"] if s["name"] == "charge")
+        assert charge["attempts"] == 3
+        assert pay.get(f"/payments/{order_id}").json()["charged_cents"] == order["total_cents"]
+
+
+def test_a_crash_after_charging_recovers_with_exactly_one_charge(system, api: httpx.Client):
+    order_id = new_id("crash")
+    with system.client("payment") as pay:
+        assert pay.put("/faults/charge", json={"mode": "crash_after", "count": 1, "order_id": order_id}).status_code in (200, 201)
+    r = api.post("/orders", json=order_body(order_id))
+    assert r.status_code == 202, r.text
+    order = wait_terminal(api, order_id, timeout=90)
+    assert order["status"] == "COMPLETED", order
+    # The payment app died after committing the charge; the runner restarted it and the activity ran again.
+    log = system.log_path.read_text(errors="replace")
+    assert "app payment exited with code 70" in log
+    assert "app payment: worker stream" in log and "1 activities will be delivered again" in log
+    with httpx.Client(base_url=system.urls["payment"], timeout=30) as pay:
+        payment = pay.get(f"/payments/{order_id}").json()
+    assert payment["charged_cents"] == order["total_cents"]
+    assert [e["kind"] for e in payment["entries"]] == ["charge"]
+
+
+def test_a_permanent_ship_fault_refunds_and_releases(system, api: httpx.Client):
+    before = stock(system, "SKU-MUG")
+    order_id = new_id("shipfail")
+    with system.client("shipping") as ship:
+        ship.put("/faults/ship", json={"mode": "error", "order_id": order_id}).raise_for_status()
+    order = api.post("/orders?wait=true", json=order_body(order_id)).json()
+    assert order["status"] == "COMPENSATED", order
+    assert order["failure"]["step"] == "ship"
+    assert [c["name"] for c in order["compensations"]] == ["cancel_shipment", "refund", "release_inventory"]
+    assert all(c["outcome"] in ("undone", "nothing_to_undo") for c in order["compensations"])
+    with system.client("payment") as pay:
+        payment = pay.get(f"/payments/{order_id}").json()
+    assert payment["refunded_cents"] == payment["charged_cents"] == order["total_cents"]
+    assert stock(system, "SKU-MUG") == before
+
+
+def test_cancelling_an_order_in_flight_unwinds_what_was_done(system, api: httpx.Client):
+    before = stock(system, "SKU-MUG")
+    order_id = new_id("cancel")
+    with system.client("payment") as pay:
+        pay.put("/faults/charge", json={"mode": "delay", "delay_ms": 3000, "order_id": order_id}).raise_for_status()
+    assert api.post("/orders", json=order_body(order_id)).status_code == 202
+    deadline = time.monotonic() + 20
+    while api.get(f"/orders/{order_id}").json()["status"] not in ("RUNNING",) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    r = api.post(f"/orders/{order_id}/cancel")
+    assert r.status_code == 202, r.text
+    order = wait_terminal(api, order_id)
+    assert order["status"] == "CANCELLED", order
+    assert stock(system, "SKU-MUG") == before
+    with system.client("payment") as pay:
+        p = pay.get(f"/payments/{order_id}")
+        if p.status_code == 200:  # the charge ran before the cancel was seen: it must have been refunded
+            assert p.json()["refunded_cents"] == p.json()["charged_cents"]
+    # A finished order cannot be cancelled.
+    again = api.post(f"/orders/{order_id}/cancel")
+    assert again.status_code == 409
+    assert again.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_same_order_id_twice_returns_the_existing_order_and_a_different_body_conflicts(api: httpx.Client):
+    order_id = new_id("dup")
+    first = api.post("/orders?wait=true", json=order_body(order_id))
+    assert first.json()["status"] == "COMPLETED"
+    again = api.post("/orders", json=order_body(order_id))
+    assert again.status_code in (200, 202)
+    assert again.json()["order_id"] == order_id and again.json()["status"] == "COMPLETED"
+    other = api.post("/orders", json=order_body(order_id, items=[{"sku": "SKU-MUG", "quantity": 3}]))
+    assert other.status_code == 409
+    assert other.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("body", [
+    "not json",
+    {"customer_id": "c", "email": "e@example.com", "items": [], "payment": {"method": "card", "token": "tok_visa"},
+     "shipping_address": {"name": "n", "line1": "l", "city": "c", "postal_code": "p", "country": "GB"}},
+    {**order_body(), "items": [{"sku": "SKU-MUG", "quantity": 0}]},
+    {**order_body(), "items": [{"sku": "SKU-MUG", "quantity": -1}]},
+    {**order_body(), "items": [{"sku": "SKU-MUG", "quantity": "two"}]},
+    {**order_body(), "surprise": True},
+    {**order_body(), "order_id": "bad id with spaces"},
+])
+def test_malformed_orders_are_refused_with_a_problem_and_nothing_is_stored(api: httpx.Client, body):
+    before = api.get("/orders", params={"limit": 100}).json()
+    if isinstance(body, str):
+        r = api.post("/orders", content=body, headers={"content-type": "application/json"})
+    else:
+        r = api.post("/orders", json=body)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert api.get("/orders", params={"limit": 100}).json() == before
+
+
+def test_an_oversized_body_is_refused(api: httpx.Client):
+    body = order_body(new_id("big"))
+    body["customer_id"] = "x" * 2_000_000
+    r = api.post("/orders", json=body)
+    assert r.status_code == 413
