@@ -307,6 +307,10 @@ class Engine:
         if inst.completed or inst.turn is not None or inst.key in self._held:
             return False
         now = time.time()
+        if not inst.started:
+            # The first turn must begin with ExecutionStarted: events raised before a scheduled start
+            # wait for it, and the instance stays PENDING until then.
+            return any(item.visible_at <= now and item.event.HasField("executionStarted") for item in inst.inbox)
         return any(item.visible_at <= now for item in inst.inbox)
 
     def _mark_ready(self, inst: Instance) -> None:
