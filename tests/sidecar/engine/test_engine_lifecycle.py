@@ -147,6 +147,20 @@ def test_a_scheduled_start_stays_pending_until_its_time_then_runs(shared: Cluste
     assert result["now"] >= start_at.timestamp()
 
 
+def test_an_event_raised_before_a_scheduled_start_waits_for_the_start(shared: Cluster):
+    client = shared.client("alpha")
+    start_at = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+    instance_id = client.schedule_new_workflow("wait_event", instance_id=unique("scheduled-event"), start_at=start_at)
+    client.raise_workflow_event(instance_id, "go", data="early")
+    time.sleep(0.5)
+    pending = client.get_workflow_state(instance_id)
+    assert (pending.runtime_status, pending.name) == (WorkflowStatus.PENDING, "")
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == {"got": "early"}
+    assert datetime.now(timezone.utc) >= start_at
+
+
 def test_an_instance_id_can_be_reused_after_completion(shared: Cluster):
     client = shared.client("alpha")
     instance_id = unique("reuse")
