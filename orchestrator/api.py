@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from msgspec import Meta
 
@@ -104,7 +105,8 @@ class OrderController(Controller):
     tags = ["orders"]
 
     @post("/", status_code=HTTP_202_ACCEPTED)
-    async def submit(self, request: Request, orders: Orders, data: OrderRequest, wait: bool = False) -> Response[OrderView]:
+    async def submit(self, request: Request, orders: NamedDependency[Orders], data: JSONBody[OrderRequest],
+                     wait: FromQuery[bool] = False) -> Response[OrderView]:
         """Accept an order and start its saga (202). ``?wait=true`` waits, bounded, for the outcome (200).
         The same order_id with the same body returns the existing order; with another body it is a 409."""
         data = await _strictly(request, OrderRequest)
@@ -117,21 +119,22 @@ class OrderController(Controller):
     @get("/")
     async def list_orders(
         self,
-        orders: Orders,
-        status: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-        cursor: str | None = None,
+        orders: NamedDependency[Orders],
+        status: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        cursor: FromQuery[str | None] = None,
     ) -> OrderPage:
         """Orders, newest first. Pass ``next_cursor`` back as ``cursor`` for the next page."""
         return msgspec.convert(await orders.list(status=status, limit=limit, cursor=cursor), OrderPage)
 
     @get("/{order_id:str}")
-    async def get_order(self, orders: Orders, order_id: str) -> OrderView:
+    async def get_order(self, orders: NamedDependency[Orders], order_id: FromPath[str]) -> OrderView:
         """The order, its saga's steps and compensations, and why it failed if it did."""
         return msgspec.convert(await orders.view(order_id), OrderView)
 
     @post("/{order_id:str}/cancel", status_code=HTTP_202_ACCEPTED)
-    async def cancel(self, orders: Orders, order_id: str, data: CancelRequest | None = None) -> OrderView:
+    async def cancel(self, orders: NamedDependency[Orders], order_id: FromPath[str],
+                     data: JSONBody[CancelRequest | None] = None) -> OrderView:
         """Ask a running saga to stop and undo what it did (202); 409 when the order already finished."""
         return msgspec.convert(await orders.cancel(order_id, data.reason if data else None), OrderView)
 
