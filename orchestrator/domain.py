@@ -1,12 +1,10 @@
-"""Order rules of the order-api: statuses, the saga's input, the status-update message, request hashing.
+"""Order rules of the order-api: statuses, the saga's input and conclusion, the status-update message.
 
 Plain Python (no database, no HTTP, no Dapr): the saga, the API and the repository all build on it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -58,20 +56,19 @@ class OrderStatusUpdate(Contract):
     saga: dict[str, Any] | None = None  # steps and compensations, so the row outlives a purged workflow
 
 
-def final_status(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) -> str:
-    """The terminal status from how the forward path ended (None = it finished) and how the unwind went."""
+def conclusion(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) -> tuple[str, dict[str, str] | None]:
+    """The terminal status and failure from how the forward path ended (None: it finished) and how the
+    unwind went. A failed undo is what needs a person, so it is named as the failure; the original cause
+    stays in the reason (and in the steps)."""
     if failed_undos:
-        return COMPENSATION_FAILED
+        first = failed_undos[0]
+        cause = f" (unwinding after {abort.step} {abort.kind}: {abort.reason})" if abort else ""
+        return COMPENSATION_FAILED, {"step": first["name"], "reason": first.get("reason", "failed") + cause}
     if abort is None:
-        return COMPLETED
+        return COMPLETED, None
     if abort.kind == CANCELLED_KIND:
-        return CANCELLED
+        return CANCELLED, abort.failure()
     if abort.kind == REFUSED and abort.step == VALIDATE_ORDER:
-        return REJECTED
-    return COMPENSATED
+        return REJECTED, abort.failure()
+    return COMPENSATED, abort.failure()
 
-
-def request_hash(body: dict[str, Any]) -> str:
-    """Hash of a request body, independent of key order and whitespace: the idempotent-submission check."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()

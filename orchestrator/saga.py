@@ -1,12 +1,17 @@
 """The order saga (`order_saga`, instance ID = order ID): the whole business process of one order.
 
 Deterministic orchestration only: every effect is an activity on the app that owns it. Cancel is checked
-before and after each forward step (never raced), so an undo never runs while its own step is in flight.
+before and after each forward step, never raced against it, so an undo never runs while its step is in flight.
+Cancel interleavings: before the workflow starts (the sidecar keeps the event) or before step k → steps < k
+are undone; while step k is in flight → k finishes (or runs out of retries), then k's undo runs with the rest;
+after ship finished, during the unwind or the notification → too late, changes nothing; a second cancel → no-op.
 """
 
 from __future__ import annotations
 
 from functools import partial
+
+from dapr.ext import workflow as wf
 
 from common.contracts import (
     CANCEL_SHIPMENT, CHARGE, INVENTORY, NOTIFICATION, NOTIFY, PAYMENT, REFUND, RELEASE_INVENTORY,
@@ -16,11 +21,11 @@ from common.contracts import (
 )
 from common.saga import Saga, SagaAborted
 from orchestrator.domain import (
-    CANCEL_EVENT, COMPLETED, RECORD_ORDER_STATUS, RUNNING, OrderSagaInput, OrderStatusUpdate, final_status,
+    CANCEL_EVENT, COMPLETED, RECORD_ORDER_STATUS, RUNNING, OrderSagaInput, OrderStatusUpdate, conclusion,
 )
 
 
-def order_saga(ctx, payload: dict):
+def order_saga(ctx: wf.DaprWorkflowContext, payload: dict):
     order = OrderSagaInput.model_validate(payload)
     key = partial(idempotency_key, order.order_id)
     undo = lambda name: UndoInput(order.order_id, key(name))  # noqa: E731
@@ -47,20 +52,15 @@ def order_saga(ctx, payload: dict):
         abort = aborted
         yield from saga.unwind()
 
-    failed_undos = saga.stack.failed
-    status = final_status(abort, failed_undos)
-    if failed_undos:  # name the undo that needs a person; the original cause stays in the steps
-        cause = f" (unwinding after {abort.step} {abort.kind}: {abort.reason})"
-        saga.conclude(status, {"step": failed_undos[0]["name"], "reason": failed_undos[0]["reason"] + cause})
-    else:
-        saga.conclude(status, abort.failure() if abort else None)
+    status, failure = conclusion(abort, saga.stack.failed)
+    saga.conclude(status, failure)
 
     # 5. Tell the customer. Best effort: a failed notification is recorded, never unwinds an order.
     kind = "order_confirmed" if status == COMPLETED else "order_failed"
-    detail = saga.failure["reason"] if saga.failure else None
+    detail = failure["reason"] if failure else None
     yield from saga.best_effort(NOTIFY, NOTIFICATION,
                                 NotifyInput(order.order_id, order.email, kind, detail, key(NOTIFY)), NotifyResult)
 
     yield from saga.quietly(RECORD_ORDER_STATUS, OrderStatusUpdate(
-        order.order_id, status, saga.failure, saga.facts.get("total_cents"), saga.summary()))
+        order.order_id, status, failure, saga.facts.get("total_cents"), saga.summary()))
     return saga.summary()

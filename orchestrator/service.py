@@ -79,7 +79,8 @@ class Orders:
         workflow = await self._sidecar(self.workflows.state(order_id))
         row = await self._reconcile(order_id, workflow) or row
         if row["status"] in TERMINAL:
-            raise conflict(f"order {order_id!r} is already {row['status']}", order_id=order_id, order_status=row["status"])
+            raise conflict(f"order {order_id!r} is already {row['status']}",
+                           order_id=order_id, order_status=row["status"])
         if workflow is None:
             await self._ensure_started(order_id)  # the event then waits in the new instance
         await self._sidecar(self.workflows.cancel(order_id, reason))
@@ -167,7 +168,7 @@ def order_view(row: dict[str, Any], workflow: WorkflowView | None) -> dict[str, 
         "items": row["items"],
         "steps": saga.get("steps", []),
         "compensations": saga.get("compensations", []),
-        "failure": row["failure"] if row["failure"] is not None else (saga.get("failure") if status in TERMINAL else None),
+        "failure": row["failure"] or (saga.get("failure") if status in TERMINAL else None),
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
     }

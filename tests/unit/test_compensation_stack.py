@@ -98,7 +98,8 @@ def test_saga_step_turns_a_business_no_into_a_refusal_and_records_it():
 
 
 def test_saga_step_stops_when_a_cancel_arrived_while_it_was_in_flight():
-    ctx = FakeWorkflowContext(script={"ship": {"ok": True}}, cancel_during="ship", cancel_data={"reason": "changed mind"})
+    ctx = FakeWorkflowContext(script={"ship": {"ok": True}}, cancel_during="ship",
+                              cancel_data={"reason": "changed mind"})
 
     def workflow(ctx, _):
         saga = Saga(ctx, POLICY, cancel=ctx.wait_for_external_event("cancel"))

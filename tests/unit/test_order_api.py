@@ -144,7 +144,8 @@ def test_the_view_of_a_running_order_shows_the_live_steps_and_stack_from_the_cus
 
 def test_the_view_of_a_finished_order_without_its_workflow_comes_from_the_stored_summary():
     summary = {"status": "COMPENSATED", "failure": {"step": "charge", "reason": "card declined"},
-               "steps": [{"name": "charge", "outcome": "refused"}], "compensations": [{"name": "refund", "outcome": "undone"}]}
+               "steps": [{"name": "charge", "outcome": "refused"}],
+               "compensations": [{"name": "refund", "outcome": "undone"}]}
     row = {**ROW, "status": "COMPENSATED", "failure": summary["failure"], "total_cents": 3800, "saga": summary}
     view = order_view(row, None)
 
