@@ -4,6 +4,7 @@ SIGKILL of a worker mid-activity. Nothing is lost; the workers reconnect by them
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 from dapr.ext.workflow import WorkflowStatus
 
@@ -58,3 +59,27 @@ def test_an_activity_whose_worker_is_killed_is_delivered_again_to_a_new_worker(m
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == f"{key} done by beta"
     assert [(r["worker"], r["phase"]) for r in cluster.reports("slow", key)] == [("b1", "start"), ("b2", "start"), ("b2", "end")]
+
+
+def test_a_suspension_its_held_event_and_a_scheduled_start_survive_a_sidecar_kill(make_cluster):
+    cluster = make_cluster(["alpha"])
+    cluster.start_workers(("alpha", "a1"))
+    client = cluster.client("alpha")
+    paused = client.schedule_new_workflow("wait_event", instance_id=unique("paused"))
+    client.pause_workflow(paused)
+    client.raise_workflow_event(paused, "go", data="held")
+    start_at = datetime.now(timezone.utc) + timedelta(seconds=3)
+    scheduled = client.schedule_new_workflow("clock", input="later", instance_id=unique("scheduled"), start_at=start_at)
+
+    cluster.sidecar.kill()
+    cluster.sidecar.start()
+    state = eventually(lambda: client.get_workflow_state(paused), what="the paused instance after the restart")
+    assert state.runtime_status == WorkflowStatus.SUSPENDED
+    assert client.get_workflow_state(scheduled).runtime_status == WorkflowStatus.PENDING
+
+    client.resume_workflow(paused)  # returns once a1, reconnected by itself, has run the resume
+    state = client.wait_for_workflow_completion(paused, timeout_in_seconds=WAIT)
+    assert (state.runtime_status, json.loads(state.serialized_output)) == (WorkflowStatus.COMPLETED, {"got": "held"})
+    state = client.wait_for_workflow_completion(scheduled, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output)["now"] >= start_at.timestamp()

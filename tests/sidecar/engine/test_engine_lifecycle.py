@@ -21,7 +21,7 @@ def status(cluster: Cluster, app: str, instance_id: str):
 
 def start_parent_with_waiting_child(cluster: Cluster) -> tuple[str, str]:
     """A parent on alpha whose child ``wait_event`` runs on beta; returns once the child waits."""
-    parent = cluster.client("alpha").schedule_new_workflow("parent_of_waiter", input={"app": "beta"}, instance_id=unique("parent"))
+    parent = cluster.client("alpha").schedule_new_workflow("parent_of_waiter", input={"apps": ["beta"]}, instance_id=unique("parent"))
     child = f"{parent}-child"
     eventually(lambda: status(cluster, "beta", child) == WorkflowStatus.RUNNING, what=f"child {child} running on beta")
     return parent, child
@@ -207,3 +207,45 @@ def test_the_custom_status_follows_the_workflow(shared: Cluster):
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.serialized_custom_status == "done"
     assert json.loads(state.serialized_output) == {"got": "x"}
+
+
+def test_a_recursive_terminate_reaches_a_grandchild_two_apps_away(shared: Cluster):
+    client = shared.client("alpha")
+    root = client.schedule_new_workflow("parent_of_waiter", input={"apps": ["beta", "gamma"]}, instance_id=unique("root"))
+    child, grandchild = f"{root}-child", f"{root}-child-child"
+    eventually(lambda: status(shared, "gamma", grandchild) == WorkflowStatus.RUNNING, what="the grandchild on gamma")
+    client.terminate_workflow(root)
+    assert shared.client("beta").wait_for_workflow_completion(child, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.TERMINATED
+    assert shared.client("gamma").wait_for_workflow_completion(grandchild, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.TERMINATED
+    client.purge_workflow(root)
+    assert [shared.client(app).get_workflow_state(i) for app, i in [("alpha", root), ("beta", child), ("gamma", grandchild)]] == [None] * 3
+
+
+def test_a_suspended_instance_can_be_terminated(shared: Cluster):
+    client = shared.client("alpha")
+    instance_id = client.schedule_new_workflow("wait_event", instance_id=unique("suspended-term"))
+    client.pause_workflow(instance_id)
+    assert status(shared, "alpha", instance_id) == WorkflowStatus.SUSPENDED
+    client.terminate_workflow(instance_id, output="bye")
+    state = client.get_workflow_state(instance_id)
+    assert state.runtime_status == WorkflowStatus.TERMINATED
+    assert json.loads(state.serialized_output) == "bye"
+
+
+def test_an_event_raised_to_a_completed_instance_is_dropped_without_error(shared: Cluster):
+    client = shared.client("alpha")
+    instance_id = client.schedule_new_workflow("clock", input=1, instance_id=unique("done"))
+    before = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    client.raise_workflow_event(instance_id, "go", data=2)
+    after = client.get_workflow_state(instance_id)
+    assert (after.runtime_status, after.serialized_output) == (WorkflowStatus.COMPLETED, before.serialized_output)
+
+
+def test_events_not_yet_taken_are_carried_over_a_continue_as_new_with_save_events(shared: Cluster):
+    client = shared.client("beta")
+    instance_id = client.schedule_new_workflow("gather", input={"items": [], "count": 3}, instance_id=unique("gather"))
+    for item in ("x", "y", "z"):
+        client.raise_workflow_event(instance_id, "item", data=item)
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == ["x", "y", "z"]

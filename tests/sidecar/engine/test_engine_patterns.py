@@ -69,3 +69,16 @@ def test_when_any_returns_the_activity_when_the_timer_is_slower(shared: Cluster)
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == f"{instance_id} done by beta"
+
+
+def test_a_failing_child_on_another_app_is_retried_under_the_same_instance_id_until_it_succeeds(shared: Cluster):
+    key = unique("flaky-child")
+    client = shared.client("alpha")
+    instance_id = client.schedule_new_workflow(
+        "child_retrying", input={"key": key, "fail_times": 2, "max_attempts": 3, "app": "beta"}, instance_id=unique("child-retry"))
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == 3
+    assert attempts(shared, key) == 3
+    child = shared.client("beta").get_workflow_state(f"{instance_id}-child")
+    assert (child.runtime_status, json.loads(child.serialized_output)) == (WorkflowStatus.COMPLETED, 3)

@@ -110,8 +110,33 @@ def wait_event(ctx: wf.DaprWorkflowContext, inp=None):
 
 
 def parent_of_waiter(ctx: wf.DaprWorkflowContext, inp: dict):
-    """Starts ``wait_event`` as a child on ``inp["app"]`` with instance ID ``<own ID>-child``."""
-    return (yield ctx.call_child_workflow("wait_event", app_id=inp["app"], instance_id=f"{ctx.instance_id}-child"))
+    """A line of children along ``inp["apps"]``, each with instance ID ``<parent ID>-child``; the last
+    one is a ``wait_event``."""
+    apps = inp["apps"]
+    child_id = f"{ctx.instance_id}-child"
+    if len(apps) > 1:
+        return (yield ctx.call_child_workflow("parent_of_waiter", input={"apps": apps[1:]}, app_id=apps[0], instance_id=child_id))
+    return (yield ctx.call_child_workflow("wait_event", app_id=apps[0], instance_id=child_id))
+
+
+def flaky_child(ctx: wf.DaprWorkflowContext, inp: dict):
+    """Fails (as a workflow) while its ``flaky`` activity fails: a child for a child retry policy."""
+    return (yield ctx.call_activity("flaky", input=inp))
+
+
+def child_retrying(ctx: wf.DaprWorkflowContext, inp: dict):
+    policy = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=inp["max_attempts"])
+    return (yield ctx.call_child_workflow(
+        "flaky_child", input=inp, app_id=inp["app"], instance_id=f"{ctx.instance_id}-child", retry_policy=policy))
+
+
+def gather(ctx: wf.DaprWorkflowContext, inp: dict):
+    """Takes one "item" event per generation and continues as new, keeping unprocessed events."""
+    items = [*inp["items"], (yield ctx.wait_for_external_event("item"))]
+    if len(items) < inp["count"]:
+        ctx.continue_as_new({"items": items, "count": inp["count"]}, save_events=True)
+        return None
+    return items
 
 
 def collect(ctx: wf.DaprWorkflowContext, count: int):
@@ -173,7 +198,7 @@ def durable(ctx: wf.DaprWorkflowContext, inp: dict):
     return result
 
 
-WORKFLOWS = [call_on, relay, wait_event, parent_of_waiter, collect, wait_after_timer, wait_with_timeout,
+WORKFLOWS = [call_on, relay, wait_event, parent_of_waiter, flaky_child, child_retrying, gather, collect, wait_after_timer, wait_with_timeout,
              retrying, fan_out, race, counter, clock, durable]
 ACTIVITIES = [whoami, square, slow, flaky]
 
