@@ -104,7 +104,7 @@ class Child:
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                env=_environment(env or {}),
             )
 
     def wait_for(self, pattern: str, in_stderr: bool = False, timeout: float = _READY_TIMEOUT) -> re.Match:
@@ -138,6 +138,12 @@ class Child:
         return "\n".join(f"  [{self.name}] {line}" for line in text.splitlines()[-lines:])
 
 
+def _environment(extra: dict[str, str]) -> dict[str, str]:
+    # A DAPR_GRPC_ENDPOINT or DAPR_API_TOKEN of the caller's shell would point the SDK elsewhere.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAPR_")}
+    return {**env, "PYTHONUNBUFFERED": "1", "DAPR_RUNTIME_HOST": "127.0.0.1", **extra}
+
+
 class Sampler:
     """Samples the RSS of process groups ("engine", "workers") every 50 ms; keeps the peak of each
     group's sum."""
@@ -166,6 +172,9 @@ class Sampler:
 
     def cpu_seconds(self) -> dict[str, float]:
         return {g: sum(sum(p.cpu_times()[:2]) for p in procs) for g, procs in self._groups.items()}
+
+    def rss(self, group: str) -> int:
+        return sum(p.memory_info().rss for p in self._groups[group])
 
     def stop(self) -> None:
         self.sample()
@@ -227,7 +236,7 @@ def _deploy_peer(workdir: Path, concurrency: int) -> Deployment:
 
 def _client(deployment: Deployment, workdir: Path, prefix: str, workflows: int, concurrency: int, activities: int) -> dict:
     cmd = [sys.executable, *deployment.client, prefix, str(workflows), str(concurrency), str(activities)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **deployment.client_env}
+    env = _environment(deployment.client_env)
     with open(workdir / f"client-{prefix}.err", "wb") as err:
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, env=env, timeout=_CLIENT_TIMEOUT)
     if done.returncode != 0:
@@ -251,15 +260,18 @@ def _run(system: str, workdir: Path, args: argparse.Namespace, concurrency: int)
         # Warm-up (not measured): imports, connections, first turns.
         warmup = max(5, min(concurrency, 50))
         _client(deployment, workdir, "warmup", warmup, concurrency, args.activities)
-        cpu0 = sampler.cpu_seconds()
+        cpu0, rss0 = sampler.cpu_seconds(), sampler.rss("engine")
         result = _client(deployment, workdir, "measure", args.workflows, concurrency, args.activities)
-        cpu1 = sampler.cpu_seconds()
+        cpu1, rss1 = sampler.cpu_seconds(), sampler.rss("engine")
     finally:
         sampler.stop()
         deployment.stop()
     run = _figures(system, concurrency, args.activities, result)
-    run["cpu_ms_per_workflow"] = {g: round((cpu1[g] - cpu0[g]) * 1000 / args.workflows, 2) for g in cpu0}
+    cpu = {g: cpu1[g] - cpu0[g] for g in cpu0} | {"client": result["cpu_s"]}
+    run["cpu_ms_per_workflow"] = {g: round(v * 1000 / args.workflows, 2) for g, v in cpu.items()}
     run["peak_rss_mb"] = {g: round(v / 2**20, 1) for g, v in sampler.peak.items()}
+    # Both engines keep finished instances in memory; this is what one more costs.
+    run["engine_rss_growth_kb_per_workflow"] = round((rss1 - rss0) / 1024 / args.workflows, 1)
     run["workers"] = len(deployment.workers)
     if deployment.state is not None:
         run["persisted"] = _persisted(deployment.state, warmup + args.workflows, args.activities)
@@ -366,6 +378,8 @@ def _table(report: dict) -> str:
             ("peak RSS workers (MB)", "peak_rss_mb", "workers"),
             ("engine CPU per workflow (ms)", "cpu_ms_per_workflow", "engine"),
             ("workers CPU per workflow (ms)", "cpu_ms_per_workflow", "workers"),
+            ("client CPU per workflow (ms)", "cpu_ms_per_workflow", "client"),
+            ("engine RSS growth/workflow (KB)", "engine_rss_growth_kb_per_workflow", None),
         ]
         for label, key, sub in rows:
             cells = [r[key] if sub is None else r[key][sub] for r in (s, p)]
