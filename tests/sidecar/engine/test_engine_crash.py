@@ -50,7 +50,7 @@ def test_an_activity_whose_worker_is_killed_is_delivered_again_to_a_new_worker(m
     client = cluster.client("alpha")
     key = unique("redeliver")
     instance_id = client.schedule_new_workflow(
-        "call_on", input={"app": "beta", "name": "slow", "input": {"key": key, "seconds": 1.0}}, instance_id=unique("kill-worker"))
+        "call_on", input={"app": "beta", "name": "slow", "input": {"key": key, "seconds": 2.0}}, instance_id=unique("kill-worker"))
     eventually(lambda: cluster.reports("slow", key), what="the activity to start on b1")
     first.kill()
     cluster.start_workers(("beta", "b2"))
