@@ -50,8 +50,6 @@ async def start_sidecar(apps: list[AppListen], state_path: str | Path, host: str
     Raises ``sidecar.store.StateError`` when the state file is corrupt or of another version, and
     ``OSError`` when a port cannot be bound. Nothing is left listening when it raises.
     """
-    from .http_api import start_http  # imported here: only needed when an HTTP port is asked for
-
     ids = [a.app_id for a in apps]
     if len(set(ids)) != len(ids):
         raise ValueError(f"an app ID is given twice: {ids}")
@@ -77,6 +75,8 @@ async def start_sidecar(apps: list[AppListen], state_path: str | Path, host: str
             sidecar._grpc_servers.append(server)
             http_port = None
             if app.http_port is not None:
+                from .http_api import start_http  # Litestar and uvicorn load only when an HTTP port is asked for
+
                 http = await start_http(engine, app.app_id, host, app.http_port)
                 sidecar._http_servers.append(http)
                 http_port = http.port
