@@ -20,8 +20,9 @@ from dapr.ext.workflow import DaprWorkflowClient
 
 REPO = Path(__file__).resolve().parents[3]
 WORKER_APP = Path(__file__).with_name("worker_app.py")
-# Long enough for a worker to reconnect after a sidecar restart (the SDK backs off 2-3 s, then 4-5 s).
-WAIT = 30.0
+# Long enough for a worker to reconnect after a sidecar restart (the SDK backs off 2-3 s, then 4-5 s,
+# up to 15 s) on a loaded 2-core machine; a wait that succeeds returns as soon as it can.
+WAIT = 60.0
 T = TypeVar("T")
 
 _LISTEN = re.compile(r"app (\S+): gRPC on 127\.0\.0\.1:(\d+)(?:, HTTP on 127\.0\.0\.1:(\d+))?")
