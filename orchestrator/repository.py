@@ -59,9 +59,10 @@ async def pending_order_ids(session: AsyncSession, limit: int = 1000) -> list[st
 
 async def record_status(session: AsyncSession, update: OrderStatusUpdate) -> bool:
     """Apply a status transition once. Idempotent, and never moves an order backwards: RUNNING applies
-    only to PENDING, a terminal status only to a non-terminal order (or repeats itself). Returns whether
-    the row matched (False: unknown order, or a stale or duplicate transition that changes nothing)."""
-    allowed_from = [PENDING, RUNNING] if update.status == RUNNING else [PENDING, RUNNING, update.status]
+    only to PENDING, a terminal status only to a non-terminal order. Returns whether the row matched
+    (False: unknown order, or a stale or duplicate transition that changes nothing). A duplicate must not
+    match: every view of a finished order reconciles from the workflow output, and would rewrite the row."""
+    allowed_from = [PENDING] if update.status == RUNNING else [PENDING, RUNNING]
     if update.status not in TERMINAL and update.status != RUNNING:
         raise ValueError(f"not a status the saga records: {update.status!r}")
     values: Row = {"status": update.status, "updated_at": sa.func.now()}
