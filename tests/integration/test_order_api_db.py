@@ -1,0 +1,536 @@
+"""order-api on a real PostgreSQL: idempotent submission (also under concurrent duplicates), the status record,
+keyset pagination, 404/409 problems, and PENDING orders left by a crash started by a repeated POST or at start-up.
+
+Each test gets a fresh, migrated database. Only the workflow client is a stand-in (see InMemoryWorkflowClient).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from dapr.ext.workflow import WorkflowStatus
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from common.contracts import ORDER_API, ORDER_SAGA
+from common.db import Database
+from common.faults import FaultInjector
+from common.saga import SagaRetry
+from common.settings import RetrySettings, Settings
+from orchestrator.activities import ACTIVITIES, build_activities
+from orchestrator.app import create_app
+from orchestrator.domain import (
+    CANCEL_EVENT, COMPENSATED, COMPLETED, PENDING, RECORD_ORDER_STATUS, RUNNING, OrderStatusUpdate,
+)
+from orchestrator.service import Orders
+from orchestrator.tables import orders
+from orchestrator.workflows import Workflows
+
+BODY = {
+    "customer_id": "c-1",
+    "email": "ada@example.com",
+    "items": [{"sku": "SKU-MUG", "quantity": 2}, {"sku": "SKU-TEE", "quantity": 1}],
+    "payment": {"method": "card", "token": "tok_visa"},
+    "shipping_address": {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"},
+}
+RETRY = RetrySettings(first_interval_ms=100, max_attempts=3, backoff=1.5, max_interval_ms=400)
+FINISHED = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.TERMINATED}
+
+
+# --- the workflow client stand-in ----------------------------------------------------------------------
+
+
+class StandInRpcError(grpc.RpcError):
+    """What the SDK raises for a gRPC error status: ``code()`` and ``details()``."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+class SimulatedCrash(Exception):
+    """Raised where the process would have died: after the order's row committed, before its saga was scheduled."""
+
+
+@dataclass
+class StandInState:
+    """The attributes of the SDK's WorkflowState that orchestrator.workflows reads."""
+
+    runtime_status: WorkflowStatus
+    serialized_custom_status: str | None = None
+    serialized_output: str | None = None
+    failure_details: Any = None
+
+
+@dataclass
+class Instance:
+    name: str
+    input: Any
+    state: StandInState
+
+
+class InMemoryWorkflowClient:
+    """A stand-in for the workflow client only (the SDK's async ``DaprWorkflowClient``): the real one needs a
+    sidecar, and tests/e2e cover that path. It keeps instances in memory and runs nothing; like the sidecar it
+    refuses to schedule over an active instance ID (ALREADY_EXISTS) but reuses a finished one. Every call
+    yields to the event loop for a moment, as a gRPC round trip does, so concurrent requests interleave."""
+
+    def __init__(self) -> None:
+        self.instances: dict[str, Instance] = {}
+        self.scheduled: list[str] = []  # every schedule call, in order, refused ones included
+        self.events: list[tuple[str, str, Any]] = []
+        self.unavailable = False
+        self.crash_on_schedule = False
+
+    async def schedule_new_workflow(self, workflow: str, *, input: Any = None, instance_id: str | None = None,
+                                    start_at: Any = None, reuse_id_policy: Any = None) -> str:
+        await self._round_trip()
+        if self.crash_on_schedule:
+            raise SimulatedCrash(instance_id)
+        assert instance_id is not None  # the order-api always names the instance after the order
+        self.scheduled.append(instance_id)
+        current = self.instances.get(instance_id)
+        if current is not None and current.state.runtime_status not in FINISHED:
+            raise StandInRpcError(grpc.StatusCode.ALREADY_EXISTS, f"workflow instance {instance_id} already exists")
+        self.instances[instance_id] = Instance(workflow, input, StandInState(WorkflowStatus.RUNNING))
+        return instance_id
+
+    async def get_workflow_state(self, instance_id: str, *, fetch_payloads: bool = True) -> StandInState | None:
+        await self._round_trip()
+        instance = self.instances.get(instance_id)
+        return instance.state if instance is not None else None
+
+    async def wait_for_workflow_completion(self, instance_id: str, *, fetch_payloads: bool = True,
+                                           timeout_in_seconds: int = 0) -> StandInState | None:
+        await self._round_trip()
+        instance = self.instances.get(instance_id)
+        if instance is not None and instance.state.runtime_status not in FINISHED:
+            raise TimeoutError(instance_id)  # nothing runs here: answer as if the timeout had passed
+        return instance.state if instance is not None else None
+
+    async def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
+        await self._round_trip()
+        self.events.append((instance_id, event_name, data))
+
+    def finish(self, instance_id: str, output: dict[str, Any]) -> None:
+        """The saga returned ``output`` (its summary), as the sidecar would report it."""
+        self.instances[instance_id].state = StandInState(WorkflowStatus.COMPLETED, serialized_output=json.dumps(output))
+
+    async def _round_trip(self) -> None:
+        if self.unavailable:
+            raise StandInRpcError(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses")
+        await asyncio.sleep(0.005)
+
+
+# --- fixtures and helpers ------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def db_url(database_factory) -> str:
+    return await database_factory(ORDER_API, "orchestrator:migrations")
+
+
+@pytest_asyncio.fixture
+async def db(db_url: str) -> Database:
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def sidecar() -> InMemoryWorkflowClient:
+    return InMemoryWorkflowClient()
+
+
+def order_api(db_url: str, sidecar: InMemoryWorkflowClient) -> Litestar:
+    settings = Settings(app_id=ORDER_API, database_url=db_url, retry=RETRY)
+    return create_app(settings, workflows=Workflows(lambda: sidecar))
+
+
+@pytest_asyncio.fixture
+async def api(db_url: str, sidecar: InMemoryWorkflowClient):
+    async with AsyncTestClient(app=order_api(db_url, sidecar)) as client:
+        # AsyncTestClient runs the app on its own thread's loop: wait there for the start-up sweep to finish.
+        client.blocking_portal.call(start_up_sweep_finished)
+        yield client
+
+
+async def start_up_sweep_finished() -> None:
+    """Wait for the start-up sweep that create_app's on_startup launched in this event loop."""
+    await asyncio.gather(*(t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "_resume_pending"))
+
+
+@pytest.fixture
+def record_order_status(db: Database):
+    return build_activities(db, FaultInjector(db, ACTIVITIES, enabled=False))[RECORD_ORDER_STATUS]
+
+
+def new_body(**changes: Any) -> dict[str, Any]:
+    return copy.deepcopy(BODY) | {"order_id": f"o-{uuid.uuid4().hex[:10]}"} | changes
+
+
+async def rows(db: Database) -> list[dict[str, Any]]:
+    async with db.session() as session:
+        return [dict(r._mapping) for r in await session.execute(sa.select(orders).order_by(orders.c.seq))]
+
+
+async def row(db: Database, order_id: str) -> dict[str, Any] | None:
+    return next((r for r in await rows(db) if r["order_id"] == order_id), None)
+
+
+async def store_then_crash(db: Database, body: dict[str, Any]) -> None:
+    """Submit through the real use case, with the process 'dying' between the insert and the schedule."""
+    dying = InMemoryWorkflowClient()
+    dying.crash_on_schedule = True
+    with pytest.raises(SimulatedCrash):
+        await Orders(db, Workflows(lambda: dying), SagaRetry(), 1.0).submit(body, wait=False)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    return problem
+
+
+def summary(status: str, **extra: Any) -> dict[str, Any]:
+    return {"status": status, "failure": None, "total_cents": 4700,
+            "steps": [{"name": "validate_order", "app": "inventory", "outcome": "succeeded"}],
+            "compensations": [], **extra}
+
+
+# --- idempotent submission -----------------------------------------------------------------------------
+
+
+async def test_a_repeated_submission_returns_the_same_order_with_one_row_and_one_scheduled_saga(api, db, sidecar):
+    body = new_body()
+    first = await api.post("/orders", json=body)
+    reordered = dict(reversed(list(copy.deepcopy(body).items())))  # same body, keys in another order
+    again = await api.post("/orders", json=reordered)
+
+    assert first.status_code == again.status_code == 202
+    assert first.headers["location"] == again.headers["location"] == f"/orders/{body['order_id']}"
+    assert again.json() == first.json()
+    assert [r["order_id"] for r in await rows(db)] == [body["order_id"]]
+    assert sidecar.scheduled == [body["order_id"]]
+    saga_input = sidecar.instances[body["order_id"]].input
+    assert sidecar.instances[body["order_id"]].name == ORDER_SAGA
+    assert (saga_input.order_id, saga_input.payment_token, saga_input.retry) == \
+        (body["order_id"], "tok_visa", SagaRetry.of(RETRY))
+
+
+async def test_concurrent_duplicate_submissions_store_one_row_and_schedule_the_saga_once(db_url, db, sidecar):
+    # AsyncTestClient serves one request at a time (each one blocks on its portal); httpx's ASGI transport runs
+    # the app in this loop, so these requests really are in flight together.
+    app = order_api(db_url, sidecar)
+    in_flight = peak = 0
+
+    async def counting(scope, receive, send):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await app(scope, receive, send)
+        finally:
+            in_flight -= 1
+
+    body = new_body()
+    async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=counting),
+                                                 base_url="http://order-api") as client:
+        await start_up_sweep_finished()
+        responses = await asyncio.gather(*(client.post("/orders", json=body) for _ in range(4)))
+
+    assert peak == 4
+    assert [r.status_code for r in responses] == [202] * 4
+    assert len({(r.json()["order_id"], r.json()["created_at"]) for r in responses}) == 1
+    assert [r["order_id"] for r in await rows(db)] == [body["order_id"]]
+    assert sidecar.scheduled == [body["order_id"]]
+
+
+async def test_the_same_order_id_with_a_different_body_is_a_409_problem_and_leaves_the_row_unchanged(api, db, sidecar):
+    body = new_body()
+    assert (await api.post("/orders", json=body)).status_code == 202
+    before = await row(db, body["order_id"])
+
+    changed = copy.deepcopy(body)
+    changed["items"][0]["quantity"] = 3
+    problem = assert_problem(await api.post("/orders", json=changed), 409)
+
+    assert problem["order_id"] == body["order_id"] and "different request body" in problem["detail"]
+    assert await rows(db) == [before]
+    assert sidecar.scheduled == [body["order_id"]]
+
+
+MALFORMED = {
+    "a quantity as a string": lambda b: b["items"][0].update(quantity="2"),
+    "a zero quantity": lambda b: b["items"][0].update(quantity=0),
+    "an unknown field": lambda b: b.update(coupon="FREE"),
+    "a missing payment": lambda b: b.pop("payment"),
+    "the same sku twice": lambda b: b["items"].append({"sku": "SKU-MUG", "quantity": 1}),
+    "an order id with a slash": lambda b: b.update(order_id="o/1"),
+}
+
+
+async def test_malformed_bodies_are_400_problems_that_store_and_start_nothing(api, db, sidecar):
+    for case, change in MALFORMED.items():
+        body = new_body()
+        change(body)
+        assert_problem(await api.post("/orders", json=body), 400)
+        assert await rows(db) == [], case
+    not_json = await api.post("/orders", content=b'{"customer_id": ', headers={"content-type": "application/json"})
+    assert_problem(not_json, 400)
+
+    assert await rows(db) == [] and sidecar.scheduled == []
+    assert (await api.post("/orders", json=new_body())).status_code == 202  # the same API does store good ones
+
+
+# --- the record_order_status activity ------------------------------------------------------------------
+
+
+async def test_record_order_status_moves_an_order_from_pending_through_running_to_its_outcome(
+        api, db, ctx, record_order_status):
+    body = new_body()
+    await api.post("/orders", json=body)
+    order_id = body["order_id"]
+    assert (await row(db, order_id))["status"] == PENDING
+
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, RUNNING)) == {"applied": True}
+    assert (await row(db, order_id))["status"] == RUNNING
+    outcome = summary(COMPLETED)
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, COMPLETED, None, 4700, outcome)) == \
+        {"applied": True}
+
+    stored = await row(db, order_id)
+    assert (stored["status"], stored["total_cents"], stored["failure"], stored["saga"]) == \
+        (COMPLETED, 4700, None, outcome)
+    view = (await api.get(f"/orders/{order_id}")).json()
+    assert (view["status"], view["total_cents"], view["steps"]) == (COMPLETED, 4700, outcome["steps"])
+
+
+async def test_a_late_running_record_or_another_outcome_does_not_move_a_finished_order(db, ctx, record_order_status):
+    body = new_body()
+    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(body, wait=False)
+    order_id = body["order_id"]
+    failure = {"step": "charge", "reason": "card declined"}
+    await record_order_status(ctx, OrderStatusUpdate(order_id, COMPENSATED, failure, 4700, summary(COMPENSATED)))
+    finished = await row(db, order_id)
+
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, RUNNING)) == {"applied": False}
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, COMPLETED, None, 1, summary(COMPLETED))) == \
+        {"applied": False}
+    assert await row(db, order_id) == finished
+    assert finished["status"] == COMPENSATED and finished["failure"] == failure
+
+
+async def test_a_repeated_status_record_changes_nothing(db, ctx, record_order_status):
+    body = new_body()
+    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(body, wait=False)
+    order_id = body["order_id"]
+    update = OrderStatusUpdate(order_id, COMPLETED, None, 4700, summary(COMPLETED))
+
+    await record_order_status(ctx, OrderStatusUpdate(order_id, RUNNING))
+    running = await row(db, order_id)
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, RUNNING)) == {"applied": False}
+    assert await row(db, order_id) == running
+
+    await record_order_status(ctx, update)
+    completed = await row(db, order_id)
+    assert await record_order_status(ctx, update) == {"applied": False}
+    assert await row(db, order_id) == completed  # updated_at included
+
+
+async def test_a_status_record_for_an_unknown_order_applies_nothing(db, ctx, record_order_status):
+    assert await record_order_status(ctx, OrderStatusUpdate("o-never-submitted", RUNNING)) == {"applied": False}
+    assert await rows(db) == []
+
+
+async def test_pending_is_not_a_status_the_saga_can_record(db, ctx, record_order_status):
+    body = new_body()
+    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(body, wait=False)
+    await record_order_status(ctx, OrderStatusUpdate(body["order_id"], RUNNING))
+
+    with pytest.raises(ValueError, match="not a status the saga records"):
+        await record_order_status(ctx, OrderStatusUpdate(body["order_id"], PENDING))
+    assert (await row(db, body["order_id"]))["status"] == RUNNING
+
+
+# --- a finished saga whose status record did not land -----------------------------------------------------
+
+
+async def test_a_saga_that_finished_before_its_status_landed_is_reconciled_and_never_scheduled_again(
+        api, db, sidecar):
+    body = new_body()
+    await api.post("/orders", json=body)
+    sidecar.finish(body["order_id"], summary(COMPLETED))  # the sidecar reuses finished IDs: a blind schedule reruns
+    assert (await row(db, body["order_id"]))["status"] == PENDING
+
+    again = await api.post("/orders", json=body)
+
+    assert again.status_code == 200 and again.json()["status"] == COMPLETED
+    assert sidecar.scheduled == [body["order_id"]]
+    stored = await row(db, body["order_id"])
+    assert (stored["status"], stored["total_cents"], stored["saga"]) == (COMPLETED, 4700, summary(COMPLETED))
+
+
+async def test_viewing_a_finished_order_does_not_rewrite_its_row(api, db, sidecar, ctx, record_order_status):
+    body = new_body()
+    await api.post("/orders", json=body)
+    order_id = body["order_id"]
+    await record_order_status(ctx, OrderStatusUpdate(order_id, COMPLETED, None, 4700, summary(COMPLETED)))
+    sidecar.finish(order_id, summary(COMPLETED))
+    finished = await row(db, order_id)
+
+    views = [(await api.get(f"/orders/{order_id}")).json() for _ in range(2)]
+
+    assert views[0] == views[1] and views[0]["status"] == COMPLETED
+    assert views[0]["updated_at"] == finished["updated_at"].isoformat()
+    assert await row(db, order_id) == finished
+
+
+# --- listing -------------------------------------------------------------------------------------------
+
+
+async def walk(api: AsyncTestClient, query: str) -> tuple[list[str], int]:
+    """Every order_id of the listing, page after page; and how many pages it took."""
+    ids: list[str] = []
+    cursor: str | None = None
+    for pages in range(1, 100):
+        page = await api.get(f"/orders?{query}" + (f"&cursor={cursor}" if cursor else ""))
+        assert page.status_code == 200, page.text
+        ids += [o["order_id"] for o in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return ids, pages
+    raise AssertionError("the listing never ended")
+
+
+async def test_keyset_pagination_lists_every_order_once_newest_first(api, db, ctx, record_order_status):
+    submitted = []
+    for _ in range(25):
+        body = new_body()
+        assert (await api.post("/orders", json=body)).status_code == 202
+        submitted.append(body["order_id"])
+    completed = submitted[::3]
+    for order_id in completed:
+        await record_order_status(ctx, OrderStatusUpdate(order_id, COMPLETED, None, 4700, summary(COMPLETED)))
+
+    assert await walk(api, "limit=4") == (submitted[::-1], 7)
+    assert await walk(api, "limit=5") == (submitted[::-1], 6)  # a full last page: then one empty page
+    assert await walk(api, "status=COMPLETED&limit=3") == (completed[::-1], 4)
+    assert await walk(api, "status=PENDING&limit=100") == ([o for o in submitted[::-1] if o not in completed], 1)
+    assert await walk(api, "status=CANCELLED") == ([], 1)
+    first = (await api.get("/orders")).json()
+    assert len(first["items"]) == 20 and first["next_cursor"] is not None  # the default limit
+
+    # An order submitted mid-walk is newer than the cursor: later pages neither show it nor shift.
+    page = (await api.get("/orders?limit=10")).json()
+    await api.post("/orders", json=new_body())
+    rest, _ = await walk(api, f"limit=10&cursor={page['next_cursor']}")
+    assert [o["order_id"] for o in page["items"]] + rest == submitted[::-1]
+
+
+BAD_QUERIES = ("status=SHIPPED", "status=pending", "status=", "limit=0", "limit=101", "limit=-1", "limit=ten",
+               "cursor=abc", "cursor=0", "cursor=-5", "cursor=1.5", "cursor=" + "9" * 20)
+
+
+async def test_a_bad_status_limit_or_cursor_is_a_400_problem(api):
+    await api.post("/orders", json=new_body())  # something a lenient parser could have listed
+    for query in BAD_QUERIES:
+        response = await api.get(f"/orders?{query}")
+        assert response.status_code == 400, query
+        assert_problem(response, 400)
+
+
+# --- unknown and finished orders -----------------------------------------------------------------------
+
+
+async def test_an_unknown_order_is_a_404_problem_to_view_and_to_cancel(api, db, sidecar):
+    assert "no order 'o-missing'" in assert_problem(await api.get("/orders/o-missing"), 404)["detail"]
+    assert_problem(await api.post("/orders/o-missing/cancel", json={"reason": "changed my mind"}), 404)
+    assert await rows(db) == [] and sidecar.scheduled == [] and sidecar.events == []
+
+
+async def test_cancelling_a_finished_order_is_a_409_problem_and_sends_no_event(api, db, sidecar, ctx,
+                                                                             record_order_status):
+    body = new_body()
+    await api.post("/orders", json=body)
+    await record_order_status(ctx, OrderStatusUpdate(body["order_id"], COMPLETED, None, 4700, summary(COMPLETED)))
+    before = await row(db, body["order_id"])
+
+    problem = assert_problem(await api.post(f"/orders/{body['order_id']}/cancel"), 409)
+
+    assert (problem["order_id"], problem["order_status"]) == (body["order_id"], COMPLETED)
+    assert sidecar.events == [] and await row(db, body["order_id"]) == before
+
+
+async def test_cancelling_a_running_order_is_accepted_and_sends_the_cancel_event(api, sidecar):
+    body = new_body()
+    await api.post("/orders", json=body)
+
+    response = await api.post(f"/orders/{body['order_id']}/cancel", json={"reason": "changed my mind"})
+
+    assert response.status_code == 202 and response.json()["cancel_requested"] is True
+    assert sidecar.events == [(body["order_id"], CANCEL_EVENT, {"reason": "changed my mind"})]
+
+
+# --- orders left PENDING without a workflow ------------------------------------------------------------
+
+
+async def test_an_order_left_pending_by_a_crash_is_scheduled_by_the_next_post_of_the_same_body(api, db, sidecar):
+    body = new_body()
+    await store_then_crash(db, body)
+    assert (await row(db, body["order_id"]))["status"] == PENDING and sidecar.scheduled == []
+
+    response = await api.post("/orders", json=body)
+
+    assert response.status_code == 202 and response.json()["status"] == RUNNING  # the live workflow runs
+    assert sidecar.scheduled == [body["order_id"]]
+    assert len(await rows(db)) == 1
+
+
+async def test_an_order_stored_while_the_sidecar_was_down_is_a_503_and_a_repeated_post_starts_it(api, db, sidecar):
+    body = new_body()
+    sidecar.unavailable = True
+    problem = assert_problem(await api.post("/orders", json=body), 503)
+    assert problem["order_id"] == body["order_id"] and "repeat the same request" in problem["detail"]
+    assert (await row(db, body["order_id"]))["status"] == PENDING
+
+    sidecar.unavailable = False
+    assert (await api.post("/orders", json=body)).status_code == 202
+    assert sidecar.scheduled == [body["order_id"]] and len(await rows(db)) == 1
+
+
+async def test_orders_left_pending_are_scheduled_at_start_up_and_no_others(db_url, db, sidecar, ctx,
+                                                                           record_order_status):
+    orders_ = Orders(db, Workflows(lambda: sidecar), SagaRetry(), 1.0)
+    crashed_first, running, scheduled_but_unrecorded, crashed_last = (new_body() for _ in range(4))
+    await store_then_crash(db, crashed_first)
+    await orders_.submit(running, wait=False)
+    await record_order_status(ctx, OrderStatusUpdate(running["order_id"], RUNNING))
+    await orders_.submit(scheduled_but_unrecorded, wait=False)  # PENDING row, live instance
+    await store_then_crash(db, crashed_last)
+    sidecar.scheduled.clear()
+
+    async with AsyncTestClient(app=order_api(db_url, sidecar)) as client:
+        client.blocking_portal.call(start_up_sweep_finished)
+        view = (await client.get(f"/orders/{crashed_last['order_id']}")).json()
+
+    assert sidecar.scheduled == [crashed_first["order_id"], crashed_last["order_id"]]
+    assert view["status"] == RUNNING  # the row stays PENDING until the saga's RUNNING record lands
