@@ -57,6 +57,9 @@ def problem_config() -> dict[str, Any]:
     )
     return {
         "plugins": [plugin],
+        # run_service configures logging once per process; Litestar's default config would add a second
+        # root handler and print every line twice.
+        "logging_config": None,
         "request_max_body_size": MAX_BODY_BYTES,
         "exception_handlers": {Exception: _unexpected_error},
     }
