@@ -255,3 +255,22 @@ def test_an_oversized_body_is_refused(api: httpx.Client):
     body["customer_id"] = "x" * 2_000_000
     r = api.post("/orders", json=body)
     assert r.status_code == 413
+
+
+def test_an_undo_that_keeps_failing_leaves_the_order_compensation_failed_and_still_runs_the_others(system, api):
+    before = stock(system, "SKU-MUG")
+    order_id = new_id("compfail")
+    with system.client("payment") as pay:
+        pay.put("/faults/refund", json={"mode": "error", "order_id": order_id}).raise_for_status()
+    body = order_body(order_id)
+    body["shipping_address"]["country"] = "AQ"
+    order = api.post("/orders?wait=true", json=body).json()
+    assert order["status"] == "COMPENSATION_FAILED", order
+    assert order["failure"]["step"] == "refund"
+    outcomes = {c["name"]: c["outcome"] for c in order["compensations"]}
+    assert outcomes["refund"] == "failed"
+    assert outcomes["release_inventory"] == "undone"  # the undos after the failed one still ran
+    assert stock(system, "SKU-MUG") == before
+    with system.client("payment") as pay:
+        payment = pay.get(f"/payments/{order_id}").json()
+    assert payment["charged_cents"] == order["total_cents"] and payment["refunded_cents"] == 0
