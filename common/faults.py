@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -32,6 +32,7 @@ from common.db import Database
 from common.problems import bad_request, not_found
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CRASH_EXIT_CODE = 70
 DEFAULT_DELAY_MS = 1000
@@ -137,6 +138,24 @@ class FaultInjector:
         """Call after the effect's transaction committed, before returning: fires crash_after faults."""
         if await self._fire(activity, order_id, _AFTER_MODES) is not None:
             self._crash(activity, "after its effect was committed")
+
+    async def run(
+        self, activity: str, order_id: str, effect: Callable[[], Awaitable[T]],
+        permanent: tuple[type[Exception], ...] = (),
+    ) -> T:
+        """The body of every activity: its faults around its effect (one use case in one transaction).
+
+        Errors in ``permanent`` (a key reused for another request, a malformed request) become
+        ``NonRetryableError``: retrying cannot fix them, so the saga's retry policy gives up at once.
+        """
+        await self.before(activity, order_id)
+        try:
+            result = await effect()
+        except permanent as exc:
+            raise NonRetryableError(str(exc)) from exc
+        log.info("%s %s: %s", activity, order_id, result)
+        await self.after_commit(activity, order_id)
+        return result
 
     async def set(self, activity: str, spec: FaultSpec) -> Fault:
         self._check_activity(activity)

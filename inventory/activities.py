@@ -5,7 +5,6 @@ They run on the SDK worker's own thread and event loop, so they get their own ``
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,42 +22,26 @@ from common.contracts import (
     ValidateOrderResult,
 )
 from common.db import Database
-from common.faults import FaultInjector, NonRetryableError
+from common.faults import FaultInjector
 from common.idempotency import IdempotencyConflict
 from common.settings import Settings
 from inventory import service
 
 ACTIVITIES = (VALIDATE_ORDER, RESERVE_INVENTORY, RELEASE_INVENTORY)
-log = logging.getLogger(__name__)
 
 
 def build_activities(db: Database, faults: FaultInjector, max_quantity: int) -> dict[str, Callable[..., Any]]:
     async def validate_order(ctx: WorkflowActivityContext, request: ValidateOrderInput) -> ValidateOrderResult:
-        await faults.before(VALIDATE_ORDER, request.order_id)
-        result = await service.validate_order(db, request, max_quantity)
-        log.info("validate_order %s: ok=%s reason=%s total=%s", request.order_id, result.ok, result.reason, result.total_cents)
-        await faults.after_commit(VALIDATE_ORDER, request.order_id)
-        return result
+        return await faults.run(VALIDATE_ORDER, request.order_id,
+                                lambda: service.validate_order(db, request, max_quantity))
 
     async def reserve_inventory(ctx: WorkflowActivityContext, request: ReserveInventoryInput) -> StepResult:
-        await faults.before(RESERVE_INVENTORY, request.order_id)
-        try:
-            result = await service.reserve(db, request, max_quantity)
-        except IdempotencyConflict as exc:
-            raise NonRetryableError(str(exc)) from exc  # retrying a malformed request cannot succeed
-        log.info("reserve_inventory %s: %s", request.order_id, result)
-        await faults.after_commit(RESERVE_INVENTORY, request.order_id)
-        return result
+        return await faults.run(RESERVE_INVENTORY, request.order_id, lambda: service.reserve(db, request, max_quantity),
+                                permanent=(IdempotencyConflict,))
 
     async def release_inventory(ctx: WorkflowActivityContext, request: UndoInput) -> UndoResult:
-        await faults.before(RELEASE_INVENTORY, request.order_id)
-        try:
-            result = await service.release(db, request)
-        except IdempotencyConflict as exc:
-            raise NonRetryableError(str(exc)) from exc
-        log.info("release_inventory %s: %s", request.order_id, result)
-        await faults.after_commit(RELEASE_INVENTORY, request.order_id)
-        return result
+        return await faults.run(RELEASE_INVENTORY, request.order_id, lambda: service.release(db, request),
+                                permanent=(IdempotencyConflict,))
 
     return {VALIDATE_ORDER: validate_order, RESERVE_INVENTORY: reserve_inventory, RELEASE_INVENTORY: release_inventory}
 

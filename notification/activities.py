@@ -5,7 +5,6 @@ It runs on the SDK worker's own thread and event loop, so it gets its own ``Data
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -13,26 +12,19 @@ from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
 
 from common.contracts import NOTIFY, NotifyInput, NotifyResult
 from common.db import Database
-from common.faults import FaultInjector, NonRetryableError
+from common.faults import FaultInjector
 from common.idempotency import IdempotencyConflict
 from common.settings import Settings
 from notification import service
 from notification.domain import InvalidNotification
 
 ACTIVITIES = (NOTIFY,)
-log = logging.getLogger(__name__)
 
 
 def build_activities(db: Database, faults: FaultInjector) -> dict[str, Callable[..., Any]]:
     async def notify(ctx: WorkflowActivityContext, request: NotifyInput) -> NotifyResult:
-        await faults.before(NOTIFY, request.order_id)
-        try:
-            result = await service.notify(db, request)
-        except (InvalidNotification, IdempotencyConflict) as exc:
-            raise NonRetryableError(str(exc)) from exc  # retrying a malformed request cannot succeed
-        log.info("notify %s: %s", request.order_id, result.detail)
-        await faults.after_commit(NOTIFY, request.order_id)
-        return result
+        return await faults.run(NOTIFY, request.order_id, lambda: service.notify(db, request),
+                                permanent=(InvalidNotification, IdempotencyConflict))
 
     return {NOTIFY: notify}
 

@@ -5,7 +5,6 @@ They run on the SDK worker's own thread and event loop, so they get their own ``
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -13,36 +12,23 @@ from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
 
 from common.contracts import CHARGE, REFUND, ChargeInput, StepResult, UndoInput, UndoResult
 from common.db import Database
-from common.faults import FaultInjector, NonRetryableError
+from common.faults import FaultInjector
 from common.idempotency import IdempotencyConflict
 from common.settings import Settings
 from payment import service
 from payment.domain import InvalidCharge
 
 ACTIVITIES = (CHARGE, REFUND)
-log = logging.getLogger(__name__)
 
 
 def build_activities(db: Database, faults: FaultInjector) -> dict[str, Callable[..., Any]]:
     async def charge(ctx: WorkflowActivityContext, request: ChargeInput) -> StepResult:
-        await faults.before(CHARGE, request.order_id)
-        try:
-            result = await service.charge(db, request)
-        except (InvalidCharge, IdempotencyConflict) as exc:
-            raise NonRetryableError(str(exc)) from exc  # retrying a malformed request cannot succeed
-        log.info("charge %s: %s", request.order_id, result)
-        await faults.after_commit(CHARGE, request.order_id)
-        return result
+        return await faults.run(CHARGE, request.order_id, lambda: service.charge(db, request),
+                                permanent=(InvalidCharge, IdempotencyConflict))
 
     async def refund(ctx: WorkflowActivityContext, request: UndoInput) -> UndoResult:
-        await faults.before(REFUND, request.order_id)
-        try:
-            result = await service.refund(db, request)
-        except IdempotencyConflict as exc:
-            raise NonRetryableError(str(exc)) from exc
-        log.info("refund %s: %s", request.order_id, result)
-        await faults.after_commit(REFUND, request.order_id)
-        return result
+        return await faults.run(REFUND, request.order_id, lambda: service.refund(db, request),
+                                permanent=(IdempotencyConflict,))
 
     return {CHARGE: charge, REFUND: refund}
 
