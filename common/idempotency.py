@@ -9,13 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+if TYPE_CHECKING:
+    from common.db import Database
+
 TABLE_NAME = "processed_requests"
+R = TypeVar("R")
+
+
+class KeyedRequest(Protocol):
+    idempotency_key: str
+
+    def model_dump(self) -> dict[str, Any]: ...
 
 
 class IdempotencyConflict(Exception):
@@ -104,3 +114,17 @@ async def once(
     response = await effect()
     await record(session, table, key, response)
     return response
+
+
+async def run_once(
+    db: Database,
+    table: sa.Table,
+    request: KeyedRequest,
+    effect: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+    result: type[R],
+) -> R:
+    """A keyed use case in one transaction: ``effect(session)`` runs at most once per
+    ``request.idempotency_key``, and its response (stored, on a repeat) comes back as ``result``."""
+    async with db.transaction() as session:
+        response = await once(session, table, request.idempotency_key, request.model_dump(), lambda: effect(session))
+    return result.model_validate(response)  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.contracts import ReserveInventoryInput, StepResult, UndoInput, UndoResult, ValidateOrderInput, ValidateOrderResult
 from common.db import Database
-from common.idempotency import once
+from common.idempotency import run_once
 from inventory import domain
 from inventory.tables import RELEASED, RESERVED, processed_requests, products, reservation_items, reservations
 
@@ -36,20 +36,13 @@ async def validate_order(db: Database, request: ValidateOrderInput, max_quantity
 
 
 async def reserve(db: Database, request: ReserveInventoryInput, max_quantity: int) -> StepResult:
-    async with db.transaction() as session:
-        response = await once(
-            session, processed_requests, request.idempotency_key, request.model_dump(),
-            lambda: _reserve(session, request, max_quantity),
-        )
-    return StepResult.model_validate(response)
+    return await run_once(
+        db, processed_requests, request, lambda session: _reserve(session, request, max_quantity), StepResult
+    )
 
 
 async def release(db: Database, request: UndoInput) -> UndoResult:
-    async with db.transaction() as session:
-        response = await once(
-            session, processed_requests, request.idempotency_key, request.model_dump(), lambda: _release(session, request)
-        )
-    return UndoResult.model_validate(response)
+    return await run_once(db, processed_requests, request, lambda session: _release(session, request), UndoResult)
 
 
 async def _reserve(session: AsyncSession, request: ReserveInventoryInput, max_quantity: int) -> dict[str, Any]:

@@ -9,18 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.contracts import NotifyInput, NotifyResult
 from common.db import Database
-from common.idempotency import once
+from common.idempotency import run_once
 from notification import domain
 from notification.tables import notifications, processed_requests
 
 
 async def notify(db: Database, request: NotifyInput) -> NotifyResult:
     domain.check(request)
-    async with db.transaction() as session:
-        response = await once(
-            session, processed_requests, request.idempotency_key, request.model_dump(), lambda: _send(session, request)
-        )
-    return NotifyResult.model_validate(response)
+    return await run_once(db, processed_requests, request, lambda session: _send(session, request), NotifyResult)
 
 
 async def _send(session: AsyncSession, request: NotifyInput) -> dict[str, Any]:

@@ -10,26 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.contracts import ChargeInput, StepResult, UndoInput, UndoResult
 from common.db import Database
-from common.idempotency import once
+from common.idempotency import run_once
 from payment import domain
 from payment.tables import CHARGED, DECLINED, REFUNDED, VOIDED, ledger, payments, processed_requests
 
 
 async def charge(db: Database, request: ChargeInput) -> StepResult:
     domain.check_amount(request.amount_cents)
-    async with db.transaction() as session:
-        response = await once(
-            session, processed_requests, request.idempotency_key, request.model_dump(), lambda: _charge(session, request)
-        )
-    return StepResult.model_validate(response)
+    return await run_once(db, processed_requests, request, lambda session: _charge(session, request), StepResult)
 
 
 async def refund(db: Database, request: UndoInput) -> UndoResult:
-    async with db.transaction() as session:
-        response = await once(
-            session, processed_requests, request.idempotency_key, request.model_dump(), lambda: _refund(session, request)
-        )
-    return UndoResult.model_validate(response)
+    return await run_once(db, processed_requests, request, lambda session: _refund(session, request), UndoResult)
 
 
 async def _charge(session: AsyncSession, request: ChargeInput) -> dict[str, Any]:

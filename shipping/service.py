@@ -10,25 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.contracts import ShipInput, StepResult, UndoInput, UndoResult
 from common.db import Database
-from common.idempotency import once
+from common.idempotency import run_once
 from shipping import domain
 from shipping.tables import CANCELLED, SCHEDULED, processed_requests, shipments
 
 
 async def ship(db: Database, request: ShipInput) -> StepResult:
-    async with db.transaction() as session:
-        response = await once(
-            session, processed_requests, request.idempotency_key, request.model_dump(), lambda: _ship(session, request)
-        )
-    return StepResult.model_validate(response)
+    return await run_once(db, processed_requests, request, lambda session: _ship(session, request), StepResult)
 
 
 async def cancel(db: Database, request: UndoInput) -> UndoResult:
-    async with db.transaction() as session:
-        response = await once(
-            session, processed_requests, request.idempotency_key, request.model_dump(), lambda: _cancel(session, request)
-        )
-    return UndoResult.model_validate(response)
+    return await run_once(db, processed_requests, request, lambda session: _cancel(session, request), UndoResult)
 
 
 async def _ship(session: AsyncSession, request: ShipInput) -> dict[str, Any]:
