@@ -1,6 +1,7 @@
 """How every app runs: settings, its database, the workflow worker and the HTTP server, in one process.
 
-``run_service`` is what each ``<package>/__main__.py`` calls; ``healthz`` is the handler every app mounts.
+``run_service`` is what each ``<package>/__main__.py`` calls; ``healthz`` is the handler every app mounts;
+``service_app`` is the HTTP app of a service that hosts activities.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ import dataclasses
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import uvicorn
 from dapr.ext.workflow import WorkflowRuntime
 from litestar import Litestar, MediaType, get
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
 
-from common.db import prepare_database
+from common.db import Database, prepare_database
+from common.faults import FaultInjector, fault_router
+from common.problems import problem_config
 from common.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,24 @@ CreateApp = Callable[[Settings], Litestar]
 def healthz() -> str:
     """Liveness: the process serves HTTP. (Readiness of the DB is checked by each request anyway.)"""
     return "ok"
+
+
+def service_app(settings: Settings, title: str, handlers: Iterable, activities: Iterable[str]) -> Litestar:
+    """The HTTP app of a service: its read handlers with ``db`` injected, ``/healthz``, the fault endpoints
+    for its ``activities`` when FAULTS_ENABLED, OpenAPI at /schema and problem details for every error."""
+    if not settings.database_url:
+        raise ValueError("settings.database_url is required (run_service resolves it)")
+    db = Database(settings.database_url)
+    route_handlers: list = [healthz, *handlers]
+    if settings.faults_enabled:
+        route_handlers.append(fault_router(FaultInjector(db, activities, enabled=True)))
+    return Litestar(
+        route_handlers=route_handlers,
+        dependencies={"db": Provide(lambda: db, sync_to_thread=False)},
+        on_shutdown=[db.dispose],
+        openapi_config=OpenAPIConfig(title=title, version="0.1.0"),
+        **problem_config(),
+    )
 
 
 def run_service(app_id: str, *, migrations: str, create_app: CreateApp, register: Register) -> None:
