@@ -55,7 +55,28 @@ def _kill_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-class Sidecar:
+class _ProcessGroup:
+    """A child started in its own session (``self.proc``), stopped or killed as a whole group."""
+
+    proc: subprocess.Popen | None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, exactly like a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            _kill_group(self.proc, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        _kill_group(self.proc, signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class Sidecar(_ProcessGroup):
     """``python -m sidecar serve`` for ``apps``; the first start picks free ports (``APP=0:0``) and a
     restart reuses them, as a real daprd keeps its ports."""
 
@@ -95,23 +116,8 @@ class Sidecar:
     def http_port(self, app: str) -> int:
         return self.ports[app][1]
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, exactly like a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            _kill_group(self.proc, signal.SIGKILL)
-            self.proc.wait(10)
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        _kill_group(self.proc, signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
-class Worker:
+class Worker(_ProcessGroup):
     """One ``worker_app.py`` process for ``app``; ``start`` returns once its work-item stream is open."""
 
     def __init__(self, app: str, name: str, port: int, workdir: Path, skip: tuple[str, ...] = ()) -> None:
@@ -138,20 +144,6 @@ class Worker:
                 log = (self.workdir / f"{self.name}.log").read_text(errors="replace")
                 raise RuntimeError(f"worker {self.name} of {self.app} did not start:\n{log[-3000:]}")
             time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            _kill_group(self.proc, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        _kill_group(self.proc, signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
 
 class Cluster:
