@@ -368,9 +368,6 @@ class Engine:
     def get(self, app_id: str, instance_id: str) -> Instance | None:
         return self.instances.get((app_id, instance_id))
 
-    def list_instances(self, app_id: str) -> list[Instance]:
-        return [i for i in self.instances.values() if i.app_id == app_id]
-
     async def start(
         self, app_id: str, instance_id: str, name: str, input: str | None = None,
         scheduled_start: float | None = None, version: str | None = None, wait: bool = True,
@@ -382,18 +379,22 @@ class Engine:
         existing = self.instances.get((app_id, instance_id))
         if existing is not None and not existing.completed:
             raise EngineError("ALREADY_EXISTS", f"an active workflow with ID '{instance_id}' already exists")
-        router = pb.TaskRouter(sourceAppID=app_id)
-        self._create(app_id, instance_id, name, input, version, None, router, scheduled_start, existing)
+        tx = self.store.transaction()
+        inst = self._new_instance(app_id, instance_id, name, input, version, None, pb.TaskRouter(sourceAppID=app_id),
+                                  scheduled_start, existing, tx)
+        tx.commit()
+        self._activate(inst)
         if wait and scheduled_start is None:
             await self.wait_for(app_id, instance_id, lambda i: i.derive_status() != PENDING)
         return instance_id
 
-    def _create(
+    def _new_instance(
         self, app_id: str, instance_id: str, name: str, input: str | None, version: str | None,
         parent: pb.ParentInstanceInfo | None, router: pb.TaskRouter, scheduled_start: float | None,
-        existing: Instance | None, tx=None,
+        existing: Instance | None, tx,
     ) -> Instance:
-        """Create (or reset a terminal) instance whose first inbox event is its ExecutionStarted."""
+        """Create (or reset a terminal) instance whose first inbox event is its ExecutionStarted, in ``tx``.
+        The caller commits, then calls ``_activate``."""
         now = time.time()
         inst = Instance(app_id, instance_id)
         inst.generation = existing.generation + 1 if existing else 0
@@ -406,22 +407,13 @@ class Engine:
             parentInstance=parent,
             scheduledStartTimestamp=_ts(scheduled_start) if scheduled_start else None,
         )
-        event = pb.HistoryEvent(eventId=-1, timestamp=_ts(now), executionStarted=started, router=router)
-        item = InboxItem(self.store.new_id(), None, scheduled_start or now, event)
-        own_tx = tx is None
-        tx = tx or self.store.transaction()
         if existing is not None:
             tx.clear_history(app_id, instance_id)
             tx.clear_inbox(app_id, instance_id)
         tx.put_instance(inst.row())
-        tx.add_inbox(item.id, app_id, instance_id, None, item.visible_at, event.SerializeToString())
-        if own_tx:
-            tx.commit()
-        inst.inbox.append(item)
-        self.instances[inst.key] = inst
-        self._schedule(inst)
-        self._pump(app_id)
-        self._notify(inst.key)
+        self.instances[inst.key] = inst  # _deliver needs it; the caller commits right after
+        event = pb.HistoryEvent(eventId=-1, timestamp=_ts(now), executionStarted=started, router=router)
+        self._deliver(app_id, instance_id, event, None, tx, visible_at=scheduled_start or now)
         return inst
 
     def _deliver(self, app_id: str, instance_id: str, event: pb.HistoryEvent, generation: int | None, tx, visible_at: float | None = None) -> InboxItem:
@@ -762,30 +754,10 @@ class Engine:
             taskScheduledId=task_id, name=_sv(parent.name),
             workflowInstance=pb.WorkflowInstance(instanceId=parent.instance_id, executionId=_sv(parent.execution_id)),
             appID=parent.app_id)
-        child = self._prepare_child(target, a, info, router, existing, tx)
+        child = self._new_instance(
+            target, a.instanceId, a.name, a.input.value if a.HasField("input") else None,
+            a.version.value if a.HasField("version") else None, info, router, None, existing, tx)
         after_commit.append(lambda: self._activate(child))
-
-    def _prepare_child(self, app_id, a, info, router, existing, tx) -> Instance:
-        now = time.time()
-        inst = Instance(app_id, a.instanceId)
-        inst.generation = existing.generation + 1 if existing else 0
-        inst.execution_id = uuid.uuid4().hex
-        inst.name = a.name
-        inst.input = a.input.value if a.HasField("input") else None
-        inst.created = inst.updated = now
-        inst.parent = info.SerializeToString()
-        started = pb.ExecutionStartedEvent(
-            name=a.name, version=a.version if a.HasField("version") else None,
-            input=a.input if a.HasField("input") else None,
-            workflowInstance=pb.WorkflowInstance(instanceId=a.instanceId, executionId=_sv(inst.execution_id)),
-            parentInstance=info)
-        if existing is not None:
-            tx.clear_history(app_id, a.instanceId)
-            tx.clear_inbox(app_id, a.instanceId)
-        tx.put_instance(inst.row())
-        self.instances[inst.key] = inst  # _deliver needs it; the caller commits right after
-        self._deliver(app_id, a.instanceId, pb.HistoryEvent(eventId=-1, timestamp=_ts(now), executionStarted=started, router=router), None, tx)
-        return inst
 
     def _activate(self, inst: Instance) -> None:
         self._notify(inst.key)
