@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench db-stop clean
+.PHONY: run run-dapr dapr test bench db-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ run: $(STAMP)
 		trap '$(PY) -m common.devdb stop' EXIT; trap 'exit 130' INT TERM; \
 	fi; \
 	$(PY) -m sidecar run -f dapr.yaml
+
+## dapr: find Dapr (daprd, placement, scheduler) of the pinned 1.18 release, or build it once from its Go
+## modules into ~/.cache/dapr-saga (needs Go 1.26+; the first build takes many minutes). Stdlib only: no venv.
+dapr:
+	$(PYTHON) -m realdapr install
+
+## run-dapr: `make run`, on real Dapr: placement and scheduler on ports 6050/6060, one daprd per app, the
+## workflow state store in the embedded PostgreSQL (or POSTGRES_URL). Needs `make dapr` first. `exec`, so
+## that a SIGTERM to make reaches the launcher, which stops everything it started, PostgreSQL included.
+run-dapr: $(STAMP)
+	exec $(PY) -m realdapr run -f dapr.yaml
 
 ## test: every test (unit, integration on real PostgreSQL, end-to-end through the sidecar)
 test: $(STAMP)

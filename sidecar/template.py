@@ -40,9 +40,14 @@ class AppSpec:
 
 @dataclass(frozen=True)
 class RunTemplate:
+    """The template: its apps, and the ``common`` Dapr resources folders and Configuration file (resolved
+    against the template's folder, as the CLI does). The sidecar itself needs neither; real daprd does."""
+
     path: Path
     name: str | None
     apps: tuple[AppSpec, ...]
+    resources_paths: tuple[Path, ...] = ()
+    config_file: Path | None = None
 
 
 def load_template(path: str | Path) -> RunTemplate:
@@ -119,7 +124,17 @@ def _parse(file: Path, doc: Any) -> RunTemplate:
     apps = tuple(_app(i, raw, common, common_env, base, fail) for i, raw in enumerate(raw_apps))
     _check_unique(apps, fail)
     name = doc.get("name")
-    return RunTemplate(path=file, name=None if name is None else str(name), apps=apps)
+    resources = common.get("resourcesPaths") or []
+    if isinstance(resources, str) or not all(isinstance(r, str) for r in resources):
+        raise fail("common.resourcesPaths must be a list of folders")
+    config = common.get("configFilePath")
+    if config is not None and not isinstance(config, str):
+        raise fail("common.configFilePath must be a file path")
+    return RunTemplate(
+        path=file, name=None if name is None else str(name), apps=apps,
+        resources_paths=tuple((base / r).resolve() for r in resources),
+        config_file=(base / config).resolve() if config else None,
+    )
 
 
 def _app(index: int, raw: Any, common: dict, common_env: dict[str, str], base: Path, fail) -> AppSpec:

@@ -54,3 +54,42 @@ async def database_factory(pg_server_url: str) -> AsyncIterator[DatabaseFactory]
     yield make
     for name in created:
         await drop_database(pg_server_url, name)
+
+
+# --- the engine lanes of the end-to-end suite -------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--engine", choices=("both", "sidecar", "dapr"), default="both",
+        help="which workflow engine the end-to-end tests run on: the sidecar, real daprd (needs `make dapr`), "
+        "or both (default; the daprd lane is skipped, and said so, when its binaries are missing)",
+    )
+
+
+_lanes: dict[str, dict[str, int]] = {}
+_lane_skips: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    lane = next((engine for engine in ("sidecar", "dapr") if f"[{engine}" in report.nodeid), None)
+    if lane is None or "/e2e/" not in report.nodeid.replace("\\", "/"):
+        return
+    if report.when == "call" or report.outcome != "passed":
+        counts = _lanes.setdefault(lane, {})
+        counts[report.outcome] = counts.get(report.outcome, 0) + 1
+        if report.skipped and isinstance(report.longrepr, tuple):
+            _lane_skips.setdefault(lane, report.longrepr[2].removeprefix("Skipped: "))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+    if not _lanes:
+        return
+    terminalreporter.section("end-to-end lanes")
+    for lane, title in (("sidecar", "sidecar lane"), ("dapr", "real-Dapr lane")):
+        counts = _lanes.get(lane, {})
+        ran = {k: v for k, v in counts.items() if k != "skipped"}
+        text = ", ".join(f"{v} {k}" for k, v in sorted(ran.items())) or "nothing ran"
+        if counts.get("skipped"):
+            text += f"; {counts['skipped']} skipped: {_lane_skips.get(lane, '')}"
+        terminalreporter.write_line(f"{title}: {text}")

@@ -1,8 +1,12 @@
-"""The whole system, started as `make run` starts it: `python -m sidecar run -f <template>` with the
-repository's own dapr.yaml, rewritten only to use free ports and the test PostgreSQL server.
+"""The whole system, started as `make run` and `make run-dapr` start it, once per engine (a lane each):
 
-Every app runs in its own process under the runner, talks to the sidecar through the real SDK, and keeps
-its data in its own database; tests drive it through the REST APIs only.
+- ``sidecar``: ``python -m sidecar run -f <template>``;
+- ``dapr``: ``python -m realdapr run -f <template>``: real placement, scheduler and one daprd per app, built by
+  ``make dapr``. Skipped, and said so in the summary, when those binaries are not there.
+
+The template is the repository's own dapr.yaml, rewritten only to use free ports, the test PostgreSQL server
+and databases of the lane's own. Every app runs in its own process under the runner, talks to its engine
+through the real SDK; tests drive it through the REST APIs only. ``--engine`` picks the lanes.
 """
 
 from __future__ import annotations
@@ -17,11 +21,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncio
+import uuid
+
 import httpx
 import pytest
 import yaml
 
+from common.db import database_name, drop_database, ensure_database, libpq_url
+from realdapr import DAPR_VERSION
+from realdapr.binaries import DaprError, find
+
 REPO = Path(__file__).resolve().parents[2]
+ENGINES = ("sidecar", "dapr")
 
 
 def _free_port() -> int:
@@ -32,9 +44,11 @@ def _free_port() -> int:
 
 @dataclass
 class System:
+    engine: str  # "sidecar" or "dapr"
     urls: dict[str, str]  # app id -> base URL of the app's REST API
     log_path: Path
     process: subprocess.Popen
+    engine_health: dict[str, str]  # app id -> its daprd's (or the sidecar's) /v1.0/healthz
 
     def client(self, app_id: str) -> httpx.Client:
         return httpx.Client(base_url=self.urls[app_id], timeout=60)
@@ -43,7 +57,7 @@ class System:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _write_template(tmp: Path, pg_server_url: str) -> dict[str, str]:
+def _write_template(tmp: Path, pg_server_url: str, databases: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     template = yaml.safe_load((REPO / "dapr.yaml").read_text())
     common_env = template.setdefault("common", {}).setdefault("env", {})
     common_env.update({
@@ -60,46 +74,80 @@ def _write_template(tmp: Path, pg_server_url: str) -> dict[str, str]:
             template["common"][key] = [str(REPO / p) for p in template["common"][key]]
     if "configFilePath" in template["common"]:
         template["common"]["configFilePath"] = str(REPO / template["common"]["configFilePath"])
-    urls = {}
+    urls, engine_health = {}, {}
     for app in template["apps"]:
         app["appDirPath"] = str(REPO / app["appDirPath"])
         app["appPort"] = _free_port()
         app["daprHTTPPort"] = _free_port()
         app["daprGRPCPort"] = _free_port()
+        # Each lane has databases of its own: a lane never sees the orders the other one left running.
+        app.setdefault("env", {})["DATABASE_URL"] = databases[app["appID"]]
         urls[app["appID"]] = f"http://127.0.0.1:{app['appPort']}"
+        engine_health[app["appID"]] = f"http://127.0.0.1:{app['daprHTTPPort']}/v1.0/healthz"
     (tmp / "dapr.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
-    return urls
+    return urls, engine_health
 
 
 def _wait_healthy(system: System, timeout: float = 120) -> None:
+    """Every app's /healthz and its engine's /v1.0/healthz answer 2xx (each app and each sidecar is up)."""
     deadline = time.monotonic() + timeout
-    pending = set(system.urls)
+    pending = {f"{app_id} app": url + "/healthz" for app_id, url in system.urls.items()}
+    pending |= {f"{app_id} engine": url for app_id, url in system.engine_health.items()}
     while pending and time.monotonic() < deadline:
         if system.process.poll() is not None:
             raise RuntimeError(f"the runner exited with {system.process.returncode}:\n{system.log_tail()}")
-        for app_id in list(pending):
+        for name, url in list(pending.items()):
             try:
-                if httpx.get(system.urls[app_id] + "/healthz", timeout=1).status_code == 200:
-                    pending.discard(app_id)
+                if httpx.get(url, timeout=1).is_success:
+                    del pending[name]
             except httpx.HTTPError:
                 pass
         time.sleep(0.3)
     if pending:
-        raise RuntimeError(f"apps not healthy after {timeout}s: {sorted(pending)}\n{system.log_tail()}")
+        raise RuntimeError(f"not healthy after {timeout}s: {sorted(pending)}\n{system.log_tail()}")
 
 
-@pytest.fixture(scope="session")
-def system(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    tmp = tmp_path_factory.mktemp("e2e")
-    urls = _write_template(tmp, pg_server_url)
+def _command(engine: str, tmp: Path) -> list[str]:
+    if engine == "sidecar":
+        return [sys.executable, "-m", "sidecar", "run", "-f", str(tmp / "dapr.yaml"), "--state", str(tmp / "state.db")]
+    return [sys.executable, "-m", "realdapr", "run", "-f", str(tmp / "dapr.yaml"), "--data-dir", str(tmp / "dapr"),
+            "--workflow-db", f"{tmp.name.replace('-', '_')}_wf", "--placement-port", "0", "--scheduler-port", "0"]
+
+
+def _skip_reason(engine: str, config: pytest.Config) -> str | None:
+    chosen = config.getoption("--engine")
+    if chosen not in ("both", engine):
+        return f"{engine} lane not chosen (--engine {chosen})"
+    if engine == "dapr":
+        try:
+            found = find()
+        except DaprError as exc:
+            return f"real-Dapr lane skipped: {exc}"
+        if found is None:
+            return f"real-Dapr lane skipped: no Dapr {DAPR_VERSION} binaries (run `make dapr` to build them)"
+    return None
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def system(request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    engine = request.param
+    reason = _skip_reason(engine, request.config)
+    if reason:
+        pytest.skip(reason)
+    tmp = tmp_path_factory.mktemp(f"e2e-{engine}-{uuid.uuid4().hex[:6]}")
+    prefix = tmp.name.replace("-", "_")
+    names = {app_id: f"{prefix}_{database_name(app_id)}" for app_id in
+             ("order-api", "inventory", "payment", "shipping", "notification")}
+    for name in names.values():
+        asyncio.run(ensure_database(pg_server_url, name))
+    urls, engine_health = _write_template(tmp, pg_server_url, {a: libpq_url(pg_server_url, n) for a, n in names.items()})
     log_path = tmp / "system.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sidecar", "run", "-f", str(tmp / "dapr.yaml"), "--state", str(tmp / "state.db")],
-            cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            _command(engine, tmp), cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "POSTGRES_URL": pg_server_url},
         )
-    system = System(urls, log_path, process)
+    system = System(engine, urls, log_path, process, engine_health)
     try:
         _wait_healthy(system)
         yield system
@@ -107,7 +155,9 @@ def system(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(30)
+                process.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        for name in names.values():
+            asyncio.run(drop_database(pg_server_url, name))

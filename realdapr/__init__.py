@@ -1,0 +1,11 @@
+"""Real Dapr for this project: find or build daprd, placement and scheduler of one pinned 1.18 release
+(``python -m realdapr install``, what ``make dapr`` runs) and run the system on them
+(``python -m realdapr run -f dapr.yaml``, what ``make run-dapr`` runs).
+
+Nothing of Dapr is vendored: the binaries come from an install the user already has or are built from
+Dapr's own Go modules, fetched by name from the Go module proxy, into a cache outside the repository.
+"""
+
+# The newest 1.18 patch whose whole dependency graph the Go module proxy serves (see README, "Running
+# on real Dapr": v1.18.3 needs durabletask-go v0.12.4, which the proxy refuses).
+DAPR_VERSION = "1.18.2"

