@@ -42,8 +42,6 @@ def _install() -> int:
     if found is not None:
         print(f"[dapr] using Dapr {found.version} in {found.bin_dir} ({found.source})", file=sys.stderr)
         return 0
-    print(f"[dapr] building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from its Go modules; the first "
-          "build downloads about 2 GB and takes many minutes, later runs reuse it", file=sys.stderr)
     build()
     return 0
 
@@ -68,7 +66,8 @@ def _run(args: argparse.Namespace) -> int:
             return asyncio.run(run(
                 template, dapr, postgres_url=postgres_url, data_dir=Path(args.data_dir).resolve(),
                 workflow_db=args.workflow_db, placement_port=args.placement_port,
-                scheduler_port=args.scheduler_port, log_level=args.log_level, on_signals=_on_signals,
+                scheduler_port=args.scheduler_port, log_level=args.log_level, ready_timeout=args.ready_timeout,
+                on_signals=_on_signals,
             ))
         except RunError as exc:
             print(f"[dapr] error: {exc}", file=sys.stderr)
@@ -113,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="placement's port; its health and metrics ports follow it (0: free ports)")
     run.add_argument("--scheduler-port", type=int, default=6060,
                      help="the scheduler's port; its health, metrics and etcd ports follow it (0: free ports)")
+    run.add_argument("--ready-timeout", type=float, default=60.0,
+                     help="seconds the control plane, then the daprd sidecars, get to come up (default 60)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"],
                      help="the log level of daprd, placement and scheduler")
     return parser

@@ -192,6 +192,8 @@ def build(env: Mapping[str, str] = os.environ, out: TextIO = sys.stderr) -> Dapr
         raise DaprError(f"Go {'.'.join(map(str, version_of_go))} is too old to build Dapr {DAPR_VERSION} "
                         f"(needs {'.'.join(map(str, GO_MINIMUM))}+). " + _install_help(env))
     progress = _Progress(out)
+    progress.say(f"building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from its Go modules with "
+                 f"{go}; a first build downloads and compiles for many minutes, later runs reuse it")
     # Never a toolchain download (the go.mod asks for 1.26.x and any 1.26+ builds it); the module
     # proxy is the only source.
     go_env = {**env, "GOTOOLCHAIN": "local"}

@@ -246,7 +246,7 @@ async def wait_healthy(urls: dict[str, str], stop: asyncio.Event, timeout: float
 async def run(template: RunTemplate, dapr: DaprBinaries, *, postgres_url: str, data_dir: Path,
               workflow_db: str = WORKFLOW_DB, placement_port: int = DEFAULT_PLACEMENT_PORT,
               scheduler_port: int = DEFAULT_SCHEDULER_PORT, log_level: str = "info",
-              on_signals: Callable[[Callable[[], None], Callable[[int], None]], None] | None = None) -> int:
+              ready_timeout: float = READY_TIMEOUT, on_signals: Callable[[Callable[[], None], Callable[[int], None]], None] | None = None) -> int:
     ports = ControlPlanePorts.from_bases(placement_port, scheduler_port)
     fixed = [(getattr(ports, name), f"{'placement' if name.startswith('placement') else 'scheduler'} {name}")
              for name in ControlPlanePorts.__dataclass_fields__]
@@ -283,12 +283,12 @@ async def run(template: RunTemplate, dapr: DaprBinaries, *, postgres_url: str, d
     failed: RunError | None = None
     try:
         await wait_healthy(dict(zip(("placement", "scheduler"), the_plan.control_plane_health)), stop,
-                           READY_TIMEOUT, "the Dapr control plane")
+                           ready_timeout, "the Dapr control plane")
         if not stop.is_set():
             apps = Supervisor(the_plan.sidecars_and_apps)
             supervisors.append(apps)
             apps_task = asyncio.create_task(apps.run(apps_stop))
-            await wait_healthy(the_plan.sidecar_health, stop, READY_TIMEOUT, "daprd")
+            await wait_healthy(the_plan.sidecar_health, stop, ready_timeout, "daprd")
             if not stop.is_set():
                 log.info("all %d daprd sidecars are up; Ctrl-C or SIGTERM stops everything", len(template.apps))
             await stop.wait()
