@@ -35,8 +35,8 @@ INSTALL_HELP = (
     "scheduler in ~/.dapr/bin or in $DAPR_BIN_DIR) nor Go {go}+ was found. Either install Dapr {minor} with the "
     "Dapr CLI (`dapr init --runtime-version {version}`, or `dapr init --slim` on a machine without Docker) and "
     "run this again, or install Go {go} or newer (https://go.dev/doc/install, or your system's golang package) "
-    "and run `make dapr` again: it then builds Dapr {version} from its Go modules into {cache} (about 15 "
-    "minutes and 2 GB of downloads the first time, reused afterwards)."
+    "and run `make dapr` again: it then builds Dapr {version} from its Go modules into {cache} (on 2 "
+    "cores: about 6 minutes, 740 MB of downloads and 5.5 GB of Go caches the first time; reused afterwards)."
 )
 
 
@@ -193,7 +193,7 @@ def build(env: Mapping[str, str] = os.environ, out: TextIO = sys.stderr) -> Dapr
                         f"(needs {'.'.join(map(str, GO_MINIMUM))}+). " + _install_help(env))
     progress = _Progress(out)
     progress.say(f"building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from its Go modules with "
-                 f"{go}; a first build downloads and compiles for many minutes, later runs reuse it")
+                 f"{go}; a first build takes about 6 minutes on 2 cores and downloads 740 MB, later runs reuse it")
     # Never a toolchain download (the go.mod asks for 1.26.x and any 1.26+ builds it); the module
     # proxy is the only source.
     go_env = {**env, "GOTOOLCHAIN": "local"}
