@@ -168,6 +168,8 @@ class _Progress:
             stdout.seek(0)
             output = stdout.read()
         if code != 0:
+            # `go mod download -json` reports its error in the JSON on stdout.
+            tail.extend(output.strip().splitlines()[-10:])
             raise DaprError(f"{title} failed (exit {code}): {' '.join(command)}\n" + "\n".join(tail))
         self.say(f"{title}: done ({done[0]} {unit})")
         return output
@@ -197,8 +199,30 @@ def build(env: Mapping[str, str] = os.environ, out: TextIO = sys.stderr) -> Dapr
     # Never a toolchain download (the go.mod asks for 1.26.x and any 1.26+ builds it); the module
     # proxy is the only source.
     go_env = {**env, "GOTOOLCHAIN": "local"}
-    root = cache_root(env)
-    src = root / "src" / f"dapr-{DAPR_VERSION}"
+    src = cache_root(env) / "src" / f"dapr-{DAPR_VERSION}"
+    staging = built_bin_dir(env=env).with_name("bin.partial")
+    try:
+        return _build(go, go_env, src, staging, progress)
+    except DaprError as exc:
+        raise DaprError(
+            f"{exc}\nThe build of Dapr {DAPR_VERSION} stopped and installed nothing. Check the lines above, that the "
+            f"Go module proxy is reachable (GOPROXY={go_env.get('GOPROXY') or _go_env(go, 'GOPROXY')}) and that "
+            f"{cache_root(env)} has a few GB free, then run `make dapr` again; or install Dapr "
+            f"{_minor()} another way and point DAPR_BIN_DIR at it."
+        ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(src, ignore_errors=True)
+
+
+def _go_env(go: str, name: str) -> str:
+    try:
+        return subprocess.run([go, "env", name], capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def _build(go: str, go_env: Mapping[str, str], src: Path, staging: Path, progress: _Progress) -> DaprBinaries:
     info = progress.run(f"1/4 fetching {MODULE}@v{DAPR_VERSION}", [go, "mod", "download", "-json",
                         f"{MODULE}@v{DAPR_VERSION}"], None, go_env, count=lambda line: False, unit="modules")
     module_dir = Path(_json_field(info, "Dir"))
@@ -211,16 +235,14 @@ def build(env: Mapping[str, str] = os.environ, out: TextIO = sys.stderr) -> Dapr
     for path in [src, *src.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
     packages = ["./cmd/daprd", "./cmd/placement", "./cmd/scheduler"]
-    listed = progress.run("2/4 fetching the modules daprd, placement and scheduler need",
-                          [go, "list", "-deps", "-tags", DAPRD_TAGS, *packages], src, go_env,
-                          count=lambda line: line.startswith("go: downloading"), unit="modules downloaded")
-    del listed
+    progress.run("2/4 fetching the modules daprd, placement and scheduler need",
+                 [go, "list", "-deps", "-tags", DAPRD_TAGS, *packages], src, go_env,
+                 count=lambda line: line.startswith("go: downloading"), unit="modules downloaded")
     daprd_packages = subprocess.run([go, "list", "-deps", "-tags", DAPRD_TAGS, "./cmd/daprd"], cwd=src, env=go_env,
                                     capture_output=True, text=True).stdout
     total = len(daprd_packages.split())
     ldflags = (f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION} "
                f"-X github.com/dapr/kit/logger.DaprVersion={DAPR_VERSION}")
-    staging = built_bin_dir(env=env).with_name("bin.partial")
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
@@ -232,11 +254,10 @@ def build(env: Mapping[str, str] = os.environ, out: TextIO = sys.stderr) -> Dapr
     version = daprd_version(staging / "daprd")
     if version != DAPR_VERSION:
         raise DaprError(f"the daprd just built reports version {version!r}, not {DAPR_VERSION}: {staging}")
-    final = built_bin_dir(env=env)
+    final = staging.with_name("bin")
     if final.exists():
         shutil.rmtree(final)
     staging.rename(final)
-    shutil.rmtree(src, ignore_errors=True)
     progress.say(f"built Dapr {DAPR_VERSION} into {final}")
     return DaprBinaries(final, version, "build cache")
 

@@ -94,6 +94,18 @@ def test_without_dapr_and_without_go_install_says_in_one_paragraph_what_to_insta
     assert "Go 1.26" in message and f"dapr init --runtime-version {DAPR_VERSION}" in message and "make dapr" in message
 
 
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs Go (the build's first step must really run and fail)")
+def test_a_build_that_cannot_fetch_dapr_stops_with_what_to_do_and_installs_nothing(tmp_path: Path):
+    # GOPROXY=off with an empty module cache: Go itself refuses the first download, as with no network.
+    env = isolated_env(tmp_path, GOPROXY="off", GOMODCACHE=str(tmp_path / "gomod"), GOFLAGS="-modcacherw")
+    done = python_m("install", env=env)
+    assert done.returncode == 1
+    assert f"1/4 fetching github.com/dapr/dapr@v{DAPR_VERSION} failed" in done.stderr
+    assert "GOPROXY=off" in done.stderr and "installed nothing" in done.stderr and "make dapr" in done.stderr
+    assert not any((tmp_path / "cache").rglob("daprd"))
+    assert not (tmp_path / "cache" / f"dapr-{DAPR_VERSION}" / ".dapr" / "bin.partial").exists()
+
+
 def test_run_without_dapr_says_to_run_make_dapr_first(tmp_path: Path):
     done = python_m("run", "-f", str(REPO / "dapr.yaml"), env=isolated_env(tmp_path))
     assert done.returncode == 1
