@@ -1,10 +1,16 @@
-"""Inventory rules with no I/O: what makes an order's item list acceptable, and how it is priced."""
+"""Inventory rules with no I/O: what makes an order's item list acceptable, how it is priced, and the state
+machine of an order's reservation (reserve, release, and the tombstone a release leaves when it runs first)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from common.contracts import Item, PricedItem
+from common.contracts import Item, PricedItem, StepResult, UndoResult
+
+# Reservation states. RELEASED doubles as the tombstone: a release before any reservation leaves it, so a
+# late reserve does nothing.
+RESERVED, RELEASED = "RESERVED", "RELEASED"
 
 
 class Rejected(Exception):
@@ -41,3 +47,34 @@ def price(items: Sequence[Item], catalog_prices: Mapping[str, int]) -> list[Pric
 
 def total_cents(items: Sequence[PricedItem]) -> int:
     return sum(item.quantity * item.price_cents for item in items)
+
+
+def reserve_outcome(order_id: str, status: str) -> StepResult:
+    """What a reserve answers, given the order's reservation: the one it just made, or one that was there (an
+    earlier reserve under another key answers the same; a release's tombstone refuses the reserve)."""
+    if status == RELEASED:
+        return StepResult(ok=False, cancelled=True, reason="release already ran for this order; not reserving")
+    return StepResult(ok=True, reference=order_id)
+
+
+@dataclass(frozen=True)
+class Release:
+    """What a release does: the reservation's next status (None: unchanged), whether its units go back to
+    stock, and the answer."""
+
+    status: str | None
+    restock: bool
+    result: UndoResult
+
+
+def release(status: str | None, units: int = 0) -> Release:
+    """Release an order's reservation (``status`` None: there is none yet) of ``units`` units in all.
+
+    None: record the RELEASED tombstone. RESERVED: give the units back. RELEASED: nothing to undo.
+    """
+    if status is None:
+        return Release(RELEASED, False, UndoResult(outcome="nothing_to_undo",
+                                                   detail="no reservation found; a late reserve will be refused"))
+    if status != RESERVED:
+        return Release(None, False, UndoResult(outcome="nothing_to_undo", detail="already released"))
+    return Release(RELEASED, True, UndoResult(outcome="undone", detail=f"released {units} units"))

@@ -13,7 +13,7 @@ from common.contracts import ReserveInventoryInput, StepResult, UndoInput, UndoR
 from common.db import Database
 from common.idempotency import run_once
 from inventory import domain
-from inventory.tables import RELEASED, RESERVED, processed_requests, products, reservation_items, reservations
+from inventory.tables import processed_requests, products, reservation_items, reservations
 
 
 class _OutOfStock(Exception):
@@ -52,8 +52,12 @@ async def _reserve(session: AsyncSession, request: ReserveInventoryInput, max_qu
         return StepResult(ok=False, reason=str(rejection)).model_dump()
     try:
         async with session.begin_nested():  # out of stock rolls back every decrement and the reservation row
-            if not await _claim(session, request.order_id, RESERVED):
-                return await _reserve_again(session, request.order_id)
+            if not await _claim(session, request.order_id, domain.RESERVED):
+                # The order already has a reservation row, written under another key or by a release.
+                status = await session.scalar(
+                    sa.select(reservations.c.status).where(reservations.c.order_id == request.order_id)
+                )
+                return domain.reserve_outcome(request.order_id, status).model_dump()
             # Sorted, so concurrent reservations lock product rows in one order and cannot deadlock.
             for item in sorted(request.items, key=lambda i: i.sku):
                 await _take(session, item.sku, item.quantity)
@@ -63,7 +67,7 @@ async def _reserve(session: AsyncSession, request: ReserveInventoryInput, max_qu
             )
     except _OutOfStock as shortage:
         return StepResult(ok=False, reason=str(shortage)).model_dump()
-    return StepResult(ok=True, reference=request.order_id).model_dump()
+    return domain.reserve_outcome(request.order_id, domain.RESERVED).model_dump()
 
 
 async def _take(session: AsyncSession, sku: str, quantity: int) -> None:
@@ -78,22 +82,13 @@ async def _take(session: AsyncSession, sku: str, quantity: int) -> None:
         raise _OutOfStock(f"out of stock: {sku}" if known else f"unknown sku: {sku}")
 
 
-async def _reserve_again(session: AsyncSession, order_id: str) -> dict[str, Any]:
-    """The order already has a reservation row, written under another key or by a release."""
-    status = await session.scalar(sa.select(reservations.c.status).where(reservations.c.order_id == order_id))
-    if status == RELEASED:
-        return StepResult(ok=False, cancelled=True, reason="release already ran for this order; not reserving").model_dump()
-    return StepResult(ok=True, reference=order_id).model_dump()
-
-
 async def _release(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
-    if await _claim(session, request.order_id, RELEASED):
-        return UndoResult(outcome="nothing_to_undo", detail="no reservation found; a late reserve will be refused").model_dump()
+    tombstone = domain.release(None)
+    if await _claim(session, request.order_id, tombstone.status):
+        return tombstone.result.model_dump()
     status = await session.scalar(
         sa.select(reservations.c.status).where(reservations.c.order_id == request.order_id).with_for_update()
     )
-    if status != RESERVED:
-        return UndoResult(outcome="nothing_to_undo", detail="already released").model_dump()
     items = (
         await session.execute(
             sa.select(reservation_items.c.sku, reservation_items.c.quantity)
@@ -101,16 +96,19 @@ async def _release(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
             .order_by(reservation_items.c.sku)
         )
     ).all()
-    for item in items:
+    decision = domain.release(status, sum(i.quantity for i in items))
+    if decision.restock:
+        for item in items:
+            await session.execute(
+                sa.update(products).where(products.c.sku == item.sku).values(available=products.c.available + item.quantity)
+            )
+    if decision.status is not None:
         await session.execute(
-            sa.update(products).where(products.c.sku == item.sku).values(available=products.c.available + item.quantity)
+            sa.update(reservations)
+            .where(reservations.c.order_id == request.order_id)
+            .values(status=decision.status, updated_at=sa.func.now())
         )
-    await session.execute(
-        sa.update(reservations)
-        .where(reservations.c.order_id == request.order_id)
-        .values(status=RELEASED, updated_at=sa.func.now())
-    )
-    return UndoResult(outcome="undone", detail=f"released {sum(i.quantity for i in items)} units").model_dump()
+    return decision.result.model_dump()
 
 
 async def _claim(session: AsyncSession, order_id: str, status: str) -> bool:

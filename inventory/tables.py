@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from common.faults import faults_table
 from common.idempotency import processed_requests_table
 
-# RELEASED doubles as the tombstone: a release before any reservation leaves it, so a late reserve does nothing.
-RESERVED, RELEASED = "RESERVED", "RELEASED"
+from inventory.domain import RELEASED, RESERVED
 
 metadata = sa.MetaData()
 
@@ -26,7 +25,7 @@ reservations = sa.Table(
     "reservations",
     metadata,
     sa.Column("order_id", sa.Text, primary_key=True),
-    sa.Column("status", sa.Text, sa.CheckConstraint("status IN ('RESERVED', 'RELEASED')"), nullable=False),
+    sa.Column("status", sa.Text, sa.CheckConstraint(f"status IN ('{RESERVED}', '{RELEASED}')"), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )

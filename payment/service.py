@@ -12,7 +12,7 @@ from common.contracts import ChargeInput, StepResult, UndoInput, UndoResult
 from common.db import Database
 from common.idempotency import run_once
 from payment import domain
-from payment.tables import CHARGED, DECLINED, REFUNDED, VOIDED, ledger, payments, processed_requests
+from payment.tables import ledger, payments, processed_requests
 
 
 async def charge(db: Database, request: ChargeInput) -> StepResult:
@@ -25,48 +25,34 @@ async def refund(db: Database, request: UndoInput) -> UndoResult:
 
 
 async def _charge(session: AsyncSession, request: ChargeInput) -> dict[str, Any]:
-    reason = domain.decline_reason(request.token)
-    reference = domain.payment_id(request.order_id)
-    claimed = await _claim_order(
-        session,
-        request.order_id,
-        status=CHARGED if reason is None else DECLINED,
-        payment_id=reference,
-        customer_id=request.customer_id,
-        decline_reason=reason,
-    )
-    if claimed:
-        if reason is None:
+    first = domain.first_charge(request.order_id, request.token)
+    if await _claim_order(session, request.order_id, status=first.status, payment_id=first.payment_id,
+                          customer_id=request.customer_id, decline_reason=first.decline_reason):
+        if first.status == domain.CHARGED:
             await session.execute(
                 sa.insert(ledger).values(order_id=request.order_id, kind="charge", amount_cents=request.amount_cents)
             )
-            return StepResult(ok=True, reference=reference).model_dump()
-        return StepResult(ok=False, reason=reason).model_dump()
+        return domain.charge_outcome(first).model_dump()
     # The order already has a payment row: written by an earlier charge (another key) or by a refund.
-    existing = await _locked(session, request.order_id)
-    if existing.status == VOIDED:
-        return StepResult(ok=False, cancelled=True, reason="refund already ran for this order; not charging").model_dump()
-    if existing.status == CHARGED:
-        return StepResult(ok=True, reference=existing.payment_id).model_dump()
-    if existing.status == DECLINED:
-        return StepResult(ok=False, reason=existing.decline_reason).model_dump()
-    return StepResult(ok=False, cancelled=True, reason="payment already refunded; not charging again").model_dump()
+    return domain.charge_outcome(await _locked(session, request.order_id)).model_dump()
 
 
 async def _refund(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
-    if await _claim_order(session, request.order_id, status=VOIDED):
-        return UndoResult(outcome="nothing_to_undo", detail="no charge found; a late charge will be refused").model_dump()
-    existing = await _locked(session, request.order_id)
-    if existing.status != CHARGED:
-        return UndoResult(outcome="nothing_to_undo", detail=f"payment is {existing.status}").model_dump()
-    # Refund exactly the net charged amount; the ledger's unique index makes a second refund impossible.
-    net = await _net_cents(session, request.order_id)
-    if net > 0:
-        await session.execute(sa.insert(ledger).values(order_id=request.order_id, kind="refund", amount_cents=net))
-    await session.execute(
-        sa.update(payments).where(payments.c.order_id == request.order_id).values(status=REFUNDED, updated_at=sa.func.now())
-    )
-    return UndoResult(outcome="undone", detail=f"refunded {net} cents").model_dump()
+    tombstone = domain.refund(None)
+    if await _claim_order(session, request.order_id, status=tombstone.status):
+        return tombstone.result.model_dump()
+    decision = domain.refund(await _locked(session, request.order_id), await _net_cents(session, request.order_id))
+    # The ledger's unique index makes a second refund impossible, whatever runs concurrently.
+    if decision.refund_cents > 0:
+        await session.execute(
+            sa.insert(ledger).values(order_id=request.order_id, kind="refund", amount_cents=decision.refund_cents)
+        )
+    if decision.status is not None:
+        await session.execute(
+            sa.update(payments).where(payments.c.order_id == request.order_id)
+            .values(status=decision.status, updated_at=sa.func.now())
+        )
+    return decision.result.model_dump()
 
 
 async def _claim_order(session: AsyncSession, order_id: str, **values: Any) -> bool:
@@ -80,8 +66,9 @@ async def _claim_order(session: AsyncSession, order_id: str, **values: Any) -> b
     return inserted.first() is not None
 
 
-async def _locked(session: AsyncSession, order_id: str) -> sa.Row[Any]:
-    return (await session.execute(sa.select(payments).where(payments.c.order_id == order_id).with_for_update())).one()
+async def _locked(session: AsyncSession, order_id: str) -> domain.Payment:
+    row = (await session.execute(sa.select(payments).where(payments.c.order_id == order_id).with_for_update())).one()
+    return domain.Payment(row.status, row.payment_id, row.decline_reason)
 
 
 async def _net_cents(session: AsyncSession, order_id: str) -> int:

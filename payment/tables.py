@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from common.faults import faults_table
 from common.idempotency import processed_requests_table
 
-# Payment states. VOIDED is the tombstone: refunded before any charge, so a late charge does nothing.
-CHARGED, DECLINED, REFUNDED, VOIDED = "CHARGED", "DECLINED", "REFUNDED", "VOIDED"
+from payment.domain import CHARGED, DECLINED, REFUNDED, VOIDED
 
 metadata = sa.MetaData()
 
@@ -23,7 +22,7 @@ payments = sa.Table(
     sa.Column("decline_reason", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.CheckConstraint("status IN ('CHARGED', 'DECLINED', 'REFUNDED', 'VOIDED')", name="payments_status_known"),
+    sa.CheckConstraint(f"status IN ('{CHARGED}', '{DECLINED}', '{REFUNDED}', '{VOIDED}')", name="payments_status_known"),
 )
 
 ledger = sa.Table(

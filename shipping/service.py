@@ -12,7 +12,7 @@ from common.contracts import ShipInput, StepResult, UndoInput, UndoResult
 from common.db import Database
 from common.idempotency import run_once
 from shipping import domain
-from shipping.tables import CANCELLED, SCHEDULED, processed_requests, shipments
+from shipping.tables import processed_requests, shipments
 
 
 async def ship(db: Database, request: ShipInput) -> StepResult:
@@ -29,27 +29,27 @@ async def _ship(session: AsyncSession, request: ShipInput) -> dict[str, Any]:
         return StepResult(ok=False, reason=reason).model_dump()
     tracking = domain.tracking_number(request.order_id)
     country = request.address.country.strip().upper()
-    if await _claim(session, request.order_id, status=SCHEDULED, tracking_number=tracking, country=country):
-        return StepResult(ok=True, reference=tracking).model_dump()
+    if await _claim(session, request.order_id, status=domain.SCHEDULED, tracking_number=tracking, country=country):
+        return domain.ship_outcome(domain.SCHEDULED, tracking).model_dump()
     status = await session.scalar(sa.select(shipments.c.status).where(shipments.c.order_id == request.order_id))
-    if status == CANCELLED:
-        return StepResult(ok=False, cancelled=True, reason="shipment already cancelled for this order; not shipping").model_dump()
-    return StepResult(ok=True, reference=tracking).model_dump()
+    return domain.ship_outcome(status, tracking).model_dump()
 
 
 async def _cancel(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
-    if await _claim(session, request.order_id, status=CANCELLED):
-        return UndoResult(outcome="nothing_to_undo", detail="no shipment found; a late ship will be refused").model_dump()
-    cancelled = await session.execute(
-        sa.update(shipments)
-        .where(shipments.c.order_id == request.order_id, shipments.c.status == SCHEDULED)
-        .values(status=CANCELLED, updated_at=sa.func.now())
-        .returning(shipments.c.tracking_number)
-    )
-    tracking = cancelled.scalar()
-    if tracking is None:
-        return UndoResult(outcome="nothing_to_undo", detail="already cancelled").model_dump()
-    return UndoResult(outcome="undone", detail=f"cancelled shipment {tracking}").model_dump()
+    tombstone = domain.cancel(None)
+    if await _claim(session, request.order_id, status=tombstone.status):
+        return tombstone.result.model_dump()
+    row = (await session.execute(
+        sa.select(shipments.c.status, shipments.c.tracking_number)
+        .where(shipments.c.order_id == request.order_id).with_for_update()
+    )).one()
+    decision = domain.cancel(row.status, row.tracking_number)
+    if decision.status is not None:
+        await session.execute(
+            sa.update(shipments).where(shipments.c.order_id == request.order_id)
+            .values(status=decision.status, updated_at=sa.func.now())
+        )
+    return decision.result.model_dump()
 
 
 async def _claim(session: AsyncSession, order_id: str, **values: Any) -> bool:

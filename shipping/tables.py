@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from common.faults import faults_table
 from common.idempotency import processed_requests_table
 
-# CANCELLED with no tracking number is the tombstone: cancelled before shipping, so a late ship does nothing.
-SCHEDULED, CANCELLED = "SCHEDULED", "CANCELLED"
+from shipping.domain import CANCELLED, SCHEDULED
 
 metadata = sa.MetaData()
 
@@ -17,7 +16,7 @@ shipments = sa.Table(
     "shipments",
     metadata,
     sa.Column("order_id", sa.Text, primary_key=True),
-    sa.Column("status", sa.Text, sa.CheckConstraint("status IN ('SCHEDULED', 'CANCELLED')"), nullable=False),
+    sa.Column("status", sa.Text, sa.CheckConstraint(f"status IN ('{SCHEDULED}', '{CANCELLED}')"), nullable=False),
     sa.Column("tracking_number", sa.Text, nullable=True),
     sa.Column("country", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
