@@ -463,7 +463,7 @@ class Engine:
         if wait:
             await self.wait_for(app_id, instance_id, lambda i: i.completed)
 
-    async def suspend(self, app_id: str, instance_id: str, reason: str | None) -> None:
+    async def suspend(self, app_id: str, instance_id: str, reason: str | None, wait: bool = True) -> None:
         inst = self._require(app_id, instance_id)
         if inst.completed:
             return
@@ -471,9 +471,10 @@ class Engine:
         self._deliver(app_id, instance_id, _event(executionSuspended=pb.ExecutionSuspendedEvent(input=_sv(reason))), None, tx)
         tx.commit()
         self._after_delivery(inst)
-        await self.wait_for(app_id, instance_id, lambda i: i.completed or i.suspended)
+        if wait:
+            await self.wait_for(app_id, instance_id, lambda i: i.completed or i.suspended)
 
-    async def resume(self, app_id: str, instance_id: str, reason: str | None) -> None:
+    async def resume(self, app_id: str, instance_id: str, reason: str | None, wait: bool = True) -> None:
         inst = self._require(app_id, instance_id)
         if inst.completed:
             return
@@ -484,11 +485,17 @@ class Engine:
         self._deliver(app_id, instance_id, _event(executionResumed=pb.ExecutionResumedEvent(input=_sv(reason))), None, tx)
         tx.commit()
         self._after_delivery(inst)
-        await self.wait_for(app_id, instance_id, lambda i: i.completed or (not i.suspended and not any(
-            x.event.HasField("executionResumed") for x in i.inbox)))
+        if wait:
+            await self.wait_for(app_id, instance_id, lambda i: i.completed or (not i.suspended and not any(
+                x.event.HasField("executionResumed") for x in i.inbox)))
 
     async def purge(self, app_id: str, instance_id: str, recursive: bool) -> int:
-        inst = self._require(app_id, instance_id)
+        try:
+            inst = self._require(app_id, instance_id)
+        except EngineError as exc:
+            if exc.code == "UNKNOWN":
+                exc.message = f"failed to fetch workflow state: {exc.message}"  # daprd's wording
+            raise
         if not inst.completed:
             raise EngineError("UNKNOWN", "orchestration has not yet completed")
         keys = [inst.key]

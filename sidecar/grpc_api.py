@@ -45,16 +45,27 @@ def workflow_state(inst: Instance, with_payloads: bool) -> pb.WorkflowState:
     return state
 
 
+def _go_error(exc: EngineError) -> str:
+    """The error's text as daprd's Go code prints it: an ALREADY_EXISTS comes from a gRPC status inside daprd
+    and keeps its ``rpc error: code = ... desc = ...`` form; the rest are plain errors."""
+    if exc.code == "ALREADY_EXISTS":
+        return f"rpc error: code = AlreadyExists desc = {exc.message}"
+    return exc.message
+
+
 class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
     def __init__(self, engine: Engine, app_id: str) -> None:
         self.engine = engine
         self.app_id = app_id
 
-    async def _call(self, context: grpc.aio.ServicerContext, coro):
+    async def _call(self, context: grpc.aio.ServicerContext, coro, wrap: str = ""):
+        """Await ``coro``; an EngineError aborts the call with its code and message, prefixed by ``wrap``
+        unless it is a bad argument: daprd wraps the errors of its backend the same way."""
         try:
             return await coro
         except EngineError as exc:
-            await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+            message = exc.message if exc.code == "INVALID_ARGUMENT" else wrap + _go_error(exc)
+            await context.abort(getattr(grpc.StatusCode, exc.code), message)
 
     # --- client -------------------------------------------------------------------------------------
 
@@ -68,7 +79,8 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         instance_id = await self._call(context, self.engine.start(
             self.app_id, request.instanceId, request.name,
             request.input.value if request.HasField("input") else None,
-            scheduled, request.version.value if request.HasField("version") else None))
+            scheduled, request.version.value if request.HasField("version") else None),
+            "failed to create workflow instance: ")
         return pb.CreateInstanceResponse(instanceId=instance_id)
 
     async def GetInstance(self, request: pb.GetInstanceRequest, context):
@@ -94,7 +106,8 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
 
     async def TerminateInstance(self, request: pb.TerminateRequest, context):
         await self._call(context, self.engine.terminate(
-            self.app_id, request.instanceId, request.output.value if request.HasField("output") else None, request.recursive))
+            self.app_id, request.instanceId, request.output.value if request.HasField("output") else None, request.recursive),
+            "failed to submit termination request: ")
         return pb.TerminateResponse()
 
     async def SuspendInstance(self, request: pb.SuspendRequest, context):
@@ -110,7 +123,8 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
     async def PurgeInstances(self, request: pb.PurgeInstancesRequest, context):
         if request.HasField("purgeInstanceFilter"):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "multi-instance purge is not implemented")
-        count = await self._call(context, self.engine.purge(self.app_id, request.instanceId, request.recursive))
+        count = await self._call(context, self.engine.purge(self.app_id, request.instanceId, request.recursive),
+                                 "failed to purge workflow state: ")
         return pb.PurgeInstancesResponse(deletedInstanceCount=count)
 
     async def ListInstanceIDs(self, request, context):

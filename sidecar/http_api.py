@@ -1,6 +1,9 @@
 """Dapr's HTTP endpoints that apps and people use with workflows, for one app ID: health probes and
 the workflow management API (``/v1.0/workflows/dapr/...``, also under ``v1.0-beta1`` and
-``v1.0-alpha1`` as daprd registers them). Served by uvicorn on the engine's event loop."""
+``v1.0-alpha1`` as daprd registers them). Served by uvicorn on the engine's event loop.
+
+As daprd 1.18 does, start, pause, resume and terminate answer 202 once the request is recorded, without
+waiting for the workflow to act on it; errors have daprd's codes and texts."""
 
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 
 from .engine import Engine, EngineError, Instance, PENDING, S
+from .grpc_api import _go_error
 
 _PREFIXES = ("v1.0", "v1.0-beta1", "v1.0-alpha1")
-_STATUS_CODES = {"ALREADY_EXISTS": 409, "INVALID_ARGUMENT": 400, "UNKNOWN": 500}
+_NOT_FOUND = "ERR_INSTANCE_ID_NOT_FOUND"
 
 
 def _iso(t: float) -> str:
@@ -52,12 +56,24 @@ def _metadata(inst: Instance) -> dict:
     }
 
 
+def _not_found(instance_id: str, cause: str | None = None) -> Response:
+    message = f"unable to find workflow with the provided instance ID: {instance_id}"
+    if cause is not None:
+        # daprd 1.18 passes the cause to a format string without a verb for it; Go prints it this way.
+        message += f"%!(EXTRA *fmt.wrapError={cause})"
+    return _error(_NOT_FOUND, message, 404)
+
+
 def create_http_app(engine: Engine, app_id: str) -> Litestar:
-    async def call(coro, error_code: str) -> Response | None:
+    async def call(coro, error_code: str, wrap: str) -> Response | None:
+        """Await ``coro``; an EngineError becomes daprd's error body: 400 for a bad argument, else 500 with
+        the error behind daprd's ``wrap`` (a duplicate start included: daprd answers it with 500 too)."""
         try:
             await coro
         except EngineError as exc:
-            return _error(error_code, exc.message, _STATUS_CODES.get(exc.code, 500))
+            if exc.code == "INVALID_ARGUMENT":
+                return _error(error_code, exc.message, 400)
+            return _error(error_code, wrap + _go_error(exc), 500)
         return None
 
     async def body_text(request: Request) -> str | None:
@@ -71,48 +87,60 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
     @post([f"/{p}/workflows/dapr/{{name:str}}/start" for p in _PREFIXES], status_code=202)
     async def start(name: str, request: Request) -> Response:
         instance_id = request.query_params.get("instanceID") or uuid.uuid4().hex
-        err = await call(engine.start(app_id, instance_id, name, await body_text(request)), "ERR_START_WORKFLOW")
+        err = await call(engine.start(app_id, instance_id, name, await body_text(request), wait=False), "ERR_START_WORKFLOW",
+                         f"error starting workflow '{name}': unable to start workflow: failed to start workflow: ")
         return err or Response({"instanceID": instance_id}, status_code=202)
 
     @get([f"/{p}/workflows/dapr/{{instance_id:str}}" for p in _PREFIXES])
     async def get_workflow(instance_id: str) -> Response:
         inst = engine.get(app_id, instance_id)
         if inst is None:
-            return _error("ERR_GET_WORKFLOW", f"no such instance exists: {instance_id}", 404)
+            return _not_found(instance_id)
         return Response(_metadata(inst))
 
     @post([f"/{p}/workflows/dapr/{{instance_id:str}}/raiseEvent/{{event:str}}" for p in _PREFIXES], status_code=202)
     async def raise_event(instance_id: str, event: str, request: Request) -> Response:
-        err = await call(engine.raise_event(app_id, instance_id, event, await body_text(request)), "ERR_RAISE_EVENT_WORKFLOW")
+        err = await call(engine.raise_event(app_id, instance_id, event, await body_text(request)), "ERR_RAISE_EVENT_WORKFLOW",
+                         f"error raising event on workflow '{instance_id}': failed to raise event {event} on workflow "
+                         f"{instance_id}: failed to raise event: ")
         return err or Response(None, status_code=202)
 
-    def management(action: str, error_code: str, run):
+    def management(action: str, error_code: str, run, wrap: str, not_found_cause: str | None = None):
+        """``wrap`` is daprd's error prefix (``{id}`` is the instance ID); with ``not_found_cause`` an unknown
+        instance is a 404 naming that cause, as daprd answers terminate and purge."""
         @post([f"/{p}/workflows/dapr/{{instance_id:str}}/{action}" for p in _PREFIXES], status_code=202, name=action)
         async def handler(instance_id: str, request: Request) -> Response:
-            err = await call(run(instance_id, request), error_code)
+            if not_found_cause is not None and engine.get(app_id, instance_id) is None:
+                return _not_found(instance_id, not_found_cause)
+            err = await call(run(instance_id, request), error_code, wrap.format(id=instance_id))
             return err or Response(None, status_code=202)
 
         return handler
 
     async def _terminate(instance_id: str, request: Request):
-        await engine.terminate(app_id, instance_id, await body_text(request), recursive=True)
+        await engine.terminate(app_id, instance_id, await body_text(request), recursive=True, wait=False)
 
     async def _reason(request: Request) -> str | None:
         return request.query_params.get("reason")
 
     handlers = [
         healthz, start, get_workflow, raise_event,
-        management("pause", "ERR_PAUSE_WORKFLOW", lambda i, r: _pause(i, r)),
-        management("resume", "ERR_RESUME_WORKFLOW", lambda i, r: _resume(i, r)),
-        management("terminate", "ERR_TERMINATE_WORKFLOW", _terminate),
-        management("purge", "ERR_PURGE_WORKFLOW", lambda i, r: engine.purge(app_id, i, recursive=True)),
+        management("pause", "ERR_PAUSE_WORKFLOW", lambda i, r: _pause(i, r),
+                   "error pausing workflow {id}: failed to pause workflow {id}: failed to suspend workflow: "),
+        management("resume", "ERR_RESUME_WORKFLOW", lambda i, r: _resume(i, r),
+                   "error resuming workflow {id}: failed to resume workflow {id}: failed to resume workflow: "),
+        management("terminate", "ERR_TERMINATE_WORKFLOW", _terminate, "error terminating workflow {id}: ",
+                   "failed to submit termination request:: no such instance exists"),
+        management("purge", "ERR_PURGE_WORKFLOW", lambda i, r: engine.purge(app_id, i, recursive=True),
+                   "error purging workflow {id}: failed to Purge workflow {id}: failed to purge workflow state: ",
+                   "failed to purge workflow state: failed to fetch workflow state: no such instance exists"),
     ]
 
     async def _pause(instance_id: str, request: Request):
-        await engine.suspend(app_id, instance_id, await _reason(request))
+        await engine.suspend(app_id, instance_id, await _reason(request), wait=False)
 
     async def _resume(instance_id: str, request: Request):
-        await engine.resume(app_id, instance_id, await _reason(request))
+        await engine.resume(app_id, instance_id, await _reason(request), wait=False)
 
     def not_found(_: Request, exc: HTTPException) -> Response:
         return _error("ERR_NOT_FOUND", str(exc.detail), exc.status_code)

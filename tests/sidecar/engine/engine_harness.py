@@ -1,5 +1,10 @@
-"""Real processes for the engine tests: ``python -m sidecar serve`` serving several app IDs, and
-``worker_app.py`` workers, each in its own process group so a test can SIGKILL exactly one of them."""
+"""Real processes for the engine tests, on either engine: ``python -m sidecar serve`` serving several app IDs
+(``Sidecar``), or real placement, scheduler and one daprd per app ID on a PostgreSQL state store (``Daprd``);
+and ``worker_app.py`` workers, each in its own process group so a test can SIGKILL exactly one of them.
+
+Both engines offer ``start()`` (a restart reuses the first start's ports), ``stop()``, ``kill()`` (SIGKILL of
+what plays daprd; daprd's control plane stays up), ``close()``, ``grpc_port(app)`` and ``http_port(app)``.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import grpc
+import httpx
 from dapr.ext.workflow import DaprWorkflowClient
+
+from realdapr.binaries import DaprBinaries
+from realdapr.run import (ControlPlanePorts, control_plane_commands, control_plane_health, daprd_command,
+                          daprd_environment, free_port)
+from sidecar.template import AppSpec
 
 REPO = Path(__file__).resolve().parents[3]
 WORKER_APP = Path(__file__).with_name("worker_app.py")
@@ -80,6 +91,8 @@ class Sidecar(_ProcessGroup):
     """``python -m sidecar serve`` for ``apps``; the first start picks free ports (``APP=0:0``) and a
     restart reuses them, as a real daprd keeps its ports."""
 
+    name = "sidecar"
+
     def __init__(self, apps: list[str], state: Path, log: Path) -> None:
         self.apps = apps
         self.state = state
@@ -116,6 +129,136 @@ class Sidecar(_ProcessGroup):
     def http_port(self, app: str) -> int:
         return self.ports[app][1]
 
+    def close(self) -> None:
+        self.stop()
+        self.kill()
+
+
+class _Process(_ProcessGroup):
+    def __init__(self, command: list[str], log: Path, env: dict[str, str]) -> None:
+        self.command, self.log, self.env = command, log, env
+        self.proc: subprocess.Popen | None = None
+
+    def launch(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.command, cwd=self.log.parent, env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+class Daprd:
+    """Real Dapr for ``apps``: placement and scheduler, then one daprd per app ID with no app port (the
+    workers connect to their app's daprd gRPC port), all sharing one actor state store, a ``state.postgresql``
+    v2 component on ``store_url`` (a database of this cluster's own). ``kill()`` SIGKILLs every daprd and leaves
+    the control plane up; ``start()`` after it starts them again on the same ports, as ``Sidecar`` does."""
+
+    name = "dapr"
+
+    def __init__(self, apps: list[str], dapr: DaprBinaries, store_url: str, workdir: Path) -> None:
+        self.apps, self.dapr, self.workdir = apps, dapr, workdir
+        self.resources = workdir / "resources"
+        self.resources.mkdir(parents=True, exist_ok=True)
+        (self.resources / "statestore.yaml").write_text(_STATE_STORE.format(url=json.dumps(store_url)))
+        self.env = daprd_environment(dict(os.environ))
+        self.control_ports = ControlPlanePorts.from_bases(0, 0)
+        # grpc, http, internal grpc, metrics: fixed for the cluster's life, so a restart keeps them.
+        self.ports = {app: (free_port(), free_port(), free_port(), free_port()) for app in apps}
+        commands = control_plane_commands(dapr, self.control_ports, workdir / "scheduler-data", "info")
+        self.control = [_Process(command, workdir / f"{name}.log", self.env) for name, command in commands.items()]
+        self.daprds = {app: _Process(self._daprd_command(app), workdir / f"daprd-{app}.log", self.env) for app in apps}
+        self._store_ready = False
+
+    def _daprd_command(self, app: str) -> list[str]:
+        grpc_port, http_port, internal, metrics = self.ports[app]
+        spec = AppSpec(app_id=app, app_dir=self.workdir, command=())
+        return daprd_command(spec, self.dapr, grpc_port, http_port, self.resources, None, self.control_ports, "info",
+                             internal_grpc=internal, metrics=metrics)
+
+    def start(self) -> None:
+        """Start the control plane (unless it runs) and every daprd; return once all are healthy."""
+        if not all(p.running() for p in self.control):
+            for process in self.control:
+                process.kill()
+                process.launch()
+            self._wait_healthy(dict(zip(("placement", "scheduler"), control_plane_health(self.control_ports))),
+                               self.control)
+        apps = [app for app in self.apps if not self.daprds[app].running()]
+        if not self._store_ready and apps:
+            # The state store creates its tables on first use; daprds that race at it on an empty database
+            # fail ("type dapr_metadata already exists"), so the first one starts alone.
+            self._launch([apps.pop(0)])
+            self._store_ready = True
+        self._launch(apps)
+
+    def _launch(self, apps: list[str]) -> None:
+        for app in apps:
+            self.daprds[app].launch()
+        self._wait_healthy({app: f"http://127.0.0.1:{self.http_port(app)}/v1.0/healthz" for app in apps},
+                           [self.daprds[app] for app in apps])
+
+    def _wait_healthy(self, urls: dict[str, str], processes: list[_Process]) -> None:
+        pending = dict(urls)
+        deadline = time.monotonic() + WAIT
+        while pending:
+            for name, url in list(pending.items()):
+                try:
+                    if httpx.get(url, timeout=1).is_success:
+                        del pending[name]
+                except httpx.HTTPError:
+                    pass
+            dead = [p for p in processes if not p.running()]
+            if dead or (pending and time.monotonic() > deadline):
+                logs = "\n".join(f"--- {p.log.name}\n{p.tail()}" for p in (dead or processes))
+                raise RuntimeError(f"Dapr did not come up ({sorted(pending)} not healthy):\n{logs}")
+            if pending:
+                time.sleep(0.1)
+
+    def grpc_port(self, app: str) -> int:
+        return self.ports[app][0]
+
+    def http_port(self, app: str) -> int:
+        return self.ports[app][1]
+
+    def kill(self) -> None:
+        """SIGKILL every daprd, as a crash would; placement and scheduler stay up."""
+        for process in self.daprds.values():
+            process.kill()
+
+    def stop(self) -> None:
+        for process in self.daprds.values():
+            process.stop()
+
+    def close(self) -> None:
+        self.stop()
+        for process in reversed(self.control):
+            process.stop()
+        for process in [*self.daprds.values(), *self.control]:
+            process.kill()
+
+
+_STATE_STORE = """\
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: workflowstore
+spec:
+  type: state.postgresql
+  version: v2
+  metadata:
+    - name: connectionString
+      value: {url}
+    - name: actorStateStore
+      value: "true"
+"""
+
+
+Engine = Sidecar | Daprd
+
 
 class Worker(_ProcessGroup):
     """One ``worker_app.py`` process for ``app``; ``start`` returns once its work-item stream is open."""
@@ -147,11 +290,11 @@ class Worker(_ProcessGroup):
 
 
 class Cluster:
-    """One sidecar serving ``apps``, the workers started on it, and an SDK client per app."""
+    """One engine serving ``apps`` (the sidecar, or daprd), the workers started on it, and an SDK client per app."""
 
-    def __init__(self, apps: list[str], workdir: Path) -> None:
+    def __init__(self, engine: Engine, workdir: Path) -> None:
         self.workdir = workdir
-        self.sidecar = Sidecar(apps, workdir / "state.db", workdir / "sidecar.log")
+        self.engine = engine
         self.workers: list[Worker] = []
         self._clients: dict[str, DaprWorkflowClient] = {}
 
@@ -159,7 +302,7 @@ class Cluster:
         """Start workers given as (app, name[, skipped names]) in parallel; return once all are connected."""
         started = []
         for app, name, *skip in specs:
-            worker = Worker(app, name, self.sidecar.grpc_port(app), self.workdir, tuple(skip[0]) if skip else ())
+            worker = Worker(app, name, self.engine.grpc_port(app), self.workdir, tuple(skip[0]) if skip else ())
             worker.launch()
             self.workers.append(worker)
             started.append(worker)
@@ -169,7 +312,7 @@ class Cluster:
 
     def client(self, app: str) -> DaprWorkflowClient:
         if app not in self._clients:
-            self._clients[app] = DaprWorkflowClient(host="127.0.0.1", port=str(self.sidecar.grpc_port(app)))
+            self._clients[app] = DaprWorkflowClient(host="127.0.0.1", port=str(self.engine.grpc_port(app)))
         return self._clients[app]
 
     def reports(self, activity: str | None = None, key: object = None) -> list[dict]:
@@ -183,5 +326,4 @@ class Cluster:
             client.close()
         for worker in self.workers:
             worker.kill()
-        self.sidecar.stop()
-        self.sidecar.kill()
+        self.engine.close()

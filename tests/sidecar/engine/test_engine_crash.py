@@ -20,8 +20,8 @@ def test_a_workflow_survives_sidecar_kills_during_its_activity_and_during_its_ti
         "durable", input={"key": key, "seconds": 1.5, "app": "beta", "timer_seconds": 4}, instance_id=unique("durable"))
 
     eventually(lambda: cluster.reports("slow", key), what="the activity to start on beta")
-    cluster.sidecar.kill()
-    cluster.sidecar.start()
+    cluster.engine.kill()
+    cluster.engine.start()
     state = eventually(lambda: client.get_workflow_state(instance_id), what="the instance after the restart")
     assert state.runtime_status == WorkflowStatus.RUNNING
 
@@ -29,8 +29,8 @@ def test_a_workflow_survives_sidecar_kills_during_its_activity_and_during_its_ti
     state = eventually(lambda: (s := client.get_workflow_state(instance_id)) and s.serialized_custom_status == "timer" and s,
                        what="the workflow to reach its timer")
     assert state.runtime_status == WorkflowStatus.RUNNING
-    cluster.sidecar.kill()
-    cluster.sidecar.start()
+    cluster.engine.kill()
+    cluster.engine.start()
     # The 4 s timer was still pending when the sidecar died, and the restarted one still knows it.
     state = eventually(lambda: client.get_workflow_state(instance_id), what="the instance after the second restart")
     assert (state.runtime_status, state.serialized_custom_status) == (WorkflowStatus.RUNNING, "timer")
@@ -71,8 +71,8 @@ def test_a_suspension_its_held_event_and_a_scheduled_start_survive_a_sidecar_kil
     start_at = datetime.now(timezone.utc) + timedelta(seconds=3)
     scheduled = client.schedule_new_workflow("clock", input="later", instance_id=unique("scheduled"), start_at=start_at)
 
-    cluster.sidecar.kill()
-    cluster.sidecar.start()
+    cluster.engine.kill()
+    cluster.engine.start()
     state = eventually(lambda: client.get_workflow_state(paused), what="the paused instance after the restart")
     assert state.runtime_status == WorkflowStatus.SUSPENDED
     assert client.get_workflow_state(scheduled).runtime_status == WorkflowStatus.PENDING

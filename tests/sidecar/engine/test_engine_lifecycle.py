@@ -78,7 +78,7 @@ def test_purging_a_running_instance_is_refused_and_keeps_it(shared: Cluster):
     instance_id = client.schedule_new_workflow("wait_event", instance_id=unique("running"))
     with pytest.raises(grpc.RpcError) as refused:
         client.purge_workflow(instance_id)
-    assert refused.value.details() == "orchestration has not yet completed"
+    assert refused.value.details() == "failed to purge workflow state: orchestration has not yet completed"
     assert status(shared, "alpha", instance_id) == WorkflowStatus.RUNNING
     client.terminate_workflow(instance_id)
 
@@ -147,18 +147,26 @@ def test_a_scheduled_start_stays_pending_until_its_time_then_runs(shared: Cluste
     assert result["now"] >= start_at.timestamp()
 
 
-def test_an_event_raised_before_a_scheduled_start_waits_for_the_start(shared: Cluster):
+def test_an_event_raised_before_a_scheduled_start_waits_for_the_start_on_the_sidecar_and_starts_it_on_daprd(shared: Cluster):
     client = shared.client("alpha")
     start_at = datetime.now(timezone.utc) + timedelta(seconds=1.5)
     instance_id = client.schedule_new_workflow("wait_event", instance_id=unique("scheduled-event"), start_at=start_at)
     client.raise_workflow_event(instance_id, "go", data="early")
     time.sleep(0.5)
     pending = client.get_workflow_state(instance_id)
-    assert (pending.runtime_status, pending.name) == (WorkflowStatus.PENDING, "")
+    if shared.engine.name == "sidecar":
+        assert (pending.runtime_status, pending.name) == (WorkflowStatus.PENDING, "")
+    else:
+        # daprd 1.18 runs the workflow as soon as the event reaches it, its start time notwithstanding. The
+        # sidecar keeps the start time (sidecar/README.md, "Known differences").
+        assert (pending.runtime_status, pending.name) == (WorkflowStatus.COMPLETED, "wait_event")
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == {"got": "early"}
-    assert datetime.now(timezone.utc) >= start_at
+    if shared.engine.name == "sidecar":
+        assert datetime.now(timezone.utc) >= start_at
+    else:
+        assert datetime.now(timezone.utc) < start_at
 
 
 def test_an_instance_id_can_be_reused_after_completion(shared: Cluster):
@@ -177,7 +185,8 @@ def test_starting_a_running_instance_again_is_refused_with_already_exists(shared
     with pytest.raises(grpc.RpcError) as refused:
         client.schedule_new_workflow("clock", instance_id=instance_id)
     assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert refused.value.details() == f"an active workflow with ID '{instance_id}' already exists"
+    assert refused.value.details() == ("failed to create workflow instance: rpc error: code = AlreadyExists desc = "
+                                       f"an active workflow with ID '{instance_id}' already exists")
     assert client.get_workflow_state(instance_id).name == "wait_event"
     client.terminate_workflow(instance_id)
 
@@ -192,7 +201,12 @@ def test_an_unknown_instance_is_reported_as_no_such_instance(shared: Cluster, op
     }
     with pytest.raises(grpc.RpcError) as refused:
         calls[operation]()
-    assert refused.value.details() == "no such instance exists"
+    assert refused.value.code() == grpc.StatusCode.UNKNOWN
+    assert refused.value.details() == {
+        "raise": "no such instance exists",
+        "terminate": "failed to submit termination request: no such instance exists",
+        "purge": "failed to purge workflow state: failed to fetch workflow state: no such instance exists",
+    }[operation]
 
 
 def test_the_state_of_an_unknown_instance_is_none(shared: Cluster):
@@ -237,7 +251,8 @@ def test_an_event_raised_to_a_completed_instance_is_dropped_without_error(shared
     instance_id = client.schedule_new_workflow("clock", input=1, instance_id=unique("done"))
     before = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     client.raise_workflow_event(instance_id, "go", data=2)
-    after = client.get_workflow_state(instance_id)
+    # On daprd a read right after the event can fail once ("inbox key ... missing from state store"): retried.
+    after = eventually(lambda: client.get_workflow_state(instance_id), what="the state after the dropped event")
     assert (after.runtime_status, after.serialized_output) == (WorkflowStatus.COMPLETED, before.serialized_output)
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dapr.ext.workflow import WorkflowStatus
 
 from engine_harness import REPO, WAIT, unique
@@ -24,6 +25,9 @@ def serve(state: Path) -> subprocess.CompletedProcess:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+pytestmark = pytest.mark.sidecar_only
 
 
 def test_a_state_file_of_garbage_bytes_stops_serve_and_is_left_unchanged(tmp_path: Path):
@@ -44,8 +48,8 @@ def test_a_state_file_of_another_schema_version_stops_serve_and_is_left_unchange
     client = cluster.client("alpha")
     instance_id = client.schedule_new_workflow("clock", input="kept", instance_id=unique("kept"))
     assert client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
-    cluster.sidecar.stop()
-    state = cluster.sidecar.state
+    cluster.engine.stop()
+    state = cluster.engine.state
     with sqlite3.connect(state) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     db.close()  # the last connection checkpoints the WAL into the file
