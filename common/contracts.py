@@ -99,6 +99,18 @@ class Address(Contract):
     country: str
 
 
+@dataclass(frozen=True)
+class SagaRetry(Contract):
+    """The retry policy of every saga step and undo, as plain data: read from SAGA_RETRY_* into the settings,
+    fixed in the saga's input when an order is accepted (the saga reads no env), and turned into the SDK's
+    policy by ``common.saga.retry_policy``."""
+
+    first_interval_ms: int = 500
+    max_attempts: int = 5
+    backoff: float = 2.0
+    max_interval_ms: int = 10_000
+
+
 # --- inventory ---------------------------------------------------------------------------------------
 
 

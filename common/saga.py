@@ -15,46 +15,23 @@ from typing import Any, TypeVar
 
 from dapr.ext import workflow as wf
 
-from common.contracts import Contract
+from common.contracts import Contract, SagaRetry
+from common.outcomes import CANCELLED, FAILED, PENDING, REFUSED, RUNNING, SUCCEEDED, SagaAborted
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Contract)
 Steps = Generator[Any, Any, R]
 
-# Step outcomes as they appear in the custom status and the workflow output.
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-REFUSED = "refused"  # the service answered with a business "no" (ok=False)
-FAILED = "failed"  # still raising after every retry
-CANCELLED = "cancelled"  # SagaAborted.kind when the cancel event stopped the forward path
-# Compensation outcomes; "undone" and "nothing_to_undo" come from the service (contracts.UndoResult).
-PENDING = "pending"
 
-
-@dataclass(frozen=True)
-class SagaRetry(Contract):
-    """The retry policy as plain data that travels in the workflow input (the saga reads no env).
-
-    Same fields as ``common.settings.RetrySettings`` (SAGA_RETRY_*): ``SagaRetry.of(settings.retry)``.
-    """
-
-    first_interval_ms: int = 500
-    max_attempts: int = 5
-    backoff: float = 2.0
-    max_interval_ms: int = 10_000
-
-    @classmethod
-    def of(cls, settings: Any) -> SagaRetry:
-        return cls(settings.first_interval_ms, settings.max_attempts, settings.backoff, settings.max_interval_ms)
-
-    def policy(self) -> wf.RetryPolicy:
-        return wf.RetryPolicy(
-            max_number_of_attempts=self.max_attempts,
-            first_retry_interval=timedelta(milliseconds=self.first_interval_ms),
-            backoff_coefficient=self.backoff,
-            max_retry_interval=timedelta(milliseconds=self.max_interval_ms),
-        )
+def retry_policy(retry: SagaRetry) -> wf.RetryPolicy:
+    """The SDK's retry policy for ``retry``."""
+    return wf.RetryPolicy(
+        max_number_of_attempts=retry.max_attempts,
+        first_retry_interval=timedelta(milliseconds=retry.first_interval_ms),
+        backoff_coefficient=retry.backoff,
+        max_retry_interval=timedelta(milliseconds=retry.max_interval_ms),
+    )
 
 
 @dataclass(frozen=True)
@@ -64,20 +41,6 @@ class Compensation:
     name: str
     app_id: str | None
     input: dict[str, Any]
-
-
-class SagaAborted(Exception):
-    """Raised inside the workflow generator to stop the forward path. Control flow, never seen by Dapr.
-
-    kind: 'refused' (business no), 'failed' (technical, retries exhausted) or 'cancelled' (external event).
-    """
-
-    def __init__(self, kind: str, step: str, reason: str):
-        super().__init__(f"{step} {kind}: {reason}")
-        self.kind, self.step, self.reason = kind, step, reason
-
-    def failure(self) -> dict[str, str]:
-        return {"step": self.step, "reason": self.reason}
 
 
 def attempts_of(task: Any) -> int | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from common.contracts import INVENTORY, NOTIFICATION, ORDER_API, PAYMENT, SHIPPING
+from common.contracts import INVENTORY, NOTIFICATION, ORDER_API, PAYMENT, SHIPPING, SagaRetry
 
 T = TypeVar("T")
 
@@ -21,16 +21,6 @@ DEFAULT_PORTS = {ORDER_API: 8000, PAYMENT: 8001, INVENTORY: 8002, SHIPPING: 8003
 
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class RetrySettings:
-    """The saga's activity retry policy (maps onto ``dapr.ext.workflow.RetryPolicy``)."""
-
-    first_interval_ms: int = 500
-    max_attempts: int = 5
-    backoff: float = 2.0
-    max_interval_ms: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,7 +39,7 @@ class Settings:
     postgres_url: str | None = None
     data_dir: Path = Path(".data")
     log_level: str = "INFO"
-    retry: RetrySettings = RetrySettings()
+    retry: SagaRetry = SagaRetry()
     max_quantity_per_item: int = 10
 
 
@@ -65,7 +55,7 @@ def load_settings(app_id: str, env: Mapping[str, str] | None = None) -> Settings
         postgres_url=env.get("POSTGRES_URL") or None,
         data_dir=Path(env.get("DATA_DIR") or ".data"),
         log_level=_read(env, "LOG_LEVEL", "INFO", _log_level),
-        retry=RetrySettings(
+        retry=SagaRetry(
             first_interval_ms=_read(env, "SAGA_RETRY_FIRST_INTERVAL_MS", 500, _int_at_least(0)),
             max_attempts=_read(env, "SAGA_RETRY_MAX_ATTEMPTS", 5, _int_at_least(1)),
             backoff=_read(env, "SAGA_RETRY_BACKOFF", 2.0, _float_at_least(1.0)),

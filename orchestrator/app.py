@@ -12,7 +12,6 @@ from litestar.openapi import OpenAPIConfig
 from common.db import Database
 from common.faults import FaultInjector, fault_router
 from common.problems import problem_config
-from common.saga import SagaRetry
 from common.service import healthz
 from common.settings import Settings
 from orchestrator.activities import ACTIVITIES
@@ -29,7 +28,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
         raise ValueError("settings.database_url is required (run_service resolves it)")
     api = api or ApiSettings()
     db = Database(settings.database_url)
-    orders = Orders(db, workflows or Workflows(), SagaRetry.of(settings.retry), api.wait_timeout_seconds)
+    orders = Orders(db, workflows or Workflows(), settings.retry, api.wait_timeout_seconds)
     handlers: list = [healthz, OrderController]
     if settings.faults_enabled:
         handlers.append(fault_router(FaultInjector(db, ACTIVITIES, enabled=True)))

@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from common.contracts import VALIDATE_ORDER, Address, Contract, Item
-from common.saga import CANCELLED as CANCELLED_KIND
-from common.saga import REFUSED, SagaRetry, SagaAborted
+from common.contracts import VALIDATE_ORDER, Address, Contract, Item, SagaRetry
+from common.outcomes import CANCELLED as CANCELLED_KIND
+from common.outcomes import REFUSED, SagaAborted
 
 PENDING = "PENDING"  # row stored, workflow scheduled (or about to be)
 RUNNING = "RUNNING"

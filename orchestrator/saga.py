@@ -19,7 +19,8 @@ from common.contracts import (
     ReserveInventoryInput, ShipInput, StepResult, UndoInput, ValidateOrderInput, ValidateOrderResult,
     idempotency_key,
 )
-from common.saga import Saga, SagaAborted
+from common.outcomes import SagaAborted
+from common.saga import Saga, retry_policy
 from orchestrator.domain import (
     CANCEL_EVENT, COMPLETED, RECORD_ORDER_STATUS, RUNNING, OrderSagaInput, OrderStatusUpdate, conclusion,
 )
@@ -29,7 +30,7 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict):
     order = OrderSagaInput.model_validate(payload)
     key = partial(idempotency_key, order.order_id)
     undo = lambda name: UndoInput(order.order_id, key(name))  # noqa: E731
-    saga = Saga(ctx, order.retry.policy(), cancel=ctx.wait_for_external_event(CANCEL_EVENT))
+    saga = Saga(ctx, retry_policy(order.retry), cancel=ctx.wait_for_external_event(CANCEL_EVENT))
     yield from saga.quietly(RECORD_ORDER_STATUS, OrderStatusUpdate(order.order_id, RUNNING))
     abort = None
     try:

@@ -12,10 +12,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from common.contracts import SagaRetry
 from common.db import Database
 from common.idempotency import request_hash
 from common.problems import bad_request, conflict, not_found, problem
-from common.saga import SagaRetry
 from orchestrator import repository
 from orchestrator.domain import PENDING, RUNNING, STATUSES, TERMINAL, OrderSagaInput, OrderStatusUpdate
 from orchestrator.workflows import SidecarUnavailable, Workflows, WorkflowView

@@ -25,8 +25,8 @@ from litestar.testing import AsyncTestClient
 from common.contracts import ORDER_API, ORDER_SAGA
 from common.db import Database
 from common.faults import FaultInjector
-from common.saga import SagaRetry
-from common.settings import RetrySettings, Settings
+from common.contracts import SagaRetry
+from common.settings import Settings
 from orchestrator.activities import ACTIVITIES, build_activities
 from orchestrator.app import create_app
 from orchestrator.domain import (
@@ -43,7 +43,7 @@ BODY = {
     "payment": {"method": "card", "token": "tok_visa"},
     "shipping_address": {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"},
 }
-RETRY = RetrySettings(first_interval_ms=100, max_attempts=3, backoff=1.5, max_interval_ms=400)
+RETRY = SagaRetry(first_interval_ms=100, max_attempts=3, backoff=1.5, max_interval_ms=400)
 FINISHED = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.TERMINATED}
 
 
@@ -233,7 +233,7 @@ async def test_a_repeated_submission_returns_the_same_order_with_one_row_and_one
     saga_input = sidecar.instances[body["order_id"]].input
     assert sidecar.instances[body["order_id"]].name == ORDER_SAGA
     assert (saga_input.order_id, saga_input.payment_token, saga_input.retry) == \
-        (body["order_id"], "tok_visa", SagaRetry.of(RETRY))
+        (body["order_id"], "tok_visa", RETRY)
 
 
 async def test_concurrent_duplicate_submissions_store_one_row_and_schedule_the_saga_once(db_url, db, sidecar):

@@ -8,9 +8,11 @@ import pytest
 from fake_workflow import Boom, FakeWorkflowContext
 
 from common.contracts import StepResult, UndoInput
-from common.saga import CompensationStack, Saga, SagaAborted, SagaRetry
+from common.contracts import SagaRetry
+from common.outcomes import SagaAborted
+from common.saga import CompensationStack, Saga, retry_policy
 
-POLICY = SagaRetry(first_interval_ms=10, max_attempts=3, backoff=2.0, max_interval_ms=100).policy()
+POLICY = retry_policy(SagaRetry(first_interval_ms=10, max_attempts=3, backoff=2.0, max_interval_ms=100))
 
 
 def unwinding(stack: CompensationStack, policy=POLICY):
@@ -112,7 +114,7 @@ def test_saga_step_stops_when_a_cancel_arrived_while_it_was_in_flight():
 
 
 def test_saga_retry_maps_the_settings_fields_onto_the_sdk_retry_policy():
-    policy = SagaRetry(first_interval_ms=250, max_attempts=4, backoff=3.0, max_interval_ms=2000).policy()
+    policy = retry_policy(SagaRetry(first_interval_ms=250, max_attempts=4, backoff=3.0, max_interval_ms=2000))
     assert policy.max_number_of_attempts == 4
     assert policy.first_retry_interval.total_seconds() == 0.25
     assert policy.backoff_coefficient == 3.0

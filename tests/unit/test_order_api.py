@@ -12,8 +12,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from common.problems import problem_config
-from common.saga import SagaRetry
-from common.settings import RetrySettings, SettingsError
+from common.contracts import SagaRetry
+from common.settings import SettingsError, load_settings
 from orchestrator.api import OrderController
 from orchestrator.service import Orders, _parse_cursor, order_view
 from orchestrator.settings import load_api_settings
@@ -159,7 +159,9 @@ def test_a_workflow_that_itself_failed_is_flagged_for_a_person():
 
 
 def test_the_saga_retry_takes_the_saga_retry_settings_as_they_are():
-    assert SagaRetry.of(RetrySettings(first_interval_ms=100, max_attempts=3, backoff=1.5, max_interval_ms=400)) == \
+    env = {"SAGA_RETRY_FIRST_INTERVAL_MS": "100", "SAGA_RETRY_MAX_ATTEMPTS": "3", "SAGA_RETRY_BACKOFF": "1.5",
+           "SAGA_RETRY_MAX_INTERVAL_MS": "400"}
+    assert load_settings("order-api", env).retry == \
         SagaRetry(first_interval_ms=100, max_attempts=3, backoff=1.5, max_interval_ms=400)
 
 

