@@ -1,5 +1,7 @@
-"""Failure injection for demos and end-to-end tests, persisted in the app's own ``faults`` table so a fault
-survives the crash it causes. The HTTP API (``fault_router``) is mounted only when FAULTS_ENABLED=true.
+"""Failure injection for demos and end-to-end tests: the fault vocabulary, the ``faults`` table in the app's own
+database (so a fault survives the crash it causes), and ``FaultInjector``, which stores faults and fires them.
+Its HTTP API is ``common.fault_api`` (mounted only when FAULTS_ENABLED=true); activities fire faults through
+``common.activity.run_activity``.
 
 Modes, one fault per activity (a PUT replaces it), optionally limited to one ``order_id``:
   error         raise ``NonRetryableError`` (the SDK's retry policy gives up at once)
@@ -19,20 +21,15 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import msgspec
 import sqlalchemy as sa
-from litestar import Router, delete, get, put
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody
 from sqlalchemy.dialects.postgresql import insert
 
 from common.db import Database
-from common.problems import bad_request, not_found
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 CRASH_EXIT_CODE = 70
 DEFAULT_DELAY_MS = 1000
@@ -52,14 +49,35 @@ class TransientFaultError(Exception):
     """An injected failure that a retry will get past."""
 
 
+class UnknownActivity(LookupError):
+    """A fault was named for an activity this app does not host."""
+
+
+class InvalidFault(ValueError):
+    """A fault whose fields do not go together (e.g. delay_ms with a mode other than 'delay')."""
+
+
 def faults_table(metadata: sa.MetaData) -> sa.Table:
     """Add ``faults`` to a service's MetaData. ``remaining`` NULL means unlimited."""
     return sa.Table("faults", metadata, *_columns())
 
 
 def create_faults_table(op: Any) -> None:
-    """The table as of a service's first migration (``op`` is ``alembic.op``)."""
-    op.create_table("faults", *_columns())
+    """The table as of a service's first migration (``op`` is ``alembic.op``). Frozen: the five 0001 migrations
+    call it, so it must never change with the live table (``_columns``); a change there is a new revision."""
+    op.create_table(
+        "faults",
+        sa.Column("activity", sa.Text, primary_key=True),
+        sa.Column("mode", sa.Text, sa.CheckConstraint(
+            "mode IN ('error', 'transient', 'delay', 'crash_before', 'crash_after')", name="faults_mode_known"),
+            nullable=False),
+        sa.Column("count", sa.Integer, nullable=True),
+        sa.Column("remaining", sa.Integer, nullable=True),
+        sa.Column("delay_ms", sa.Integer, nullable=True),
+        sa.Column("order_id", sa.Text, nullable=True),
+        sa.Column("fired", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
 
 
 def _columns() -> list[sa.Column[Any]]:
@@ -139,28 +157,10 @@ class FaultInjector:
         if await self._fire(activity, order_id, _AFTER_MODES) is not None:
             self._crash(activity, "after its effect was committed")
 
-    async def run(
-        self, activity: str, order_id: str, effect: Callable[[], Awaitable[T]],
-        permanent: tuple[type[Exception], ...] = (),
-    ) -> T:
-        """The body of every activity: its faults around its effect (one use case in one transaction).
-
-        Errors in ``permanent`` (a key reused for another request, a malformed request) become
-        ``NonRetryableError``: retrying cannot fix them, so the saga's retry policy gives up at once.
-        """
-        await self.before(activity, order_id)
-        try:
-            result = await effect()
-        except permanent as exc:
-            raise NonRetryableError(str(exc)) from exc
-        log.info("%s %s: %s", activity, order_id, result)
-        await self.after_commit(activity, order_id)
-        return result
-
     async def set(self, activity: str, spec: FaultSpec) -> Fault:
         self._check_activity(activity)
         if spec.delay_ms is not None and spec.mode != "delay":
-            raise bad_request("delay_ms applies only to mode 'delay'")
+            raise InvalidFault("delay_ms applies only to mode 'delay'")
         count = spec.count if spec.count is not None else (1 if spec.mode == "transient" else None)
         values = {"mode": spec.mode, "count": count, "remaining": count, "order_id": spec.order_id,
                   "delay_ms": (spec.delay_ms if spec.delay_ms is not None else DEFAULT_DELAY_MS)
@@ -224,7 +224,7 @@ class FaultInjector:
 
     def _check_activity(self, activity: str) -> None:
         if activity not in self.activities:
-            raise not_found(f"no activity {activity!r} here; known: {', '.join(sorted(self.activities))}")
+            raise UnknownActivity(f"no activity {activity!r} here; known: {', '.join(sorted(self.activities))}")
 
 
 def _describe(row: Any) -> str:
@@ -233,36 +233,3 @@ def _describe(row: Any) -> str:
         if row[key] is not None:
             parts.append(f"{key}={row[key]}")
     return " ".join(parts)
-
-
-# --- HTTP ----------------------------------------------------------------------------------------------
-
-
-@get("/")
-async def list_faults(faults: NamedDependency[FaultInjector]) -> list[Fault]:
-    return await faults.list()
-
-
-@put("/{activity:str}")
-async def put_fault(faults: NamedDependency[FaultInjector], activity: FromPath[str], data: JSONBody[FaultSpec]) -> Fault:
-    return await faults.set(activity, data)
-
-
-@delete("/")
-async def delete_faults(faults: NamedDependency[FaultInjector]) -> None:
-    await faults.clear()
-
-
-@delete("/{activity:str}")
-async def delete_fault(faults: NamedDependency[FaultInjector], activity: FromPath[str]) -> None:
-    await faults.clear(activity)
-
-
-def fault_router(injector: FaultInjector) -> Router:
-    """``/faults`` endpoints for one app; include it only when FAULTS_ENABLED is true."""
-    return Router(
-        path="/faults",
-        route_handlers=[list_faults, put_fault, delete_faults, delete_fault],
-        dependencies={"faults": Provide(lambda: injector, sync_to_thread=False)},
-        tags=["faults"],
-    )

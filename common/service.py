@@ -20,7 +20,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from common.db import Database, prepare_database
-from common.faults import FaultInjector, fault_router
+from common.fault_api import fault_router
+from common.faults import FaultInjector
 from common.problems import problem_config
 from common.settings import Settings, SettingsError, load_settings
 

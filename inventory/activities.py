@@ -22,6 +22,7 @@ from common.contracts import (
     ValidateOrderResult,
 )
 from common.db import Database
+from common.activity import run_activity
 from common.faults import FaultInjector
 from common.idempotency import IdempotencyConflict
 from common.settings import Settings
@@ -32,16 +33,16 @@ ACTIVITIES = (VALIDATE_ORDER, RESERVE_INVENTORY, RELEASE_INVENTORY)
 
 def build_activities(db: Database, faults: FaultInjector, max_quantity: int) -> dict[str, Callable[..., Any]]:
     async def validate_order(ctx: WorkflowActivityContext, request: ValidateOrderInput) -> ValidateOrderResult:
-        return await faults.run(VALIDATE_ORDER, request.order_id,
-                                lambda: service.validate_order(db, request, max_quantity))
+        return await run_activity(faults, VALIDATE_ORDER, request.order_id,
+                                  lambda: service.validate_order(db, request, max_quantity))
 
     async def reserve_inventory(ctx: WorkflowActivityContext, request: ReserveInventoryInput) -> StepResult:
-        return await faults.run(RESERVE_INVENTORY, request.order_id, lambda: service.reserve(db, request, max_quantity),
-                                permanent=(IdempotencyConflict,))
+        return await run_activity(faults, RESERVE_INVENTORY, request.order_id,
+                                  lambda: service.reserve(db, request, max_quantity), permanent=(IdempotencyConflict,))
 
     async def release_inventory(ctx: WorkflowActivityContext, request: UndoInput) -> UndoResult:
-        return await faults.run(RELEASE_INVENTORY, request.order_id, lambda: service.release(db, request),
-                                permanent=(IdempotencyConflict,))
+        return await run_activity(faults, RELEASE_INVENTORY, request.order_id, lambda: service.release(db, request),
+                                  permanent=(IdempotencyConflict,))
 
     return {VALIDATE_ORDER: validate_order, RESERVE_INVENTORY: reserve_inventory, RELEASE_INVENTORY: release_inventory}
 

@@ -10,7 +10,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from common.db import Database
-from common.faults import FaultInjector, fault_router
+from common.fault_api import fault_router
+from common.faults import FaultInjector
 from common.problems import problem_config
 from common.service import healthz
 from common.settings import Settings
