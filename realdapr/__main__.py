@@ -80,7 +80,7 @@ def _postgres() -> Iterator[str]:
     if os.environ.get("POSTGRES_URL"):
         yield os.environ["POSTGRES_URL"]
         return
-    from common.db import embedded_data_dir, embedded_url, start_embedded, stop_embedded
+    from common.devdb import embedded_data_dir, embedded_url, start_embedded, stop_embedded
 
     pgdata = embedded_data_dir()
     was_running = embedded_url(pgdata) is not None

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from common.db import async_url, drop_database, ensure_database, migrate, start_embedded, stop_embedded
+from common.db import async_url, drop_database, ensure_database
+from common.devdb import start_embedded, stop_embedded
+from common.migrate import migrate
 
 DatabaseFactory = Callable[[str, str], Awaitable[str]]
 

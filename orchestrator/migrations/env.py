@@ -1,6 +1,6 @@
-"""Alembic environment of the order-api database; the URL comes from common.db.migrate."""
+"""Alembic environment of the order-api database; the URL comes from common.migrate.migrate."""
 
-from common.db import run_alembic_env
+from common.migrate import run_alembic_env
 from orchestrator.tables import metadata
 
 run_alembic_env(metadata)

@@ -7,7 +7,8 @@ import uuid
 import asyncpg
 import pytest
 
-from common.db import async_url, drop_database, libpq_url, prepare_database
+from common.db import async_url, drop_database, libpq_url
+from common.migrate import prepare_database
 from common.settings import SettingsError, load_settings
 
 
