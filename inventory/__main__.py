@@ -1,7 +1,7 @@
 """Entry point: ``python -m inventory`` (what dapr.yaml runs)."""
 
 from common.contracts import INVENTORY
-from common.service import run_service
+from common.runner import run_service
 from inventory.activities import register
 from inventory.app import create_app
 

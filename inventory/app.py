@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from common.service import service_app
+from common.runner import service_app
 from common.settings import Settings
 from inventory.activities import ACTIVITIES
 from inventory.api import get_products, get_reservation

@@ -1,7 +1,7 @@
 """Entry point: ``python -m notification`` (what dapr.yaml runs)."""
 
 from common.contracts import NOTIFICATION
-from common.service import run_service
+from common.runner import run_service
 from notification.activities import register
 from notification.app import create_app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from common.service import service_app
+from common.runner import service_app
 from common.settings import Settings
 from notification.activities import ACTIVITIES
 from notification.api import get_notifications

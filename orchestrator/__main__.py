@@ -4,7 +4,7 @@ import logging
 import sys
 
 from common.contracts import ORDER_API
-from common.service import run_service
+from common.runner import run_service
 from common.settings import SettingsError
 from orchestrator.activities import register
 from orchestrator.app import create_app

@@ -13,7 +13,7 @@ from common.db import Database
 from common.fault_api import fault_router
 from common.faults import FaultInjector
 from common.problems import problem_config
-from common.service import healthz
+from common.runner import healthz
 from common.settings import Settings
 from orchestrator.activities import ACTIVITIES
 from orchestrator.api import OrderController

@@ -1,7 +1,7 @@
 """Entry point: ``python -m payment`` (what dapr.yaml runs)."""
 
 from common.contracts import PAYMENT
-from common.service import run_service
+from common.runner import run_service
 from payment.activities import register
 from payment.app import create_app
 

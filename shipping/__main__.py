@@ -1,7 +1,7 @@
 """Entry point: ``python -m shipping`` (what dapr.yaml runs)."""
 
 from common.contracts import SHIPPING
-from common.service import run_service
+from common.runner import run_service
 from shipping.activities import register
 from shipping.app import create_app
 
