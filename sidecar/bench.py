@@ -1,6 +1,6 @@
 """``python -m sidecar.bench``: throughput, latency, per-activity overhead and memory of the sidecar
 running N workflows of K sequential cross-app activities, side by side with the same workload on
-Microsoft's durabletask in-memory test backend.
+Microsoft's durabletask in-memory test backend and, once ``make dapr`` has built it, on real daprd.
 
 This process only starts, samples and stops others and prints the figures: every engine, worker and
 client runs in a process of its own (see ``_bench_dapr`` and ``_bench_peer``), and it imports
@@ -33,6 +33,8 @@ DEFAULT_CONCURRENCY = (1, 50)
 OVERHEAD_GOAL_MS = 5.0
 SIDECAR = "sidecar (SQLite)"
 PEER = "durabletask in-memory"
+DAPRD = "daprd 1.18 (PostgreSQL)"
+SYSTEMS = {"sidecar": SIDECAR, "peer": PEER, "daprd": DAPRD}
 _READY_TIMEOUT = 60.0
 _CLIENT_TIMEOUT = 900.0
 
@@ -49,18 +51,27 @@ def main(argv: list[str] | None = None) -> int:
     except metadata.PackageNotFoundError:
         print("sidecar.bench needs durabletask 1.12.0: pip install -e '.[bench]'", file=sys.stderr)
         return 2
+    systems = [SYSTEMS[name] for name in args.systems]
+    if DAPRD in systems:
+        from realdapr.binaries import find
+
+        if find() is None:
+            print("sidecar.bench: no real Dapr for --systems daprd: run `make dapr` first", file=sys.stderr)
+            return 2
     report = {
         "machine": _machine(),
         "workload": {"workflows": args.workflows, "activities": args.activities, "concurrency": args.concurrency},
         "versions": {"dapr-ext-workflow": metadata.version("dapr-ext-workflow"), "durabletask": peer_version},
+        "systems": systems,
         "runs": [],
     }
     with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp:
         for concurrency in args.concurrency:
-            for system in (SIDECAR, PEER):
+            for name in args.systems:
+                system = SYSTEMS[name]
                 if not args.json:
                     print(f"running {system}, concurrency {concurrency} ...", file=sys.stderr, flush=True)
-                workdir = Path(tmp) / f"{'sidecar' if system == SIDECAR else 'peer'}-c{concurrency}"
+                workdir = Path(tmp) / f"{name}-c{concurrency}"
                 workdir.mkdir()
                 run = _run(system, workdir, args, concurrency)
                 report["runs"].append(run)
@@ -79,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"sequential activities per workflow (default {DEFAULT_ACTIVITIES})")
     p.add_argument("--concurrency", type=_positive, nargs="+", default=list(DEFAULT_CONCURRENCY), metavar="C",
                    help="workflows in flight at once; one run per value (default: %(default)s)")
+    p.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=["sidecar", "peer"],
+                   help="what to run the load on, side by side: the sidecar, durabletask's in-memory backend (peer) "
+                   "and real daprd with placement, scheduler and a PostgreSQL state store (needs `make dapr`) "
+                   "(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.add_argument("--profile", metavar="DIR",
                    help="run the sidecar under cProfile and write DIR/sidecar-c<C>.prof (slows it down)")
@@ -97,13 +112,14 @@ def _positive(text: str) -> int:
 class Child:
     """One child process; its stdout and stderr go to files in the run's folder."""
 
-    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str] | None = None,
+                 python: bool = True) -> None:
         self.name = name
         self.out = workdir / f"{name}.out"
         self.err = workdir / f"{name}.err"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                [sys.executable, *args] if python else args, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                 env=_environment(env or {}),
             )
 
@@ -145,13 +161,13 @@ def _environment(extra: dict[str, str]) -> dict[str, str]:
 
 
 class Sampler:
-    """Samples the RSS of process groups ("engine", "workers") every 50 ms; keeps the peak of each
-    group's sum."""
+    """Samples the RSS of process groups ("engine", "workers", for daprd also "store") every 50 ms; keeps the
+    peak of each group's sum."""
 
-    def __init__(self, groups: dict[str, list[Child]]) -> None:
+    def __init__(self, groups: dict[str, list[int]]) -> None:
         import psutil
 
-        self._groups = {g: [psutil.Process(c.proc.pid) for c in children] for g, children in groups.items()}
+        self._groups = {g: [psutil.Process(pid) for pid in pids] for g, pids in groups.items()}
         self.peak = {g: 0 for g in groups}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -184,15 +200,20 @@ class Sampler:
 
 @dataclass
 class Deployment:
-    engine: Child
+    engines: list[Child]  # what serves the workflow API: the sidecar, the peer's backend, or daprd + control plane
     workers: list[Child]
     client: list[str]  # the client's command line, before PREFIX WORKFLOWS CONCURRENCY ACTIVITIES
     client_env: dict[str, str] = field(default_factory=dict)
     state: Path | None = None
+    store: Path | None = None  # the data folder of an embedded PostgreSQL this deployment started
 
     def stop(self) -> None:
-        for child in [*self.workers, self.engine]:
+        for child in [*self.workers, *reversed(self.engines)]:
             child.stop()
+        if self.store is not None:
+            from common.devdb import stop_embedded
+
+            stop_embedded(self.store)
 
 
 def _deploy_sidecar(workdir: Path, profile: str | None, concurrency: int) -> Deployment:
@@ -202,7 +223,7 @@ def _deploy_sidecar(workdir: Path, profile: str | None, concurrency: int) -> Dep
         Path(profile).mkdir(parents=True, exist_ok=True)
         serve = ["-m", "cProfile", "-o", str(Path(profile) / f"sidecar-c{concurrency}.prof"), *serve]
     engine = Child("sidecar", serve, workdir)
-    deployment = Deployment(engine, [], [], state=state)
+    deployment = Deployment([engine], [], [], state=state)
     try:
         engine.wait_for(r"ready; ", in_stderr=True)
         ports = dict(re.findall(r"app (\S+): gRPC on [\d.]+:(\d+)", engine.err.read_text()))
@@ -222,7 +243,7 @@ def _deploy_sidecar(workdir: Path, profile: str | None, concurrency: int) -> Dep
 def _deploy_peer(workdir: Path, concurrency: int) -> Deployment:
     # One backend thread per waiting client and per work-item stream, plus room for completions.
     engine = Child("peer-backend", ["-m", "sidecar._bench_peer", "backend", str(concurrency + 32)], workdir)
-    deployment = Deployment(engine, [], [])
+    deployment = Deployment([engine], [], [])
     try:
         port = str(engine.ready()["port"])
         deployment.workers.append(Child("peer-worker", ["-m", "sidecar._bench_peer", "worker", port], workdir))
@@ -234,13 +255,84 @@ def _deploy_peer(workdir: Path, concurrency: int) -> Deployment:
     return deployment
 
 
+def _deploy_daprd(workdir: Path) -> Deployment:
+    """placement, scheduler and one daprd per app (the flags `make run-dapr` uses), the actor state store in an
+    embedded PostgreSQL of its own, and the same Dapr SDK workers and client as the sidecar's run."""
+    import asyncio
+    import urllib.request
+
+    from common.db import ensure_database, libpq_url
+    from common.devdb import start_embedded
+    from realdapr.binaries import find
+    from realdapr.run import (ControlPlanePorts, control_plane_commands, control_plane_health, daprd_command,
+                              daprd_environment, free_port)
+    from sidecar.template import AppSpec
+
+    dapr = find()
+    assert dapr is not None  # checked before any run starts
+    pgdata = workdir / "pg"
+    server = start_embedded(pgdata)
+    deployment = Deployment([], [], [], store=pgdata)
+    try:
+        asyncio.run(ensure_database(server, "bench_workflows"))
+        resources = workdir / "resources"
+        resources.mkdir()
+        (resources / "store.yaml").write_text(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: workflowstore}\nspec:\n"
+            "  type: state.postgresql\n  version: v2\n  metadata:\n"
+            f"    - {{name: connectionString, value: \"{libpq_url(server, 'bench_workflows')}\"}}\n"
+            "    - {name: actorStateStore, value: \"true\"}\n")
+        ports = ControlPlanePorts.from_bases(0, 0)
+        env = daprd_environment({})
+        for name, command in control_plane_commands(dapr, ports, workdir / "scheduler", "warn").items():
+            deployment.engines.append(Child(name, command, workdir, env, python=False))
+        grpc_ports = {}
+        urls = control_plane_health(ports)
+        for app_id in ("bench-a", "bench-b"):
+            grpc_ports[app_id], http = free_port(), free_port()
+            app = AppSpec(app_id=app_id, app_dir=workdir, command=("none",))
+            command = daprd_command(app, dapr, grpc_ports[app_id], http, resources, None, ports, "warn")
+            deployment.engines.append(Child(f"{app_id}-daprd", command, workdir, env, python=False))
+            urls.append(f"http://127.0.0.1:{http}/v1.0/healthz")
+        deadline = time.monotonic() + _READY_TIMEOUT
+        for url in urls:
+            while True:
+                try:
+                    with urllib.request.urlopen(url, timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{url} not healthy:\n" + "\n".join(c.tail() for c in deployment.engines))
+                    time.sleep(0.2)
+        for app_id, role in (("bench-a", "workflow"), ("bench-b", "activity")):
+            worker_env = {"APP_ID": app_id, "DAPR_GRPC_PORT": str(grpc_ports[app_id])}
+            deployment.workers.append(Child(app_id, ["-m", "sidecar._bench_dapr", role], workdir, worker_env))
+        for worker in deployment.workers:
+            worker.ready()
+    except BaseException:
+        deployment.stop()
+        raise
+    deployment.client = ["-m", "sidecar._bench_dapr", "client"]
+    deployment.client_env = {"APP_ID": "bench-a", "DAPR_GRPC_PORT": str(grpc_ports["bench-a"])}
+    return deployment
+
+
+def _postgres_processes(pgdata: Path) -> list:
+    """The embedded server's postmaster and its backends (daprd keeps a pool of connections open)."""
+    import psutil
+
+    pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
 def _client(deployment: Deployment, workdir: Path, prefix: str, workflows: int, concurrency: int, activities: int) -> dict:
     cmd = [sys.executable, *deployment.client, prefix, str(workflows), str(concurrency), str(activities)]
     env = _environment(deployment.client_env)
     with open(workdir / f"client-{prefix}.err", "wb") as err:
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, env=env, timeout=_CLIENT_TIMEOUT)
     if done.returncode != 0:
-        tails = "\n".join(c.tail() for c in [deployment.engine, *deployment.workers])
+        tails = "\n".join(c.tail() for c in [*deployment.engines, *deployment.workers])
         raise RuntimeError(
             f"the {prefix} client failed (exit {done.returncode}):\n"
             f"{(workdir / f'client-{prefix}.err').read_text(errors='replace')[-3000:]}\n{tails}")
@@ -253,9 +345,14 @@ def _client(deployment: Deployment, workdir: Path, prefix: str, workflows: int, 
 def _run(system: str, workdir: Path, args: argparse.Namespace, concurrency: int) -> dict:
     if system == SIDECAR:
         deployment = _deploy_sidecar(workdir, args.profile, concurrency)
+    elif system == DAPRD:
+        deployment = _deploy_daprd(workdir)
     else:
         deployment = _deploy_peer(workdir, concurrency)
-    sampler = Sampler({"engine": [deployment.engine], "workers": deployment.workers})
+    groups = {"engine": [c.proc.pid for c in deployment.engines], "workers": [c.proc.pid for c in deployment.workers]}
+    if deployment.store is not None:
+        groups["store"] = [p.pid for p in _postgres_processes(deployment.store)]
+    sampler = Sampler(groups)
     try:
         # Warm-up (not measured): imports, connections, first turns.
         warmup = max(5, min(concurrency, 50))
@@ -270,6 +367,9 @@ def _run(system: str, workdir: Path, args: argparse.Namespace, concurrency: int)
     cpu = {g: cpu1[g] - cpu0[g] for g in cpu0} | {"client": result["cpu_s"]}
     run["cpu_ms_per_workflow"] = {g: round(v * 1000 / args.workflows, 2) for g, v in cpu.items()}
     run["peak_rss_mb"] = {g: round(v / 2**20, 1) for g, v in sampler.peak.items()}
+    if "store" in cpu:  # daprd's state lives in PostgreSQL: count it with the engine, as SQLite is in the sidecar's
+        run["cpu_ms_per_workflow"]["engine"] = round((cpu["engine"] + cpu["store"]) * 1000 / args.workflows, 2)
+        run["peak_rss_mb"]["engine"] = round(run["peak_rss_mb"]["engine"] + run["peak_rss_mb"]["store"], 1)
     # Both engines keep finished instances in memory; this is what one more costs.
     run["engine_rss_growth_kb_per_workflow"] = round((rss1 - rss0) / 1024 / args.workflows, 1)
     run["workers"] = len(deployment.workers)
@@ -356,10 +456,10 @@ def _table(report: dict) -> str:
         "",
     ]
     width = 34
+    systems = report["systems"]
     for c in w["concurrency"]:
         runs = {r["system"]: r for r in report["runs"] if r["concurrency"] == c}
-        s, p = runs[SIDECAR], runs[PEER]
-        out.append(f"{'concurrency ' + str(c):<{width}}{SIDECAR:>24}{PEER:>24}")
+        out.append(f"{'concurrency ' + str(c):<{width}}" + "".join(f"{name:>26}" for name in systems))
         rows = [
             ("workflows/s", "workflows_per_s", None),
             ("activities/s", "activities_per_s", None),
@@ -382,8 +482,8 @@ def _table(report: dict) -> str:
             ("engine RSS growth/workflow (KB)", "engine_rss_growth_kb_per_workflow", None),
         ]
         for label, key, sub in rows:
-            cells = [r[key] if sub is None else r[key][sub] for r in (s, p)]
-            out.append(f"  {label:<{width - 2}}" + "".join(f"{v:>24}" for v in cells))
+            cells = [runs[name][key] if sub is None else runs[name][key][sub] for name in systems]
+            out.append(f"  {label:<{width - 2}}" + "".join(f"{v:>26}" for v in cells))
         out.append("")
     out += _verdict(report)
     out += [
@@ -398,6 +498,13 @@ def _table(report: dict) -> str:
         "    overhead/activity = (latency - K x the activity's own run time) / K, per workflow.",
         "  - workers RSS is the sum over the system's worker processes (2 for the sidecar, 1 for the peer).",
     ]
+    if DAPRD in systems:
+        out += [
+            f"  - {DAPRD}: placement, scheduler and one daprd per app (bench-a, bench-b) as `make run-dapr` starts",
+            "    them, the actor state store in an embedded PostgreSQL of its own; the same workers and client as",
+            "    the sidecar's. Its engine CPU and RSS include placement, the scheduler and PostgreSQL (the server",
+            "    and the backends open when the run started).",
+        ]
     for r in report["runs"]:
         if "persisted" in r:
             d = r["persisted"]
@@ -407,12 +514,17 @@ def _table(report: dict) -> str:
 
 
 def _verdict(report: dict) -> list[str]:
+    if SIDECAR not in report["systems"]:
+        return []
     out = ["goals (from the issue):"]
     for c in report["workload"]["concurrency"]:
         runs = {r["system"]: r for r in report["runs"] if r["concurrency"] == c}
-        s, p = runs[SIDECAR]["workflows_per_s"], runs[PEER]["workflows_per_s"]
-        out.append(f"  throughput >= peer at concurrency {c}: {'yes' if s >= p else 'NO'} ({s} vs {p} workflows/s, "
-                   f"x{s / p:.2f})")
+        s = runs[SIDECAR]["workflows_per_s"]
+        for other in (PEER, DAPRD):
+            if other in runs:
+                o = runs[other]["workflows_per_s"]
+                out.append(f"  sidecar throughput >= {other} at concurrency {c}: {'yes' if s >= o else 'NO'} "
+                           f"({s} vs {o} workflows/s, x{s / o:.2f})")
     if 1 in report["workload"]["concurrency"]:
         one = next(r for r in report["runs"] if r["system"] == SIDECAR and r["concurrency"] == 1)
         o = one["overhead_per_activity_ms"]["p50"]
