@@ -36,9 +36,9 @@ run-dapr: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## bench: the sidecar benchmark against durabletask's in-memory backend
+## bench: the engine benchmark: the sidecar, durabletask's in-memory backend (and real daprd: BENCH_ARGS='--systems sidecar peer daprd')
 bench: $(STAMP)
-	$(PY) -m sidecar.bench
+	$(PY) -m bench.engines $(BENCH_ARGS)
 
 clean:
 	rm -rf .sidecar .data

@@ -1,9 +1,9 @@
-"""``python -m sidecar.bench``: throughput, latency, per-activity overhead and memory of the sidecar
+"""``python -m bench.engines``: throughput, latency, per-activity overhead and memory of the sidecar
 running N workflows of K sequential cross-app activities, side by side with the same workload on
 Microsoft's durabletask in-memory test backend and, once ``make dapr`` has built it, on real daprd.
 
 This process only starts, samples and stops others and prints the figures: every engine, worker and
-client runs in a process of its own (see ``_bench_dapr`` and ``_bench_peer``), and it imports
+client runs in a process of its own (see ``bench._dapr`` and ``bench._peer``), and it imports
 neither SDK, so durabletask's protobuf modules never meet the Dapr SDK's.
 """
 
@@ -44,19 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import psutil  # noqa: F401  (the bench extra; checked before anything starts)
     except ImportError:
-        print("sidecar.bench needs psutil and durabletask: pip install -e '.[bench]'", file=sys.stderr)
+        print("bench.engines needs psutil and durabletask: pip install -e '.[bench]'", file=sys.stderr)
         return 2
     try:
         peer_version = metadata.version("durabletask")
     except metadata.PackageNotFoundError:
-        print("sidecar.bench needs durabletask 1.12.0: pip install -e '.[bench]'", file=sys.stderr)
+        print("bench.engines needs durabletask 1.12.0: pip install -e '.[bench]'", file=sys.stderr)
         return 2
     systems = [SYSTEMS[name] for name in args.systems]
     if DAPRD in systems:
         from realdapr.binaries import find
 
         if find() is None:
-            print("sidecar.bench: no real Dapr for --systems daprd: run `make dapr` first", file=sys.stderr)
+            print("bench.engines: no real Dapr for --systems daprd: run `make dapr` first", file=sys.stderr)
             return 2
     report = {
         "machine": _machine(),
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "systems": systems,
         "runs": [],
     }
-    with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
         for concurrency in args.concurrency:
             for name in args.systems:
                 system = SYSTEMS[name]
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sidecar.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.engines", description=__doc__.split("\n\n")[0])
     p.add_argument("--workflows", type=_positive, default=DEFAULT_WORKFLOWS, metavar="N",
                    help=f"workflows measured at each concurrency (default {DEFAULT_WORKFLOWS})")
     p.add_argument("--activities", type=_positive, default=DEFAULT_ACTIVITIES, metavar="K",
@@ -137,7 +137,7 @@ class Child:
         raise RuntimeError(f"{self.name} was not ready within {timeout:.0f} s:\n{self.tail()}")
 
     def ready(self) -> dict:
-        """The JSON line a worker or backend prints once it serves (see ``_bench_load.serve_until_stopped``)."""
+        """The JSON line a worker or backend prints once it serves (see ``bench._load.serve_until_stopped``)."""
         return json.loads(self.wait_for(r'^\{"ready": true.*$').group(0))
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -229,29 +229,29 @@ def _deploy_sidecar(workdir: Path, profile: str | None, concurrency: int) -> Dep
         ports = dict(re.findall(r"app (\S+): gRPC on [\d.]+:(\d+)", engine.err.read_text()))
         for app_id, role in (("bench-a", "workflow"), ("bench-b", "activity")):
             env = {"APP_ID": app_id, "DAPR_GRPC_PORT": ports[app_id]}
-            deployment.workers.append(Child(app_id, ["-m", "sidecar._bench_dapr", role], workdir, env))
+            deployment.workers.append(Child(app_id, ["-m", "bench._dapr", role], workdir, env))
         for worker in deployment.workers:
             worker.ready()
     except BaseException:
         deployment.stop()
         raise
-    deployment.client = ["-m", "sidecar._bench_dapr", "client"]
+    deployment.client = ["-m", "bench._dapr", "client"]
     deployment.client_env = {"APP_ID": "bench-a", "DAPR_GRPC_PORT": ports["bench-a"]}
     return deployment
 
 
 def _deploy_peer(workdir: Path, concurrency: int) -> Deployment:
     # One backend thread per waiting client and per work-item stream, plus room for completions.
-    engine = Child("peer-backend", ["-m", "sidecar._bench_peer", "backend", str(concurrency + 32)], workdir)
+    engine = Child("peer-backend", ["-m", "bench._peer", "backend", str(concurrency + 32)], workdir)
     deployment = Deployment([engine], [], [])
     try:
         port = str(engine.ready()["port"])
-        deployment.workers.append(Child("peer-worker", ["-m", "sidecar._bench_peer", "worker", port], workdir))
+        deployment.workers.append(Child("peer-worker", ["-m", "bench._peer", "worker", port], workdir))
         deployment.workers[0].ready()
     except BaseException:
         deployment.stop()
         raise
-    deployment.client = ["-m", "sidecar._bench_peer", "client", port]
+    deployment.client = ["-m", "bench._peer", "client", port]
     return deployment
 
 
@@ -306,13 +306,13 @@ def _deploy_daprd(workdir: Path) -> Deployment:
                     time.sleep(0.2)
         for app_id, role in (("bench-a", "workflow"), ("bench-b", "activity")):
             worker_env = {"APP_ID": app_id, "DAPR_GRPC_PORT": str(grpc_ports[app_id])}
-            deployment.workers.append(Child(app_id, ["-m", "sidecar._bench_dapr", role], workdir, worker_env))
+            deployment.workers.append(Child(app_id, ["-m", "bench._dapr", role], workdir, worker_env))
         for worker in deployment.workers:
             worker.ready()
     except BaseException:
         deployment.stop()
         raise
-    deployment.client = ["-m", "sidecar._bench_dapr", "client"]
+    deployment.client = ["-m", "bench._dapr", "client"]
     deployment.client_env = {"APP_ID": "bench-a", "DAPR_GRPC_PORT": str(grpc_ports["bench-a"])}
     return deployment
 
@@ -448,7 +448,7 @@ def _machine() -> dict:
 def _table(report: dict) -> str:
     m, w = report["machine"], report["workload"]
     out = [
-        f"sidecar.bench: {w['workflows']} workflows x {w['activities']} sequential activities, "
+        f"bench.engines: {w['workflows']} workflows x {w['activities']} sequential activities, "
         f"concurrency {', '.join(map(str, w['concurrency']))}",
         f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, {m['date']}, "
         f"load average at start {m['loadavg_at_start'][0]}",

@@ -1,6 +1,6 @@
 """The benchmark's Dapr side, one process per role, all on the unmodified Dapr workflow SDK and
 configured from ``DAPR_GRPC_PORT`` as under ``dapr run``: ``workflow`` (app bench-a), ``activity``
-(app bench-b) and ``client``. Started by ``sidecar.bench``; never imports durabletask."""
+(app bench-b) and ``client``. Started by ``bench.engines``; never imports durabletask."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import sys
 import time
 
-from . import _bench_load as load
+from . import _load as load
 
 WORKFLOW = "bench_chain"
 ACTIVITY = "bench_noop"

@@ -1,7 +1,7 @@
 """The benchmark's peer: the same workload on Microsoft's ``durabletask`` with its in-memory test
 backend (``durabletask.testing``), one process per role: ``backend``, ``worker`` and ``client``.
 
-Only ever run as a child process of ``sidecar.bench``: durabletask's generated protobuf modules
+Only ever run as a child process of ``bench.engines``: durabletask's generated protobuf modules
 clash with the Dapr SDK's in one interpreter. The peer has no multi-app routing, so the workflow
 and its activities run on its one worker.
 """
@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 
-from . import _bench_load as load
+from . import _load as load
 
 WORKFLOW = "bench_chain"
 ACTIVITY = "bench_noop"
