@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from litestar import Request, Response
@@ -44,15 +45,17 @@ def conflict(detail: str, **extra: Any) -> ProblemDetailsException:
     return problem(409, detail, **extra)
 
 
-def problem_config() -> dict[str, Any]:
+def problem_config(errors: Mapping[type[Exception], Callable[[Any], ProblemDetailsException]] | None = None
+                   ) -> dict[str, Any]:
     """Keyword arguments for ``Litestar(...)``: problem details for every HTTP error and every crash,
     and a request body limit. Validation errors (unknown fields, wrong types, malformed JSON) arrive as
     Litestar's 400 ``ValidationException``/``ClientException`` and leave as problem details with an
-    ``errors`` list."""
+    ``errors`` list. ``errors`` maps an app's own exceptions (its use cases' domain errors) to problems:
+    the one place where they become HTTP."""
     plugin = ProblemDetailsPlugin(
         ProblemDetailsConfig(
             enable_for_all_http_exceptions=True,
-            exception_to_problem_detail_map={HTTPException: _from_http_exception},
+            exception_to_problem_detail_map={HTTPException: _from_http_exception, **(errors or {})},
         )
     )
     return {

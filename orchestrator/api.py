@@ -1,6 +1,7 @@
 """HTTP handlers of the order-api (thin: they validate the shape of a request and call service.py).
 
-Bad input is rejected here, before anything is stored or started; errors leave as RFC 9457 problem details.
+Bad input is rejected here, before anything is stored or started; errors leave as RFC 9457 problem details,
+the use cases' domain errors through ``PROBLEMS``, the one place they are mapped to HTTP.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from msgspec import Meta
 
-from common.problems import bad_request
-from orchestrator.domain import ORDER_ID, TERMINAL
+from common.contracts import Address, Item
+from common.problems import bad_request, problem
+from orchestrator.domain import (ORDER_ID, TERMINAL, InvalidListing, NewOrder, OrderConflict, OrderError,
+                                 OrderNotFound, WorkflowUnavailable)
+from orchestrator.domain import OrderPage as OrderPageValue
+from orchestrator.domain import OrderView as OrderViewValue
 from orchestrator.service import Orders
 
 T = TypeVar("T")
@@ -113,7 +118,7 @@ class OrderController(Controller):
         skus = [item.sku for item in data.items]
         if len(set(skus)) != len(skus):
             raise bad_request("each sku may appear once in items; add up the quantities instead")
-        submitted = await orders.submit(msgspec.to_builtins(data), wait=wait)
+        submitted = await orders.submit(new_order(data), wait=wait)
         return _order_response(submitted.order)
 
     @get("/")
@@ -125,18 +130,18 @@ class OrderController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> OrderPage:
         """Orders, newest first. Pass ``next_cursor`` back as ``cursor`` for the next page."""
-        return msgspec.convert(await orders.list(status=status, limit=limit, cursor=cursor), OrderPage)
+        return _page(await orders.list(status=status, limit=limit, cursor=cursor))
 
     @get("/{order_id:str}")
     async def get_order(self, orders: NamedDependency[Orders], order_id: FromPath[str]) -> OrderView:
         """The order, its saga's steps and compensations, and why it failed if it did."""
-        return msgspec.convert(await orders.view(order_id), OrderView)
+        return _view(await orders.view(order_id))
 
     @post("/{order_id:str}/cancel", status_code=HTTP_202_ACCEPTED)
     async def cancel(self, orders: NamedDependency[Orders], order_id: FromPath[str],
                      data: JSONBody[CancelRequest | None] = None) -> OrderView:
         """Ask a running saga to stop and undo what it did (202); 409 when the order already finished."""
-        return msgspec.convert(await orders.cancel(order_id, data.reason if data else None), OrderView)
+        return _view(await orders.cancel(order_id, data.reason if data else None))
 
 
 async def _strictly(request: Request, model: type[T]) -> T:
@@ -150,7 +155,36 @@ async def _strictly(request: Request, model: type[T]) -> T:
                           errors=[{"message": message or str(err), "key": key, "source": "body"}]) from err
 
 
-def _order_response(order: dict[str, Any]) -> Response[OrderView]:
-    status = HTTP_200_OK if order["status"] in TERMINAL else HTTP_202_ACCEPTED
-    return Response(msgspec.convert(order, OrderView), status_code=status,
-                    headers={"Location": f"/orders/{order['order_id']}"})
+def new_order(data: OrderRequest) -> NewOrder:
+    return NewOrder(
+        customer_id=data.customer_id, email=data.email,
+        items=tuple(Item(sku=i.sku, quantity=i.quantity) for i in data.items),
+        payment_method=data.payment.method, payment_token=data.payment.token,
+        shipping_address=Address(**msgspec.structs.asdict(data.shipping_address)), order_id=data.order_id,
+    )
+
+
+def _view(order: OrderViewValue) -> OrderView:
+    return msgspec.convert(order, OrderView, from_attributes=True)
+
+
+def _page(page: OrderPageValue) -> OrderPage:
+    return OrderPage(items=[_view(o) for o in page.items], next_cursor=page.next_cursor)
+
+
+def _order_response(order: OrderViewValue) -> Response[OrderView]:
+    status = HTTP_200_OK if order.status in TERMINAL else HTTP_202_ACCEPTED
+    return Response(_view(order), status_code=status, headers={"Location": f"/orders/{order.order_id}"})
+
+
+def _problem(status: int):
+    return lambda err: problem(status, err.detail, **err.extra)
+
+
+# The use cases' refusals as HTTP: spread into problem_config(errors=...) by the app.
+PROBLEMS: dict[type[OrderError], Any] = {
+    OrderNotFound: _problem(404),
+    InvalidListing: _problem(400),
+    OrderConflict: _problem(409),
+    WorkflowUnavailable: _problem(503),
+}

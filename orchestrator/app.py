@@ -16,8 +16,8 @@ from common.problems import problem_config
 from common.runner import healthz
 from common.settings import Settings
 from orchestrator.activities import ACTIVITIES
-from orchestrator.api import OrderController
-from orchestrator.service import Orders
+from orchestrator.api import PROBLEMS, OrderController
+from orchestrator.service import START_CLAIM_TTL, Orders
 from orchestrator.settings import ApiSettings
 from orchestrator.workflows import Workflows
 
@@ -36,19 +36,30 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
     background: set[asyncio.Task] = set()
 
     def start_resuming() -> None:
-        task = asyncio.get_running_loop().create_task(_resume_pending(orders))
-        background.add(task)
-        task.add_done_callback(background.discard)
+        for sweep in (_resume_pending(orders), _resume_after_stale_claims(orders)):
+            task = asyncio.get_running_loop().create_task(sweep)
+            background.add(task)
+            task.add_done_callback(background.discard)
+
+    def stop_resuming() -> None:
+        for task in background:
+            task.cancel()
 
     return Litestar(
         route_handlers=handlers,
         dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
         on_startup=[start_resuming],
-        on_shutdown=[db.dispose],
+        on_shutdown=[stop_resuming, db.dispose],
         openapi_config=OpenAPIConfig(title="order-api", version="0.1.0",
                                      description="Submit, follow and cancel orders run by the order saga."),
-        **problem_config(),
+        **problem_config(PROBLEMS),
     )
+
+
+async def _resume_after_stale_claims(orders: Orders) -> None:
+    # A process that died while starting a saga leaves its claim on the row; once the claim is stale, sweep again.
+    await asyncio.sleep(START_CLAIM_TTL.total_seconds())
+    await _resume_pending(orders)
 
 
 async def _resume_pending(orders: Orders) -> None:

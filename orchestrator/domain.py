@@ -1,12 +1,14 @@
-"""Order rules of the order-api: statuses, the saga's input and conclusion, the status-update message.
+"""Order rules of the order-api: statuses, a new order, the saga's input and conclusion, the status-update message,
+what the workflow says about an order, the public view of an order, and the errors of the use cases.
 
-Plain Python (no database, no HTTP, no Dapr): the saga, the API and the repository all build on it.
+Plain Python (no database, no HTTP, no Dapr): the saga, the API, the use cases and the repository build on it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from common.contracts import VALIDATE_ORDER, Address, Contract, Item, SagaRetry
@@ -72,3 +74,148 @@ def conclusion(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) ->
         return REJECTED, abort.failure()
     return COMPENSATED, abort.failure()
 
+
+
+# --- a new order ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """An order as the customer sent it, its shape already checked by the API. ``order_id`` None: make one."""
+
+    customer_id: str
+    email: str
+    items: tuple[Item, ...]
+    payment_method: str
+    payment_token: str
+    shipping_address: Address
+    order_id: str | None = None
+
+    def request(self) -> dict[str, Any]:
+        """The order as stored with its row and fingerprinted for idempotency: the REST body without order_id."""
+        return {
+            "customer_id": self.customer_id,
+            "email": self.email,
+            "items": [{"sku": i.sku, "quantity": i.quantity} for i in self.items],
+            "payment": {"method": self.payment_method, "token": self.payment_token},
+            "shipping_address": self.shipping_address.model_dump(),
+        }
+
+
+# --- what is known about an order ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkflowView:
+    """What the workflow engine says about an order's saga instance."""
+
+    runtime_status: str  # the SDK's WorkflowStatus name: RUNNING, COMPLETED, FAILED, TERMINATED, PENDING, ...
+    custom_status: dict[str, Any] | None
+    output: dict[str, Any] | None
+    failure: str | None
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        """What the saga last said about itself: its output once it finished, else its custom status."""
+        return self.output if self.output is not None else self.custom_status
+
+    def finished_update(self, order_id: str) -> OrderStatusUpdate | None:
+        """The status record the saga's output calls for, once it finished with a terminal status."""
+        summary = self.output
+        if not summary or summary.get("status") not in TERMINAL:
+            return None
+        return OrderStatusUpdate(order_id, summary["status"], summary.get("failure"), summary.get("total_cents"),
+                                 summary)
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """The public view of an order: its row, with steps and compensations from the live workflow if there is one,
+    else from the summary stored when the saga finished."""
+
+    order_id: str
+    status: str
+    customer_id: str
+    email: str
+    total_cents: int | None
+    items: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    compensations: list[dict[str, Any]]
+    failure: dict[str, str] | None
+    created_at: str
+    updated_at: str
+    warnings: list[str] | None = None
+    workflow: dict[str, Any] | None = None  # only when the workflow itself stopped (FAILED, TERMINATED, ...)
+    cancel_requested: bool | None = None
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    items: list[OrderView] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> OrderView:
+    """The view of an order from its row and, if there is one, its workflow. A saga that finished before its last
+    status record landed is shown as it finished (the row catches up when the order is next posted or cancelled)."""
+    finished = workflow.finished_update(row["order_id"]) if workflow is not None else None
+    if finished is not None and row["status"] not in TERMINAL:
+        row = {**row, "status": finished.status, "failure": finished.failure,
+               "total_cents": row["total_cents"] if finished.total_cents is None else finished.total_cents}
+    saga = (workflow.summary if workflow is not None else None) or row.get("saga") or {}
+    status = row["status"]
+    if status == PENDING and workflow is not None and workflow.runtime_status == "RUNNING":
+        status = RUNNING  # the RUNNING record may lag the workflow by a moment
+    stopped = workflow is not None and workflow.runtime_status in ("FAILED", "TERMINATED", "STALLED", "SUSPENDED")
+    return OrderView(
+        order_id=row["order_id"],
+        status=status,
+        customer_id=row["customer_id"],
+        email=row["email"],
+        total_cents=row["total_cents"] if row["total_cents"] is not None else saga.get("total_cents"),
+        items=row["items"],
+        steps=saga.get("steps", []),
+        compensations=saga.get("compensations", []),
+        failure=row["failure"] or (saga.get("failure") if status in TERMINAL else None),
+        created_at=row["created_at"].isoformat(),
+        updated_at=row["updated_at"].isoformat(),
+        warnings=saga.get("warnings") or None,
+        # Not a business outcome: the workflow itself stopped (a bug, an operator). The order needs a person.
+        workflow={"runtime_status": workflow.runtime_status, "failure": workflow.failure} if stopped else None,
+    )
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    """A listing cursor back to the ``seq`` it stands for; InvalidListing when it is not one we handed out."""
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or int(cursor) < 1 or len(cursor) > 19:
+        raise InvalidListing(f"invalid cursor {cursor!r}: use the next_cursor of the previous page")
+    return int(cursor)
+
+
+# --- what the use cases refuse ------------------------------------------------------------------------------
+
+
+class OrderError(Exception):
+    """A use case refused: ``detail`` says why; ``extra`` are facts the client gets with it."""
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail, self.extra = detail, extra
+
+
+class OrderNotFound(OrderError):
+    """No order has this ID."""
+
+
+class OrderConflict(OrderError):
+    """The order exists with another body, or has already finished."""
+
+
+class InvalidListing(OrderError):
+    """A listing query that cannot be answered: an unknown status, a cursor we never handed out."""
+
+
+class WorkflowUnavailable(OrderError):
+    """The workflow engine could not be reached or failed; what was stored stays stored."""

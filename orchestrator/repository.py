@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,10 +37,25 @@ async def get_order(session: AsyncSession, order_id: str) -> Row | None:
     return dict(row._mapping) if row is not None else None
 
 
-async def lock_order(session: AsyncSession, order_id: str) -> Row | None:
-    """The row, locked until the caller's transaction ends: serialises whoever starts this order's saga."""
-    row = (await session.execute(sa.select(orders).where(orders.c.order_id == order_id).with_for_update())).first()
-    return dict(row._mapping) if row is not None else None
+async def claim_start(session: AsyncSession, order_id: str, ttl: timedelta) -> Row | None:
+    """Claim the start of a PENDING order's saga: the row if this call won, None if the order is not PENDING or
+    another starter claimed it less than ``ttl`` ago. One guarded UPDATE: of concurrent claimers, one wins."""
+    c = orders.c
+    claimed = (
+        await session.execute(
+            sa.update(orders)
+            .where(c.order_id == order_id, c.status == PENDING,
+                   sa.or_(c.start_claimed_at.is_(None), c.start_claimed_at < sa.func.now() - ttl))
+            .values(start_claimed_at=sa.func.now())
+            .returning(*orders.c)
+        )
+    ).first()
+    return dict(claimed._mapping) if claimed is not None else None
+
+
+async def release_start(session: AsyncSession, order_id: str) -> None:
+    """Drop a claim whose start failed, so that the next starter need not wait for it to expire."""
+    await session.execute(sa.update(orders).where(orders.c.order_id == order_id).values(start_claimed_at=None))
 
 
 async def list_orders(session: AsyncSession, *, status: str | None, limit: int, before_seq: int | None) -> list[Row]:
@@ -61,7 +77,8 @@ async def record_status(session: AsyncSession, update: OrderStatusUpdate) -> boo
     """Apply a status transition once. Idempotent, and never moves an order backwards: RUNNING applies
     only to PENDING, a terminal status only to a non-terminal order. Returns whether the row matched
     (False: unknown order, or a stale or duplicate transition that changes nothing). A duplicate must not
-    match: every view of a finished order reconciles from the workflow output, and would rewrite the row."""
+    match: every submission or cancel of a finished order reconciles from the workflow output, and would
+    rewrite the row."""
     allowed_from = [PENDING] if update.status == RUNNING else [PENDING, RUNNING]
     if update.status not in TERMINAL and update.status != RUNNING:
         raise ValueError(f"not a status the saga records: {update.status!r}")

@@ -28,6 +28,8 @@ orders = sa.Table(
     sa.Column("items", JSONB, nullable=False),
     sa.Column("failure", JSONB, nullable=True),
     sa.Column("saga", JSONB, nullable=True),  # the saga's final summary: survives a purged workflow
+    # When a starter claimed the start of this PENDING order's saga (service.Orders._ensure_started).
+    sa.Column("start_claimed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint(STATUS_CHECK, name="orders_status_known"),

@@ -8,31 +8,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from dapr.ext.workflow.aio import DaprWorkflowClient
 
 from common.contracts import ORDER_SAGA
-from orchestrator.domain import CANCEL_EVENT, OrderSagaInput
+from orchestrator.domain import CANCEL_EVENT, OrderSagaInput, WorkflowView
 
 
 class SidecarUnavailable(Exception):
     """The workflow API could not be reached or answered with an unexpected error."""
-
-
-@dataclass(frozen=True)
-class WorkflowView:
-    runtime_status: str  # the SDK's WorkflowStatus name: RUNNING, COMPLETED, FAILED, TERMINATED, PENDING, ...
-    custom_status: dict[str, Any] | None
-    output: dict[str, Any] | None
-    failure: str | None
-
-    @property
-    def summary(self) -> dict[str, Any] | None:
-        """What the saga last said about itself: its output once it finished, else its custom status."""
-        return self.output if self.output is not None else self.custom_status
 
 
 class Workflows:

@@ -11,6 +11,7 @@ import copy
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -22,16 +23,20 @@ from dapr.ext.workflow import WorkflowStatus
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+import msgspec
+
 from common.contracts import ORDER_API, ORDER_SAGA
 from common.db import Database
 from common.faults import FaultInjector
 from common.contracts import SagaRetry
 from common.settings import Settings
 from orchestrator.activities import ACTIVITIES, build_activities
+from orchestrator.api import OrderRequest, new_order
 from orchestrator.app import create_app
 from orchestrator.domain import (
-    CANCEL_EVENT, COMPENSATED, COMPLETED, PENDING, RECORD_ORDER_STATUS, RUNNING, OrderStatusUpdate,
+    CANCEL_EVENT, COMPENSATED, COMPLETED, PENDING, RECORD_ORDER_STATUS, RUNNING, NewOrder, OrderStatusUpdate,
 )
+from orchestrator import repository
 from orchestrator.service import Orders
 from orchestrator.tables import orders
 from orchestrator.workflows import Workflows
@@ -45,6 +50,11 @@ BODY = {
 }
 RETRY = SagaRetry(first_interval_ms=100, max_attempts=3, backoff=1.5, max_interval_ms=400)
 FINISHED = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.TERMINATED}
+
+
+def as_new_order(body: dict) -> NewOrder:
+    """A REST body as the use case receives it once the API has checked it."""
+    return new_order(msgspec.convert(body, OrderRequest))
 
 
 # --- the workflow client stand-in ----------------------------------------------------------------------
@@ -199,7 +209,7 @@ async def store_then_crash(db: Database, body: dict[str, Any]) -> None:
     dying = InMemoryWorkflowClient()
     dying.crash_on_schedule = True
     with pytest.raises(SimulatedCrash):
-        await Orders(db, Workflows(lambda: dying), SagaRetry(), 1.0).submit(body, wait=False)
+        await Orders(db, Workflows(lambda: dying), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -326,7 +336,7 @@ async def test_record_order_status_moves_an_order_from_pending_through_running_t
 
 async def test_a_late_running_record_or_another_outcome_does_not_move_a_finished_order(db, ctx, record_order_status):
     body = new_body()
-    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(body, wait=False)
+    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
     order_id = body["order_id"]
     failure = {"step": "charge", "reason": "card declined"}
     await record_order_status(ctx, OrderStatusUpdate(order_id, COMPENSATED, failure, 4700, summary(COMPENSATED)))
@@ -341,7 +351,7 @@ async def test_a_late_running_record_or_another_outcome_does_not_move_a_finished
 
 async def test_a_repeated_status_record_changes_nothing(db, ctx, record_order_status):
     body = new_body()
-    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(body, wait=False)
+    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
     order_id = body["order_id"]
     update = OrderStatusUpdate(order_id, COMPLETED, None, 4700, summary(COMPLETED))
 
@@ -363,7 +373,7 @@ async def test_a_status_record_for_an_unknown_order_applies_nothing(db, ctx, rec
 
 async def test_pending_is_not_a_status_the_saga_can_record(db, ctx, record_order_status):
     body = new_body()
-    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(body, wait=False)
+    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
     await record_order_status(ctx, OrderStatusUpdate(body["order_id"], RUNNING))
 
     with pytest.raises(ValueError, match="not a status the saga records"):
@@ -505,6 +515,18 @@ async def test_an_order_left_pending_by_a_crash_is_scheduled_by_the_next_post_of
     assert len(await rows(db)) == 1
 
 
+async def test_a_starter_that_died_holding_its_claim_keeps_others_away_until_the_claim_is_stale(db, sidecar):
+    body = new_body()
+    await store_then_crash(db, body)  # a PENDING row, no workflow
+    async with db.transaction() as session:  # a starter claims it, then its process dies: nothing releases it
+        assert await repository.claim_start(session, body["order_id"], timedelta(seconds=10)) is not None
+    orders_ = Orders(db, Workflows(lambda: sidecar), SagaRetry(), 1.0, claim_ttl=timedelta(milliseconds=300))
+
+    assert await orders_.resume_pending() == 0 and sidecar.scheduled == []  # the claim is live
+    await asyncio.sleep(0.4)
+    assert await orders_.resume_pending() == 1 and sidecar.scheduled == [body["order_id"]]  # stale: taken over
+
+
 async def test_an_order_stored_while_the_sidecar_was_down_is_a_503_and_a_repeated_post_starts_it(api, db, sidecar):
     body = new_body()
     sidecar.unavailable = True
@@ -522,9 +544,9 @@ async def test_orders_left_pending_are_scheduled_at_start_up_and_no_others(db_ur
     orders_ = Orders(db, Workflows(lambda: sidecar), SagaRetry(), 1.0)
     crashed_first, running, scheduled_but_unrecorded, crashed_last = (new_body() for _ in range(4))
     await store_then_crash(db, crashed_first)
-    await orders_.submit(running, wait=False)
+    await orders_.submit(as_new_order(running), wait=False)
     await record_order_status(ctx, OrderStatusUpdate(running["order_id"], RUNNING))
-    await orders_.submit(scheduled_but_unrecorded, wait=False)  # PENDING row, live instance
+    await orders_.submit(as_new_order(scheduled_but_unrecorded), wait=False)  # PENDING row, live instance
     await store_then_crash(db, crashed_last)
     sidecar.scheduled.clear()
 

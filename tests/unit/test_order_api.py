@@ -14,10 +14,12 @@ from litestar.testing import TestClient
 from common.problems import problem_config
 from common.contracts import SagaRetry
 from common.settings import SettingsError, load_settings
-from orchestrator.api import OrderController
-from orchestrator.service import Orders, _parse_cursor, order_view
+import msgspec
+
+from orchestrator.api import PROBLEMS, OrderController, OrderRequest, new_order
+from orchestrator.domain import InvalidListing, NewOrder, WorkflowView, order_view, parse_cursor
+from orchestrator.service import Orders, Submitted
 from orchestrator.settings import load_api_settings
-from orchestrator.workflows import WorkflowView
 
 BODY = {
     "order_id": "o-1",
@@ -35,12 +37,15 @@ class RecordingOrders(Orders):
     A subclass only because Litestar checks the dependency's type."""
 
     def __init__(self) -> None:  # no database, no workflow client: nothing below submit is reached
-        self.submitted: list[dict] = []
+        self.submitted: list[NewOrder] = []
 
-    async def submit(self, body: dict, *, wait: bool):
-        self.submitted.append(body)
-        row = {**ROW, "order_id": body["order_id"]}
-        return type("Submitted", (), {"order": order_view(row, None), "created": True})()
+    async def submit(self, order: NewOrder, *, wait: bool) -> Submitted:
+        self.submitted.append(order)
+        return Submitted(order_view({**ROW, "order_id": order.order_id or "generated"}, None), True)
+
+
+def as_new_order(body: dict) -> NewOrder:
+    return new_order(msgspec.convert(body, OrderRequest))
 
 
 ROW = {"order_id": "o-1", "status": "PENDING", "customer_id": "c-1", "email": "ada@example.com", "total_cents": None,
@@ -51,7 +56,7 @@ ROW = {"order_id": "o-1", "status": "PENDING", "customer_id": "c-1", "email": "a
 def api():
     orders = RecordingOrders()
     app = Litestar(route_handlers=[OrderController],
-                   dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)}, **problem_config())
+                   dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)}, **problem_config(PROBLEMS))
     with TestClient(app=app) as client:
         client.orders = orders
         yield client
@@ -109,12 +114,12 @@ def test_a_well_formed_order_is_accepted_with_its_location(api):
 
     assert response.status_code == 202
     assert response.headers["location"] == "/orders/o-1"
-    assert api.orders.submitted == [BODY]
+    assert api.orders.submitted == [as_new_order(BODY)]
 
 
 def test_a_missing_order_id_reaches_the_use_case_as_none_so_it_generates_one(api):
     api.post("/orders", json=mutated(lambda b: b.pop("order_id")))
-    assert api.orders.submitted[0]["order_id"] is None
+    assert api.orders.submitted[0].order_id is None
 
 
 def test_the_list_limit_must_be_between_1_and_100(api):
@@ -123,11 +128,11 @@ def test_the_list_limit_must_be_between_1_and_100(api):
 
 
 def test_a_cursor_must_be_one_handed_out_by_a_previous_page():
-    assert _parse_cursor(None) is None and _parse_cursor("42") == 42
+    assert parse_cursor(None) is None and parse_cursor("42") == 42
     for bad in ("abc", "-1", "0", "1.5", "9" * 20):
-        with pytest.raises(Exception) as err:
-            _parse_cursor(bad)
-        assert err.value.status_code == 400
+        with pytest.raises(InvalidListing) as err:
+            parse_cursor(bad)
+        assert PROBLEMS[InvalidListing](err.value).status_code == 400
 
 
 def test_the_view_of_a_running_order_shows_the_live_steps_and_stack_from_the_custom_status():
@@ -136,10 +141,10 @@ def test_the_view_of_a_running_order_shows_the_live_steps_and_stack_from_the_cus
             "compensations": [{"name": "release_inventory", "outcome": "pending"}]}
     view = order_view(ROW, WorkflowView("RUNNING", live, None, None))
 
-    assert view["status"] == "RUNNING"  # the RUNNING record may lag; the live workflow does not
-    assert view["total_cents"] == 3800
-    assert view["steps"] == live["steps"] and view["compensations"] == live["compensations"]
-    assert view["failure"] is None
+    assert view.status == "RUNNING"  # the RUNNING record may lag; the live workflow does not
+    assert view.total_cents == 3800
+    assert view.steps == live["steps"] and view.compensations == live["compensations"]
+    assert view.failure is None
 
 
 def test_the_view_of_a_finished_order_without_its_workflow_comes_from_the_stored_summary():
@@ -149,13 +154,13 @@ def test_the_view_of_a_finished_order_without_its_workflow_comes_from_the_stored
     row = {**ROW, "status": "COMPENSATED", "failure": summary["failure"], "total_cents": 3800, "saga": summary}
     view = order_view(row, None)
 
-    assert (view["status"], view["failure"], view["total_cents"]) == ("COMPENSATED", summary["failure"], 3800)
-    assert view["compensations"] == [{"name": "refund", "outcome": "undone"}]
+    assert (view.status, view.failure, view.total_cents) == ("COMPENSATED", summary["failure"], 3800)
+    assert view.compensations == [{"name": "refund", "outcome": "undone"}]
 
 
 def test_a_workflow_that_itself_failed_is_flagged_for_a_person():
     view = order_view({**ROW, "status": "RUNNING"}, WorkflowView("FAILED", None, None, "TypeError: bad result"))
-    assert view["workflow"] == {"runtime_status": "FAILED", "failure": "TypeError: bad result"}
+    assert view.workflow == {"runtime_status": "FAILED", "failure": "TypeError: bad result"}
 
 
 def test_the_saga_retry_takes_the_saga_retry_settings_as_they_are():
