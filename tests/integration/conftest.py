@@ -1,10 +1,27 @@
-"""Fixtures for the services' integration tests (real PostgreSQL through tests/conftest.py)."""
+"""Fixtures for the services' integration tests (real PostgreSQL through tests/conftest.py).
+
+``db``: a fresh, migrated database of the service a test module is about, shared by the module's tests (which
+use their own order IDs). The module says which with ``SERVICE = "<package>"`` (``inventory``, ``payment``,
+``shipping``, ``notification``). The order-api's tests need a new database per test and have their own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+import pytest_asyncio
+
+from common.db import Database
+
+
+@pytest_asyncio.fixture(scope="module")
+async def db(request: pytest.FixtureRequest, database_factory) -> AsyncIterator[Database]:
+    package = request.module.SERVICE
+    database = Database(await database_factory(package, f"{package}:migrations"))
+    yield database
+    await database.dispose()
 
 
 @dataclass

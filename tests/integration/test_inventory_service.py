@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
@@ -20,12 +19,7 @@ from inventory.tables import products, reservation_items
 
 MAX_QUANTITY = 10
 
-
-@pytest_asyncio.fixture(scope="module")
-async def db(database_factory) -> Database:
-    database = Database(await database_factory("inventory", "inventory:migrations"))
-    yield database
-    await database.dispose()
+SERVICE = "inventory"
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-import pytest_asyncio
 from litestar.testing import AsyncTestClient
 
 from common.contracts import NotifyInput, NotifyResult
@@ -16,12 +15,7 @@ from common.settings import Settings
 from notification.activities import ACTIVITIES, build_activities
 from notification.app import create_app
 
-
-@pytest_asyncio.fixture(scope="module")
-async def db(database_factory) -> Database:
-    database = Database(await database_factory("notification", "notification:migrations"))
-    yield database
-    await database.dispose()
+SERVICE = "notification"
 
 
 @pytest.fixture

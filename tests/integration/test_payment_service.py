@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
@@ -18,12 +17,7 @@ from payment.activities import ACTIVITIES, build_activities
 from payment.app import create_app
 from payment.tables import ledger, processed_requests
 
-
-@pytest_asyncio.fixture(scope="module")
-async def db(database_factory) -> Database:
-    database = Database(await database_factory("payment", "payment:migrations"))
-    yield database
-    await database.dispose()
+SERVICE = "payment"
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
@@ -19,12 +18,7 @@ from shipping.app import create_app
 from shipping.domain import tracking_number
 from shipping.tables import shipments
 
-
-@pytest_asyncio.fixture(scope="module")
-async def db(database_factory) -> Database:
-    database = Database(await database_factory("shipping", "shipping:migrations"))
-    yield database
-    await database.dispose()
+SERVICE = "shipping"
 
 
 @pytest.fixture
