@@ -49,6 +49,27 @@ _EPOCH_ZERO = datetime(1, 1, 1, tzinfo=timezone.utc)
 _MAX_ARM = 3600.0
 
 
+def _history_patches(history: list[pb.HistoryEvent]) -> list[str]:
+    """Every patch the history's WorkflowStarted events recorded, in order (each records only its new ones)."""
+    return [p for e in history if e.HasField("workflowStarted") for p in e.workflowStarted.version.patches]
+
+
+def _compact_patches(version: pb.WorkflowVersion, history: list[pb.HistoryEvent]) -> pb.WorkflowVersion:
+    """The version to record for a turn, as daprd records it: of the patches the turn reports, only those not
+    already in the history (counted, so a patch reported twice is kept once more than recorded)."""
+    if not version.patches:
+        return version
+    seen = collections.Counter(_history_patches(history))
+    new = []
+    for patch in version.patches:
+        if seen[patch]:
+            seen[patch] -= 1
+        else:
+            new.append(patch)
+    # daprd replaces the whole version, its name included, by the new patches alone.
+    return pb.WorkflowVersion(patches=new) if new else pb.WorkflowVersion()
+
+
 class EngineError(Exception):
     """A request the engine refuses. ``code`` is a ``grpc.StatusCode`` name, ``message`` is daprd's text."""
 
@@ -124,6 +145,7 @@ class Instance:
     suspended: bool = False
     stalled: bool = False
     completed: bool = False
+    incoming_history: bytes | None = None  # a PropagatedHistory from the parent, sent with every turn
     history: list[pb.HistoryEvent] = field(default_factory=list)
     inbox: list[InboxItem] = field(default_factory=list)
     turn: Turn | None = None
@@ -139,7 +161,7 @@ class Instance:
             "updated": self.updated, "input": self.input, "output": self.output,
             "custom_status": self.custom_status, "failure": self.failure, "parent": self.parent,
             "started": int(self.started), "suspended": int(self.suspended), "stalled": int(self.stalled),
-            "completed": int(self.completed),
+            "completed": int(self.completed), "incoming_history": self.incoming_history,
         }
 
     def derive_status(self) -> int:
@@ -344,6 +366,8 @@ class Engine:
         inst.turn = Turn(token, stream, [i.id for i in visible], new_events)
         stream.turns.add(inst.key)
         request = pb.WorkflowRequest(instanceId=inst.instance_id, pastEvents=inst.history, newEvents=new_events)
+        if inst.incoming_history is not None:
+            request.propagatedHistory.ParseFromString(inst.incoming_history)
         stream.queue.put_nowait(pb.WorkItem(workflowRequest=request, completionToken=token))
 
     # ------------------------------------------------------------------ waiting
@@ -391,7 +415,7 @@ class Engine:
     def _new_instance(
         self, app_id: str, instance_id: str, name: str, input: str | None, version: str | None,
         parent: pb.ParentInstanceInfo | None, router: pb.TaskRouter, scheduled_start: float | None,
-        existing: Instance | None, tx,
+        existing: Instance | None, tx, incoming_history: bytes | None = None,
     ) -> Instance:
         """Create (or reset a terminal) instance whose first inbox event is its ExecutionStarted, in ``tx``.
         The caller commits, then calls ``_activate``."""
@@ -401,6 +425,7 @@ class Engine:
         inst.execution_id = uuid.uuid4().hex
         inst.name, inst.input, inst.created, inst.updated = name, input, now, now
         inst.parent = parent.SerializeToString() if parent is not None else None
+        inst.incoming_history = incoming_history
         started = pb.ExecutionStartedEvent(
             name=name, version=_sv(version), input=_sv(input),
             workflowInstance=pb.WorkflowInstance(instanceId=instance_id, executionId=_sv(inst.execution_id)),
@@ -441,6 +466,8 @@ class Engine:
         inst = self._require(app_id, instance_id)
         if inst.completed:
             return  # daprd drops events raised to a completed instance
+        if inst.stalled:
+            raise EngineError("UNKNOWN", f"failed to invoke method for workflow '{instance_id}': actor is stalled")
         tx = self.store.transaction()
         self._deliver(app_id, instance_id, _event(eventRaised=pb.EventRaisedEvent(name=name, input=_sv(data))), None, tx)
         tx.commit()
@@ -551,22 +578,16 @@ class Engine:
 
     def _apply_turn(self, inst: Instance, turn: Turn, response: pb.WorkflowResponse) -> None:
         app_id = inst.app_id
-        if any(a.HasField("workflowVersionNotAvailable") for a in response.actions):
-            # STALLED: nothing of the turn is kept (its events stay in the inbox) and it is tried again
-            # when a worker of the app connects, which may carry the missing version.
-            inst.stalled = True
-            inst.status = STALLED
-            self._held.add(inst.key)
-            tx = self.store.transaction()
-            tx.put_instance(inst.row())
-            tx.commit()
-            self._notify(inst.key)
-            log.warning("app %s: workflow %s is STALLED: its version is not available on the connected worker", app_id, inst.instance_id)
+        stall = self._stall_reason(inst, response)
+        if stall is not None:
+            self._stall(inst, *stall)
             return
         tx = self.store.transaction()
         new_events = list(turn.new_events)
         if response.HasField("version"):
-            new_events[0].workflowStarted.version.CopyFrom(response.version)
+            new_events[0].workflowStarted.version.CopyFrom(_compact_patches(response.version, inst.history))
+            if new_events[0].workflowStarted.version == pb.WorkflowVersion():
+                new_events[0].workflowStarted.ClearField("version")
         consumed = set(turn.inbox_ids)
         inst.inbox = [i for i in inst.inbox if i.id not in consumed]
         tx.delete_inbox(turn.inbox_ids)
@@ -609,6 +630,13 @@ class Engine:
                     input=a.input if a.HasField("input") else None,
                     workflowInstance=pb.WorkflowInstance(instanceId=inst.instance_id, executionId=_sv(inst.execution_id)),
                     taskId=action.id, taskExecutionId=a.taskExecutionId)
+                propagated = self._propagate(inst, a.historyPropagationScope, new_events + action_events)
+                if propagated is not None:
+                    request.propagatedHistory.CopyFrom(propagated)
+                if (unserved := self._unserved(target, inst, f"activity {a.name!r}")) is not None:
+                    failed = _event(taskFailed=pb.TaskFailedEvent(taskScheduledId=action.id, failureDetails=unserved))
+                    self._deliver(app_id, inst.instance_id, failed, inst.generation, tx)
+                    continue
                 act = Activity(self.store.new_id(), target, app_id, inst.instance_id, inst.generation, action.id, request)
                 tx.add_activity(act.id, target, app_id, inst.instance_id, inst.generation, action.id, request.SerializeToString())
                 after_commit.append(lambda act=act: self._enqueue_activity(act))
@@ -628,7 +656,14 @@ class Engine:
                     childWorkflowInstanceCreated=pb.ChildWorkflowInstanceCreatedEvent(
                         instanceId=a.instanceId, name=a.name, version=a.version if a.HasField("version") else None,
                         input=a.input if a.HasField("input") else None, historyPropagationScope=a.historyPropagationScope)))
-                self._create_child(inst, action.id, a, router, tx, after_commit)
+                propagated = self._propagate(inst, a.historyPropagationScope, new_events + action_events)
+                target = router.targetAppID if router.HasField("targetAppID") else app_id
+                if (unserved := self._unserved(target, inst, f"child workflow {a.name!r} ({a.instanceId})")) is not None:
+                    failed = _event(childWorkflowInstanceFailed=pb.ChildWorkflowInstanceFailedEvent(
+                        taskScheduledId=action.id, failureDetails=unserved))
+                    self._deliver(app_id, inst.instance_id, failed, inst.generation, tx)
+                    continue
+                self._create_child(inst, action.id, a, router, propagated, tx, after_commit)
             elif kind == "completeWorkflow":
                 if completion is None:  # the first one wins
                     completion, completion_id = action.completeWorkflow, action.id
@@ -667,6 +702,65 @@ class Engine:
             fn()
         self._notify(inst.key)
         self._after_delivery(inst)
+
+    def _unserved(self, target: str, caller: Instance, what: str) -> pb.TaskFailureDetails | None:
+        """The failure of work for an app this sidecar does not serve, or None when it serves it. Such work
+        could never run here (no worker of that app can reach this process), so instead of waiting for ever
+        it fails at once as a task failure of the caller, and the log says so. daprd would retry it."""
+        if not self.apps or target in self.apps:
+            return None
+        message = (f"{what} targets app {target!r}, which this sidecar does not serve (it serves "
+                   f"{', '.join(sorted(self.apps))}); sidecars do not call each other: serve every app that "
+                   f"calls another from one sidecar (python -m sidecar serve --app A=PORT --app B=PORT)")
+        log.error("app %s: workflow %s: %s", caller.app_id, caller.instance_id, message)
+        return pb.TaskFailureDetails(errorType="AppNotServedError", errorMessage=message)
+
+    def _propagate(self, inst: Instance, scope: int, turn_events: list[pb.HistoryEvent]) -> pb.PropagatedHistory | None:
+        """The history an action sends along, as daprd assembles it when it applies the action: for
+        ``OWN_HISTORY`` one chunk of this instance's events so far (its history, then this turn's events up to
+        and including the action's own); for ``LINEAGE`` the chunks this instance received first."""
+        if scope == pb.HISTORY_PROPAGATION_SCOPE_NONE:
+            return None
+        chunks = []
+        if scope == pb.HISTORY_PROPAGATION_SCOPE_LINEAGE and inst.incoming_history is not None:
+            chunks.extend(pb.PropagatedHistory.FromString(inst.incoming_history).chunks)
+        events = inst.history + turn_events
+        name = next((e.executionStarted.name for e in events if e.HasField("executionStarted")), "")
+        chunks.append(pb.PropagatedHistoryChunk(
+            appId=inst.app_id, instanceId=inst.instance_id, workflowName=name,
+            rawEvents=[e.SerializeToString(deterministic=True) for e in events]))
+        return pb.PropagatedHistory(scope=scope, chunks=chunks)
+
+    def _stall_reason(self, inst: Instance, response: pb.WorkflowResponse) -> tuple[int, str] | None:
+        """Why this turn stalls the instance, as daprd decides it: the worker lacks the workflow's version,
+        or the patches recorded in the history are not a prefix of the patches the turn reports."""
+        if any(a.HasField("workflowVersionNotAvailable") for a in response.actions):
+            name = next((e.workflowStarted.version.name for e in inst.history if e.HasField("workflowStarted")), "")
+            return pb.VERSION_NOT_AVAILABLE, f"Version not available: {name}"
+        recorded = _history_patches(inst.history)
+        current = list(response.version.patches) if response.HasField("version") else []
+        if recorded and current[:len(recorded)] != recorded:
+            return pb.PATCH_MISMATCH, (f"Patch mismatch. History patches: [{', '.join(recorded)}], "
+                                       f"current patches: [{', '.join(current)}]. ")
+        return None
+
+    def _stall(self, inst: Instance, reason: int, description: str) -> None:
+        """STALLED: nothing of the turn is kept (its events stay in the inbox), an ExecutionStalled event is
+        recorded unless the last one says the same, and the instance is tried again when a worker of its app
+        connects, which may carry the code it needs."""
+        inst.stalled = True
+        inst.status = STALLED
+        self._held.add(inst.key)
+        tx = self.store.transaction()
+        last = inst.history[-1] if inst.history else None
+        if last is None or not last.HasField("executionStalled") or last.executionStalled.description != description:
+            inst.history.append(_event(executionStalled=pb.ExecutionStalledEvent(reason=reason, description=description)))
+            tx.append_history(inst.app_id, inst.instance_id, len(inst.history) - 1, [inst.history[-1].SerializeToString()])
+            inst.updated = time.time()
+        tx.put_instance(inst.row())
+        tx.commit()
+        self._notify(inst.key)
+        log.warning("app %s: workflow %s is STALLED: %s", inst.app_id, inst.instance_id, description)
 
     def _finish(self, inst: Instance, status: int, result: str | None, failure: pb.TaskFailureDetails | None,
                 after_commit: list[Callable[[], None]], recurse: bool, tx=None) -> None:
@@ -716,6 +810,10 @@ class Engine:
         old_started = next((e for e in inst.history + new_events if e.HasField("executionStarted")), None)
         router = old_started.router if old_started is not None else pb.TaskRouter(sourceAppID=inst.app_id)
         old = old_started.executionStarted if old_started is not None else pb.ExecutionStartedEvent(name=inst.name)
+        if inst.incoming_history is not None:
+            # The propagation chain goes on into the new generation, with this generation's events in it.
+            received = pb.PropagatedHistory.FromString(inst.incoming_history)
+            inst.incoming_history = self._propagate(inst, received.scope, new_events + action_events).SerializeToString()
         inst.generation += 1
         inst.execution_id = uuid.uuid4().hex
         inst.input = completion.result.value if completion.HasField("result") else None
@@ -744,7 +842,8 @@ class Engine:
         self._notify(inst.key)
         self._after_delivery(inst)
 
-    def _create_child(self, parent: Instance, task_id: int, a: pb.CreateChildWorkflowAction, router: pb.TaskRouter, tx, after_commit) -> None:
+    def _create_child(self, parent: Instance, task_id: int, a: pb.CreateChildWorkflowAction, router: pb.TaskRouter,
+                      propagated: pb.PropagatedHistory | None, tx, after_commit) -> None:
         target = router.targetAppID if router.HasField("targetAppID") else parent.app_id
         existing = self.instances.get((target, a.instanceId))
         if existing is not None and not existing.completed:
@@ -763,7 +862,8 @@ class Engine:
             appID=parent.app_id)
         child = self._new_instance(
             target, a.instanceId, a.name, a.input.value if a.HasField("input") else None,
-            a.version.value if a.HasField("version") else None, info, router, None, existing, tx)
+            a.version.value if a.HasField("version") else None, info, router, None, existing, tx,
+            propagated.SerializeToString() if propagated is not None else None)
         after_commit.append(lambda: self._activate(child))
 
     def _activate(self, inst: Instance) -> None:
@@ -773,9 +873,6 @@ class Engine:
     def _enqueue_activity(self, act: Activity) -> None:
         self.activities[act.id] = act
         self.activity_queue[act.target_app].append(act.id)
-        if act.target_app not in self.apps:
-            log.warning("activity %s of %s targets app %r, which this sidecar does not serve: it waits until that app connects",
-                        act.request.name, act.instance_id, act.target_app)
         self._pump(act.target_app)
 
     def complete_activity(self, app_id: str, response: pb.ActivityResponse) -> None:

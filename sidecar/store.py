@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 lacked instances.incoming_history; opening such a file adds the column (nothing else changed).
+_UPGRADES = {"1": "ALTER TABLE instances ADD COLUMN incoming_history BLOB"}
 _APP_NAME = "dapr-workflow-sidecar"
 
 _SCHEMA = """
@@ -23,6 +25,7 @@ CREATE TABLE instances (
     created REAL NOT NULL, updated REAL NOT NULL,
     input TEXT, output TEXT, custom_status TEXT, failure BLOB, parent BLOB,
     started INTEGER NOT NULL, suspended INTEGER NOT NULL, stalled INTEGER NOT NULL, completed INTEGER NOT NULL,
+    incoming_history BLOB,
     PRIMARY KEY (app_id, instance_id)
 );
 CREATE TABLE history (
@@ -43,6 +46,7 @@ CREATE TABLE activities (
 INSTANCE_COLUMNS = (
     "app_id", "instance_id", "name", "status", "generation", "execution_id", "created", "updated",
     "input", "output", "custom_status", "failure", "parent", "started", "suspended", "stalled", "completed",
+    "incoming_history",
 )
 
 
@@ -101,13 +105,20 @@ class Store:
             raise StateError(f"state file {self.path} is corrupt ({exc}); it was left as it is.") from exc
         if meta.get("app") != _APP_NAME:
             raise StateError(f"{self.path} is an SQLite file but not a sidecar state file; it was left as it is.")
+        if result != "ok":
+            raise StateError(f"state file {self.path} is corrupt (quick_check: {result}); it was left as it is.")
+        upgrade = _UPGRADES.get(meta.get("schema_version", ""))
+        if upgrade is not None:
+            with db:  # one transaction: the column and the version move together
+                db.execute("BEGIN")
+                db.execute(upgrade)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            return
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             raise StateError(
                 f"state file {self.path} has schema version {meta.get('schema_version')}, this sidecar reads "
                 f"version {SCHEMA_VERSION}. It was left as it is: use the sidecar version that wrote it, or move it away."
             )
-        if result != "ok":
-            raise StateError(f"state file {self.path} is corrupt (quick_check: {result}); it was left as it is.")
 
     def close(self) -> None:
         if self._db is not None:

@@ -263,8 +263,9 @@ Engine = Sidecar | Daprd
 class Worker(_ProcessGroup):
     """One ``worker_app.py`` process for ``app``; ``start`` returns once its work-item stream is open."""
 
-    def __init__(self, app: str, name: str, port: int, workdir: Path, skip: tuple[str, ...] = ()) -> None:
-        self.app, self.name, self.port, self.workdir, self.skip = app, name, port, workdir, skip
+    def __init__(self, app: str, name: str, port: int, workdir: Path, skip: tuple[str, ...] = (),
+                 flags: tuple[str, ...] = ()) -> None:
+        self.app, self.name, self.port, self.workdir, self.skip, self.flags = app, name, port, workdir, skip, flags
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -277,6 +278,7 @@ class Worker(_ProcessGroup):
         args = [sys.executable, str(WORKER_APP), "--app", self.app, "--port", str(self.port), "--name", self.name]
         for name in self.skip:
             args += ["--skip", name]
+        args += self.flags
         with open(self.workdir / f"{self.name}.log", "ab") as out:
             self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -298,11 +300,12 @@ class Cluster:
         self.workers: list[Worker] = []
         self._clients: dict[str, DaprWorkflowClient] = {}
 
-    def start_workers(self, *specs: tuple[str, str] | tuple[str, str, tuple[str, ...]]) -> list[Worker]:
-        """Start workers given as (app, name[, skipped names]) in parallel; return once all are connected."""
+    def start_workers(self, *specs: tuple, flags: tuple[str, ...] = ()) -> list[Worker]:
+        """Start workers given as (app, name[, skipped names]) in parallel, each with ``worker_app.py``'s
+        command-line ``flags``; return once all are connected."""
         started = []
         for app, name, *skip in specs:
-            worker = Worker(app, name, self.engine.grpc_port(app), self.workdir, tuple(skip[0]) if skip else ())
+            worker = Worker(app, name, self.engine.grpc_port(app), self.workdir, tuple(skip[0]) if skip else (), flags)
             worker.launch()
             self.workers.append(worker)
             started.append(worker)

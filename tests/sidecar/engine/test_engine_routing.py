@@ -112,3 +112,23 @@ def test_a_child_workflow_the_target_app_lacks_fails_the_child_and_reaches_the_p
     child = shared.client("gamma").wait_for_workflow_completion(f"{parent}-child", timeout_in_seconds=WAIT)
     assert child.runtime_status == WorkflowStatus.FAILED
     assert child.failure_details.error_type == "OrchestratorNotRegisteredError"
+
+
+def test_a_child_workflow_for_an_app_nothing_serves_fails_at_once_on_the_sidecar_and_waits_on_daprd(shared: Cluster):
+    client = shared.client("alpha")
+    instance_id = client.schedule_new_workflow(
+        "call_on", input={"app": "nowhere", "kind": "child", "name": "whoami", "input": 1, "catch": True},
+        instance_id=unique("nowhere"))
+    if shared.engine.name == "sidecar":
+        # No worker of an app the sidecar does not serve can ever reach it: the call fails, saying so.
+        state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+        assert state.runtime_status == WorkflowStatus.COMPLETED
+        assert output(state)["error_type"] == "AppNotServedError"
+        assert "targets app 'nowhere', which this sidecar does not serve" in output(state)["message"]
+    else:
+        # daprd retries the creation for ever (logging "failed to invoke 'CreateWorkflowInstance' on remote
+        # app 'nowhere'"): the parent stays RUNNING and no failure reaches it.
+        time.sleep(2)
+        state = client.get_workflow_state(instance_id)
+        assert (state.runtime_status, state.failure_details) == (WorkflowStatus.RUNNING, None)
+        client.terminate_workflow(instance_id)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from dapr.ext.workflow import WorkflowStatus
 
-from engine_harness import REPO, WAIT, unique
+from engine_harness import REPO, WAIT, eventually, unique
 
 
 def serve(state: Path) -> subprocess.CompletedProcess:
@@ -57,9 +58,30 @@ def test_a_state_file_of_another_schema_version_stops_serve_and_is_left_unchange
 
     result = serve(state)
     assert result.returncode != 0
-    assert f"state file {state} has schema version 99, this sidecar reads version 1" in result.stderr
+    assert f"state file {state} has schema version 99, this sidecar reads version 2" in result.stderr
     assert digest(state) == before
     with sqlite3.connect(state) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("99",)
         assert db.execute("SELECT count(*) FROM instances WHERE instance_id = ?", (instance_id,)).fetchone() == (1,)
+    db.close()
+
+
+def test_a_state_file_of_schema_version_1_is_upgraded_in_place_and_its_instances_kept(make_cluster):
+    cluster = make_cluster(["alpha"])
+    cluster.start_workers(("alpha", "a1"))
+    client = cluster.client("alpha")
+    instance_id = client.schedule_new_workflow("clock", input="kept", instance_id=unique("kept"))
+    assert client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
+    cluster.engine.stop()
+    state = cluster.engine.state
+    with sqlite3.connect(state) as db:  # what version 1 looked like: no incoming_history column
+        db.execute("ALTER TABLE instances DROP COLUMN incoming_history")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.close()
+
+    cluster.engine.start()
+    state_after = eventually(lambda: client.get_workflow_state(instance_id), what="the instance after the upgrade")
+    assert (state_after.runtime_status, json.loads(state_after.serialized_output)["input"]) == (WorkflowStatus.COMPLETED, "kept")
+    with sqlite3.connect(state) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
     db.close()

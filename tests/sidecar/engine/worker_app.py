@@ -3,7 +3,8 @@
 
 Every activity appends a JSON line ``{"worker", "app", "activity", "key", "phase"}`` to the file named
 by ``ENGINE_TEST_LOG`` so tests can see which worker ran what, and how often. ``--skip NAME`` leaves a
-workflow or activity unregistered (a target app that runs but lacks it).
+workflow or activity unregistered (a target app that runs but lacks it). ``--unpatched`` runs ``patched``
+as its code was before the ``ctx.is_patched("p")`` check was added (a redeployment that lost a patch).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dapr.ext.workflow._durabletask.task import TaskFailedError
 
 APP = ""
 WORKER = ""
+UNPATCHED = False
 
 
 def _report(activity: str, key: object, phase: str = "ran") -> None:
@@ -51,6 +53,20 @@ def slow(ctx: wf.WorkflowActivityContext, inp: dict) -> str:
     time.sleep(inp["seconds"])
     _report("slow", inp["key"], "end")
     return f"{inp['key']} done by {APP}"
+
+
+def _seen(history) -> dict | None:
+    """What a propagated history held: its scope and, per workflow chunk, who ran it and its event kinds."""
+    if history is None:
+        return None
+    return {"scope": history.scope.name, "workflows": [
+        {"app": w.app_id, "instance": w.instance_id, "name": w.name,
+         "events": [e.WhichOneof("eventType") for e in history.get_events_by_instance_id(w.instance_id)]}
+        for w in history.get_workflows()]}
+
+
+def seen_history(ctx: wf.WorkflowActivityContext, inp=None) -> dict | None:
+    return _seen(ctx.get_propagated_history())
 
 
 def flaky(ctx: wf.WorkflowActivityContext, inp: dict) -> int:
@@ -190,6 +206,29 @@ def clock(ctx: wf.DaprWorkflowContext, inp=None):
     return {"input": inp, "now": ctx.current_utc_datetime.replace(tzinfo=timezone.utc).timestamp()}
 
 
+def patched(ctx: wf.DaprWorkflowContext, inp=None):
+    """Takes the "new" path behind patch "p" (the old path without ``--unpatched``), then waits for "go"."""
+    path = "new" if not UNPATCHED and ctx.is_patched("p") else "old"
+    got = yield ctx.wait_for_external_event("go")
+    return {"path": path, "got": got}
+
+
+def propagate(ctx: wf.DaprWorkflowContext, inp: dict):
+    """Along ``hops`` (app IDs), each hop a child workflow started with propagation ``scope``; the last hop
+    calls ``seen_history`` on ``activity_app`` with it. Returns what each hop, then the activity, received.
+    With ``warm_up`` each hop first runs ``whoami`` (without propagation)."""
+    scope = wf.PropagationScope[inp["scope"]] if inp["scope"] else None
+    seen = [_seen(ctx.get_propagated_history())]
+    if inp.get("warm_up"):  # one more turn in this hop's history before it calls on
+        yield ctx.call_activity("whoami", input=ctx.instance_id)
+    if inp["hops"]:
+        nxt = {**inp, "hops": inp["hops"][1:]}
+        return seen + (yield ctx.call_child_workflow(
+            "propagate", input=nxt, app_id=inp["hops"][0], instance_id=f"{ctx.instance_id}>{inp['hops'][0]}",
+            propagation=scope))
+    return seen + [(yield ctx.call_activity("seen_history", app_id=inp["activity_app"], propagation=scope))]
+
+
 def durable(ctx: wf.DaprWorkflowContext, inp: dict):
     """A slow activity on ``app``, then a timer: the two places the sidecar-kill test strikes."""
     result = yield ctx.call_activity("slow", input={"key": inp["key"], "seconds": inp["seconds"]}, app_id=inp["app"])
@@ -199,19 +238,20 @@ def durable(ctx: wf.DaprWorkflowContext, inp: dict):
 
 
 WORKFLOWS = [call_on, relay, wait_event, parent_of_waiter, flaky_child, child_retrying, gather, collect, wait_after_timer, wait_with_timeout,
-             retrying, fan_out, race, counter, clock, durable]
-ACTIVITIES = [whoami, square, slow, flaky]
+             retrying, fan_out, race, counter, clock, durable, patched, propagate]
+ACTIVITIES = [whoami, square, slow, flaky, seen_history]
 
 
 def main() -> None:
-    global APP, WORKER
+    global APP, WORKER, UNPATCHED
     parser = argparse.ArgumentParser()
     parser.add_argument("--app", required=True)
     parser.add_argument("--port", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--skip", action="append", default=[])
+    parser.add_argument("--unpatched", action="store_true")
     args = parser.parse_args()
-    APP, WORKER = args.app, args.name
+    APP, WORKER, UNPATCHED = args.app, args.name, args.unpatched
     runtime = wf.WorkflowRuntime(host="127.0.0.1", port=args.port)
     for fn in WORKFLOWS:
         if fn.__name__ not in args.skip:
