@@ -164,8 +164,6 @@ async def _start(listens: list, state: Path):
             raise
         log.error("cannot start: %s (port in use?)", str(exc).split(";")[0])
         return None
-    # Litestar's default logging config replaces the root handlers when the HTTP apps are built.
-    _configure_logging()
     return sidecar
 
 
