@@ -52,7 +52,8 @@ def idempotency_key(instance_id: str, step: str) -> str:
 
 
 class Contract:
-    """Dataclass mixin implementing the SDK's model protocol with strict, recursive validation."""
+    """Dataclass mixin implementing the SDK's model protocol: unknown fields are refused and nested contracts are
+    built recursively. Field types are not checked here (yet): the services' domain rules check what they use."""
 
     _nested: ClassVar[dict[str, type]] = {}
 
