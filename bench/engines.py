@@ -227,17 +227,23 @@ def _deploy_sidecar(workdir: Path, profile: str | None, concurrency: int) -> Dep
     try:
         engine.wait_for(r"ready; ", in_stderr=True)
         ports = dict(re.findall(r"app (\S+): gRPC on [\d.]+:(\d+)", engine.err.read_text()))
-        for app_id, role in (("bench-a", "workflow"), ("bench-b", "activity")):
-            env = {"APP_ID": app_id, "DAPR_GRPC_PORT": ports[app_id]}
-            deployment.workers.append(Child(app_id, ["-m", "bench._dapr", role], workdir, env))
-        for worker in deployment.workers:
-            worker.ready()
+        _start_sdk_workers(deployment, workdir, ports)
     except BaseException:
         deployment.stop()
         raise
-    deployment.client = ["-m", "bench._dapr", "client"]
-    deployment.client_env = {"APP_ID": "bench-a", "DAPR_GRPC_PORT": ports["bench-a"]}
     return deployment
+
+
+def _start_sdk_workers(deployment: Deployment, workdir: Path, grpc_ports: dict[str, str]) -> None:
+    """The workflow worker (bench-a) and the activity worker (bench-b) on the Dapr SDK, each talking to its
+    app's gRPC port; the client schedules on bench-a. Returns once both workers serve."""
+    for app_id, role in (("bench-a", "workflow"), ("bench-b", "activity")):
+        env = {"APP_ID": app_id, "DAPR_GRPC_PORT": grpc_ports[app_id]}
+        deployment.workers.append(Child(app_id, ["-m", "bench._dapr", role], workdir, env))
+    for worker in deployment.workers:
+        worker.ready()
+    deployment.client = ["-m", "bench._dapr", "client"]
+    deployment.client_env = {"APP_ID": "bench-a", "DAPR_GRPC_PORT": grpc_ports["bench-a"]}
 
 
 def _deploy_peer(workdir: Path, concurrency: int) -> Deployment:
@@ -304,16 +310,10 @@ def _deploy_daprd(workdir: Path) -> Deployment:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{url} not healthy:\n" + "\n".join(c.tail() for c in deployment.engines))
                     time.sleep(0.2)
-        for app_id, role in (("bench-a", "workflow"), ("bench-b", "activity")):
-            worker_env = {"APP_ID": app_id, "DAPR_GRPC_PORT": str(grpc_ports[app_id])}
-            deployment.workers.append(Child(app_id, ["-m", "bench._dapr", role], workdir, worker_env))
-        for worker in deployment.workers:
-            worker.ready()
+        _start_sdk_workers(deployment, workdir, {app: str(port) for app, port in grpc_ports.items()})
     except BaseException:
         deployment.stop()
         raise
-    deployment.client = ["-m", "bench._dapr", "client"]
-    deployment.client_env = {"APP_ID": "bench-a", "DAPR_GRPC_PORT": str(grpc_ports["bench-a"])}
     return deployment
 
 

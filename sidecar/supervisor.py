@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -46,6 +46,24 @@ class Backoff:
         delay = self._next
         self._next = min(delay * 2, self.maximum)
         return delay
+
+
+def on_stop_signals(first: Callable[[], None], again: Callable[[int], None], logger: logging.Logger = log) -> None:
+    """In the running loop: the first SIGINT or SIGTERM calls ``first`` (stop gracefully), any later one
+    ``again(signum)`` (kill at once), as a user pressing Ctrl-C twice expects."""
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    def handle(signum: int) -> None:
+        if seen:
+            again(signum)
+            return
+        seen.append(signum)
+        logger.info("%s received: stopping (again to kill at once)", signal.Signals(signum).name)
+        first()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handle, sig)
 
 
 class Supervisor:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -20,9 +19,8 @@ from pathlib import Path
 import pytest
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
 
-from test_realdapr import BUILT, free_port, needs_dapr, wait_for
+from test_realdapr import BUILT, free_port, needs_dapr, start_run, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 
 APP = """\
 import sys, time
@@ -103,14 +101,7 @@ def test_a_loaded_access_policy_denies_the_cross_app_call_it_allows_when_there_i
         tmp_path: Path, pg_server_url: str, with_policy: bool):
     assert BUILT is not None
     template, caller_grpc = _template(tmp_path / "t", with_policy)
-    log = open(tmp_path / "run.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "realdapr", "run", "-f", str(template), "--data-dir", str(tmp_path / "data"),
-         "--workflow-db", f"acl_{'p' if with_policy else 'n'}_{os.getpid()}_{int(time.time())}",
-         "--placement-port", "0", "--scheduler-port", "0"],
-        cwd=REPO, env={**os.environ, "POSTGRES_URL": pg_server_url}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc, log = start_run(template, tmp_path, pg_server_url)
     try:
         wait_for(log, "all 2 daprd sidecars are up", proc)
         client = DaprWorkflowClient(host="127.0.0.1", port=str(caller_grpc))
