@@ -146,6 +146,7 @@ class Instance:
     stalled: bool = False
     completed: bool = False
     incoming_history: bytes | None = None  # a PropagatedHistory from the parent, sent with every turn
+    seq: int = 0  # creation order (kept when the ID is reused), for ListInstanceIDs and its continuation token
     history: list[pb.HistoryEvent] = field(default_factory=list)
     inbox: list[InboxItem] = field(default_factory=list)
     turn: Turn | None = None
@@ -206,6 +207,7 @@ class Engine:
         self._rr = itertools.count()
         self._boot = uuid.uuid4().hex[:8]
         self._tokens = itertools.count(1)
+        self._seqs = itertools.count(1)
         self._waiters: dict[tuple[str, str], list[asyncio.Event]] = collections.defaultdict(list)
         self._loop = asyncio.get_running_loop()
         self._closed = False
@@ -231,6 +233,7 @@ class Engine:
             inst = Instance(**{k: row[k] for k in row})
             for flag in ("started", "suspended", "stalled", "completed"):
                 setattr(inst, flag, bool(row[flag]))
+            inst.seq = next(self._seqs)
             self.instances[inst.key] = inst
         for app_id, instance_id, _seq, blob in data.history:
             self.instances[(app_id, instance_id)].history.append(pb.HistoryEvent.FromString(blob))
@@ -392,6 +395,20 @@ class Engine:
     def get(self, app_id: str, instance_id: str) -> Instance | None:
         return self.instances.get((app_id, instance_id))
 
+    def list_ids(self, app_id: str, page_size: int = 0, token: str = "") -> tuple[list[str], str | None]:
+        """The app's instance IDs in creation order, a page at a time as daprd pages them: after the instance
+        the token names (its creation number), ``page_size`` of them (0: all), and a token only when more follow."""
+        after = 0
+        if token:
+            try:
+                after = int(token)
+            except ValueError:
+                raise EngineError("UNKNOWN", f'invalid continue token: strconv.ParseInt: parsing "{token}": invalid syntax') from None
+        found = sorted((i for i in self.instances.values() if i.app_id == app_id and i.seq > after), key=lambda i: i.seq)
+        if page_size and len(found) > page_size:
+            return [i.instance_id for i in found[:page_size]], str(found[page_size - 1].seq)
+        return [i.instance_id for i in found], None
+
     async def start(
         self, app_id: str, instance_id: str, name: str, input: str | None = None,
         scheduled_start: float | None = None, version: str | None = None, wait: bool = True,
@@ -421,6 +438,7 @@ class Engine:
         The caller commits, then calls ``_activate``."""
         now = time.time()
         inst = Instance(app_id, instance_id)
+        inst.seq = existing.seq if existing else next(self._seqs)
         inst.generation = existing.generation + 1 if existing else 0
         inst.execution_id = uuid.uuid4().hex
         inst.name, inst.input, inst.created, inst.updated = name, input, now, now
@@ -611,6 +629,7 @@ class Engine:
         after_commit: list[Callable[[], None]] = []
         completion: pb.CompleteWorkflowAction | None = None
         completion_id = -1
+        completion_router = pb.TaskRouter(sourceAppID=app_id)
         now = time.time()
         for action in response.actions:
             router = pb.TaskRouter()
@@ -646,7 +665,7 @@ class Engine:
                 created = pb.TimerCreatedEvent(fireAt=a.fireAt, name=a.name)
                 if origin:
                     getattr(created, origin).CopyFrom(getattr(a, origin))
-                action_events.append(pb.HistoryEvent(eventId=action.id, timestamp=_ts(now), timerCreated=created))
+                action_events.append(pb.HistoryEvent(eventId=action.id, timestamp=_ts(now), router=router, timerCreated=created))
                 if a.fireAt.seconds < _SENTINEL_SECONDS:  # the sentinel "never" timer is never armed
                     fired = pb.HistoryEvent(eventId=-1, timestamp=_ts(now), timerFired=pb.TimerFiredEvent(fireAt=a.fireAt, timerId=action.id))
                     self._deliver(app_id, inst.instance_id, fired, inst.generation, tx, visible_at=a.fireAt.ToNanoseconds() / 1e9)
@@ -666,7 +685,7 @@ class Engine:
                 self._create_child(inst, action.id, a, router, propagated, tx, after_commit)
             elif kind == "completeWorkflow":
                 if completion is None:  # the first one wins
-                    completion, completion_id = action.completeWorkflow, action.id
+                    completion, completion_id, completion_router = action.completeWorkflow, action.id, router
             else:
                 log.warning("app %s: ignoring unsupported action %s from the worker of %s", app_id, kind, inst.instance_id)
 
@@ -682,7 +701,7 @@ class Engine:
         inst.history.extend(new_events)
         inst.history.extend(action_events)
         if completion is not None:
-            ev = pb.HistoryEvent(eventId=completion_id, timestamp=_ts(now), executionCompleted=pb.ExecutionCompletedEvent(
+            ev = pb.HistoryEvent(eventId=completion_id, timestamp=_ts(now), router=completion_router, executionCompleted=pb.ExecutionCompletedEvent(
                 workflowStatus=completion.workflowStatus,
                 result=completion.result if completion.HasField("result") else None,
                 failureDetails=completion.failureDetails if completion.HasField("failureDetails") else None))

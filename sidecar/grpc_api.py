@@ -127,11 +127,22 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
                                  "failed to purge workflow state: ")
         return pb.PurgeInstancesResponse(deletedInstanceCount=count)
 
-    async def ListInstanceIDs(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListInstanceIDs is not implemented by this sidecar")
+    async def ListInstanceIDs(self, request: pb.ListInstanceIDsRequest, context):
+        async def page():
+            return self.engine.list_ids(self.app_id, request.pageSize if request.HasField("pageSize") else 0,
+                                        request.continuationToken if request.HasField("continuationToken") else "")
 
-    async def GetInstanceHistory(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetInstanceHistory is not implemented by this sidecar")
+        ids, token = await self._call(context, page())
+        response = pb.ListInstanceIDsResponse(instanceIds=ids)
+        if token is not None:
+            response.continuationToken = token
+        return response
+
+    async def GetInstanceHistory(self, request: pb.GetInstanceHistoryRequest, context):
+        inst = self.engine.get(self.app_id, request.instanceId)
+        if inst is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow instance '{request.instanceId}' not found")
+        return pb.GetInstanceHistoryResponse(events=inst.history)
 
     async def RerunWorkflowFromEvent(self, request, context):
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RerunWorkflowFromEvent is not implemented by this sidecar")

@@ -134,7 +134,7 @@ class Store:
     def load(self) -> Loaded:
         db = self._require()
         out = Loaded()
-        cur = db.execute(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances")
+        cur = db.execute(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances ORDER BY rowid")
         out.instances = [dict(zip(INSTANCE_COLUMNS, row)) for row in cur]
         out.history = db.execute("SELECT app_id, instance_id, seq, event FROM history ORDER BY app_id, instance_id, seq").fetchall()
         out.inbox = db.execute("SELECT id, app_id, instance_id, generation, visible_at, event FROM inbox ORDER BY id").fetchall()
@@ -162,7 +162,11 @@ class Tx:
     def put_instance(self, row: dict[str, Any]) -> None:
         cols = ", ".join(INSTANCE_COLUMNS)
         marks = ", ".join("?" for _ in INSTANCE_COLUMNS)
-        self._ops.append((f"INSERT OR REPLACE INTO instances ({cols}) VALUES ({marks})", tuple(row[c] for c in INSTANCE_COLUMNS)))
+        updates = ", ".join(f"{c}=excluded.{c}" for c in INSTANCE_COLUMNS[2:])
+        # An upsert, not INSERT OR REPLACE: the row keeps its rowid, so rowid order is creation order (what
+        # ListInstanceIDs answers in, as daprd lists its state store's rows).
+        self._ops.append((f"INSERT INTO instances ({cols}) VALUES ({marks}) ON CONFLICT (app_id, instance_id) DO UPDATE "
+                          f"SET {updates}", tuple(row[c] for c in INSTANCE_COLUMNS)))
 
     def delete_instance(self, app_id: str, instance_id: str) -> None:
         key = (app_id, instance_id)

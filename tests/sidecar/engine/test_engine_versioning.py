@@ -9,6 +9,8 @@ import time
 import grpc
 import pytest
 from dapr.ext.workflow import WorkflowStatus
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
+from dapr.ext.workflow._durabletask.internal import protos as pb
 
 from engine_harness import WAIT, eventually, unique
 
@@ -27,6 +29,14 @@ def test_an_instance_that_recorded_a_patch_stalls_on_code_without_the_patch_chec
     state = eventually(lambda: (s := client.get_workflow_state(instance_id)) and s.runtime_status == WorkflowStatus.STALLED and s,
                        what="the instance to stall")
     assert (state.serialized_output, state.failure_details) == (None, None)
+    # The history shows the patch the first turn recorded and the stall; nothing of the stalled turn.
+    with grpc.insecure_channel(f"127.0.0.1:{cluster.engine.grpc_port('alpha')}") as channel:
+        events = stubs.TaskHubSidecarServiceStub(channel).GetInstanceHistory(
+            pb.GetInstanceHistoryRequest(instanceId=instance_id)).events
+    assert [e.WhichOneof("eventType") for e in events] == ["workflowStarted", "executionStarted", "timerCreated", "executionStalled"]
+    assert list(events[0].workflowStarted.version.patches) == ["p"]
+    assert events[-1].executionStalled.reason == pb.PATCH_MISMATCH
+    assert events[-1].executionStalled.description == "Patch mismatch. History patches: [p], current patches: []. "
     with pytest.raises(grpc.RpcError) as refused:
         client.raise_workflow_event(instance_id, "go", data="while stalled")
     assert refused.value.code() == grpc.StatusCode.UNKNOWN
