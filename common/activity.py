@@ -7,7 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from common.faults import FaultInjector, NonRetryableError
+from common.contracts import NonRetryableError
+from common.faults import FaultInjector
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

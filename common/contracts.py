@@ -4,13 +4,19 @@ These are the only types the orchestrator and the services share. They travel as
 each class implements the Dapr SDK's model protocol (``model_dump`` / ``model_validate``), so an activity
 annotated with one of them receives an instance, and a returned instance is sent as a plain JSON object.
 The saga (which gets results back as dicts) turns them into instances with ``Cls.model_validate(d)``.
+``model_validate`` checks every field's type, recursively, against the class's annotations; a payload that
+does not fit raises ``NonRetryableError`` naming each wrong field (sending it again cannot fix it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from types import SimpleNamespace
+from typing import Any, TypeVar, Union
 
 T = TypeVar("T", bound="Contract")
 
@@ -51,11 +57,16 @@ def idempotency_key(instance_id: str, step: str) -> str:
     return f"{instance_id}:{step}"
 
 
-class Contract:
-    """Dataclass mixin implementing the SDK's model protocol: unknown fields are refused and nested contracts are
-    built recursively. Field types are not checked here (yet): the services' domain rules check what they use."""
+class NonRetryableError(Exception):
+    """An error that retrying cannot fix. The workflow SDK never retries an activity error whose class is named
+    ``NonRetryableError``, so the saga sees the failure after one attempt."""
 
-    _nested: ClassVar[dict[str, type]] = {}
+
+class Contract:
+    """Dataclass mixin implementing the SDK's model protocol with strict, recursive validation: unknown and
+    missing fields and wrong types are refused, all of them named in one ``NonRetryableError``. JSON has one kind
+    of number, so a float field takes an int; nothing else is coerced (``"12"`` is not an int, ``true`` is not
+    1)."""
 
     def model_dump(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -64,18 +75,77 @@ class Contract:
     def model_validate(cls: type[T], data: Any) -> T:
         if isinstance(data, cls):
             return data
-        if not isinstance(data, dict):
-            raise TypeError(f"{cls.__name__} expects a JSON object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = set(data) - names
-        if unknown:
-            raise TypeError(f"{cls.__name__} got unknown fields: {sorted(unknown)}")
-        values = dict(data)
-        for name, nested in cls._nested.items():
-            if name in values and values[name] is not None:
-                v = values[name]
-                values[name] = [nested.model_validate(x) for x in v] if isinstance(v, list) else nested.model_validate(v)
-        return cls(**values)
+        problems: list[str] = []
+        value = _build(cls, data, cls.__name__, problems)
+        if problems:
+            raise NonRetryableError(f"{cls.__name__} does not fit its contract: " + "; ".join(problems))
+        return value
+
+
+@functools.cache
+def _fields(cls: type) -> dict[str, tuple[Any, bool]]:
+    """Each field's type (annotations resolved) and whether it is required."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: (hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(cls)}
+
+
+def _build(cls: type, data: Any, path: str, problems: list[str]) -> Any:
+    """An instance of contract ``cls`` from ``data``, or None with what is wrong appended to ``problems``."""
+    found = len(problems)
+    if isinstance(data, SimpleNamespace):  # the SDK's decoder may hand objects over as namespaces
+        data = vars(data)
+    if not isinstance(data, dict):
+        problems.append(f"{path}: expected an object, got {_shown(data)}")
+        return None
+    fields = _fields(cls)
+    for name in sorted(set(data) - set(fields)):
+        problems.append(f"{path}.{name}: unknown field")
+    values = {}
+    for name, (annotation, required) in fields.items():
+        if name in data:
+            values[name] = _check(data[name], annotation, f"{path}.{name}", problems)
+        elif required:
+            problems.append(f"{path}.{name}: missing")
+    return cls(**values) if len(problems) == found else None
+
+
+def _check(value: Any, annotation: Any, path: str, problems: list[str]) -> Any:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]  # contracts use only X | None
+        return _check(value, inner, path, problems)
+    if origin is list:
+        if not isinstance(value, list):
+            problems.append(f"{path}: expected a list, got {_shown(value)}")
+            return None
+        return [_check(v, args[0], f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            problems.append(f"{path}: expected an object, got {_shown(value)}")
+            return None
+        return {k: _check(v, args[1], f"{path}.{k}", problems) for k, v in value.items()}
+    if isinstance(annotation, type) and issubclass(annotation, Contract):
+        return value if isinstance(value, annotation) else _build(annotation, value, path, problems)
+    expected = _SCALARS.get(annotation)
+    if expected is None:
+        raise TypeError(f"{path}: contracts cannot hold {annotation!r}")  # a bug in a contract, not in a payload
+    if isinstance(value, bool) != (annotation is bool) or not isinstance(value, expected):
+        problems.append(f"{path}: expected {annotation.__name__}, got {_shown(value)}")
+        return None
+    return float(value) if annotation is float else value
+
+
+_SCALARS: dict[Any, type | tuple[type, ...]] = {str: str, int: int, bool: bool, float: (int, float)}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 @dataclass(frozen=True)
@@ -119,7 +189,6 @@ class SagaRetry(Contract):
 class ValidateOrderInput(Contract):
     order_id: str
     items: list[Item]
-    _nested: ClassVar[dict[str, type]] = {"items": Item}
 
 
 @dataclass(frozen=True)
@@ -130,7 +199,6 @@ class ValidateOrderResult(Contract):
     reason: str | None = None
     items: list[PricedItem] = field(default_factory=list)
     total_cents: int = 0
-    _nested: ClassVar[dict[str, type]] = {"items": PricedItem}
 
 
 @dataclass(frozen=True)
@@ -138,7 +206,6 @@ class ReserveInventoryInput(Contract):
     order_id: str
     items: list[Item]
     idempotency_key: str
-    _nested: ClassVar[dict[str, type]] = {"items": Item}
 
 
 # --- payment -----------------------------------------------------------------------------------------
@@ -162,7 +229,6 @@ class ShipInput(Contract):
     address: Address
     items: list[Item]
     idempotency_key: str
-    _nested: ClassVar[dict[str, type]] = {"address": Address, "items": Item}
 
 
 # --- every forward step and every undo ---------------------------------------------------------------

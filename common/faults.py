@@ -27,6 +27,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from common.contracts import NonRetryableError
 from common.db import Database
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,6 @@ _BEFORE_MODES = ("error", "transient", "delay", "crash_before")
 _AFTER_MODES = ("crash_after",)
 
 Mode = Literal["error", "transient", "delay", "crash_before", "crash_after"]
-
-
-class NonRetryableError(Exception):
-    """An injected permanent failure. The SDK treats any error whose class is named ``NonRetryableError``
-    as not retryable, so the saga sees the failure after one attempt."""
 
 
 class TransientFaultError(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from common.contracts import VALIDATE_ORDER, Address, Contract, Item, SagaRetry
 from common.outcomes import CANCELLED as CANCELLED_KIND
@@ -44,7 +44,6 @@ class OrderSagaInput(Contract):
     payment_token: str
     address: Address
     retry: SagaRetry = SagaRetry()
-    _nested: ClassVar[dict[str, type]] = {"items": Item, "address": Address, "retry": SagaRetry}
 
 
 @dataclass(frozen=True)

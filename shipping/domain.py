@@ -18,7 +18,7 @@ SERVED_COUNTRIES = frozenset({"US", "CA", "GB", "DE", "FR", "NL", "SE", "JP", "A
 
 def undeliverable_reason(country: str) -> str | None:
     """None when we deliver to ``country``; otherwise why not."""
-    if isinstance(country, str) and country.strip().upper() in SERVED_COUNTRIES:
+    if country.strip().upper() in SERVED_COUNTRIES:
         return None
     return f"undeliverable: we do not ship to {country!r} (served: {', '.join(sorted(SERVED_COUNTRIES))})"
 
