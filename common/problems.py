@@ -13,13 +13,15 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.middleware.base import DefineMiddleware
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
+
+from common.body_limit import BodyLimit
 
 log = logging.getLogger(__name__)
 
 # Every request body in this project is a small JSON object; anything bigger is a mistake or an attack.
 MAX_BODY_BYTES = 64 * 1024
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 def problem(status: int, detail: str, *, type_: str | None = None, **extra: Any) -> ProblemDetailsException:
@@ -60,6 +62,8 @@ def problem_config(errors: Mapping[type[Exception], Callable[[Any], ProblemDetai
     )
     return {
         "plugins": [plugin],
+        # Before Litestar's own limit below: it drains an oversized body, so the client reads the 413.
+        "middleware": [DefineMiddleware(BodyLimit, limit=MAX_BODY_BYTES)],
         # run_service configures logging once per process; Litestar's default config would add a second
         # root handler and print every line twice.
         "logging_config": None,

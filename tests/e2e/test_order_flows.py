@@ -6,6 +6,8 @@ one running system.
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 import uuid
 
@@ -200,18 +202,27 @@ def test_cancelling_an_order_in_flight_unwinds_what_was_done(system, api: httpx.
     with system.client("payment") as pay:
         pay.put("/faults/charge", json={"mode": "delay", "delay_ms": 3000, "order_id": order_id}).raise_for_status()
     assert api.post("/orders", json=order_body(order_id)).status_code == 202
+    # Cancel while the charge is in flight: it completes (the delay comes before its effect), then the saga
+    # sees the cancel and unwinds, so there is always a charge to refund and a reservation to release.
     deadline = time.monotonic() + 20
-    while api.get(f"/orders/{order_id}").json()["status"] not in ("RUNNING",) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while time.monotonic() < deadline:
+        steps = {s["name"]: s["outcome"] for s in api.get(f"/orders/{order_id}").json()["steps"]}
+        if steps.get("charge") == "running":
+            break
+        time.sleep(0.05)
     r = api.post(f"/orders/{order_id}/cancel")
     assert r.status_code == 202, r.text
+    assert r.json()["status"] == "RUNNING" and r.json()["cancel_requested"] is True
     order = wait_terminal(api, order_id)
     assert order["status"] == "CANCELLED", order
+    assert [(c["name"], c["outcome"]) for c in order["compensations"]] == [("refund", "undone"),
+                                                                          ("release_inventory", "undone")]
     assert stock(system, "SKU-MUG") == before
     with system.client("payment") as pay:
-        p = pay.get(f"/payments/{order_id}")
-        if p.status_code == 200:  # the charge ran before the cancel was seen: it must have been refunded
-            assert p.json()["refunded_cents"] == p.json()["charged_cents"]
+        payment = pay.get(f"/payments/{order_id}").json()
+    assert payment["refunded_cents"] == payment["charged_cents"] == order["total_cents"] > 0
+    with system.client("inventory") as inv:
+        assert inv.get(f"/reservations/{order_id}").json()["status"] == "RELEASED"
     # A finished order cannot be cancelled.
     again = api.post(f"/orders/{order_id}/cancel")
     assert again.status_code == 409
@@ -256,6 +267,21 @@ def test_an_oversized_body_is_refused(api: httpx.Client):
     body["customer_id"] = "x" * 2_000_000
     r = api.post("/orders", json=body)
     assert r.status_code == 413
+
+
+def test_a_body_over_the_limit_gets_a_413_problem_even_from_a_client_that_sends_it_all_before_reading(system):
+    host, port = system.urls["order-api"].removeprefix("http://").split(":")
+    body = b'{"customer_id": "' + b"x" * 5_000_000 + b'"}'
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), head
+    assert b"content-type: application/problem+json" in head.lower()
+    assert json.loads(payload)["status"] == 413
 
 
 def test_an_undo_that_keeps_failing_leaves_the_order_compensation_failed_and_still_runs_the_others(system, api):
