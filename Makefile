@@ -7,19 +7,17 @@ STAMP := $(VENV)/.installed
 .PHONY: run run-dapr dapr test bench db-stop clean
 
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV): the first time takes a minute or two; pip's progress follows."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --progress-bar on -e '.[test,bench]'
 	touch $(STAMP)
 
 ## run: start PostgreSQL (embedded, under .data/, unless POSTGRES_URL is set), the sidecar and all five apps.
-## Ctrl-C stops the apps and the sidecar, then the embedded PostgreSQL this target started.
+## Ctrl-C or SIGTERM stops the apps and the sidecar, then the embedded PostgreSQL if this target started it.
+## `exec`, so that a SIGTERM to make reaches common.devdb, which passes it on.
 run: $(STAMP)
-	@if [ -z "$$POSTGRES_URL" ]; then \
-		POSTGRES_URL="$$($(PY) -m common.devdb start)" || exit 1; export POSTGRES_URL; \
-		trap '$(PY) -m common.devdb stop' EXIT; trap 'exit 130' INT TERM; \
-	fi; \
-	$(PY) -m sidecar run -f dapr.yaml
+	exec $(PY) -m common.devdb run -- $(PY) -m sidecar run -f dapr.yaml
 
 ## dapr: find Dapr (daprd, placement, scheduler) of the pinned 1.18 release, or build it once from its Go
 ## modules into ~/.cache/dapr-saga (needs Go 1.26+; the first build takes many minutes). Stdlib only: no venv.
@@ -27,12 +25,12 @@ dapr:
 	$(PYTHON) -m realdapr install
 
 ## run-dapr: `make run`, on real Dapr: placement and scheduler on ports 6050/6060, one daprd per app, the
-## workflow state store in the embedded PostgreSQL (or POSTGRES_URL). Needs `make dapr` first. `exec`, so
-## that a SIGTERM to make reaches the launcher, which stops everything it started, PostgreSQL included.
+## workflow state store in the embedded PostgreSQL (or POSTGRES_URL). Needs `make dapr` first.
 run-dapr: $(STAMP)
-	exec $(PY) -m realdapr run -f dapr.yaml
+	exec $(PY) -m common.devdb run -- $(PY) -m realdapr run -f dapr.yaml
 
-## test: every test (unit, integration on real PostgreSQL, end-to-end through the sidecar)
+## test: every test (unit, integration on real PostgreSQL, end-to-end on the sidecar and, after `make dapr`,
+## on real daprd)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 

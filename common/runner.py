@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 import uvicorn
 from dapr.ext.workflow import WorkflowRuntime
+from dapr.ext.workflow.logger import LoggerOptions
 from litestar import Litestar, MediaType, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -76,7 +77,15 @@ def run_service(app_id: str, *, migrations: str, create_app: CreateApp, register
         log.error("invalid configuration: %s", exc)
         sys.exit(2)
     logging.getLogger().setLevel(settings.log_level)
+    # Alembic's INFO lines ("Context impl PostgresqlImpl.", "Will assume transactional DDL.") say nothing.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     sys.exit(asyncio.run(_main(settings, migrations, create_app, register)))
+
+
+def sdk_logger_options() -> LoggerOptions:
+    """For the workflow SDK's runtime and clients: it adds a handler of its own to its loggers, which also
+    propagate to the root handler, so each of its lines was printed twice. A null handler leaves one."""
+    return LoggerOptions(log_handler=logging.NullHandler())
 
 
 async def _main(settings: Settings, migrations: str, create_app: CreateApp, register: Register) -> int:
@@ -84,7 +93,7 @@ async def _main(settings: Settings, migrations: str, create_app: CreateApp, regi
     settings = dataclasses.replace(settings, database_url=url)
     log.info("database ready: %s", _redacted(url))
 
-    runtime = WorkflowRuntime()
+    runtime = WorkflowRuntime(logger_options=sdk_logger_options())
     register(runtime, settings)
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_config=None, lifespan="on")

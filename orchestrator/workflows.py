@@ -14,6 +14,7 @@ import grpc
 from dapr.ext.workflow.aio import DaprWorkflowClient
 
 from common.contracts import ORDER_SAGA
+from common.runner import sdk_logger_options
 from orchestrator.domain import CANCEL_EVENT, OrderSagaInput, WorkflowView
 
 
@@ -21,11 +22,15 @@ class SidecarUnavailable(Exception):
     """The workflow API could not be reached or answered with an unexpected error."""
 
 
+def _sdk_client() -> DaprWorkflowClient:
+    return DaprWorkflowClient(logger_options=sdk_logger_options())
+
+
 class Workflows:
     """Schedules, inspects, waits for and cancels order sagas. The gRPC client is created on first use, in
     the event loop that uses it (grpc.aio channels belong to one loop)."""
 
-    def __init__(self, client_factory: Callable[[], Any] = DaprWorkflowClient) -> None:
+    def __init__(self, client_factory: Callable[[], Any] = _sdk_client) -> None:
         self._factory = client_factory
         self._client: Any = None
 

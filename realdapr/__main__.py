@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import DAPR_VERSION
@@ -60,39 +59,21 @@ def _run(args: argparse.Namespace) -> int:
     except TemplateError as exc:
         print(f"[dapr] error: {exc}", file=sys.stderr)
         return 1
-    with _postgres() as postgres_url:
-        # Every app gets the same server; without this each would start the embedded one on its own.
-        os.environ["POSTGRES_URL"] = postgres_url
-        try:
-            return asyncio.run(run(
-                template, dapr, postgres_url=postgres_url, data_dir=Path(args.data_dir).resolve(),
-                workflow_db=args.workflow_db, placement_port=args.placement_port,
-                scheduler_port=args.scheduler_port, log_level=args.log_level, ready_timeout=args.ready_timeout,
-                on_signals=lambda first, again: on_stop_signals(first, again, log),
-            ))
-        except RunError as exc:
-            print(f"[dapr] error: {exc}", file=sys.stderr)
-            return 1
-
-
-@contextlib.contextmanager
-def _postgres() -> Iterator[str]:
-    """POSTGRES_URL if set; else the embedded server under $DATA_DIR/postgres, stopped at the end if we started it."""
-    if os.environ.get("POSTGRES_URL"):
-        yield os.environ["POSTGRES_URL"]
-        return
-    from common.devdb import embedded_data_dir, embedded_url, start_embedded, stop_embedded
-
-    pgdata = embedded_data_dir()
-    was_running = embedded_url(pgdata) is not None
-    log.info("PostgreSQL: %s the embedded server in %s", "using" if was_running else "starting", pgdata)
-    url = start_embedded(pgdata)
+    postgres_url = os.environ.get("POSTGRES_URL")
+    if not postgres_url:
+        print("[dapr] error: POSTGRES_URL is not set: the workflow state store and the apps need a PostgreSQL "
+              "server. `make run-dapr` starts the embedded one (python -m common.devdb run -- ...).", file=sys.stderr)
+        return 1
     try:
-        yield url
-    finally:
-        if not was_running:
-            log.info("stopping the embedded PostgreSQL")
-            stop_embedded(pgdata)
+        return asyncio.run(run(
+            template, dapr, postgres_url=postgres_url, data_dir=Path(args.data_dir).resolve(),
+            workflow_db=args.workflow_db, placement_port=args.placement_port,
+            scheduler_port=args.scheduler_port, log_level=args.log_level, ready_timeout=args.ready_timeout,
+            on_signals=lambda first, again: on_stop_signals(first, again, log),
+        ))
+    except RunError as exc:
+        print(f"[dapr] error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,8 +83,7 @@ def _parser() -> argparse.ArgumentParser:
                         "from its Go modules (what `make dapr` runs)")
     commands.add_parser("where", help="print the folder holding the binaries that would be used (exit 1: none)")
     run = commands.add_parser("run", help="placement, scheduler, and per app of the template one daprd and the "
-                              "app, all supervised (what `make run-dapr` runs); PostgreSQL from POSTGRES_URL, else the embedded "
-                              "server under $DATA_DIR/postgres")
+                              "app, all supervised (what `make run-dapr` runs); needs POSTGRES_URL")
     run.add_argument("-f", "--file", required=True, help="the run template, or a folder holding dapr.yaml")
     run.add_argument("--data-dir", default=os.path.join(os.environ.get("DATA_DIR", ".data"), "dapr"),
                      help="generated resources and the scheduler's data (default: $DATA_DIR/dapr, .data/dapr)")

@@ -1,13 +1,20 @@
-"""common set-up on a real PostgreSQL: settings from the environment, database resolution and migration."""
+"""common set-up on a real PostgreSQL: settings from the environment, database resolution and migration, and the
+embedded server that `make run` starts and stops around the system."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
 
 import asyncpg
+import psutil
 import pytest
 
 from common.db import async_url, drop_database, libpq_url
+from common.devdb import embedded_url
 from common.migrate import prepare_database
 from common.settings import SettingsError, load_settings
 
@@ -57,3 +64,24 @@ async def test_database_url_is_used_as_it_is(database_factory):
     existing = await database_factory("notification", "notification:migrations")
     url = await prepare_database("notification", "notification:migrations", {"DATABASE_URL": libpq_url(existing)})
     assert url == existing
+
+
+def test_devdb_run_gives_the_command_a_database_and_a_sigterm_stops_the_command_then_the_database(tmp_path):
+    # What `make run` execs: a SIGTERM to make must stop the apps' runner and then the embedded PostgreSQL.
+    script = "import os, sys, time; print(os.environ['POSTGRES_URL'], flush=True); time.sleep(120)"
+    proc = subprocess.Popen([sys.executable, "-m", "common.devdb", "run", "--", sys.executable, "-c", script],
+                            env={**os.environ, "DATA_DIR": str(tmp_path), "POSTGRES_URL": ""},
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("postgresql://"), url
+        pgdata = tmp_path / "postgres"
+        assert embedded_url(pgdata) is not None  # the command got a running server
+        child = psutil.Process(proc.pid).children()[0]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM  # the command was ended by the SIGTERM passed on
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+        assert embedded_url(pgdata) is None and not (pgdata / "postmaster.pid").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
