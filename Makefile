@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-dapr dapr test bench db-stop clean
+.PHONY: run run-dapr dapr test bench bench-system db-stop clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): the first time takes a minute or two; pip's progress follows."
@@ -37,6 +37,11 @@ test: $(STAMP)
 ## bench: the engine benchmark: the sidecar, durabletask's in-memory backend (and real daprd: BENCH_ARGS='--systems sidecar peer daprd')
 bench: $(STAMP)
 	$(PY) -m bench.engines $(BENCH_ARGS)
+
+## bench-system: the whole system under load beside an engine-free saga (BENCH_ARGS='--engine dapr' for real
+## daprd; `python -m bench.system --help`). Sends about 21,000 orders with the defaults: many minutes.
+bench-system: $(STAMP)
+	$(PY) -m bench.system $(BENCH_ARGS)
 
 clean:
 	rm -rf .sidecar .data
