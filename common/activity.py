@@ -1,14 +1,19 @@
-"""The body every workflow activity shares: its injected faults around its effect (one use case in one
-transaction), permanent errors made non-retryable, and one log line with the result."""
+"""What every service's workflow activities share: their body (``run_activity``: injected faults around the
+effect, one use case in one transaction, permanent errors made non-retryable, one log line with the result) and
+their registration on the worker (``register_activities``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from dapr.ext.workflow import WorkflowRuntime
 
 from common.contracts import NonRetryableError
+from common.db import Database
 from common.faults import FaultInjector
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,3 +36,16 @@ async def run_activity(
     log.info("%s %s: %s", activity, order_id, result)
     await faults.after_commit(activity, order_id)
     return result
+
+
+Build = Callable[[Database, FaultInjector], Mapping[str, Callable[..., Any]]]
+
+
+def register_activities(runtime: WorkflowRuntime, settings: Settings, names: Iterable[str], build: Build) -> None:
+    """Register the activities ``build(db, faults)`` makes. They run on the SDK worker's own thread and event
+    loop, so they get a ``Database`` of their own (engines are per loop), never the HTTP app's."""
+    assert settings.database_url, "run_service resolves the database before registering activities"
+    db = Database(settings.database_url)
+    faults = FaultInjector(db, names, enabled=settings.faults_enabled)
+    for name, activity in build(db, faults).items():
+        runtime.register_activity(activity, name=name)

@@ -22,7 +22,7 @@ from common.contracts import (
     ValidateOrderResult,
 )
 from common.db import Database
-from common.activity import run_activity
+from common.activity import register_activities, run_activity
 from common.faults import FaultInjector
 from common.idempotency import IdempotencyConflict
 from common.settings import Settings
@@ -48,8 +48,5 @@ def build_activities(db: Database, faults: FaultInjector, max_quantity: int) -> 
 
 
 def register(runtime: WorkflowRuntime, settings: Settings) -> None:
-    assert settings.database_url, "run_service resolves the database before registering activities"
-    db = Database(settings.database_url)
-    faults = FaultInjector(db, ACTIVITIES, enabled=settings.faults_enabled)
-    for name, activity in build_activities(db, faults, settings.max_quantity_per_item).items():
-        runtime.register_activity(activity, name=name)
+    register_activities(runtime, settings, ACTIVITIES,
+                        lambda db, faults: build_activities(db, faults, settings.max_quantity_per_item))

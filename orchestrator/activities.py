@@ -11,6 +11,7 @@ from typing import Any
 from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
 
 from common.contracts import ORDER_SAGA
+from common.activity import register_activities
 from common.db import Database
 from common.faults import FaultInjector
 from common.settings import Settings
@@ -35,9 +36,5 @@ def build_activities(db: Database, faults: FaultInjector) -> dict[str, Any]:
 
 
 def register(runtime: WorkflowRuntime, settings: Settings) -> None:
-    assert settings.database_url, "run_service resolves the database before registering activities"
-    db = Database(settings.database_url)
     runtime.register_workflow(order_saga, name=ORDER_SAGA)
-    faults = FaultInjector(db, ACTIVITIES, enabled=settings.faults_enabled)
-    for name, activity in build_activities(db, faults).items():
-        runtime.register_activity(activity, name=name)
+    register_activities(runtime, settings, ACTIVITIES, build_activities)

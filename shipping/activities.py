@@ -12,7 +12,7 @@ from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
 
 from common.contracts import CANCEL_SHIPMENT, SHIP, ShipInput, StepResult, UndoInput, UndoResult
 from common.db import Database
-from common.activity import run_activity
+from common.activity import register_activities, run_activity
 from common.faults import FaultInjector
 from common.idempotency import IdempotencyConflict
 from common.settings import Settings
@@ -34,8 +34,4 @@ def build_activities(db: Database, faults: FaultInjector) -> dict[str, Callable[
 
 
 def register(runtime: WorkflowRuntime, settings: Settings) -> None:
-    assert settings.database_url, "run_service resolves the database before registering activities"
-    db = Database(settings.database_url)
-    faults = FaultInjector(db, ACTIVITIES, enabled=settings.faults_enabled)
-    for name, activity in build_activities(db, faults).items():
-        runtime.register_activity(activity, name=name)
+    register_activities(runtime, settings, ACTIVITIES, build_activities)

@@ -3,10 +3,13 @@
 ``db``: a fresh, migrated database of the service a test module is about, shared by the module's tests (which
 use their own order IDs). The module says which with ``SERVICE = "<package>"`` (``inventory``, ``payment``,
 ``shipping``, ``notification``). The order-api's tests need a new database per test and have their own.
+``faults``: that service's fault injector, enabled; ``activities``: its activities as ``build_activities`` makes
+them (``BUILD_ARGS`` in the module: the arguments after ``db`` and ``faults``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -14,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from common.db import Database
+from common.faults import FaultInjector
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -22,6 +26,18 @@ async def db(request: pytest.FixtureRequest, database_factory) -> AsyncIterator[
     database = Database(await database_factory(package, f"{package}:migrations"))
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+def faults(request: pytest.FixtureRequest, db: Database) -> FaultInjector:
+    activities = importlib.import_module(f"{request.module.SERVICE}.activities")
+    return FaultInjector(db, activities.ACTIVITIES, enabled=True)
+
+
+@pytest.fixture
+def activities(request: pytest.FixtureRequest, db: Database, faults: FaultInjector):
+    module = importlib.import_module(f"{request.module.SERVICE}.activities")
+    return module.build_activities(db, faults, *getattr(request.module, "BUILD_ARGS", ()))
 
 
 @dataclass

@@ -11,25 +11,15 @@ from litestar.testing import AsyncTestClient
 
 from common.contracts import Item, PricedItem, ReserveInventoryInput, StepResult, UndoInput, ValidateOrderInput
 from common.db import Database
-from common.faults import FaultInjector, FaultSpec, NonRetryableError, TransientFaultError
+from common.faults import FaultSpec, NonRetryableError, TransientFaultError
 from common.settings import Settings
-from inventory.activities import ACTIVITIES, build_activities
 from inventory.app import create_app
 from inventory.tables import products, reservation_items
 
 MAX_QUANTITY = 10
 
 SERVICE = "inventory"
-
-
-@pytest.fixture
-def faults(db: Database) -> FaultInjector:
-    return FaultInjector(db, ACTIVITIES, enabled=True)
-
-
-@pytest.fixture
-def activities(db: Database, faults: FaultInjector):
-    return build_activities(db, faults, MAX_QUANTITY)
+BUILD_ARGS = (MAX_QUANTITY,)
 
 
 async def new_product(db: Database, stock: int, price: int = 1000) -> str:

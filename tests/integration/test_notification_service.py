@@ -10,22 +10,11 @@ from litestar.testing import AsyncTestClient
 
 from common.contracts import NotifyInput, NotifyResult
 from common.db import Database
-from common.faults import FaultInjector, FaultSpec, NonRetryableError, TransientFaultError
+from common.faults import FaultSpec, NonRetryableError, TransientFaultError
 from common.settings import Settings
-from notification.activities import ACTIVITIES, build_activities
 from notification.app import create_app
 
 SERVICE = "notification"
-
-
-@pytest.fixture
-def faults(db: Database) -> FaultInjector:
-    return FaultInjector(db, ACTIVITIES, enabled=True)
-
-
-@pytest.fixture
-def activities(db: Database, faults: FaultInjector):
-    return build_activities(db, faults)
 
 
 def new_order() -> str:

@@ -20,16 +20,6 @@ from payment.tables import ledger, processed_requests
 SERVICE = "payment"
 
 
-@pytest.fixture
-def faults(db: Database) -> FaultInjector:
-    return FaultInjector(db, ACTIVITIES, enabled=True)
-
-
-@pytest.fixture
-def activities(db: Database, faults: FaultInjector):
-    return build_activities(db, faults)
-
-
 def new_order() -> str:
     return f"order-{uuid.uuid4().hex[:12]}"
 

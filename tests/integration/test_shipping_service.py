@@ -11,24 +11,13 @@ from litestar.testing import AsyncTestClient
 
 from common.contracts import Address, Item, ShipInput, StepResult, UndoInput, UndoResult
 from common.db import Database
-from common.faults import FaultInjector, FaultSpec, NonRetryableError
+from common.faults import FaultSpec, NonRetryableError
 from common.settings import Settings
-from shipping.activities import ACTIVITIES, build_activities
 from shipping.app import create_app
 from shipping.domain import tracking_number
 from shipping.tables import shipments
 
 SERVICE = "shipping"
-
-
-@pytest.fixture
-def faults(db: Database) -> FaultInjector:
-    return FaultInjector(db, ACTIVITIES, enabled=True)
-
-
-@pytest.fixture
-def activities(db: Database, faults: FaultInjector):
-    return build_activities(db, faults)
 
 
 def new_order() -> str:
