@@ -7,10 +7,11 @@ spreads into ``Litestar(...)``; handlers raise ``problem(...)`` or the shortcuts
 from __future__ import annotations
 
 import logging
-from http import HTTPStatus
 from collections.abc import Callable, Mapping
-from typing import Any
+from http import HTTPStatus
+from typing import Any, TypeVar
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.middleware.base import DefineMiddleware
@@ -19,6 +20,7 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 from common.body_limit import BodyLimit
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Every request body in this project is a small JSON object; anything bigger is a mistake or an attack.
 MAX_BODY_BYTES = 64 * 1024
@@ -37,6 +39,13 @@ def problem(status: int, detail: str, *, type_: str | None = None, **extra: Any)
 
 def not_found(detail: str) -> ProblemDetailsException:
     return problem(404, detail)
+
+
+def found(view: Any, as_type: type[T], missing: str) -> T:
+    """A use case's view (None: there is none) as the response type, or a 404 problem saying ``missing``."""
+    if view is None:
+        raise not_found(missing)
+    return msgspec.convert(view, as_type)
 
 
 def bad_request(detail: str, **extra: Any) -> ProblemDetailsException:

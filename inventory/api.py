@@ -8,7 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from common.db import Database
-from common.problems import not_found
+from common.problems import found
 from inventory import service
 
 
@@ -37,7 +37,4 @@ async def get_products(db: NamedDependency[Database]) -> list[Product]:
 
 @get("/reservations/{order_id:str}")
 async def get_reservation(db: NamedDependency[Database], order_id: FromPath[str]) -> Reservation:
-    view = await service.reservation_view(db, order_id)
-    if view is None:
-        raise not_found(f"no reservation for order {order_id!r}")
-    return msgspec.convert(view, Reservation)
+    return found(await service.reservation_view(db, order_id), Reservation, f"no reservation for order {order_id!r}")

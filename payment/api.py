@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from common.db import Database
-from common.problems import not_found
+from common.problems import found
 from payment import service
 
 
@@ -31,7 +31,4 @@ class PaymentView(msgspec.Struct):
 
 @get("/payments/{order_id:str}")
 async def get_payment(db: NamedDependency[Database], order_id: FromPath[str]) -> PaymentView:
-    view = await service.payment_view(db, order_id)
-    if view is None:
-        raise not_found(f"no payment for order {order_id!r}")
-    return msgspec.convert(view, PaymentView)
+    return found(await service.payment_view(db, order_id), PaymentView, f"no payment for order {order_id!r}")

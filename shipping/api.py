@@ -8,7 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from common.db import Database
-from common.problems import not_found
+from common.problems import found
 from shipping import service
 
 
@@ -21,7 +21,4 @@ class Shipment(msgspec.Struct):
 
 @get("/shipments/{order_id:str}")
 async def get_shipment(db: NamedDependency[Database], order_id: FromPath[str]) -> Shipment:
-    view = await service.shipment_view(db, order_id)
-    if view is None:
-        raise not_found(f"no shipment for order {order_id!r}")
-    return msgspec.convert(view, Shipment)
+    return found(await service.shipment_view(db, order_id), Shipment, f"no shipment for order {order_id!r}")
