@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,7 +28,7 @@ from dapr.ext.workflow import DaprWorkflowClient
 
 from realdapr.binaries import DaprBinaries
 from realdapr.run import (ControlPlanePorts, control_plane_commands, control_plane_health, daprd_command,
-                          daprd_environment, free_port)
+                          daprd_environment)
 from sidecar.template import AppSpec
 
 REPO = Path(__file__).resolve().parents[3]
@@ -167,7 +169,7 @@ class Daprd:
         self.env = daprd_environment(dict(os.environ))
         self.control_ports = ControlPlanePorts.from_bases(0, 0)
         # grpc, http, internal grpc, metrics: fixed for the cluster's life, so a restart keeps them.
-        self.ports = {app: (free_port(), free_port(), free_port(), free_port()) for app in apps}
+        self.ports = {app: tuple(_port_below_ephemeral() for _ in range(4)) for app in apps}
         commands = control_plane_commands(dapr, self.control_ports, workdir / "scheduler-data", "info")
         self.control = [_Process(command, workdir / f"{name}.log", self.env) for name, command in commands.items()]
         self.daprds = {app: _Process(self._daprd_command(app), workdir / f"daprd-{app}.log", self.env) for app in apps}
@@ -239,6 +241,20 @@ class Daprd:
             process.stop()
         for process in [*self.daprds.values(), *self.control]:
             process.kill()
+
+
+def _port_below_ephemeral() -> int:
+    """A free port under 32768. Ports the OS hands out (32768-60999) are also the source ports of outgoing
+    connections: between a SIGKILL of daprd and its restart, a reconnecting worker can take such a port, and
+    the restarted daprd then cannot listen on it."""
+    while True:
+        port = random.randrange(20000, 32768)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 _STATE_STORE = """\

@@ -64,7 +64,8 @@ def test_an_instance_is_visible_only_through_its_own_apps_port(shared: Cluster):
     assert shared.client("alpha").get_workflow_state(root).name == "relay"
     assert shared.client("beta").get_workflow_state(root) is None
     assert shared.client("gamma").get_workflow_state(root) is None
-    assert shared.client("beta").get_workflow_state(child).runtime_status == WorkflowStatus.COMPLETED
+    # On daprd the child's own status can lag its parent's result (sidecar/README.md, "Known differences").
+    assert shared.client("beta").wait_for_workflow_completion(child, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
     assert shared.client("alpha").get_workflow_state(child) is None
 
 
