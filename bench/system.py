@@ -39,6 +39,8 @@ APPS = ("order-api", "inventory", "payment", "shipping", "notification")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # A SIGTERM stops the run as Ctrl-C does: the processes it started and its PostgreSQL are stopped too.
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.engine == "dapr":
         from realdapr.binaries import find
 
@@ -49,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         report = asyncio.run(_run(args, Path(tmp)))
     print(json.dumps(report, indent=2) if args.json else _table(report))
     return 0 if report["all_completed"] else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,6 +125,21 @@ async def _wait_healthy(urls: list[str], what: str, procs: Processes, timeout: f
                 except httpx.HTTPError:
                     pass
             await asyncio.sleep(0.3)
+
+
+async def _wait_listening(ports: list[int], procs: Processes, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f} s:\n"
+                                       + procs.tail("baseline-orchestrator")) from None
+                await asyncio.sleep(0.1)
 
 
 def _system_template(tmp: Path, postgres_url: str) -> tuple[Path, dict[str, int]]:
@@ -259,7 +280,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict:
         procs.start("baseline-orchestrator", [sys.executable, "-m", "bench._baseline", "orchestrator",
                                               str(orchestrator_port), baseline_db,
                                               *(f"http://127.0.0.1:{p}" for p in service_ports.values())])
-        await asyncio.sleep(2)  # uvicorn binds in well under that; the warm-up below proves it
+        await _wait_listening([*service_ports.values(), orchestrator_port], procs)
         baseline_url = f"http://127.0.0.1:{orchestrator_port}"
         base_ok = lambda r: r.status_code == 200 and r.json().get("status") == "COMPLETED"  # noqa: E731
         baseline = await _measure(args, baseline_url, base_ok, postmaster, "baseline", rss_of=None)
