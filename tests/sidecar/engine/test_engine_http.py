@@ -10,8 +10,9 @@ import json
 
 import httpx
 import pytest
+from dapr.ext.workflow import WorkflowStatus
 
-from engine_harness import Cluster, eventually, unique
+from engine_harness import WAIT, Cluster, eventually, unique
 
 
 @pytest.fixture
@@ -114,3 +115,18 @@ def test_starting_a_running_instance_over_http_is_refused(http: httpx.Client):
         f"error starting workflow 'wait_event': unable to start workflow: failed to start workflow: rpc error: "
         f"code = AlreadyExists desc = an active workflow with ID '{instance_id}' already exists")}
     http.post(f"/workflows/dapr/{instance_id}/terminate")
+
+
+def test_http_terminate_and_purge_reach_the_child_on_another_app(http: httpx.Client, shared: Cluster):
+    instance_id = unique("http-parent")
+    started = http.post(f"/workflows/dapr/parent_of_waiter/start?instanceID={instance_id}", content=json.dumps({"apps": ["beta"]}))
+    assert started.status_code == 202
+    child = f"{instance_id}-child"
+    beta = shared.client("beta")
+    eventually(lambda: (s := beta.get_workflow_state(child)) and s.runtime_status == WorkflowStatus.RUNNING, what="the child on beta")
+    assert http.post(f"/workflows/dapr/{instance_id}/terminate").status_code == 202
+    assert beta.wait_for_workflow_completion(child, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.TERMINATED
+    assert reaches(http, instance_id, "TERMINATED")
+    assert http.post(f"/workflows/dapr/{instance_id}/purge").status_code == 202
+    assert http.get(f"/workflows/dapr/{instance_id}").status_code == 404
+    assert eventually(lambda: beta.get_workflow_state(child) is None, what="the child purged")

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 import grpc
 import pytest
 from dapr.ext.workflow import WorkflowStatus
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
+from dapr.ext.workflow._durabletask.internal import protos as pb
 
 from engine_harness import WAIT, Cluster, eventually, unique
 
@@ -305,3 +307,23 @@ def test_an_instance_terminated_before_its_scheduled_start_never_runs_on_the_sid
         assert state.runtime_status == WorkflowStatus.COMPLETED
         assert json.loads(state.serialized_output)["input"] == "never"
         assert datetime.now(timezone.utc) < start_at
+
+
+def test_a_start_without_a_workflow_name_or_an_event_without_a_name_is_refused_by_the_sidecar_and_taken_by_daprd(shared: Cluster):
+    client = shared.client("alpha")
+    waiting = client.schedule_new_workflow("wait_event", instance_id=unique("nameless"))
+    nameless = unique("nameless")
+    with grpc.insecure_channel(f"127.0.0.1:{shared.engine.grpc_port('alpha')}") as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        calls = [lambda: stub.StartInstance(pb.CreateInstanceRequest(instanceId=nameless)),
+                 lambda: stub.RaiseEvent(pb.RaiseEventRequest(instanceId=waiting))]
+        if shared.engine.name == "sidecar":
+            for call, message in zip(calls, ["workflow name is required", "event name is required"]):
+                with pytest.raises(grpc.RpcError) as refused:
+                    call()
+                assert (refused.value.code(), refused.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, message)
+        else:
+            # daprd 1.18 checks neither (sidecar/README.md, "Known differences").
+            assert calls[0]().instanceId == nameless
+            calls[1]()
+    client.terminate_workflow(waiting)
