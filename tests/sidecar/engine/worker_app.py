@@ -5,6 +5,7 @@ Every activity appends a JSON line ``{"worker", "app", "activity", "key", "phase
 by ``ENGINE_TEST_LOG`` so tests can see which worker ran what, and how often. ``--skip NAME`` leaves a
 workflow or activity unregistered (a target app that runs but lacks it). ``--unpatched`` runs ``patched``
 as its code was before the ``ctx.is_patched("p")`` check was added (a redeployment that lost a patch).
+``--versions v1,v2`` registers those versions of the ``versioned`` workflow, the last one as the latest.
 """
 
 from __future__ import annotations
@@ -229,6 +230,14 @@ def propagate(ctx: wf.DaprWorkflowContext, inp: dict):
     return seen + [(yield ctx.call_activity("seen_history", app_id=inp["activity_app"], propagation=scope))]
 
 
+def _versioned(version: str):
+    def versioned(ctx: wf.DaprWorkflowContext, inp=None):
+        got = yield ctx.wait_for_external_event("go")
+        return {"version": version, "got": got}
+
+    return versioned
+
+
 def durable(ctx: wf.DaprWorkflowContext, inp: dict):
     """A slow activity on ``app``, then a timer: the two places the sidecar-kill test strikes."""
     result = yield ctx.call_activity("slow", input={"key": inp["key"], "seconds": inp["seconds"]}, app_id=inp["app"])
@@ -250,6 +259,7 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--skip", action="append", default=[])
     parser.add_argument("--unpatched", action="store_true")
+    parser.add_argument("--versions", default="")
     args = parser.parse_args()
     APP, WORKER, UNPATCHED = args.app, args.name, args.unpatched
     runtime = wf.WorkflowRuntime(host="127.0.0.1", port=args.port)
@@ -259,6 +269,10 @@ def main() -> None:
     for fn in ACTIVITIES:
         if fn.__name__ not in args.skip:
             runtime.register_activity(fn)
+    versions = [v for v in args.versions.split(",") if v]
+    for version in versions:
+        runtime.register_versioned_workflow(_versioned(version), name="versioned", version_name=version,
+                                            is_latest=version == versions[-1])
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     runtime.start()
