@@ -243,12 +243,18 @@ class Daprd:
             process.kill()
 
 
+_handed_out: set[int] = set()
+
+
 def _port_below_ephemeral() -> int:
-    """A free port under 32768. Ports the OS hands out (32768-60999) are also the source ports of outgoing
-    connections: between a SIGKILL of daprd and its restart, a reconnecting worker can take such a port, and
-    the restarted daprd then cannot listen on it."""
+    """A free port under 32768, never the same twice in this process. Ports the OS hands out (32768-60999) are
+    also the source ports of outgoing connections: between a SIGKILL of daprd and its restart, a reconnecting
+    worker can take such a port, and the restarted daprd then cannot listen on it."""
     while True:
         port = random.randrange(20000, 32768)
+        if port in _handed_out:
+            continue
+        _handed_out.add(port)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))

@@ -1,5 +1,5 @@
-"""Crashes: SIGKILL of the sidecar mid-activity and mid-timer, restarted on the same state file, and
-SIGKILL of a worker mid-activity. Nothing is lost; the workers reconnect by themselves."""
+"""Crashes: SIGKILL of the engine (the sidecar, or every daprd) mid-activity and mid-timer, restarted on the
+same state, and SIGKILL of a worker mid-activity. Nothing is lost; the workers reconnect by themselves."""
 
 from __future__ import annotations
 

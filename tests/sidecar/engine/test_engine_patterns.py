@@ -1,4 +1,4 @@
-"""Workflow patterns through the sidecar: SDK-side retries of a cross-app activity, a fan-out of 100
+"""Workflow patterns through the engine: SDK-side retries of a cross-app activity, a fan-out of 100
 activities shared by the two workers of one app, and when_any against a timer."""
 
 from __future__ import annotations

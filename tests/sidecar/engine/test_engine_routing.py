@@ -1,5 +1,6 @@
-"""Cross-app routing through one sidecar serving several app IDs: activities and child workflows in
-both directions, results back at the caller, per-app visibility, a late app, unregistered names."""
+"""Cross-app routing through the engine serving several app IDs (one sidecar, or a daprd per app):
+activities and child workflows in both directions, results back at the caller, per-app visibility, a late
+app, unregistered names, an app nothing serves."""
 
 from __future__ import annotations
 
