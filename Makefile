@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-dapr dapr test bench bench-system db-stop clean
+.PHONY: run run-dapr dapr test fuzz bench bench-system db-stop clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): the first time takes a minute or two; pip's progress follows."
@@ -33,6 +33,10 @@ run-dapr: $(STAMP)
 ## on real daprd)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## fuzz: every app's API against its OpenAPI document with many generated requests (make test runs few)
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest tests/e2e/test_fuzz.py --engine sidecar -s -p no:cacheprovider
 
 ## bench: the engine benchmark: the sidecar, durabletask's in-memory backend (and real daprd: BENCH_ARGS='--systems sidecar peer daprd')
 bench: $(STAMP)

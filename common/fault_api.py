@@ -11,7 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
 from common.faults import Fault, FaultInjector, FaultSpec, InvalidFault, UnknownActivity
-from common.problems import bad_request, not_found
+from common.problems import bad_request, not_found, problems
 
 T = TypeVar("T")
 
@@ -25,22 +25,24 @@ async def _answer(call: Awaitable[T]) -> T:
         raise bad_request(str(err)) from err
 
 
-@get("/")
+@get("/", operation_id="listFaults")
 async def list_faults(faults: NamedDependency[FaultInjector]) -> list[Fault]:
     return await faults.list()
 
 
-@put("/{activity:str}")
+@put("/{activity:str}", operation_id="setFault", responses=problems(400, 404, 413))
 async def put_fault(faults: NamedDependency[FaultInjector], activity: FromPath[str], data: JSONBody[FaultSpec]) -> Fault:
+    """Arm a fault on one of this app's activities (404 for another name), replacing the one it had.
+    ``delay_ms`` goes with mode ``delay`` only (a 400 otherwise; JSON Schema cannot say it)."""
     return await _answer(faults.set(activity, data))
 
 
-@delete("/")
+@delete("/", operation_id="clearFaults")
 async def delete_faults(faults: NamedDependency[FaultInjector]) -> None:
     await faults.clear()
 
 
-@delete("/{activity:str}")
+@delete("/{activity:str}", operation_id="clearFault", responses=problems(404))
 async def delete_fault(faults: NamedDependency[FaultInjector], activity: FromPath[str]) -> None:
     await _answer(faults.clear(activity))
 

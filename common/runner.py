@@ -24,7 +24,7 @@ from common.db import Database
 from common.migrate import prepare_database
 from common.fault_api import fault_router
 from common.faults import FaultInjector
-from common.problems import problem_config
+from common.problems import forbid_unknown_fields_in_docs, problem_config
 from common.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -49,13 +49,13 @@ def service_app(settings: Settings, title: str, handlers: Iterable, activities: 
     route_handlers: list = [healthz, *handlers]
     if settings.faults_enabled:
         route_handlers.append(fault_router(FaultInjector(db, activities, enabled=True)))
-    return Litestar(
+    return forbid_unknown_fields_in_docs(Litestar(
         route_handlers=route_handlers,
         dependencies={"db": Provide(lambda: db, sync_to_thread=False)},
         on_shutdown=[db.dispose],
         openapi_config=OpenAPIConfig(title=title, version="0.1.0"),
         **problem_config(),
-    )
+    ))
 
 
 def run_service(app_id: str, *, migrations: str, create_app: CreateApp, register: Register) -> None:

@@ -8,7 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from common.db import Database
-from common.problems import found
+from common.problems import found, problems
 from inventory import service
 
 
@@ -30,11 +30,11 @@ class Reservation(msgspec.Struct):
     items: list[ReservedItem]
 
 
-@get("/products")
+@get("/products", operation_id="listProducts")
 async def get_products(db: NamedDependency[Database]) -> list[Product]:
     return msgspec.convert(await service.list_products(db), list[Product])
 
 
-@get("/reservations/{order_id:str}")
+@get("/reservations/{order_id:str}", operation_id="getReservation", responses=problems(404))
 async def get_reservation(db: NamedDependency[Database], order_id: FromPath[str]) -> Reservation:
     return found(await service.reservation_view(db, order_id), Reservation, f"no reservation for order {order_id!r}")

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from common.db import Database
+from common.problems import problems
 from notification import service
 
 
@@ -22,7 +23,7 @@ class Notification(msgspec.Struct):
     created_at: datetime
 
 
-@get("/notifications")
+@get("/notifications", operation_id="listNotifications", responses=problems(400))
 async def get_notifications(
     db: NamedDependency[Database],
     order_id: Annotated[str, QueryParameter(min_length=1, max_length=200)],

@@ -11,12 +11,13 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from msgspec import Meta
 
 from common.contracts import Address, Item
-from common.problems import bad_request, problem
+from common.problems import bad_request, problem, problems
 from orchestrator.domain import (ORDER_ID, TERMINAL, InvalidListing, NewOrder, OrderConflict, OrderError,
                                  OrderNotFound, WorkflowUnavailable)
 from orchestrator.domain import OrderPage as OrderPageValue
@@ -24,10 +25,14 @@ from orchestrator.domain import OrderView as OrderViewValue
 from orchestrator.service import Orders
 
 T = TypeVar("T")
-Text = Annotated[str, Meta(min_length=1, max_length=200)]
-Sku = Annotated[str, Meta(min_length=1, max_length=64)]
+# Text holds no NUL (PostgreSQL text cannot), said as a pattern so that the OpenAPI document says it too.
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+Sku = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 OrderId = Annotated[str, Meta(pattern=ORDER_ID.pattern)]
-Email = Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+# Explicit classes, not \s: Python's and JSON Schema's (ECMA) \s differ on control characters.
+Email = Annotated[str, Meta(pattern=r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+\.[^@\x00-\x20\x7f]+$", max_length=254)]
+StatusName = Literal["PENDING", "RUNNING", "COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"]
 
 
 class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,19 +42,19 @@ class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class PaymentIn(msgspec.Struct, forbid_unknown_fields=True):
     method: Literal["card"]
-    token: Annotated[str, Meta(min_length=1, max_length=256)]
+    token: Annotated[str, Meta(min_length=1, max_length=256, pattern=NO_NUL)]
 
 
 class AddressIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Text
     line1: Text
     city: Text
-    postal_code: Annotated[str, Meta(min_length=1, max_length=20)]
-    country: Annotated[str, Meta(min_length=2, max_length=56)]
+    postal_code: Annotated[str, Meta(min_length=1, max_length=20, pattern=NO_NUL)]
+    country: Annotated[str, Meta(min_length=2, max_length=56, pattern=NO_NUL)]
 
 
 class OrderRequest(msgspec.Struct, forbid_unknown_fields=True):
-    customer_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    customer_id: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
     email: Email
     items: Annotated[list[ItemIn], Meta(min_length=1, max_length=50)]
     payment: PaymentIn
@@ -102,18 +107,21 @@ class OrderPage(msgspec.Struct):
 
 
 class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, Meta(max_length=200)] | None = None
+    reason: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] | None = None
 
 
 class OrderController(Controller):
     path = "/orders"
     tags = ["orders"]
 
-    @post("/", status_code=HTTP_202_ACCEPTED)
+    @post("/", status_code=HTTP_202_ACCEPTED, operation_id="submitOrder",
+          responses={HTTP_200_OK: ResponseSpec(OrderView, description="?wait=true and the order finished"),
+                     **problems(400, 409, 413, 503)})
     async def submit(self, request: Request, orders: NamedDependency[Orders], data: JSONBody[OrderRequest],
                      wait: FromQuery[bool] = False) -> Response[OrderView]:
         """Accept an order and start its saga (202). ``?wait=true`` waits, bounded, for the outcome (200).
-        The same order_id with the same body returns the existing order; with another body it is a 409."""
+        The same order_id with the same body returns the existing order; with another body it is a 409.
+        Each sku may appear once in ``items`` (a 400 otherwise; JSON Schema cannot say it)."""
         data = await _strictly(request, OrderRequest)
         skus = [item.sku for item in data.items]
         if len(set(skus)) != len(skus):
@@ -121,23 +129,24 @@ class OrderController(Controller):
         submitted = await orders.submit(new_order(data), wait=wait)
         return _order_response(submitted.order)
 
-    @get("/")
+    @get("/", operation_id="listOrders", responses=problems(400))
     async def list_orders(
         self,
         orders: NamedDependency[Orders],
-        status: FromQuery[str | None] = None,
+        status: FromQuery[StatusName | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        cursor: FromQuery[str | None] = None,
+        cursor: Annotated[str | None, QueryParameter(pattern=r"^[1-9][0-9]{0,18}$")] = None,
     ) -> OrderPage:
         """Orders, newest first. Pass ``next_cursor`` back as ``cursor`` for the next page."""
         return _page(await orders.list(status=status, limit=limit, cursor=cursor))
 
-    @get("/{order_id:str}")
+    @get("/{order_id:str}", operation_id="getOrder", responses=problems(404))
     async def get_order(self, orders: NamedDependency[Orders], order_id: FromPath[str]) -> OrderView:
         """The order, its saga's steps and compensations, and why it failed if it did."""
         return _view(await orders.view(order_id))
 
-    @post("/{order_id:str}/cancel", status_code=HTTP_202_ACCEPTED)
+    @post("/{order_id:str}/cancel", status_code=HTTP_202_ACCEPTED, operation_id="cancelOrder",
+          responses=problems(400, 404, 409, 413, 503))
     async def cancel(self, orders: NamedDependency[Orders], order_id: FromPath[str],
                      data: JSONBody[CancelRequest | None] = None) -> OrderView:
         """Ask a running saga to stop and undo what it did (202); 409 when the order already finished."""
@@ -145,14 +154,25 @@ class OrderController(Controller):
 
 
 async def _strictly(request: Request, model: type[T]) -> T:
-    """Litestar converts bodies leniently ("2" passes as 2); money and quantities must not guess."""
+    """Litestar converts bodies leniently ("2" passes as 2); money and quantities must not guess. A number with
+    no fraction (``2.0``) is an integer, as JSON Schema says."""
     try:
-        return msgspec.convert(await request.json(), model, strict=True)
+        return msgspec.convert(_integral(await request.json()), model, strict=True)
     except msgspec.ValidationError as err:
         message, _, path = str(err).rpartition(" - at `$")
         key = path.rstrip("`").lstrip(".") if path else "data"
         raise bad_request(f"Validation failed for {request.method} {request.url.path}",
                           errors=[{"message": message or str(err), "key": key, "source": "body"}]) from err
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
 
 
 def new_order(data: OrderRequest) -> NewOrder:

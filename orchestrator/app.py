@@ -12,7 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from common.db import Database
 from common.fault_api import fault_router
 from common.faults import FaultInjector
-from common.problems import problem_config
+from common.problems import forbid_unknown_fields_in_docs, problem_config
 from common.runner import healthz
 from common.settings import Settings
 from orchestrator.activities import ACTIVITIES
@@ -45,7 +45,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
         for task in background:
             task.cancel()
 
-    return Litestar(
+    app = forbid_unknown_fields_in_docs(Litestar(
         route_handlers=handlers,
         dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
         on_startup=[start_resuming],
@@ -53,7 +53,10 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
         openapi_config=OpenAPIConfig(title="order-api", version="0.1.0",
                                      description="Submit, follow and cancel orders run by the order saga."),
         **problem_config(PROBLEMS),
-    )
+    ))
+    # Each sku once: JSON Schema cannot say "unique by sku", but it can say "no two items alike".
+    app.openapi_schema.components.schemas["OrderRequest"].properties["items"].unique_items = True
+    return app
 
 
 async def _resume_after_stale_claims(orders: Orders) -> None:

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from common.db import Database
-from common.problems import found
+from common.problems import found, problems
 from payment import service
 
 
@@ -29,6 +29,6 @@ class PaymentView(msgspec.Struct):
     entries: list[LedgerEntry]
 
 
-@get("/payments/{order_id:str}")
+@get("/payments/{order_id:str}", operation_id="getPayment", responses=problems(404))
 async def get_payment(db: NamedDependency[Database], order_id: FromPath[str]) -> PaymentView:
     return found(await service.payment_view(db, order_id), PaymentView, f"no payment for order {order_id!r}")

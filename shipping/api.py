@@ -8,7 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from common.db import Database
-from common.problems import found
+from common.problems import found, problems
 from shipping import service
 
 
@@ -19,6 +19,6 @@ class Shipment(msgspec.Struct):
     country: str | None
 
 
-@get("/shipments/{order_id:str}")
+@get("/shipments/{order_id:str}", operation_id="getShipment", responses=problems(404))
 async def get_shipment(db: NamedDependency[Database], order_id: FromPath[str]) -> Shipment:
     return found(await service.shipment_view(db, order_id), Shipment, f"no shipment for order {order_id!r}")

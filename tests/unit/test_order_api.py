@@ -176,3 +176,12 @@ def test_the_wait_timeout_comes_from_the_environment_and_is_bounded():
     for bad in ("0", "-1", "soon", "601"):
         with pytest.raises(SettingsError, match="ORDER_WAIT_TIMEOUT_SECONDS"):
             load_api_settings({"ORDER_WAIT_TIMEOUT_SECONDS": bad})
+
+
+def test_the_documented_status_filter_lists_exactly_the_order_statuses():
+    import typing
+
+    from orchestrator.api import StatusName
+    from orchestrator.domain import STATUSES
+
+    assert typing.get_args(StatusName) == STATUSES
