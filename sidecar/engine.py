@@ -147,6 +147,10 @@ class Instance:
     completed: bool = False
     incoming_history: bytes | None = None  # a PropagatedHistory from the parent, sent with every turn
     seq: int = 0  # creation order (kept when the ID is reused), for ListInstanceIDs and its continuation token
+    # Set by a continue-as-new until the new generation's first turn: daprd runs that turn in the same work
+    # item and records its WorkflowStarted with the action's router. Not persisted: after a restart in between,
+    # that one event lacks the router.
+    continued_as_new: bool = False
     history: list[pb.HistoryEvent] = field(default_factory=list)
     inbox: list[InboxItem] = field(default_factory=list)
     turn: Turn | None = None
@@ -364,6 +368,8 @@ class Engine:
         now = time.time()
         visible = [i for i in inst.inbox if i.visible_at <= now]
         started = pb.HistoryEvent(eventId=-1, timestamp=_ts(now), workflowStarted=pb.WorkflowStartedEvent())
+        if inst.continued_as_new and not inst.history:
+            started.router.sourceAppID = inst.app_id
         new_events = [started] + [i.event for i in visible]
         token = f"{self._boot}:w{next(self._tokens)}"
         inst.turn = Turn(token, stream, [i.id for i in visible], new_events)
@@ -623,6 +629,7 @@ class Engine:
                 terminate_event = e.executionTerminated
         inst.started = True
         inst.stalled = False
+        inst.continued_as_new = False
         inst.custom_status = response.customStatus.value if response.HasField("customStatus") else None
 
         action_events: list[pb.HistoryEvent] = []
@@ -834,6 +841,7 @@ class Engine:
             received = pb.PropagatedHistory.FromString(inst.incoming_history)
             inst.incoming_history = self._propagate(inst, received.scope, new_events + action_events).SerializeToString()
         inst.generation += 1
+        inst.continued_as_new = True
         inst.execution_id = uuid.uuid4().hex
         inst.input = completion.result.value if completion.HasField("result") else None
         started = pb.ExecutionStartedEvent(

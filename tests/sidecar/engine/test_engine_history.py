@@ -112,3 +112,14 @@ def test_a_continuation_token_that_is_not_a_number_is_refused(stub):
         stub.ListInstanceIDs(pb.ListInstanceIDsRequest(continuationToken="abc"))
     assert refused.value.code() == grpc.StatusCode.UNKNOWN
     assert refused.value.details() == 'invalid continue token: strconv.ParseInt: parsing "abc": invalid syntax'
+
+
+def test_after_a_continue_as_new_the_history_is_the_last_generations_alone(shared: Cluster, stub):
+    client = shared.client("alpha")
+    instance_id = client.schedule_new_workflow("counter", input={"n": 0, "target": 2, "runs": []}, instance_id=unique("history"))
+    assert client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
+    assert history(stub, instance_id) == [
+        (-1, "workflowStarted", "alpha", None),  # daprd runs a new generation in the work item that continued
+        (-1, "executionStarted", "alpha", None),
+        (1, "executionCompleted", "alpha", None),
+    ]

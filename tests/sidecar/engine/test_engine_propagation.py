@@ -56,3 +56,23 @@ def test_own_history_hands_on_only_the_callers_history_as_it_was_when_it_called(
         {"scope": "OWN_HISTORY", "workflows": [chunk("alpha", root, [*turns, "childWorkflowInstanceCreated"])]},
         {"scope": "OWN_HISTORY", "workflows": [chunk("beta", f"{root}>beta", [*turns, "taskScheduled"])]},
     ]
+
+
+def test_lineage_carries_over_a_continue_as_new_with_the_old_generations_events(shared: Cluster):
+    client = shared.client("alpha")
+    root = client.schedule_new_workflow(
+        "propagate", input={"scope": "LINEAGE", "hops": ["beta"], "activity_app": "beta", "child": "generations"},
+        instance_id=unique("propagate"))
+    state = client.wait_for_workflow_completion(root, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED, state.failure_details
+    child = f"{root}>beta"
+    root_chunk = chunk("alpha", root, [*FIRST_TURN, "childWorkflowInstanceCreated"])
+    first_generation = {**chunk("beta", child, FIRST_TURN), "name": "generations"}
+    # The SDK lists a workflow's events per instance ID, so both generations' chunks show the events of both.
+    both_generations = {**chunk("beta", child, [*FIRST_TURN, *FIRST_TURN, "taskScheduled"]), "name": "generations"}
+    assert json.loads(state.serialized_output) == [
+        None,
+        {"scope": "LINEAGE", "workflows": [root_chunk]},  # the first generation
+        {"scope": "LINEAGE", "workflows": [root_chunk, first_generation]},  # the second: its first generation added
+        {"scope": "LINEAGE", "workflows": [root_chunk, both_generations, both_generations]},  # the activity
+    ]

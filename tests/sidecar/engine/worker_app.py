@@ -217,7 +217,7 @@ def patched(ctx: wf.DaprWorkflowContext, inp=None):
 def propagate(ctx: wf.DaprWorkflowContext, inp: dict):
     """Along ``hops`` (app IDs), each hop a child workflow started with propagation ``scope``; the last hop
     calls ``seen_history`` on ``activity_app`` with it. Returns what each hop, then the activity, received.
-    With ``warm_up`` each hop first runs ``whoami`` (without propagation)."""
+    With ``warm_up`` each hop first runs ``whoami`` (without propagation); ``child`` names the child workflow."""
     scope = wf.PropagationScope[inp["scope"]] if inp["scope"] else None
     seen = [_seen(ctx.get_propagated_history())]
     if inp.get("warm_up"):  # one more turn in this hop's history before it calls on
@@ -225,8 +225,8 @@ def propagate(ctx: wf.DaprWorkflowContext, inp: dict):
     if inp["hops"]:
         nxt = {**inp, "hops": inp["hops"][1:]}
         return seen + (yield ctx.call_child_workflow(
-            "propagate", input=nxt, app_id=inp["hops"][0], instance_id=f"{ctx.instance_id}>{inp['hops'][0]}",
-            propagation=scope))
+            inp.get("child", "propagate"), input=nxt, app_id=inp["hops"][0],
+            instance_id=f"{ctx.instance_id}>{inp['hops'][0]}", propagation=scope))
     return seen + [(yield ctx.call_activity("seen_history", app_id=inp["activity_app"], propagation=scope))]
 
 
@@ -238,6 +238,16 @@ def _versioned(version: str):
     return versioned
 
 
+def generations(ctx: wf.DaprWorkflowContext, inp: dict):
+    """Continues as new once, then calls ``seen_history`` (LINEAGE); returns what each generation, then the
+    activity, received."""
+    seen = [*inp.get("seen", []), _seen(ctx.get_propagated_history())]
+    if len(seen) < 2:
+        ctx.continue_as_new({"seen": seen})
+        return None
+    return seen + [(yield ctx.call_activity("seen_history", propagation=wf.PropagationScope.LINEAGE))]
+
+
 def durable(ctx: wf.DaprWorkflowContext, inp: dict):
     """A slow activity on ``app``, then a timer: the two places the sidecar-kill test strikes."""
     result = yield ctx.call_activity("slow", input={"key": inp["key"], "seconds": inp["seconds"]}, app_id=inp["app"])
@@ -247,7 +257,7 @@ def durable(ctx: wf.DaprWorkflowContext, inp: dict):
 
 
 WORKFLOWS = [call_on, relay, wait_event, parent_of_waiter, flaky_child, child_retrying, gather, collect, wait_after_timer, wait_with_timeout,
-             retrying, fan_out, race, counter, clock, durable, patched, propagate]
+             retrying, fan_out, race, counter, clock, durable, patched, propagate, generations]
 ACTIVITIES = [whoami, square, slow, flaky, seen_history]
 
 
