@@ -1,0 +1,81 @@
+"""The ``shop`` command line against the running system, as a user runs it (``python -m shop``, REST APIs only).
+It does not depend on the engine, so it runs in the sidecar lane."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def shop(system):
+    if system.engine != "sidecar":
+        pytest.skip("the command line does not depend on the engine: tested in the sidecar lane")
+    env = {"PATH": str(Path(sys.executable).parent), "SHOP_URL": system.urls["order-api"]}
+    env |= {f"SHOP_{app.upper()}_URL": system.urls[app] for app in ("payment", "inventory", "shipping", "notification")}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "shop", *args], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=180)
+
+    return run
+
+
+def test_a_declined_card_scenario_prints_each_step_and_each_undo_as_it_happens(shop):
+    done = shop("submit", "--scenario", "declined", "--watch")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any("step charge" in line and "refused on payment: card declined" in line for line in lines)
+    undos = [line.split()[1] for line in lines if line.strip().startswith("undo")]
+    assert undos == ["refund", "release_inventory"]
+    assert lines[-1].split()[1].rstrip(":") == "COMPENSATED"
+
+
+def test_the_cancel_scenario_cancels_while_the_charge_runs_and_clears_its_fault(shop):
+    done = shop("submit", "--scenario", "cancel", "--watch")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cancel requested while charge was running" in done.stdout
+    assert done.stdout.splitlines()[-1].split()[1].rstrip(":") == "CANCELLED"
+    assert "payment: none" in shop("faults").stdout  # the delay it armed is gone
+
+
+def test_faults_are_set_listed_and_cleared(shop):
+    assert shop("faults", "set", "shipping", "ship", "delay", "--delay-ms", "10", "--count", "2").returncode == 0
+    assert "shipping: ship delay (remaining=2, delay_ms=10)" in shop("faults").stdout
+    assert shop("faults", "clear", "shipping").returncode == 0
+    assert "shipping: none" in shop("faults").stdout
+
+
+def test_a_plain_submit_returns_at_once_and_the_order_is_listed(shop):
+    done = shop("submit", "--order-id", "cli-plain-1")
+    assert done.returncode == 0 and "shop watch cli-plain-1" in done.stdout
+    assert shop("watch", "cli-plain-1").stdout.splitlines()[-1].split()[1] == "COMPLETED"
+    assert "cli-plain-1" in shop("list", "--status", "COMPLETED").stdout
+
+
+def test_mistakes_are_one_line_and_exit_1(shop):
+    unknown = shop("cancel", "no-such-order")
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1 and "404 no order 'no-such-order'" in unknown.stderr
+    wrong = shop("faults", "set", "payment", "ship", "error")
+    assert wrong.returncode == 1 and "404 no activity 'ship' here" in wrong.stderr
+
+
+def test_every_command_has_help():
+    for command in ([], ["submit"], ["watch"], ["list"], ["cancel"], ["faults"], ["faults", "set"], ["faults", "clear"],
+                    ["scenarios"]):
+        done = subprocess.run([sys.executable, "-m", "shop", *command, "--help"], cwd=REPO, capture_output=True,
+                              text=True)
+        assert done.returncode == 0 and done.stdout.startswith("usage: shop"), command
+
+
+def test_an_unreachable_system_says_to_start_it():
+    done = subprocess.run([sys.executable, "-m", "shop", "list"], cwd=REPO, capture_output=True, text=True,
+                          env={"SHOP_URL": "http://127.0.0.1:9"})
+    assert done.returncode == 1 and "is the system running (make run)?" in done.stderr
