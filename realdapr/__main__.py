@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +65,9 @@ def _run(args: argparse.Namespace) -> int:
         print("[dapr] error: POSTGRES_URL is not set: the workflow state store and the apps need a PostgreSQL "
               "server. `make run-dapr` starts the embedded one (python -m common.devdb run -- ...).", file=sys.stderr)
         return 1
+    if not os.environ.get("DAPR_API_TOKEN"):
+        # As make run does: daprd then refuses any call without it, and every app gets it (the SDK sends it).
+        os.environ["DAPR_API_TOKEN"] = secrets.token_urlsafe(32)
     try:
         return asyncio.run(run(
             template, dapr, postgres_url=postgres_url, data_dir=Path(args.data_dir).resolve(),

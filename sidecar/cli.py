@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import re
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,6 +125,7 @@ async def _run(template: RunTemplate, state: Path) -> int:
             supervisor.kill_now()
 
     on_stop_signals(first=stop.set, again=again, logger=log)
+    _use_api_token(state.parent / "api-token")
     # Every app gets an HTTP port too (0 = a free one), as daprd always has one.
     listens = [AppListen(app.app_id, app.grpc_port, app.http_port) for app in template.apps]
     sidecar = await _start(listens, state)
@@ -141,6 +143,18 @@ async def _run(template: RunTemplate, state: Path) -> int:
         await sidecar.stop(grace=0 if forced else 1.0)
     log.info("stopped")
     return 128 + forced[0] if forced else 0
+
+
+def _use_api_token(path: Path) -> None:
+    """A fresh API token for this run unless DAPR_API_TOKEN is set: the sidecar requires it and every app gets it
+    (the SDK sends it), so no other local process can drive the workflows. Written to ``path`` (mode 600) for
+    anyone who calls the sidecar by hand."""
+    if not os.environ.get("DAPR_API_TOKEN"):
+        os.environ["DAPR_API_TOKEN"] = secrets.token_urlsafe(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(os.environ["DAPR_API_TOKEN"] + "\n")
+        log.info("API token for this run in %s (send it as the dapr-api-token header)", path)
 
 
 async def _start(listens: list, state: Path):

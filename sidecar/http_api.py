@@ -16,6 +16,7 @@ import uvicorn
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 
+from .api_token import TokenMiddleware
 from .engine import Engine, EngineError, Instance, PENDING, S
 from .grpc_api import _go_error
 
@@ -168,8 +169,9 @@ class HttpListener:
             await asyncio.wait_for(self._task, 5)
 
 
-async def start_http(engine: Engine, app_id: str, host: str, port: int) -> HttpListener:
-    config = uvicorn.Config(create_http_app(engine, app_id), host=host, port=port, log_level="warning",
+async def start_http(engine: Engine, app_id: str, host: str, port: int, token: str | None = None) -> HttpListener:
+    app = create_http_app(engine, app_id)
+    config = uvicorn.Config(TokenMiddleware(app, token) if token else app, host=host, port=port, log_level="warning",
                             lifespan="off", access_log=False, log_config=None)
     server = _Server(config)
     task = asyncio.create_task(server.serve())

@@ -11,6 +11,7 @@ import grpc
 
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
 
+from .api_token import TokenInterceptor, configured_token
 from .engine import Engine
 from .grpc_api import WorkflowServicer
 
@@ -45,7 +46,8 @@ class Sidecar:
 
 
 async def start_sidecar(apps: list[AppListen], state_path: str | Path, host: str = "127.0.0.1") -> Sidecar:
-    """Open the state store, recover it, and start every app's listeners.
+    """Open the state store, recover it, and start every app's listeners (which require ``DAPR_API_TOKEN`` when
+    the process has it, as daprd does).
 
     Raises ``sidecar.store.StateError`` when the state file is corrupt or of another version, and
     ``OSError`` when a port cannot be bound. Nothing is left listening when it raises.
@@ -55,9 +57,11 @@ async def start_sidecar(apps: list[AppListen], state_path: str | Path, host: str
         raise ValueError(f"an app ID is given twice: {ids}")
     engine = await Engine.open(Path(state_path))
     sidecar = Sidecar(engine)
+    token = configured_token()
     try:
         for app in apps:
             server = grpc.aio.server(
+                interceptors=[TokenInterceptor(token)] if token else None,
                 options=[
                     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                     ("grpc.max_send_message_length", 16 * 1024 * 1024),
@@ -77,7 +81,7 @@ async def start_sidecar(apps: list[AppListen], state_path: str | Path, host: str
             if app.http_port is not None:
                 from .http_api import start_http  # Litestar and uvicorn load only when an HTTP port is asked for
 
-                http = await start_http(engine, app.app_id, host, app.http_port)
+                http = await start_http(engine, app.app_id, host, app.http_port, token)
                 sidecar._http_servers.append(http)
                 http_port = http.port
             sidecar.ports[app.app_id] = (port, http_port)

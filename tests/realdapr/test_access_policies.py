@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from dapr.conf import settings as dapr_settings
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
 
 from test_realdapr import BUILT, free_port, needs_dapr, start_run, wait_for
@@ -98,10 +99,12 @@ def _template(folder: Path, with_policy: bool) -> tuple[Path, int]:
 @needs_dapr
 @pytest.mark.parametrize("with_policy", [False, True], ids=["no-policy", "policy-loaded"])
 def test_a_loaded_access_policy_denies_the_cross_app_call_it_allows_when_there_is_no_mtls(
-        tmp_path: Path, pg_server_url: str, with_policy: bool):
+        tmp_path: Path, pg_server_url: str, with_policy: bool, monkeypatch: pytest.MonkeyPatch):
     assert BUILT is not None
     template, caller_grpc = _template(tmp_path / "t", with_policy)
-    proc, log = start_run(template, tmp_path, pg_server_url)
+    # The run's daprd requires this token (realdapr makes one per run otherwise); the SDK client here sends it.
+    proc, log = start_run(template, tmp_path, pg_server_url, env={**os.environ, "DAPR_API_TOKEN": "acl-test-token"})
+    monkeypatch.setattr(dapr_settings, "DAPR_API_TOKEN", "acl-test-token")
     try:
         wait_for(log, "all 2 daprd sidecars are up", proc)
         client = DaprWorkflowClient(host="127.0.0.1", port=str(caller_grpc))

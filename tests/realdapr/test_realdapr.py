@@ -18,7 +18,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import grpc
+import httpx
 import psutil
+import yaml
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as pb
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
 import pytest
 
 from realdapr import DAPR_VERSION
@@ -256,3 +261,26 @@ def test_a_control_plane_that_does_not_come_up_is_named_and_nothing_is_left_runn
     leftovers = [pid for pid in seen_children if psutil.pid_exists(pid)
                  and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert leftovers == []
+
+
+@needs_dapr
+def test_a_run_gives_daprd_an_api_token_and_daprd_refuses_a_request_without_it(tmp_path: Path, pg_server_url: str):
+    # What the sidecar's api_token module reproduces: 401 "invalid api token", health endpoints open.
+    http_port = free_port()
+    proc, log = start_run(one_app_template(tmp_path / "t", http_port=http_port), tmp_path, pg_server_url,
+                          env={**os.environ, "DAPR_API_TOKEN": "run-token"})
+    try:
+        wait_for(log, "all 1 daprd sidecars are up", proc)
+        base = f"http://127.0.0.1:{http_port}"
+        refused = httpx.get(f"{base}/v1.0/metadata", timeout=10)
+        assert (refused.status_code, refused.text) == (401, "invalid api token\n")
+        assert httpx.get(f"{base}/v1.0/metadata", headers={"dapr-api-token": "run-token"}, timeout=10).is_success
+        assert httpx.get(f"{base}/v1.0/healthz", timeout=10).is_success
+        grpc_port = yaml.safe_load((tmp_path / "t" / "dapr.yaml").read_text())["apps"][0]["daprGRPCPort"]
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                stubs.TaskHubSidecarServiceStub(channel).GetInstance(pb.GetInstanceRequest(instanceId="x"), timeout=10)
+        assert (err.value.code(), err.value.details()) == (grpc.StatusCode.UNAUTHENTICATED, "Unauthorized")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
