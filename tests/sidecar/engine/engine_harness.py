@@ -174,6 +174,7 @@ class Daprd:
         self.control = [_Process(command, workdir / f"{name}.log", self.env) for name, command in commands.items()]
         self.daprds = {app: _Process(self._daprd_command(app), workdir / f"daprd-{app}.log", self.env) for app in apps}
         self._store_ready = False
+        self._started: set[str] = set()  # apps whose daprd has been up once: their ports are now fixed
 
     def _daprd_command(self, app: str) -> list[str]:
         grpc_port, http_port, internal, metrics = self.ports[app]
@@ -200,8 +201,21 @@ class Daprd:
     def _launch(self, apps: list[str]) -> None:
         for app in apps:
             self.daprds[app].launch()
-        self._wait_healthy({app: f"http://127.0.0.1:{self.http_port(app)}/v1.0/healthz" for app in apps},
-                           [self.daprds[app] for app in apps])
+        try:
+            self._wait_healthy({app: f"http://127.0.0.1:{self.http_port(app)}/v1.0/healthz" for app in apps},
+                               [self.daprds[app] for app in apps])
+        except RuntimeError:
+            # A port picked free can be taken by another process before daprd binds it. On a first start
+            # (nothing yet depends on the ports) such a daprd gets new ports and one more try.
+            lost = [app for app in apps if not self.daprds[app].running() and app not in self._started
+                    and "could not listen" in self.daprds[app].tail()]
+            if not lost or len(lost) < len([a for a in apps if not self.daprds[a].running()]):
+                raise
+            for app in lost:
+                self.ports[app] = tuple(_port_below_ephemeral() for _ in range(4))
+                self.daprds[app].command = self._daprd_command(app)
+            self._launch(lost)
+        self._started.update(apps)
 
     def _wait_healthy(self, urls: dict[str, str], processes: list[_Process]) -> None:
         pending = dict(urls)
