@@ -8,10 +8,6 @@ payment contract ``ChargeInput`` on the activity's parameter as the services ann
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,8 +15,8 @@ import dapr.ext.workflow as wf
 import pytest
 
 from common.contracts import ChargeInput
+from tests.processes import sidecar_serving
 
-REPO = Path(__file__).resolve().parents[2]
 RAN: list[ChargeInput] = []
 ATTEMPTS: list[object] = []
 
@@ -46,19 +42,8 @@ def call_charge(ctx: wf.DaprWorkflowContext, payload: dict):
 
 @pytest.fixture
 def sidecar_port(tmp_path: Path):
-    proc = subprocess.Popen([sys.executable, "-m", "sidecar", "serve", "--app", "contracts=0", "--state",
-                             str(tmp_path / "state.db")], cwd=REPO, stderr=subprocess.PIPE, text=True)
-    try:
-        seen = ""
-        deadline = time.monotonic() + 30
-        while "ready;" not in seen and time.monotonic() < deadline:
-            seen += proc.stderr.readline()
-        port = re.search(r"app contracts: gRPC on [\d.]+:(\d+)", seen)
-        assert port, seen
-        yield int(port.group(1))
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with sidecar_serving(["contracts"], tmp_path / "state.db") as ports:
+        yield ports["contracts"][0]
 
 
 def test_a_payload_of_the_wrong_types_fails_the_activity_once_naming_each_field(sidecar_port: int):

@@ -20,7 +20,7 @@ import pytest
 from dapr.conf import settings as dapr_settings
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
 
-from test_realdapr import BUILT, free_port, needs_dapr, start_run, wait_for
+from test_realdapr import BUILT, STORE, free_port, needs_dapr, start_run, wait_for
 
 
 APP = """\
@@ -56,19 +56,6 @@ spec:
       activities:
         - name: ping
 """
-
-STORE = """\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata: {name: workflowstore}
-spec:
-  type: state.postgresql
-  version: v2
-  metadata:
-    - {name: connectionString, value: "replaced by the run"}
-    - {name: actorStateStore, value: "true"}
-"""
-
 
 def _template(folder: Path, with_policy: bool) -> tuple[Path, int]:
     (folder / "components").mkdir(parents=True)

@@ -137,21 +137,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The actor state store of a test's run; realdapr points its connection string at the test's PostgreSQL.
+STORE = """\
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: workflowstore}
+spec:
+  type: state.postgresql
+  version: v2
+  metadata:
+    - {name: connectionString, value: "replaced by the run"}
+    - {name: actorStateStore, value: "true"}
+"""
+
+
 def one_app_template(folder: Path, http_port: int | None = None) -> Path:
     """One app that only sleeps: the run is about Dapr's processes, not about the app."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "components").mkdir(exist_ok=True)
-    (folder / "components" / "store.yaml").write_text(textwrap.dedent("""\
-        apiVersion: dapr.io/v1alpha1
-        kind: Component
-        metadata: {name: workflowstore}
-        spec:
-          type: state.postgresql
-          version: v2
-          metadata:
-            - {name: connectionString, value: "replaced by the run"}
-            - {name: actorStateStore, value: "true"}
-        """))
+    (folder / "components" / "store.yaml").write_text(STORE)
     (folder / "dapr.yaml").write_text(textwrap.dedent(f"""\
         version: 1
         common:

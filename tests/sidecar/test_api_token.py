@@ -5,7 +5,6 @@ health endpoints excepted; ``python -m sidecar run`` makes a fresh token per run
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -18,26 +17,16 @@ import pytest
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as pb
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
+from tests.processes import sidecar_serving
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def guarded(tmp_path: Path):
     """``python -m sidecar serve`` for one app with DAPR_API_TOKEN=s3cret; yields its (gRPC, HTTP) ports."""
-    proc = subprocess.Popen([sys.executable, "-m", "sidecar", "serve", "--app", "a=0:0", "--state",
-                             str(tmp_path / "state.db")], cwd=REPO, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "DAPR_API_TOKEN": "s3cret"})
-    try:
-        seen = ""
-        deadline = time.monotonic() + 30
-        while "ready;" not in seen and time.monotonic() < deadline:
-            seen += proc.stderr.readline()
-        ports = re.search(r"gRPC on [\d.]+:(\d+), HTTP on [\d.]+:(\d+)", seen)
-        assert ports, seen
-        yield int(ports.group(1)), int(ports.group(2))
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with sidecar_serving(["a"], tmp_path / "state.db", env={"DAPR_API_TOKEN": "s3cret"}, http=True) as ports:
+        yield ports["a"]
 
 
 def _get_instance(port: int, metadata: tuple = ()) -> grpc.StatusCode:
