@@ -157,7 +157,7 @@ def _describe(kind: str, entry: dict[str, Any]) -> str:
     line = f"  {'step' if kind == 'step' else 'undo'} {entry['name']:<18} {entry['outcome']}"
     if entry.get("app"):
         line += f" on {entry['app']}"
-    if entry.get("attempts", 1) and entry.get("attempts", 1) > 1:
+    if (entry.get("attempts") or 1) > 1:
         line += f" after {entry['attempts']} attempts"
     if entry.get("reason"):
         line += f": {entry['reason']}"
