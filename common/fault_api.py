@@ -1,5 +1,7 @@
 """The ``/faults`` HTTP endpoints of one app (see ``common.faults`` for the modes): list, set, clear. Mounted
-only when FAULTS_ENABLED=true; errors leave as problem details (unknown activity 404, bad combination 400)."""
+only when FAULTS_ENABLED=true, and answering loopback clients only unless FAULTS_ALLOW_REMOTE=true (an app bound
+to another address must not let the network crash it); errors leave as problem details (a remote client 403,
+unknown activity 404, bad combination 400)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,16 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from litestar import Router, delete, get, put
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
 from common.faults import Fault, FaultInjector, FaultSpec, InvalidFault, UnknownActivity
-from common.problems import bad_request, not_found, problems
+from common.problems import bad_request, not_found, problem, problems
 
 T = TypeVar("T")
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 async def _answer(call: Awaitable[T]) -> T:
@@ -25,33 +30,41 @@ async def _answer(call: Awaitable[T]) -> T:
         raise bad_request(str(err)) from err
 
 
-@get("/", operation_id="listFaults")
+@get("/", operation_id="listFaults", responses=problems(403))
 async def list_faults(faults: NamedDependency[FaultInjector]) -> list[Fault]:
     return await faults.list()
 
 
-@put("/{activity:str}", operation_id="setFault", responses=problems(400, 404, 413))
+@put("/{activity:str}", operation_id="setFault", responses=problems(400, 403, 404, 413))
 async def put_fault(faults: NamedDependency[FaultInjector], activity: FromPath[str], data: JSONBody[FaultSpec]) -> Fault:
     """Arm a fault on one of this app's activities (404 for another name), replacing the one it had.
     ``delay_ms`` goes with mode ``delay`` only (a 400 otherwise; JSON Schema cannot say it)."""
     return await _answer(faults.set(activity, data))
 
 
-@delete("/", operation_id="clearFaults")
+@delete("/", operation_id="clearFaults", responses=problems(403))
 async def delete_faults(faults: NamedDependency[FaultInjector]) -> None:
     await faults.clear()
 
 
-@delete("/{activity:str}", operation_id="clearFault", responses=problems(404))
+@delete("/{activity:str}", operation_id="clearFault", responses=problems(403, 404))
 async def delete_fault(faults: NamedDependency[FaultInjector], activity: FromPath[str]) -> None:
     await _answer(faults.clear(activity))
 
 
-def fault_router(injector: FaultInjector) -> Router:
+def fault_router(injector: FaultInjector, allow_remote: bool = False) -> Router:
     """``/faults`` endpoints for one app; include it only when FAULTS_ENABLED is true."""
     return Router(
         path="/faults",
         route_handlers=[list_faults, put_fault, delete_faults, delete_fault],
         dependencies={"faults": Provide(lambda: injector, sync_to_thread=False)},
+        guards=[] if allow_remote else [_loopback_only],
         tags=["faults"],
     )
+
+
+def _loopback_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    host = connection.client.host if connection.client else None
+    if host not in LOOPBACK:
+        raise problem(403, f"the fault endpoints answer clients on this machine only, not {host}; "
+                           "set FAULTS_ALLOW_REMOTE=true to open them")

@@ -48,7 +48,7 @@ def service_app(settings: Settings, title: str, handlers: Iterable, activities: 
     db = Database(settings.database_url)
     route_handlers: list = [healthz, *handlers]
     if settings.faults_enabled:
-        route_handlers.append(fault_router(FaultInjector(db, activities, enabled=True)))
+        route_handlers.append(fault_router(FaultInjector(db, activities, enabled=True), settings.faults_allow_remote))
     return forbid_unknown_fields_in_docs(Litestar(
         route_handlers=route_handlers,
         dependencies={"db": Provide(lambda: db, sync_to_thread=False)},

@@ -35,6 +35,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     faults_enabled: bool = False
+    faults_allow_remote: bool = False  # fault endpoints answer loopback clients only unless this is true
     database_url: str | None = None
     postgres_url: str | None = None
     data_dir: Path = Path(".data")
@@ -51,6 +52,7 @@ def load_settings(app_id: str, env: Mapping[str, str] | None = None) -> Settings
         host=env.get("APP_HOST") or "127.0.0.1",
         port=_read(env, "APP_PORT", DEFAULT_PORTS.get(app_id, 8000), _port),
         faults_enabled=_read(env, "FAULTS_ENABLED", False, _bool),
+        faults_allow_remote=_read(env, "FAULTS_ALLOW_REMOTE", False, _bool),
         database_url=env.get("DATABASE_URL") or None,
         postgres_url=env.get("POSTGRES_URL") or None,
         data_dir=Path(env.get("DATA_DIR") or ".data"),

@@ -32,7 +32,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
     orders = Orders(db, workflows or Workflows(), settings.retry, api.wait_timeout_seconds)
     handlers: list = [healthz, OrderController]
     if settings.faults_enabled:
-        handlers.append(fault_router(FaultInjector(db, ACTIVITIES, enabled=True)))
+        handlers.append(fault_router(FaultInjector(db, ACTIVITIES, enabled=True), settings.faults_allow_remote))
     background: set[asyncio.Task] = set()
 
     def start_resuming() -> None:

@@ -26,9 +26,12 @@ async def urls(database_factory) -> dict[str, str]:
     return {name: await database_factory(name, f"{name}:migrations") for name in APPS}
 
 
-def client_for(urls: dict[str, str], name: str, faults_enabled: bool = True) -> AsyncTestClient:
+def client_for(urls: dict[str, str], name: str, faults_enabled: bool = True, allow_remote: bool = True) -> AsyncTestClient:
+    # Litestar's in-process client is not on loopback (its address is "testclient"): open the fault API to it.
     create_app, _ = APPS[name]
-    return AsyncTestClient(app=create_app(Settings(app_id=name, database_url=urls[name], faults_enabled=faults_enabled)))
+    settings = Settings(app_id=name, database_url=urls[name], faults_enabled=faults_enabled,
+                        faults_allow_remote=allow_remote)
+    return AsyncTestClient(app=create_app(settings))
 
 
 def assert_problem(response, status: int) -> dict:
@@ -112,3 +115,13 @@ async def test_an_oversized_body_is_a_413_problem(urls):
 async def test_an_unknown_route_is_a_404_problem(urls):
     async with client_for(urls, "notification") as client:
         assert_problem(await client.get("/nowhere"), 404)
+
+
+@pytest.mark.parametrize("name", list(APPS))
+async def test_fault_endpoints_refuse_a_client_that_is_not_on_this_machine(urls, name):
+    async with client_for(urls, name, allow_remote=False) as client:  # its client address is "testclient"
+        problem = assert_problem(await client.put(f"/faults/{APPS[name][1]}", json={"mode": "error"}), 403)
+        assert "FAULTS_ALLOW_REMOTE=true" in problem["detail"]
+        assert_problem(await client.get("/faults"), 403)
+    async with client_for(urls, name) as client:
+        assert (await client.get("/faults")).json() == []  # nothing was armed by the refused request

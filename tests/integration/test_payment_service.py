@@ -233,7 +233,9 @@ async def test_disabled_faults_never_fire(db, ctx):
 
 
 def app_for(db: Database, faults_enabled: bool = True):
-    return create_app(Settings(app_id="payment", database_url=db.url, faults_enabled=faults_enabled))
+    # Litestar's in-process client is not on loopback (its address is "testclient"): open the fault API to it.
+    return create_app(Settings(app_id="payment", database_url=db.url, faults_enabled=faults_enabled,
+                               faults_allow_remote=True))
 
 
 async def test_get_payment_shows_charge_and_refund_entries(activities, ctx, db):
