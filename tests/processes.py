@@ -1,10 +1,12 @@
-"""Processes the tests start and share: ``python -m sidecar serve`` for some app IDs, on free ports."""
+"""Processes the tests start and share: ``python -m sidecar serve`` for some app IDs, on free ports, and the stop of
+a runner started in a session of its own."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -35,3 +37,16 @@ def sidecar_serving(apps: list[str], state: Path, env: Mapping[str, str] | None 
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def stop_runner(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM a runner (``python -m sidecar run``, ``python -m realdapr run``) started with
+    ``start_new_session=True``; if it has not stopped within ``timeout``, SIGKILL its whole group."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

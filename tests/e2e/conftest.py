@@ -12,7 +12,6 @@ through the real SDK; tests drive it through the REST APIs only. ``--engine`` pi
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import yaml
 from common.db import database_name, drop_database, ensure_database, libpq_url
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprError, find
+from tests.processes import stop_runner
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINES = ("sidecar", "dapr")
@@ -152,12 +152,6 @@ def system(request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory:
         _wait_healthy(system)
         yield system
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_runner(process)
         for name in names.values():
             asyncio.run(drop_database(pg_server_url, name))

@@ -10,8 +10,6 @@ folder `make run-dapr` loads, and why ``deploy/`` (mTLS on) loads them.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import textwrap
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from dapr.conf import settings as dapr_settings
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
 
+from tests.processes import stop_runner
 from test_realdapr import BUILT, STORE, free_port, needs_dapr, start_run, wait_for
 
 
@@ -114,9 +113,4 @@ def test_a_loaded_access_policy_denies_the_cross_app_call_it_allows_when_there_i
             assert state.serialized_output == '"pong hi"'
         client.close()
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_runner(proc)
