@@ -15,7 +15,9 @@ from google.protobuf import empty_pb2
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
 from dapr.ext.workflow._durabletask.internal import protos as pb
 
-from .engine import PENDING, TERMINAL, Engine, EngineError, Instance, _EPOCH_ZERO, _ts
+from .client import Client
+from .engine import Engine
+from .model import EPOCH_ZERO, PENDING, TERMINAL, EngineError, Instance, timestamp
 
 log = logging.getLogger("sidecar.grpc")
 
@@ -27,12 +29,12 @@ def workflow_state(inst: Instance, with_payloads: bool) -> pb.WorkflowState:
         instanceId=inst.instance_id,
         name="" if pending else inst.name,
         workflowStatus=status,
-        lastUpdatedTimestamp=_ts(inst.updated),
+        lastUpdatedTimestamp=timestamp(inst.updated),
     )
     if pending:
-        state.createdTimestamp.FromDatetime(_EPOCH_ZERO)
+        state.createdTimestamp.FromDatetime(EPOCH_ZERO)
     else:
-        state.createdTimestamp.CopyFrom(_ts(inst.created))
+        state.createdTimestamp.CopyFrom(timestamp(inst.created))
     if with_payloads:
         if inst.input is not None:
             state.input.value = inst.input
@@ -45,18 +47,11 @@ def workflow_state(inst: Instance, with_payloads: bool) -> pb.WorkflowState:
     return state
 
 
-def _go_error(exc: EngineError) -> str:
-    """The error's text as daprd's Go code prints it: an ALREADY_EXISTS comes from a gRPC status inside daprd
-    and keeps its ``rpc error: code = ... desc = ...`` form; the rest are plain errors."""
-    if exc.code == "ALREADY_EXISTS":
-        return f"rpc error: code = AlreadyExists desc = {exc.message}"
-    return exc.message
-
-
 class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
     def __init__(self, engine: Engine, app_id: str) -> None:
         self.engine = engine
         self.app_id = app_id
+        self.client = Client(engine, app_id)
 
     async def _call(self, context: grpc.aio.ServicerContext, coro, wrap: str = ""):
         """Await ``coro``; an EngineError aborts the call with its code and message, prefixed by ``wrap``
@@ -64,7 +59,7 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         try:
             return await coro
         except EngineError as exc:
-            message = exc.message if exc.code == "INVALID_ARGUMENT" else wrap + _go_error(exc)
+            message = exc.message if exc.code == "INVALID_ARGUMENT" else wrap + exc.go_text()
             await context.abort(getattr(grpc.StatusCode, exc.code), message)
 
     # --- client -------------------------------------------------------------------------------------
@@ -76,21 +71,21 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         scheduled = None
         if request.HasField("scheduledStartTimestamp"):
             scheduled = request.scheduledStartTimestamp.ToNanoseconds() / 1e9
-        instance_id = await self._call(context, self.engine.start(
-            self.app_id, request.instanceId, request.name,
+        instance_id = await self._call(context, self.client.start(
+            request.instanceId, request.name,
             request.input.value if request.HasField("input") else None,
             scheduled, request.version.value if request.HasField("version") else None),
             "failed to create workflow instance: ")
         return pb.CreateInstanceResponse(instanceId=instance_id)
 
     async def GetInstance(self, request: pb.GetInstanceRequest, context):
-        inst = self.engine.get(self.app_id, request.instanceId)
+        inst = self.client.get(request.instanceId)
         if inst is None:
             return pb.GetInstanceResponse(exists=False)
         return pb.GetInstanceResponse(exists=True, workflowState=workflow_state(inst, request.getInputsAndOutputs))
 
     async def _wait(self, request: pb.GetInstanceRequest, predicate):
-        inst = await self.engine.wait_for(self.app_id, request.instanceId, predicate)
+        inst = await self.client.wait_for(request.instanceId, predicate)
         return pb.GetInstanceResponse(exists=True, workflowState=workflow_state(inst, request.getInputsAndOutputs))
 
     async def WaitForInstanceStart(self, request, context):
@@ -100,36 +95,36 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         return await self._wait(request, lambda i: i.completed and i.status in TERMINAL)
 
     async def RaiseEvent(self, request: pb.RaiseEventRequest, context):
-        await self._call(context, self.engine.raise_event(
-            self.app_id, request.instanceId, request.name, request.input.value if request.HasField("input") else None))
+        await self._call(context, self.client.raise_event(
+            request.instanceId, request.name, request.input.value if request.HasField("input") else None))
         return pb.RaiseEventResponse()
 
     async def TerminateInstance(self, request: pb.TerminateRequest, context):
-        await self._call(context, self.engine.terminate(
-            self.app_id, request.instanceId, request.output.value if request.HasField("output") else None, request.recursive),
+        await self._call(context, self.client.terminate(
+            request.instanceId, request.output.value if request.HasField("output") else None, request.recursive),
             "failed to submit termination request: ")
         return pb.TerminateResponse()
 
     async def SuspendInstance(self, request: pb.SuspendRequest, context):
-        await self._call(context, self.engine.suspend(
-            self.app_id, request.instanceId, request.reason.value if request.HasField("reason") else None))
+        await self._call(context, self.client.suspend(
+            request.instanceId, request.reason.value if request.HasField("reason") else None))
         return pb.SuspendResponse()
 
     async def ResumeInstance(self, request: pb.ResumeRequest, context):
-        await self._call(context, self.engine.resume(
-            self.app_id, request.instanceId, request.reason.value if request.HasField("reason") else None))
+        await self._call(context, self.client.resume(
+            request.instanceId, request.reason.value if request.HasField("reason") else None))
         return pb.ResumeResponse()
 
     async def PurgeInstances(self, request: pb.PurgeInstancesRequest, context):
         if request.HasField("purgeInstanceFilter"):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "multi-instance purge is not implemented")
-        count = await self._call(context, self.engine.purge(self.app_id, request.instanceId, request.recursive),
+        count = await self._call(context, self.client.purge(request.instanceId, request.recursive),
                                  "failed to purge workflow state: ")
         return pb.PurgeInstancesResponse(deletedInstanceCount=count)
 
     async def ListInstanceIDs(self, request: pb.ListInstanceIDsRequest, context):
         async def page():
-            return self.engine.list_ids(self.app_id, request.pageSize if request.HasField("pageSize") else 0,
+            return self.client.list_ids(request.pageSize if request.HasField("pageSize") else 0,
                                         request.continuationToken if request.HasField("continuationToken") else "")
 
         ids, token = await self._call(context, page())
@@ -139,7 +134,7 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         return response
 
     async def GetInstanceHistory(self, request: pb.GetInstanceHistoryRequest, context):
-        inst = self.engine.get(self.app_id, request.instanceId)
+        inst = self.client.get(request.instanceId)
         if inst is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow instance '{request.instanceId}' not found")
         return pb.GetInstanceHistoryResponse(events=inst.history)

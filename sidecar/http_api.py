@@ -17,8 +17,9 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 
 from .api_token import TokenMiddleware
-from .engine import Engine, EngineError, Instance, PENDING, S
-from .grpc_api import _go_error
+from .client import Client
+from .engine import Engine
+from .model import PENDING, EngineError, Instance, S
 
 _PREFIXES = ("v1.0", "v1.0-beta1", "v1.0-alpha1")
 _NOT_FOUND = "ERR_INSTANCE_ID_NOT_FOUND"
@@ -66,6 +67,8 @@ def _not_found(instance_id: str, cause: str | None = None) -> Response:
 
 
 def create_http_app(engine: Engine, app_id: str) -> Litestar:
+    client = Client(engine, app_id)
+
     async def call(coro, error_code: str, wrap: str) -> Response | None:
         """Await ``coro``; an EngineError becomes daprd's error body: 400 for a bad argument, else 500 with
         the error behind daprd's ``wrap`` (a duplicate start included: daprd answers it with 500 too)."""
@@ -74,7 +77,7 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
         except EngineError as exc:
             if exc.code == "INVALID_ARGUMENT":
                 return _error(error_code, exc.message, 400)
-            return _error(error_code, wrap + _go_error(exc), 500)
+            return _error(error_code, wrap + exc.go_text(), 500)
         return None
 
     async def body_text(request: Request) -> str | None:
@@ -88,20 +91,20 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
     @post([f"/{p}/workflows/dapr/{{name:str}}/start" for p in _PREFIXES], status_code=202)
     async def start(name: str, request: Request) -> Response:
         instance_id = request.query_params.get("instanceID") or uuid.uuid4().hex
-        err = await call(engine.start(app_id, instance_id, name, await body_text(request), wait=False), "ERR_START_WORKFLOW",
+        err = await call(client.start(instance_id, name, await body_text(request), wait=False), "ERR_START_WORKFLOW",
                          f"error starting workflow '{name}': unable to start workflow: failed to start workflow: ")
         return err or Response({"instanceID": instance_id}, status_code=202)
 
     @get([f"/{p}/workflows/dapr/{{instance_id:str}}" for p in _PREFIXES])
     async def get_workflow(instance_id: str) -> Response:
-        inst = engine.get(app_id, instance_id)
+        inst = client.get(instance_id)
         if inst is None:
             return _not_found(instance_id)
         return Response(_metadata(inst))
 
     @post([f"/{p}/workflows/dapr/{{instance_id:str}}/raiseEvent/{{event:str}}" for p in _PREFIXES], status_code=202)
     async def raise_event(instance_id: str, event: str, request: Request) -> Response:
-        err = await call(engine.raise_event(app_id, instance_id, event, await body_text(request)), "ERR_RAISE_EVENT_WORKFLOW",
+        err = await call(client.raise_event(instance_id, event, await body_text(request)), "ERR_RAISE_EVENT_WORKFLOW",
                          f"error raising event on workflow '{instance_id}': failed to raise event {event} on workflow "
                          f"{instance_id}: failed to raise event: ")
         return err or Response(None, status_code=202)
@@ -111,7 +114,7 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
         instance is a 404 naming that cause, as daprd answers terminate and purge."""
         @post([f"/{p}/workflows/dapr/{{instance_id:str}}/{action}" for p in _PREFIXES], status_code=202, name=action)
         async def handler(instance_id: str, request: Request) -> Response:
-            if not_found_cause is not None and engine.get(app_id, instance_id) is None:
+            if not_found_cause is not None and client.get(instance_id) is None:
                 return _not_found(instance_id, not_found_cause)
             err = await call(run(instance_id, request), error_code, wrap.format(id=instance_id))
             return err or Response(None, status_code=202)
@@ -119,7 +122,7 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
         return handler
 
     async def _terminate(instance_id: str, request: Request):
-        await engine.terminate(app_id, instance_id, await body_text(request), recursive=True, wait=False)
+        await client.terminate(instance_id, await body_text(request), recursive=True, wait=False)
 
     async def _reason(request: Request) -> str | None:
         return request.query_params.get("reason")
@@ -132,16 +135,16 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
                    "error resuming workflow {id}: failed to resume workflow {id}: failed to resume workflow: "),
         management("terminate", "ERR_TERMINATE_WORKFLOW", _terminate, "error terminating workflow {id}: ",
                    "failed to submit termination request:: no such instance exists"),
-        management("purge", "ERR_PURGE_WORKFLOW", lambda i, r: engine.purge(app_id, i, recursive=True),
+        management("purge", "ERR_PURGE_WORKFLOW", lambda i, r: client.purge(i, recursive=True),
                    "error purging workflow {id}: failed to Purge workflow {id}: failed to purge workflow state: ",
                    "failed to purge workflow state: failed to fetch workflow state: no such instance exists"),
     ]
 
     async def _pause(instance_id: str, request: Request):
-        await engine.suspend(app_id, instance_id, await _reason(request), wait=False)
+        await client.suspend(instance_id, await _reason(request), wait=False)
 
     async def _resume(instance_id: str, request: Request):
-        await engine.resume(app_id, instance_id, await _reason(request), wait=False)
+        await client.resume(instance_id, await _reason(request), wait=False)
 
     def not_found(_: Request, exc: HTTPException) -> Response:
         return _error("ERR_NOT_FOUND", str(exc.detail), exc.status_code)

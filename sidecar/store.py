@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .model import INSTANCE_COLUMNS
+
 SCHEMA_VERSION = 2
 # Version 1 lacked instances.incoming_history; opening such a file adds the column (nothing else changed).
 _UPGRADES = {"1": "ALTER TABLE instances ADD COLUMN incoming_history BLOB"}
@@ -42,13 +44,6 @@ CREATE TABLE activities (
     generation INTEGER NOT NULL, task_id INTEGER NOT NULL, request BLOB NOT NULL
 );
 """
-
-INSTANCE_COLUMNS = (
-    "app_id", "instance_id", "name", "status", "generation", "execution_id", "created", "updated",
-    "input", "output", "custom_status", "failure", "parent", "started", "suspended", "stalled", "completed",
-    "incoming_history",
-)
-
 
 class StateError(Exception):
     """The state file cannot be used: corrupt, not a sidecar state file, or of another schema version.
