@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .retention import RetentionError, RetentionPolicy
 from .supervisor import Launch, Supervisor, on_stop_signals
 from .template import RunTemplate, TemplateError, app_environment, find_executable, load_template
 
@@ -28,14 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging()
     state = Path(args.state) if args.state else Path.cwd() / DEFAULT_STATE
     if args.command == "serve":
-        return asyncio.run(_serve(args.app, state))
+        return asyncio.run(_serve(args.app, state, args.retention))
     try:
         template = load_template(args.file)
         _check_commands(template)
     except TemplateError as exc:
         print(f"[sidecar] error: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(_run(template, state))
+    return asyncio.run(_run(template, state, args.retention))
 
 
 def parse_app(value: str) -> tuple[str, int, int | None]:
@@ -69,7 +70,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-f", "--file", required=True, help="the run template, or a folder holding dapr.yaml")
     for sub in (serve, run):
         sub.add_argument("--state", help=f"the state file (default: {DEFAULT_STATE} in the working directory)")
+        sub.add_argument(
+            "--retention", type=_retention, default=os.environ.get("SIDECAR_RETENTION") or None, metavar="POLICY",
+            help="purge finished instances after this long, as daprd's stateRetentionPolicy: a Go duration for "
+            "any ending (72h), or per ending (completed=1h,failed=720h,terminated=360h,anyTerminal=360h). "
+            "Default: $SIDECAR_RETENTION, else keep them for ever",
+        )
     return parser
+
+
+def _retention(text: str) -> RetentionPolicy:
+    try:
+        return RetentionPolicy.parse(text)
+    except RetentionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class _AppendApp(argparse.Action):
@@ -96,12 +110,12 @@ def _check_commands(template: RunTemplate) -> None:
             raise TemplateError(f"{template.path}: app {app.app_id!r}: command {app.command[0]!r} not found")
 
 
-async def _serve(apps: list[tuple[str, int, int | None]], state: Path) -> int:
+async def _serve(apps: list[tuple[str, int, int | None]], state: Path, retention: RetentionPolicy | None) -> int:
     from .server import AppListen
 
     stop = asyncio.Event()
     on_stop_signals(first=stop.set, again=lambda signum: os._exit(128 + signum), logger=log)
-    sidecar = await _start([AppListen(*app) for app in apps], state)
+    sidecar = await _start([AppListen(*app) for app in apps], state, retention)
     if sidecar is None:
         return 1
     log.info("ready; Ctrl-C or SIGTERM stops")
@@ -111,7 +125,7 @@ async def _serve(apps: list[tuple[str, int, int | None]], state: Path) -> int:
     return 0
 
 
-async def _run(template: RunTemplate, state: Path) -> int:
+async def _run(template: RunTemplate, state: Path, retention: RetentionPolicy | None) -> int:
     from .server import AppListen
 
     stop = asyncio.Event()
@@ -128,7 +142,7 @@ async def _run(template: RunTemplate, state: Path) -> int:
     _use_api_token(state.parent / "api-token")
     # Every app gets an HTTP port too (0 = a free one), as daprd always has one.
     listens = [AppListen(app.app_id, app.grpc_port, app.http_port) for app in template.apps]
-    sidecar = await _start(listens, state)
+    sidecar = await _start(listens, state, retention)
     if sidecar is None:
         return 1
     python_dir = os.path.dirname(sys.executable)
@@ -157,14 +171,14 @@ def _use_api_token(path: Path) -> None:
         log.info("API token for this run in %s (send it as the dapr-api-token header)", path)
 
 
-async def _start(listens: list, state: Path):
+async def _start(listens: list, state: Path, retention: RetentionPolicy | None):
     """Start the listeners, or log why not and return None (a bad state file is never reset)."""
     from .server import start_sidecar
     from .store import StateError
 
     try:
         state.parent.mkdir(parents=True, exist_ok=True)
-        sidecar = await start_sidecar(listens, state)
+        sidecar = await start_sidecar(listens, state, retention=retention)
     except StateError as exc:
         log.error("%s", exc)
         return None

@@ -19,7 +19,7 @@ class Client:
         self.app_id = app_id
 
     def get(self, instance_id: str) -> Instance | None:
-        return self.engine.instances.get((self.app_id, instance_id))
+        return self.engine.lookup((self.app_id, instance_id))
 
     async def wait_for(self, instance_id: str, predicate: Callable[[Instance], bool]) -> Instance:
         """Wait until the instance exists and satisfies ``predicate`` (cancelled by the caller's deadline)."""
@@ -36,11 +36,10 @@ class Client:
                 raise EngineError(
                     "UNKNOWN", f'invalid continue token: strconv.ParseInt: parsing "{token}": invalid syntax'
                 ) from None
-        mine = (i for i in self.engine.instances.values() if i.app_id == self.app_id and i.seq > after)
-        found = sorted(mine, key=lambda i: i.seq)
+        found = self.engine.store.list_ids(self.app_id, after, page_size + 1 if page_size else 0)
         if page_size and len(found) > page_size:
-            return [i.instance_id for i in found[:page_size]], str(found[page_size - 1].seq)
-        return [i.instance_id for i in found], None
+            return [i for _, i in found[:page_size]], str(found[page_size - 1][0])
+        return [i for _, i in found], None
 
     async def start(
         self, instance_id: str, name: str, input: str | None = None, scheduled_start: float | None = None,
@@ -127,10 +126,10 @@ class Client:
         keys = [inst.key]
         if recursive:
             keys = self._descendants(inst) + keys
-        purged = [key for key in keys if key in self.engine.instances]
-        for key in purged:  # all or nothing: refuse before anything is written
-            child = self.engine.instances[key]
-            if not child.completed:
+        found = [(key, self.engine.lookup(key)) for key in keys]
+        purged = [key for key, child in found if child is not None]
+        for _, child in found:  # all or nothing: refuse before anything is written
+            if child is not None and not child.completed:
                 raise EngineError(
                     "UNKNOWN", f"orchestration has not yet completed: child {child.instance_id} on app {child.app_id}"
                 )
@@ -140,7 +139,7 @@ class Client:
     def _descendants(self, inst: Instance) -> list[Key]:
         out: list[Key] = []
         for key in inst.children():
-            child = self.engine.instances.get(key)
+            child = self.engine.lookup(key)
             if child is not None and key not in out:
                 out.extend(k for k in self._descendants(child) if k not in out)
                 out.append(key)

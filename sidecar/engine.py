@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,10 +27,15 @@ from .model import (
     COMPLETED, FAILED, RUNNING, TERMINATED, Activity, InboxItem, Instance, Key, S, event, seconds, string_value,
     timestamp,
 )
+from .retention import RetentionPolicy
 from .store import Store, Tx
 from .timers import Clock, LoopClock, Timers
 
 log = logging.getLogger("sidecar.engine")
+
+# How many finished instances stay in memory after they finish, for the reads that usually follow (the caller
+# waiting for the outcome, a status query); the others are read from the state file when asked for.
+FINISHED_IN_MEMORY = 128
 
 
 class Transition:
@@ -48,11 +52,12 @@ class Engine:
     def __init__(self, store: Store, clock: Clock | None = None) -> None:
         self.store = store
         self.clock = clock or LoopClock()
-        self.instances: dict[Key, Instance] = {}
+        self.instances: dict[Key, Instance] = {}  # the live ones: not finished
+        # The most recently finished, so that the reads that follow a finish need not go to the file.
+        self._finished: collections.OrderedDict[Key, Instance] = collections.OrderedDict()
         self.apps: frozenset[str] = frozenset()
         self.dispatcher = Dispatcher(self.instances, self.clock, boot=uuid.uuid4().hex[:8])
         self.timers = Timers(self.clock, self._on_due)
-        self._seqs = itertools.count(1)
         self._waiters: dict[Key, list[asyncio.Event]] = collections.defaultdict(list)
 
     # ------------------------------------------------------------------ lifecycle
@@ -73,7 +78,6 @@ class Engine:
         data = self.store.load()
         for row in data.instances:
             inst = Instance.from_row(row)
-            inst.seq = next(self._seqs)
             self.instances[inst.key] = inst
         for app_id, instance_id, _seq, blob in data.history:
             self.instances[(app_id, instance_id)].history.append(pb.HistoryEvent.FromString(blob))
@@ -144,6 +148,32 @@ class Engine:
         t.tx.add_inbox(item.id, inst.app_id, inst.instance_id, generation, item.visible_at, ev.SerializeToString())
         inst.inbox.append(item)
 
+    def lookup(self, key: Key) -> Instance | None:
+        """The instance, live or finished (a finished one read back from the state file when it is not among
+        the last few kept in memory), or None."""
+        inst = self.instances.get(key) or self._finished.get(key)
+        if inst is None:
+            found = self.store.load_instance(*key)
+            if found is None:
+                return None
+            row, history = found
+            inst = Instance.from_row(row)
+            inst.history = [pb.HistoryEvent.FromString(e) for e in history]
+            self._keep_finished(inst)
+        return inst
+
+    def _keep_finished(self, inst: Instance) -> None:
+        self._finished[inst.key] = inst
+        self._finished.move_to_end(inst.key)
+        while len(self._finished) > FINISHED_IN_MEMORY:
+            self._finished.popitem(last=False)
+
+    def _retire(self, inst: Instance) -> None:
+        """A finished instance leaves the live set (its row and history stay in the file)."""
+        if self.instances.get(inst.key) is inst:
+            del self.instances[inst.key]
+            self._keep_finished(inst)
+
     def event(self, **kwargs: object) -> pb.HistoryEvent:
         return event(self.clock.now(), **kwargs)
 
@@ -157,7 +187,7 @@ class Engine:
         """Wait until the instance exists and satisfies ``predicate`` (cancelled by the caller's deadline)."""
         key = (app_id, instance_id)
         while True:
-            inst = self.instances.get(key)
+            inst = self.lookup(key)
             if inst is not None and predicate(inst):
                 return inst
             ev = asyncio.Event()
@@ -175,7 +205,6 @@ class Engine:
         wakes it once ``t`` has committed."""
         now = self.clock.now()
         inst = Instance(app_id, instance_id)
-        inst.seq = existing.seq if existing else next(self._seqs)
         inst.generation = existing.generation + 1 if existing else 0
         inst.execution_id = uuid.uuid4().hex
         inst.name, inst.input, inst.created, inst.updated = name, input, now, now
@@ -192,6 +221,7 @@ class Engine:
             t.tx.clear_inbox(app_id, instance_id)
         t.tx.put_instance(inst.row())
         self.instances[inst.key] = inst  # committed with the transition; nothing is sent before
+        self._finished.pop(inst.key, None)
         ev = pb.HistoryEvent(eventId=-1, timestamp=timestamp(now), executionStarted=started, router=router)
         self._deliver(t, inst, ev, None, visible_at=scheduled_start or now)
         return inst
@@ -211,8 +241,16 @@ class Engine:
         with self.transition() as t:
             for key in keys:
                 t.tx.delete_instance(*key)
-                t.then.append(lambda key=key: self.instances.pop(key, None))
+                t.then.append(lambda key=key: (self.instances.pop(key, None), self._finished.pop(key, None)))
                 t.notify.append(key)
+
+    def purge_expired(self, policy: RetentionPolicy, batch: int = 500) -> int:
+        """Delete finished instances older than the retention policy allows, ``batch`` at a time; how many."""
+        keys = self.store.finished_before(policy.cutoffs(self.clock.now()), batch)
+        if keys:
+            self.purge_instances(keys)
+            log.info("purged %d finished instances older than their retention", len(keys))
+        return len(keys)
 
     # ------------------------------------------------------------------ worker completions
 
@@ -303,6 +341,7 @@ class Engine:
         t.tx.clear_inbox(inst.app_id, inst.instance_id)
         inst.inbox = []
         t.tx.put_instance(inst.row())
+        t.then.append(lambda: self._retire(inst))
         t.notify.append(inst.key)
         if inst.parent is not None:
             info = pb.ParentInstanceInfo.FromString(inst.parent)
@@ -352,7 +391,7 @@ class Engine:
 
     def _create_child(self, t: Transition, parent: Instance, start: applier.StartChild) -> None:
         a, task_id = start.action, start.task_id
-        existing = self.instances.get((start.target_app, a.instanceId))
+        existing = self.lookup((start.target_app, a.instanceId))
         if existing is not None and not existing.completed:
             info = pb.ParentInstanceInfo.FromString(existing.parent) if existing.parent else None
             if (info is not None and info.workflowInstance.instanceId == parent.instance_id

@@ -131,7 +131,6 @@ class Instance:
     stalled: bool = False
     completed: bool = False
     incoming_history: bytes | None = None  # a PropagatedHistory from the parent, sent with every turn
-    seq: int = 0  # creation order (kept when the ID is reused), for ListInstanceIDs and its continuation token
     # Set by a continue-as-new until the new generation's first turn: daprd runs that turn in the same work
     # item and records its WorkflowStarted with the action's router. Not persisted: after a restart in between,
     # that one event lacks the router.

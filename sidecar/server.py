@@ -3,6 +3,8 @@ optional HTTP port per app with Dapr's health and workflow-management endpoints.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,9 @@ from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grp
 
 from .api_token import TokenInterceptor, configured_token
 from .engine import Engine
+from .model import S
 from .grpc_api import WorkflowServicer
+from .retention import RetentionPolicy
 
 log = logging.getLogger("sidecar")
 
@@ -36,8 +40,24 @@ class Sidecar:
         self.ports: dict[str, tuple[int, int | None]] = {}
         self._grpc_servers: list[grpc.aio.Server] = []
         self._http_servers: list = []
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def keep_for(self, policy: RetentionPolicy) -> None:
+        """Purge finished instances as ``policy`` says, now and then every ``policy.sweep_interval`` seconds."""
+
+        async def sweep() -> None:
+            while True:
+                while self.engine.purge_expired(policy) > 0:
+                    await asyncio.sleep(0)  # a large backlog goes in batches, between other work
+                await asyncio.sleep(policy.sweep_interval)
+
+        self._sweeper = asyncio.create_task(sweep(), name="retention")
 
     async def stop(self, grace: float = 1.0) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         for server in self._http_servers:
             await server.stop()
         for server in self._grpc_servers:
@@ -45,9 +65,11 @@ class Sidecar:
         await self.engine.close()
 
 
-async def start_sidecar(apps: list[AppListen], state_path: str | Path, host: str = "127.0.0.1") -> Sidecar:
+async def start_sidecar(
+    apps: list[AppListen], state_path: str | Path, host: str = "127.0.0.1", retention: RetentionPolicy | None = None,
+) -> Sidecar:
     """Open the state store, recover it, and start every app's listeners (which require ``DAPR_API_TOKEN`` when
-    the process has it, as daprd does).
+    the process has it, as daprd does). With ``retention``, finished instances are purged as it says.
 
     Raises ``sidecar.store.StateError`` when the state file is corrupt or of another version, and
     ``OSError`` when a port cannot be bound. Nothing is left listening when it raises.
@@ -90,4 +112,9 @@ async def start_sidecar(apps: list[AppListen], state_path: str | Path, host: str
     except BaseException:
         await sidecar.stop(grace=0)
         raise
+    if retention is not None:
+        sidecar.keep_for(retention)
+        log.info("finished instances are purged after: %s", ", ".join(
+            f"{S.Name(status).removeprefix('ORCHESTRATION_STATUS_').lower()} {seconds:g} s"
+            for status, seconds in retention.by_status.items()))
     return sidecar

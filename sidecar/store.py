@@ -127,16 +127,53 @@ class Store:
         return i
 
     def load(self) -> Loaded:
+        """What the engine keeps in memory: the instances that have not finished (with their histories and
+        inboxes) and the queued activities. Finished instances stay in the file (``load_instance``)."""
         db = self._require()
         out = Loaded()
-        cur = db.execute(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances ORDER BY rowid")
+        cur = db.execute(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances WHERE completed = 0 ORDER BY rowid")
         out.instances = [dict(zip(INSTANCE_COLUMNS, row)) for row in cur]
-        out.history = db.execute("SELECT app_id, instance_id, seq, event FROM history ORDER BY app_id, instance_id, seq").fetchall()
+        out.history = db.execute(
+            "SELECT h.app_id, h.instance_id, h.seq, h.event FROM instances i JOIN history h "
+            "ON h.app_id = i.app_id AND h.instance_id = i.instance_id WHERE i.completed = 0 "
+            "ORDER BY h.app_id, h.instance_id, h.seq"
+        ).fetchall()
         out.inbox = db.execute("SELECT id, app_id, instance_id, generation, visible_at, event FROM inbox ORDER BY id").fetchall()
         out.activities = db.execute(
             "SELECT id, target_app, source_app, instance_id, generation, task_id, request FROM activities ORDER BY id"
         ).fetchall()
         return out
+
+    def load_instance(self, app_id: str, instance_id: str) -> tuple[dict[str, Any], list[bytes]] | None:
+        """One instance's row and history events, or None when the file has no such instance."""
+        db = self._require()
+        row = db.execute(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances WHERE app_id = ? AND instance_id = ?",
+                         (app_id, instance_id)).fetchone()
+        if row is None:
+            return None
+        history = db.execute("SELECT event FROM history WHERE app_id = ? AND instance_id = ? ORDER BY seq",
+                             (app_id, instance_id)).fetchall()
+        return dict(zip(INSTANCE_COLUMNS, row)), [h[0] for h in history]
+
+    def list_ids(self, app_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        """(creation number, instance ID) of the app's instances created after ``after``, oldest first; the
+        creation number is the row's rowid, which an upsert keeps, so a reused ID keeps its place."""
+        sql = "SELECT rowid, instance_id FROM instances WHERE app_id = ? AND rowid > ? ORDER BY rowid"
+        args: tuple[Any, ...] = (app_id, after)
+        if limit:
+            sql, args = sql + " LIMIT ?", (*args, limit)
+        return self._require().execute(sql, args).fetchall()
+
+    def finished_before(self, cutoffs: dict[int, float], limit: int) -> list[tuple[str, str]]:
+        """Keys of finished instances whose status has a cutoff and that last changed before it, oldest first."""
+        if not cutoffs:
+            return []
+        where = " OR ".join("(status = ? AND updated < ?)" for _ in cutoffs)
+        args = [v for status, cutoff in cutoffs.items() for v in (status, cutoff)]
+        return self._require().execute(
+            f"SELECT app_id, instance_id FROM instances WHERE completed = 1 AND ({where}) ORDER BY updated LIMIT ?",
+            (*args, limit),
+        ).fetchall()
 
     def _require(self) -> sqlite3.Connection:
         if self._db is None:

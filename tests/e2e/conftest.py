@@ -49,6 +49,11 @@ class System:
     log_path: Path
     process: subprocess.Popen
     engine_health: dict[str, str]  # app id -> its daprd's (or the sidecar's) /v1.0/healthz
+    api_token: str  # the runner's DAPR_API_TOKEN: what a call to an engine's own API must send
+
+    def engine_url(self, app_id: str) -> str:
+        """The base URL of the app's daprd (or the sidecar's listener for it), e.g. for its workflow HTTP API."""
+        return self.engine_health[app_id].removesuffix("/v1.0/healthz")
 
     def client(self, app_id: str) -> httpx.Client:
         return httpx.Client(base_url=self.urls[app_id], timeout=60)
@@ -142,12 +147,13 @@ def system(request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory:
         asyncio.run(ensure_database(pg_server_url, name))
     urls, engine_health = _write_template(tmp, pg_server_url, {a: libpq_url(pg_server_url, n) for a, n in names.items()})
     log_path = tmp / "system.log"
+    token = uuid.uuid4().hex
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             _command(engine, tmp), cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "POSTGRES_URL": pg_server_url},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "POSTGRES_URL": pg_server_url, "DAPR_API_TOKEN": token},
         )
-    system = System(engine, urls, log_path, process, engine_health)
+    system = System(engine, urls, log_path, process, engine_health, token)
     try:
         _wait_healthy(system)
         yield system

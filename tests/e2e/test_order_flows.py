@@ -92,6 +92,26 @@ def test_a_happy_order_is_reserved_charged_shipped_and_notified(system, api: htt
     assert [n["kind"] for n in sent] == ["order_confirmed"]
 
 
+def test_a_finished_order_still_answers_after_its_workflow_is_purged(system, api: httpx.Client):
+    # What a retention policy does to a finished saga (the sidecar's --retention, daprd's stateRetentionPolicy):
+    # the order-api keeps the final summary in its own database, so the order reads the same without it.
+    order_id = new_id("purged")
+    r = api.post("/orders?wait=true", json=order_body(order_id, payment={"method": "card", "token": "tok_declined"}))
+    assert r.status_code == 200, r.text
+    before = r.json()
+    assert before["status"] == "COMPENSATED" and before["compensations"], before
+    purge = httpx.post(f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}/purge",
+                       headers={"dapr-api-token": system.api_token}, timeout=30)
+    assert purge.status_code == 202, purge.text
+    gone = httpx.get(f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}",
+                     headers={"dapr-api-token": system.api_token}, timeout=30)
+    assert gone.status_code == 404, gone.text
+    after = api.get(f"/orders/{order_id}")
+    assert after.status_code == 200, after.text
+    keep = ("status", "total_cents", "steps", "compensations", "failure", "items")
+    assert {k: after.json()[k] for k in keep} == {k: before[k] for k in keep}
+
+
 def test_an_unknown_sku_rejects_the_order_and_touches_nothing(system, api: httpx.Client):
     order_id = new_id("rej")
     order = api.post("/orders?wait=true", json=order_body(order_id, items=[{"sku": "SKU-NOPE", "quantity": 1}])).json()

@@ -85,3 +85,18 @@ def test_a_state_file_of_schema_version_1_is_upgraded_in_place_and_its_instances
     with sqlite3.connect(state) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
     db.close()
+
+
+def test_with_a_retention_policy_a_finished_instance_is_purged_and_a_running_one_kept(make_cluster, monkeypatch):
+    monkeypatch.setenv("SIDECAR_RETENTION", "completed=1s")  # what `SIDECAR_RETENTION=... make run` passes on
+    cluster = make_cluster(["alpha"])
+    cluster.start_workers(("alpha", "a1"))
+    client = cluster.client("alpha")
+    done = client.schedule_new_workflow("clock", input="short", instance_id=unique("done"))
+    assert client.wait_for_workflow_completion(done, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
+    waiting = client.schedule_new_workflow("wait_event", instance_id=unique("waiting"))
+    client.wait_for_workflow_start(waiting, timeout_in_seconds=WAIT)
+    eventually(lambda: client.get_workflow_state(done) is None, timeout=10)
+    assert client.get_workflow_state(waiting).runtime_status == WorkflowStatus.RUNNING
+    assert "finished instances are purged after: completed 1 s" in cluster.engine.log.read_text()
+    assert "purged 1 finished instances older than their retention" in cluster.engine.log.read_text()

@@ -12,9 +12,11 @@ from google.protobuf import wrappers_pb2
 
 from sidecar.client import Client
 from sidecar.dispatcher import WorkerStream
+from sidecar import engine as engine_module
 from sidecar.engine import Engine
 from sidecar.model import COMPLETED, PENDING, RUNNING, timestamp
 from sidecar.store import Tx
+from sidecar.retention import RetentionPolicy
 from sidecar.timers import ManualClock
 
 
@@ -76,8 +78,8 @@ async def test_a_saga_step_runs_on_the_other_app_and_its_result_comes_back(engin
     done = pb.WorkflowAction(id=1, completeWorkflow=pb.CompleteWorkflowAction(
         workflowStatus=COMPLETED, result=wrappers_pb2.StringValue(value='"ok"')))
     engine.complete_turn("orders", answer(second, done))
-    inst = engine.instances[("orders", "o-1")]
-    assert (inst.completed, inst.status, inst.output) == (True, COMPLETED, '"ok"')
+    inst = engine.lookup(("orders", "o-1"))
+    assert inst is not None and (inst.completed, inst.status, inst.output) == (True, COMPLETED, '"ok"')
 
 
 async def test_a_durable_timer_wakes_the_instance_when_the_clock_reaches_it(engine: Engine, clock: ManualClock) -> None:
@@ -147,3 +149,64 @@ async def test_a_restarted_engine_carries_on_from_the_state_file(tmp_path: Path,
         assert work.activityRequest.name == "charge"
     finally:
         await reopened.close()
+
+
+async def finish(engine: Engine, instance_id: str, status: int = COMPLETED) -> None:
+    """Start an instance of ``orders`` and end it in its first turn (the ``orders`` stream must be connected)."""
+    stream = engine.dispatcher.streams["orders"][0]
+    await Client(engine, "orders").start(instance_id, "saga", wait=False)
+    [item] = take(stream)
+    engine.complete_turn("orders", answer(item, pb.WorkflowAction(id=0, completeWorkflow=pb.CompleteWorkflowAction(
+        workflowStatus=status, result=wrappers_pb2.StringValue(value=f'"{instance_id}"')))))
+
+
+async def test_finished_instances_leave_memory_and_are_read_back_from_the_file(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "FINISHED_IN_MEMORY", 2)
+    engine.connect("orders")
+    for n in range(5):
+        await finish(engine, f"f-{n}")
+    assert engine.instances == {}  # nothing live
+    assert list(engine._finished) == [("orders", "f-3"), ("orders", "f-4")]
+    client = Client(engine, "orders")
+    old = client.get("f-0")
+    assert old is not None and old.output == '"f-0"' and old.status == COMPLETED
+    assert [e.WhichOneof("eventType") for e in old.history][-1] == "executionCompleted"
+    assert client.list_ids(page_size=2) == (["f-0", "f-1"], client.list_ids(page_size=2)[1])
+    ids, token = client.list_ids(page_size=3)
+    assert ids == ["f-0", "f-1", "f-2"] and client.list_ids(page_size=3, token=token) == (["f-3", "f-4"], None)
+    # Reusing a finished ID starts a new execution in the same place of the list.
+    await client.start("f-1", "saga", wait=False)
+    assert client.get("f-1").generation == 1 and client.list_ids()[0] == [f"f-{n}" for n in range(5)]
+
+
+async def test_a_restart_loads_only_what_has_not_finished(tmp_path: Path, clock: ManualClock) -> None:
+    engine = await Engine.open(tmp_path / "state.db", clock)
+    engine.connect("orders")
+    await finish(engine, "done")
+    await Client(engine, "orders").start("open", "saga", wait=False)
+    await engine.close()
+    reopened = await Engine.open(tmp_path / "state.db", clock)
+    try:
+        assert list(reopened.instances) == [("orders", "open")]
+        assert Client(reopened, "orders").get("done").output == '"done"'
+    finally:
+        await reopened.close()
+
+
+async def test_retention_purges_finished_instances_once_they_are_old_enough(engine: Engine, clock: ManualClock) -> None:
+    engine.connect("orders")
+    await finish(engine, "ok-1")
+    await finish(engine, "failed-1", status=pb.ORCHESTRATION_STATUS_FAILED)
+    await Client(engine, "orders").start("running", "saga", wait=False)
+    policy = RetentionPolicy.parse("completed=1h,failed=2h")
+    clock.advance(3599)
+    assert engine.purge_expired(policy) == 0
+    clock.advance(2)
+    assert engine.purge_expired(policy) == 1
+    client = Client(engine, "orders")
+    assert client.get("ok-1") is None and client.get("failed-1") is not None
+    clock.advance(3600)
+    assert engine.purge_expired(policy) == 1
+    assert client.list_ids()[0] == ["running"]  # a running instance is never purged

@@ -1,4 +1,5 @@
-"""The instance row and the state file's table agree; timers wake an instance once, at the earliest time."""
+"""The instance row and the state file's table agree; timers wake an instance once, at the earliest time; retention
+policies read as daprd reads them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
-from sidecar.model import INSTANCE_COLUMNS, Instance
+import pytest
+
+from sidecar.model import CANCELED, COMPLETED, FAILED, INSTANCE_COLUMNS, TERMINATED, Instance
+from sidecar.retention import RetentionError, RetentionPolicy, parse_duration
 from sidecar.store import Store
 from sidecar.timers import MAX_ARM, ManualClock, Timers
 
@@ -51,3 +55,15 @@ def test_a_far_timer_is_armed_in_steps() -> None:
     timers.arm(("a", "far"), 10 * MAX_ARM)
     clock.advance(MAX_ARM + 1)
     assert len(woken) == 1 and woken[0] < 2 * MAX_ARM  # the engine re-arms what is still due later
+
+
+def test_retention_policies_read_as_daprd_reads_them() -> None:
+    assert parse_duration("1h30m") == 5400 and parse_duration("500ms") == 0.5 and parse_duration("0") == 0
+    assert RetentionPolicy.parse("72h").by_status == dict.fromkeys((COMPLETED, FAILED, TERMINATED, CANCELED), 259200.0)
+    policy = RetentionPolicy.parse("completed=1m, failed=720h")
+    assert policy.by_status == {COMPLETED: 60.0, FAILED: 2592000.0}
+    assert RetentionPolicy.parse("completed=1m,anyTerminal=1h").by_status[TERMINATED] == 3600.0
+    assert policy.sweep_interval == 15.0
+    for bad in ("", "72", "1d", "h", "done=1h", "completed=soon"):
+        with pytest.raises(RetentionError):
+            RetentionPolicy.parse(bad)
