@@ -14,10 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## run: start PostgreSQL (embedded, under .data/, unless POSTGRES_URL is set), the sidecar and all five apps.
+## The sidecar enforces the WorkflowAccessPolicy files in components/access-policies/ (as daprd with mTLS).
 ## Ctrl-C or SIGTERM stops the apps and the sidecar, then the embedded PostgreSQL if this target started it.
 ## `exec`, so that a SIGTERM to make reaches common.devdb, which passes it on.
 run: $(STAMP)
-	exec $(PY) -m common.devdb run -- $(PY) -m sidecar run -f dapr.yaml
+	exec $(PY) -m common.devdb run -- $(PY) -m sidecar run -f dapr.yaml --policies components/access-policies
 
 ## dapr: find Dapr (daprd, placement, scheduler) of the pinned 1.18 release, or build it once from its Go
 ## modules into ~/.cache/dapr-saga (needs Go 1.26+; the first build takes many minutes). Stdlib only: no venv.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from dapr.ext.workflow._durabletask.internal import protos as pb
 
+from .access_policy import ACTIVITY, DENIED_MESSAGE, DENIED_TYPE, WORKFLOW, AccessPolicies
 from .model import CONTINUED_AS_NEW, SENTINEL_SECONDS, TERMINATED, Instance, event, seconds, string_value, timestamp
 
 
@@ -150,13 +151,20 @@ def unserved(target: str, served: frozenset[str], what: str) -> pb.TaskFailureDe
     return pb.TaskFailureDetails(errorType="AppNotServedError", errorMessage=message)
 
 
+def denied(policies: AccessPolicies | None, caller: str, target: str, kind: str, name: str) -> pb.TaskFailureDetails | None:
+    """daprd's failure for work a ``WorkflowAccessPolicy`` of the target app does not allow the caller, or None."""
+    if policies is None or policies.allows(caller, target, kind, name):
+        return None
+    return pb.TaskFailureDetails(errorType=DENIED_TYPE, errorMessage=DENIED_MESSAGE)
+
+
 def _optional(message: pb.Message, name: str):  # type: ignore[no-untyped-def]  # a protobuf field of any type
     return getattr(message, name) if message.HasField(name) else None
 
 
 def apply_turn(
     inst: Instance, turn_events: list[pb.HistoryEvent], response: pb.WorkflowResponse, *, now: float,
-    served: frozenset[str] = frozenset(),
+    served: frozenset[str] = frozenset(), policies: AccessPolicies | None = None,
 ) -> TurnResult:
     """What the worker's ``response`` to a turn of ``inst`` whose new events were ``turn_events`` produces."""
     stall = stall_reason(inst.history, response)
@@ -202,9 +210,12 @@ def apply_turn(
                 taskExecutionId=a.taskExecutionId, historyPropagationScope=a.historyPropagationScope))
             action_events.append(ev)
             failure = unserved(target, served, f"activity {a.name!r}")
-            if failure is not None:
-                failed = event(now, taskFailed=pb.TaskFailedEvent(taskScheduledId=action.id, failureDetails=failure))
-                out.effects.append(Deliver(failed, now, failure.errorMessage))
+            refused = denied(policies, app_id, target, ACTIVITY, a.name)
+            if failure is not None or refused is not None:
+                details = failure or refused
+                failed = event(now, taskFailed=pb.TaskFailedEvent(taskScheduledId=action.id, failureDetails=details))
+                why = details.errorMessage if failure else f"app {app_id!r} may not schedule activity {a.name!r} on app {target!r}: {DENIED_MESSAGE}"
+                out.effects.append(Deliver(failed, now, why))
                 continue
             request = pb.ActivityRequest(
                 name=a.name, version=ev.taskScheduled.version if a.HasField("version") else None,
@@ -233,10 +244,13 @@ def apply_turn(
                     historyPropagationScope=c.historyPropagationScope)))
             propagated = propagate(inst, c.historyPropagationScope, new_events + action_events)
             failure = unserved(target, served, f"child workflow {c.name!r} ({c.instanceId})")
-            if failure is not None:
+            refused = denied(policies, app_id, target, WORKFLOW, c.name)
+            if failure is not None or refused is not None:
+                details = failure or refused
                 failed = event(now, childWorkflowInstanceFailed=pb.ChildWorkflowInstanceFailedEvent(
-                    taskScheduledId=action.id, failureDetails=failure))
-                out.effects.append(Deliver(failed, now, failure.errorMessage))
+                    taskScheduledId=action.id, failureDetails=details))
+                why = details.errorMessage if failure else f"app {app_id!r} may not schedule workflow {c.name!r} on app {target!r}: {DENIED_MESSAGE}"
+                out.effects.append(Deliver(failed, now, why))
                 continue
             out.effects.append(StartChild(target, action.id, c, router, propagated))
         elif kind == "completeWorkflow":

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .access_policy import AccessPolicies, PolicyError, load_policies
 from .retention import RetentionError, RetentionPolicy
 from .supervisor import Launch, Supervisor, on_stop_signals
 from .template import RunTemplate, TemplateError, app_environment, find_executable, load_template
@@ -28,15 +29,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging()
     state = Path(args.state) if args.state else Path.cwd() / DEFAULT_STATE
+    try:
+        policies = _policies(args.policies, [])
+    except PolicyError as exc:
+        print(f"[sidecar] error: {exc}", file=sys.stderr)
+        return 1
     if args.command == "serve":
-        return asyncio.run(_serve(args.app, state, args.retention))
+        return asyncio.run(_serve(args.app, state, args.retention, policies))
     try:
         template = load_template(args.file)
         _check_commands(template)
-    except TemplateError as exc:
+        # As daprd: the policies among the template's resources apply too.
+        policies = _policies(args.policies, list(template.resources_paths))
+    except (TemplateError, PolicyError) as exc:
         print(f"[sidecar] error: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(_run(template, state, args.retention))
+    return asyncio.run(_run(template, state, args.retention, policies))
+
+
+def _policies(given: list[str] | None, resources: list[Path]) -> AccessPolicies | None:
+    paths = [Path(p) for p in given or []] + [p for p in resources if p.is_dir()]
+    return load_policies(paths) if paths else None
 
 
 def parse_app(value: str) -> tuple[str, int, int | None]:
@@ -70,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-f", "--file", required=True, help="the run template, or a folder holding dapr.yaml")
     for sub in (serve, run):
         sub.add_argument("--state", help=f"the state file (default: {DEFAULT_STATE} in the working directory)")
+        sub.add_argument(
+            "--policies", action="append", metavar="PATH",
+            help="WorkflowAccessPolicy resources to enforce (a file, or a folder whose YAML files are read; repeat "
+            "for more). run -f also reads the template's resourcesPaths, as daprd does",
+        )
         sub.add_argument(
             "--retention", type=_retention, default=os.environ.get("SIDECAR_RETENTION") or None, metavar="POLICY",
             help="purge finished instances after this long, as daprd's stateRetentionPolicy: a Go duration for "
@@ -110,12 +128,13 @@ def _check_commands(template: RunTemplate) -> None:
             raise TemplateError(f"{template.path}: app {app.app_id!r}: command {app.command[0]!r} not found")
 
 
-async def _serve(apps: list[tuple[str, int, int | None]], state: Path, retention: RetentionPolicy | None) -> int:
+async def _serve(apps: list[tuple[str, int, int | None]], state: Path, retention: RetentionPolicy | None,
+                 policies: AccessPolicies | None) -> int:
     from .server import AppListen
 
     stop = asyncio.Event()
     on_stop_signals(first=stop.set, again=lambda signum: os._exit(128 + signum), logger=log)
-    sidecar = await _start([AppListen(*app) for app in apps], state, retention)
+    sidecar = await _start([AppListen(*app) for app in apps], state, retention, policies)
     if sidecar is None:
         return 1
     log.info("ready; Ctrl-C or SIGTERM stops")
@@ -125,7 +144,8 @@ async def _serve(apps: list[tuple[str, int, int | None]], state: Path, retention
     return 0
 
 
-async def _run(template: RunTemplate, state: Path, retention: RetentionPolicy | None) -> int:
+async def _run(template: RunTemplate, state: Path, retention: RetentionPolicy | None,
+               policies: AccessPolicies | None) -> int:
     from .server import AppListen
 
     stop = asyncio.Event()
@@ -142,7 +162,7 @@ async def _run(template: RunTemplate, state: Path, retention: RetentionPolicy | 
     _use_api_token(state.parent / "api-token")
     # Every app gets an HTTP port too (0 = a free one), as daprd always has one.
     listens = [AppListen(app.app_id, app.grpc_port, app.http_port) for app in template.apps]
-    sidecar = await _start(listens, state, retention)
+    sidecar = await _start(listens, state, retention, policies)
     if sidecar is None:
         return 1
     python_dir = os.path.dirname(sys.executable)
@@ -171,14 +191,14 @@ def _use_api_token(path: Path) -> None:
         log.info("API token for this run in %s (send it as the dapr-api-token header)", path)
 
 
-async def _start(listens: list, state: Path, retention: RetentionPolicy | None):
+async def _start(listens: list, state: Path, retention: RetentionPolicy | None, policies: AccessPolicies | None):
     """Start the listeners, or log why not and return None (a bad state file is never reset)."""
     from .server import start_sidecar
     from .store import StateError
 
     try:
         state.parent.mkdir(parents=True, exist_ok=True)
-        sidecar = await start_sidecar(listens, state, retention=retention)
+        sidecar = await start_sidecar(listens, state, retention=retention, policies=policies)
     except StateError as exc:
         log.error("%s", exc)
         return None

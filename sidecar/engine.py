@@ -22,6 +22,7 @@ from pathlib import Path
 from dapr.ext.workflow._durabletask.internal import protos as pb
 
 from . import applier
+from .access_policy import AccessPolicies
 from .dispatcher import Dispatcher, WorkerStream
 from .model import (
     COMPLETED, FAILED, RUNNING, TERMINATED, Activity, InboxItem, Instance, Key, S, event, seconds, string_value,
@@ -56,6 +57,7 @@ class Engine:
         # The most recently finished, so that the reads that follow a finish need not go to the file.
         self._finished: collections.OrderedDict[Key, Instance] = collections.OrderedDict()
         self.apps: frozenset[str] = frozenset()
+        self.policies: AccessPolicies | None = None  # WorkflowAccessPolicy resources, enforced on cross-app work
         self.dispatcher = Dispatcher(self.instances, self.clock, boot=uuid.uuid4().hex[:8])
         self.timers = Timers(self.clock, self._on_due)
         self._waiters: dict[Key, list[asyncio.Event]] = collections.defaultdict(list)
@@ -265,7 +267,8 @@ class Engine:
         turn = inst.turn
         turn.stream.turns.discard(inst.key)
         inst.turn = None
-        result = applier.apply_turn(inst, turn.new_events, response, now=self.clock.now(), served=self.apps)
+        result = applier.apply_turn(inst, turn.new_events, response, now=self.clock.now(), served=self.apps,
+                                    policies=self.policies)
         for kind in result.ignored:
             log.warning("app %s: ignoring unsupported action %s from the worker of %s", app_id, kind, inst.instance_id)
         if result.stall is not None:

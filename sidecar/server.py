@@ -14,6 +14,7 @@ import grpc
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
 
 from .api_token import TokenInterceptor, configured_token
+from .access_policy import AccessPolicies
 from .engine import Engine
 from .model import S
 from .grpc_api import WorkflowServicer
@@ -67,9 +68,11 @@ class Sidecar:
 
 async def start_sidecar(
     apps: list[AppListen], state_path: str | Path, host: str = "127.0.0.1", retention: RetentionPolicy | None = None,
+    policies: AccessPolicies | None = None,
 ) -> Sidecar:
     """Open the state store, recover it, and start every app's listeners (which require ``DAPR_API_TOKEN`` when
-    the process has it, as daprd does). With ``retention``, finished instances are purged as it says.
+    the process has it, as daprd does). With ``retention``, finished instances are purged as it says; with
+    ``policies``, cross-app work is checked against them.
 
     Raises ``sidecar.store.StateError`` when the state file is corrupt or of another version, and
     ``OSError`` when a port cannot be bound. Nothing is left listening when it raises.
@@ -78,6 +81,7 @@ async def start_sidecar(
     if len(set(ids)) != len(ids):
         raise ValueError(f"an app ID is given twice: {ids}")
     engine = await Engine.open(Path(state_path))
+    engine.policies = policies
     sidecar = Sidecar(engine)
     token = configured_token()
     try:
@@ -112,6 +116,11 @@ async def start_sidecar(
     except BaseException:
         await sidecar.stop(grace=0)
         raise
+    if policies is not None:
+        for app in ids:
+            if policies.applies_to(app):
+                log.info("app %s: workflow access policies %s: other apps may schedule only what they allow", app,
+                         ", ".join(policies.names.get(app, [])) or "(unscoped)")
     if retention is not None:
         sidecar.keep_for(retention)
         log.info("finished instances are purged after: %s", ", ".join(

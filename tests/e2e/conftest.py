@@ -114,7 +114,8 @@ def _wait_healthy(system: System, timeout: float = 120) -> None:
 
 def _command(engine: str, tmp: Path) -> list[str]:
     if engine == "sidecar":
-        return [sys.executable, "-m", "sidecar", "run", "-f", str(tmp / "dapr.yaml"), "--state", str(tmp / "state.db")]
+        return [sys.executable, "-m", "sidecar", "run", "-f", str(tmp / "dapr.yaml"), "--state", str(tmp / "state.db"),
+                "--policies", str(REPO / "components" / "access-policies")]  # as `make run`
     return [sys.executable, "-m", "realdapr", "run", "-f", str(tmp / "dapr.yaml"), "--data-dir", str(tmp / "dapr"),
             "--workflow-db", f"{tmp.name.replace('-', '_')}_wf", "--placement-port", "0", "--scheduler-port", "0"]
 

@@ -66,9 +66,15 @@ class _Engines:
         self.request, self.kind = request, engine
         self.databases: list[str] = []
 
-    def make(self, apps: list[str], workdir: Path) -> Cluster:
+    def make(self, apps: list[str], workdir: Path, policies: str | None = None) -> Cluster:
+        """``policies``: the text of WorkflowAccessPolicy resources the engine loads (the sidecar with
+        ``--policies``, daprd from its resources folder)."""
+        if policies is not None:
+            (workdir / "resources").mkdir(parents=True, exist_ok=True)
+            (workdir / "resources" / "policies.yaml").write_text(policies)
         if self.kind == "sidecar":
-            return Cluster(Sidecar(apps, workdir / "state.db", workdir / "sidecar.log"), workdir)
+            policy_args = ["--policies", str(workdir / "resources" / "policies.yaml")] if policies else []
+            return Cluster(Sidecar(apps, workdir / "state.db", workdir / "sidecar.log", policy_args), workdir)
         dapr = _dapr_or_skip(self.request.config)
         server = self.request.getfixturevalue("pg_server_url")
         name = f"engine_wf_{uuid.uuid4().hex[:10]}"
@@ -98,12 +104,12 @@ def shared(request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest
 
 @pytest.fixture
 def make_cluster(request: pytest.FixtureRequest, engine: str,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[list[str]], Cluster]]:
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Cluster]]:
     engines = _Engines(request, engine)
     made: list[Cluster] = []
 
-    def make(apps: list[str]) -> Cluster:
-        cluster = engines.make(apps, tmp_path_factory.mktemp(f"engine-{engine}"))
+    def make(apps: list[str], policies: str | None = None) -> Cluster:
+        cluster = engines.make(apps, tmp_path_factory.mktemp(f"engine-{engine}"), policies)
         made.append(cluster)
         cluster.engine.start()
         return cluster

@@ -95,15 +95,16 @@ class Sidecar(_ProcessGroup):
 
     name = "sidecar"
 
-    def __init__(self, apps: list[str], state: Path, log: Path) -> None:
+    def __init__(self, apps: list[str], state: Path, log: Path, extra_args: list[str] | None = None) -> None:
         self.apps = apps
         self.state = state
         self.log = log
+        self.extra_args = extra_args or []
         self.ports: dict[str, tuple[int, int]] = {}
         self.proc: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
-        args = [sys.executable, "-m", "sidecar", "serve", "--state", str(self.state)]
+        args = [sys.executable, "-m", "sidecar", "serve", "--state", str(self.state), *self.extra_args]
         for app in self.apps:
             grpc_port, http_port = self.ports.get(app, (0, 0))
             args += ["--app", f"{app}={grpc_port}:{http_port}"]

@@ -156,3 +156,22 @@ def test_applying_a_turn_changes_neither_the_instance_nor_the_turn() -> None:
                        now=NOW)
     assert ([e.SerializeToString() for e in inst.history], [e.SerializeToString() for e in events],
             inst.suspended) == before
+
+
+def test_work_a_policy_of_the_target_does_not_allow_fails_as_daprd_denies_it(tmp_path) -> None:
+    from sidecar.access_policy import load_policies
+
+    (tmp_path / "p.yaml").write_text(
+        "apiVersion: dapr.io/v1alpha1\nkind: WorkflowAccessPolicy\nmetadata: {name: pay}\nscopes: [payment]\n"
+        "spec:\n  rules:\n    - callers: [{appID: orders}]\n      activities: [{name: charge}, {name: ref*}]\n")
+    policies = load_policies([tmp_path])
+    actions = answer(schedule(0, "charge", target="payment"), schedule(1, "refund", target="payment"),
+                     schedule(2, "ship", target="payment"))
+    out = applier.apply_turn(started_instance(), turn(), actions, now=NOW, policies=policies)
+    assert [type(e).__name__ for e in out.effects] == ["ScheduleActivity", "ScheduleActivity", "Deliver"]
+    denied = out.effects[2]
+    assert denied.event.taskFailed.failureDetails.errorType == "WorkflowAccessPolicyDenied"
+    assert denied.event.taskFailed.failureDetails.errorMessage == "access denied by workflow access policy"
+    other = applier.apply_turn(started_instance("shop"), turn(), answer(schedule(0, "charge", target="payment")),
+                               now=NOW, policies=policies)
+    assert isinstance(other.effects[0], applier.Deliver)  # a caller no rule names
