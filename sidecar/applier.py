@@ -42,6 +42,7 @@ class StartChild:
     action: pb.CreateChildWorkflowAction
     router: pb.TaskRouter
     propagated: pb.PropagatedHistory | None
+    trace: pb.TraceContext | None = None
 
 
 Effect = Deliver | ScheduleActivity | StartChild
@@ -193,6 +194,10 @@ def apply_turn(
         elif e.HasField("executionTerminated") and terminate_event is None:
             terminate_event = e.executionTerminated
 
+    # The trace the workflow's work joins: the one its start carried (daprd would put its own workflow span
+    # between; the sidecar records no spans, so activities join the caller's trace directly).
+    trace = next((e.executionStarted.parentTraceContext for e in (*inst.history, *new_events)
+                  if e.HasField("executionStarted") and e.executionStarted.HasField("parentTraceContext")), None)
     action_events: list[pb.HistoryEvent] = []
     completion: pb.CompleteWorkflowAction | None = None
     completion_id = -1
@@ -207,7 +212,8 @@ def apply_turn(
             a = action.scheduleTask
             ev = pb.HistoryEvent(eventId=action.id, timestamp=timestamp(now), router=router, taskScheduled=pb.TaskScheduledEvent(
                 name=a.name, version=_optional(a, "version"), input=_optional(a, "input"),
-                taskExecutionId=a.taskExecutionId, historyPropagationScope=a.historyPropagationScope))
+                taskExecutionId=a.taskExecutionId, historyPropagationScope=a.historyPropagationScope,
+                parentTraceContext=trace))
             action_events.append(ev)
             failure = unserved(target, served, f"activity {a.name!r}")
             refused = denied(policies, app_id, target, ACTIVITY, a.name)
@@ -221,7 +227,7 @@ def apply_turn(
                 name=a.name, version=ev.taskScheduled.version if a.HasField("version") else None,
                 input=_optional(a, "input"),
                 workflowInstance=pb.WorkflowInstance(instanceId=inst.instance_id, executionId=string_value(inst.execution_id)),
-                taskId=action.id, taskExecutionId=a.taskExecutionId)
+                taskId=action.id, taskExecutionId=a.taskExecutionId, parentTraceContext=trace)
             propagated = propagate(inst, a.historyPropagationScope, new_events + action_events)
             if propagated is not None:
                 request.propagatedHistory.CopyFrom(propagated)
@@ -252,7 +258,7 @@ def apply_turn(
                 why = details.errorMessage if failure else f"app {app_id!r} may not schedule workflow {c.name!r} on app {target!r}: {DENIED_MESSAGE}"
                 out.effects.append(Deliver(failed, now, why))
                 continue
-            out.effects.append(StartChild(target, action.id, c, router, propagated))
+            out.effects.append(StartChild(target, action.id, c, router, propagated, trace))
         elif kind == "completeWorkflow":
             if completion is None:  # the first one wins
                 completion, completion_id, completion_router = action.completeWorkflow, action.id, router

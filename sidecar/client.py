@@ -43,7 +43,7 @@ class Client:
 
     async def start(
         self, instance_id: str, name: str, input: str | None = None, scheduled_start: float | None = None,
-        version: str | None = None, wait: bool = True,
+        version: str | None = None, wait: bool = True, trace: pb.TraceContext | None = None,
     ) -> str:
         if not name:
             raise EngineError("INVALID_ARGUMENT", "workflow name is required")
@@ -55,7 +55,7 @@ class Client:
         with self.engine.transition() as t:
             router = pb.TaskRouter(sourceAppID=self.app_id)
             inst = self.engine.new_instance(t, self.app_id, instance_id, name, input, version, None, router,
-                                            scheduled_start, existing)
+                                            scheduled_start, existing, trace=trace)
             t.notify.append(inst.key)
             t.wake.append(inst)
         if wait and scheduled_start is None:

@@ -201,7 +201,7 @@ class Engine:
     def new_instance(
         self, t: Transition, app_id: str, instance_id: str, name: str, input: str | None, version: str | None,
         parent: pb.ParentInstanceInfo | None, router: pb.TaskRouter, scheduled_start: float | None,
-        existing: Instance | None, incoming_history: bytes | None = None,
+        existing: Instance | None, incoming_history: bytes | None = None, trace: pb.TraceContext | None = None,
     ) -> Instance:
         """Create (or reset a terminal) instance whose first inbox event is its ExecutionStarted; the caller
         wakes it once ``t`` has committed."""
@@ -217,6 +217,7 @@ class Engine:
             workflowInstance=pb.WorkflowInstance(instanceId=instance_id, executionId=string_value(inst.execution_id)),
             parentInstance=parent,
             scheduledStartTimestamp=timestamp(scheduled_start) if scheduled_start else None,
+            parentTraceContext=trace,
         )
         if existing is not None:
             t.tx.clear_history(app_id, instance_id)
@@ -413,7 +414,7 @@ class Engine:
         child = self.new_instance(
             t, start.target_app, a.instanceId, a.name, a.input.value if a.HasField("input") else None,
             a.version.value if a.HasField("version") else None, info, start.router, None, existing,
-            start.propagated.SerializeToString() if start.propagated is not None else None)
+            start.propagated.SerializeToString() if start.propagated is not None else None, start.trace)
         t.then.append(lambda: (self._notify(child.key), self._schedule(child), self.dispatcher.pump(child.app_id)))
 
     def complete_activity(self, app_id: str, response: pb.ActivityResponse) -> None:

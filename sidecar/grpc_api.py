@@ -17,7 +17,7 @@ from dapr.ext.workflow._durabletask.internal import protos as pb
 
 from .client import Client
 from .engine import Engine
-from .model import EPOCH_ZERO, PENDING, TERMINAL, EngineError, Instance, timestamp
+from .model import EPOCH_ZERO, PENDING, TERMINAL, EngineError, Instance, timestamp, trace_context
 
 log = logging.getLogger("sidecar.grpc")
 
@@ -71,10 +71,14 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         scheduled = None
         if request.HasField("scheduledStartTimestamp"):
             scheduled = request.scheduledStartTimestamp.ToNanoseconds() / 1e9
+        # The caller's trace, from the request or else from its W3C headers, as daprd takes it.
+        metadata = dict(context.invocation_metadata() or ())
+        trace = (request.parentTraceContext if request.HasField("parentTraceContext")
+                 else trace_context(metadata.get("traceparent"), metadata.get("tracestate")))
         instance_id = await self._call(context, self.client.start(
             request.instanceId, request.name,
             request.input.value if request.HasField("input") else None,
-            scheduled, request.version.value if request.HasField("version") else None),
+            scheduled, request.version.value if request.HasField("version") else None, trace=trace),
             "failed to create workflow instance: ")
         return pb.CreateInstanceResponse(instanceId=instance_id)
 

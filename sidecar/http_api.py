@@ -19,7 +19,7 @@ from litestar.exceptions import HTTPException
 from .api_token import TokenMiddleware
 from .client import Client
 from .engine import Engine
-from .model import PENDING, EngineError, Instance, S
+from .model import PENDING, EngineError, Instance, S, trace_context
 
 _PREFIXES = ("v1.0", "v1.0-beta1", "v1.0-alpha1")
 _NOT_FOUND = "ERR_INSTANCE_ID_NOT_FOUND"
@@ -91,7 +91,9 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
     @post([f"/{p}/workflows/dapr/{{name:str}}/start" for p in _PREFIXES], status_code=202)
     async def start(name: str, request: Request) -> Response:
         instance_id = request.query_params.get("instanceID") or uuid.uuid4().hex
-        err = await call(client.start(instance_id, name, await body_text(request), wait=False), "ERR_START_WORKFLOW",
+        trace = trace_context(request.headers.get("traceparent"), request.headers.get("tracestate"))
+        err = await call(client.start(instance_id, name, await body_text(request), wait=False, trace=trace),
+                         "ERR_START_WORKFLOW",
                          f"error starting workflow '{name}': unable to start workflow: failed to start workflow: ")
         return err or Response({"instanceID": instance_id}, status_code=202)
 

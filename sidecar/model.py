@@ -4,6 +4,7 @@ beyond what a field means."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,18 @@ def seconds(ts: timestamp_pb2.Timestamp) -> float:
 
 def string_value(value: str | None) -> wrappers_pb2.StringValue | None:
     return None if value is None else wrappers_pb2.StringValue(value=value)
+
+
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+
+
+def trace_context(traceparent: str | None, tracestate: str | None = None) -> pb.TraceContext | None:
+    """A W3C ``traceparent`` (and ``tracestate``) as the workflow protocol's TraceContext; None when absent or
+    malformed (a trace is a convenience: a bad header never fails a request)."""
+    match = _TRACEPARENT.fullmatch(traceparent or "")
+    if match is None or set(match.group(1)) == {"0"} or set(match.group(2)) == {"0"}:
+        return None
+    return pb.TraceContext(traceParent=traceparent, spanID=match.group(2), traceState=string_value(tracestate))
 
 
 def event(now: float, **kwargs: Any) -> pb.HistoryEvent:

@@ -175,3 +175,22 @@ def test_work_a_policy_of_the_target_does_not_allow_fails_as_daprd_denies_it(tmp
     other = applier.apply_turn(started_instance("shop"), turn(), answer(schedule(0, "charge", target="payment")),
                                now=NOW, policies=policies)
     assert isinstance(other.effects[0], applier.Deliver)  # a caller no rule names
+
+
+def test_activities_and_children_join_the_trace_the_workflow_was_started_in() -> None:
+    from sidecar.model import trace_context
+
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    assert trace_context("00-" + "0" * 32 + "-00f067aa0ba902b7-01") is None and trace_context("junk") is None
+    inst = started_instance()
+    inst.history[1].executionStarted.parentTraceContext.CopyFrom(trace_context(traceparent, "k=v"))
+    child = pb.WorkflowAction(id=1, createChildWorkflow=pb.CreateChildWorkflowAction(instanceId="c", name="sub"))
+    out = applier.apply_turn(inst, turn(), answer(schedule(0, "charge"), child), now=NOW)
+    activity, start = out.effects
+    assert activity.request.parentTraceContext.traceParent == traceparent
+    assert activity.request.parentTraceContext.spanID == "00f067aa0ba902b7"
+    assert activity.request.parentTraceContext.traceState.value == "k=v"
+    assert out.history[1].taskScheduled.parentTraceContext.traceParent == traceparent
+    assert start.trace is not None and start.trace.traceParent == traceparent
+    untraced = applier.apply_turn(started_instance(), turn(), answer(schedule(0, "charge")), now=NOW)
+    assert not untraced.effects[0].request.HasField("parentTraceContext")
