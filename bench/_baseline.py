@@ -20,12 +20,26 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 STEPS = ("inventory", "payment", "shipping", "notification")
 metadata = sa.MetaData()
-effects = sa.Table("baseline_effects", metadata, sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-                   sa.Column("service", sa.Text, nullable=False), sa.Column("order_id", sa.Text, nullable=False))
-orders = sa.Table("baseline_orders", metadata, sa.Column("order_id", sa.Text, primary_key=True),
-                  sa.Column("status", sa.Text, nullable=False))
-saga_log = sa.Table("baseline_saga_log", metadata, sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-                    sa.Column("order_id", sa.Text, nullable=False), sa.Column("step", sa.Text, nullable=False))
+effects = sa.Table(
+    "baseline_effects",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("order_id", sa.Text, nullable=False),
+)
+orders = sa.Table(
+    "baseline_orders",
+    metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+)
+saga_log = sa.Table(
+    "baseline_saga_log",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("step", sa.Text, nullable=False),
+)
 
 
 def service(name: str, database_url: str) -> Litestar:

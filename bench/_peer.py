@@ -44,9 +44,8 @@ def _quiet_logger(name: str) -> logging.Logger:
 def _backend(threads: int) -> int:
     from concurrent import futures
 
-    import grpc
-
     import durabletask.internal.orchestrator_service_pb2_grpc as stubs
+    import grpc
     from durabletask.testing import InMemoryOrchestrationBackend
 
     # What InMemoryOrchestrationBackend.start() does, but on 127.0.0.1 and a free port, with a thread

@@ -84,19 +84,43 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.engines", description=__doc__.split("\n\n")[0])
-    p.add_argument("--workflows", type=_positive, default=DEFAULT_WORKFLOWS, metavar="N",
-                   help=f"workflows measured at each concurrency (default {DEFAULT_WORKFLOWS})")
-    p.add_argument("--activities", type=_positive, default=DEFAULT_ACTIVITIES, metavar="K",
-                   help=f"sequential activities per workflow (default {DEFAULT_ACTIVITIES})")
-    p.add_argument("--concurrency", type=_positive, nargs="+", default=list(DEFAULT_CONCURRENCY), metavar="C",
-                   help="workflows in flight at once; one run per value (default: %(default)s)")
-    p.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=["sidecar", "peer"],
-                   help="what to run the load on, side by side: the sidecar, durabletask's in-memory backend (peer) "
-                   "and real daprd with placement, scheduler and a PostgreSQL state store (needs `make dapr`) "
-                   "(default: %(default)s)")
+    p.add_argument(
+        "--workflows",
+        type=_positive,
+        default=DEFAULT_WORKFLOWS,
+        metavar="N",
+        help=f"workflows measured at each concurrency (default {DEFAULT_WORKFLOWS})",
+    )
+    p.add_argument(
+        "--activities",
+        type=_positive,
+        default=DEFAULT_ACTIVITIES,
+        metavar="K",
+        help=f"sequential activities per workflow (default {DEFAULT_ACTIVITIES})",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive,
+        nargs="+",
+        default=list(DEFAULT_CONCURRENCY),
+        metavar="C",
+        help="workflows in flight at once; one run per value (default: %(default)s)",
+    )
+    p.add_argument(
+        "--systems",
+        nargs="+",
+        choices=list(SYSTEMS),
+        default=["sidecar", "peer"],
+        help="what to run the load on, side by side: the sidecar, durabletask's in-memory backend (peer) "
+        "and real daprd with placement, scheduler and a PostgreSQL state store (needs `make dapr`) "
+        "(default: %(default)s)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-    p.add_argument("--profile", metavar="DIR",
-                   help="run the sidecar under cProfile and write DIR/sidecar-c<C>.prof (slows it down)")
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run the sidecar under cProfile and write DIR/sidecar-c<C>.prof (slows it down)",
+    )
     return p
 
 
@@ -112,14 +136,18 @@ def _positive(text: str) -> int:
 class Child:
     """One child process; its stdout and stderr go to files in the run's folder."""
 
-    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str] | None = None,
-                 python: bool = True) -> None:
+    def __init__(
+        self, name: str, args: list[str], workdir: Path, env: dict[str, str] | None = None, python: bool = True
+    ) -> None:
         self.name = name
         self.out = workdir / f"{name}.out"
         self.err = workdir / f"{name}.err"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, *args] if python else args, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                [sys.executable, *args] if python else args,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
                 env=_environment(env or {}),
             )
 
@@ -132,7 +160,9 @@ class Child:
             if found:
                 return found
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode} before it was ready:\n{self.tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with code {self.proc.returncode} before it was ready:\n{self.tail()}"
+                )
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} was not ready within {timeout:.0f} s:\n{self.tail()}")
 
@@ -270,8 +300,14 @@ def _deploy_daprd(workdir: Path) -> Deployment:
     from common.db import ensure_database, libpq_url
     from common.devdb import start_embedded
     from realdapr.binaries import find
-    from realdapr.run import (ControlPlanePorts, control_plane_commands, control_plane_health, daprd_command,
-                              daprd_environment, free_port)
+    from realdapr.run import (
+        ControlPlanePorts,
+        control_plane_commands,
+        control_plane_health,
+        daprd_command,
+        daprd_environment,
+        free_port,
+    )
     from sidecar.template import AppSpec
 
     dapr = find()
@@ -286,8 +322,9 @@ def _deploy_daprd(workdir: Path) -> Deployment:
         (resources / "store.yaml").write_text(
             "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: workflowstore}\nspec:\n"
             "  type: state.postgresql\n  version: v2\n  metadata:\n"
-            f"    - {{name: connectionString, value: \"{libpq_url(server, 'bench_workflows')}\"}}\n"
-            "    - {name: actorStateStore, value: \"true\"}\n")
+            f'    - {{name: connectionString, value: "{libpq_url(server, "bench_workflows")}"}}\n'
+            '    - {name: actorStateStore, value: "true"}\n'
+        )
         ports = ControlPlanePorts.from_bases(0, 0)
         env = daprd_environment({})
         for name, command in control_plane_commands(dapr, ports, workdir / "scheduler", "warn").items():
@@ -326,7 +363,9 @@ def _postgres_processes(pgdata: Path) -> list:
     return [root, *root.children(recursive=True)]
 
 
-def _client(deployment: Deployment, workdir: Path, prefix: str, workflows: int, concurrency: int, activities: int) -> dict:
+def _client(
+    deployment: Deployment, workdir: Path, prefix: str, workflows: int, concurrency: int, activities: int
+) -> dict:
     cmd = [sys.executable, *deployment.client, prefix, str(workflows), str(concurrency), str(activities)]
     env = _environment(deployment.client_env)
     with open(workdir / f"client-{prefix}.err", "wb") as err:
@@ -335,7 +374,8 @@ def _client(deployment: Deployment, workdir: Path, prefix: str, workflows: int, 
         tails = "\n".join(c.tail() for c in [*deployment.engines, *deployment.workers])
         raise RuntimeError(
             f"the {prefix} client failed (exit {done.returncode}):\n"
-            f"{(workdir / f'client-{prefix}.err').read_text(errors='replace')[-3000:]}\n{tails}")
+            f"{(workdir / f'client-{prefix}.err').read_text(errors='replace')[-3000:]}\n{tails}"
+        )
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
@@ -391,8 +431,12 @@ def _figures(system: str, concurrency: int, activities: int, result: dict) -> di
         "wall_s": round(result["wall_s"], 3),
         "workflows_per_s": round(len(lat) / result["wall_s"], 2),
         "activities_per_s": round(len(lat) * activities / result["wall_s"], 1),
-        "latency_ms": {"p50": _ms(_pct(lat, 50)), "p99": _ms(_pct(lat, 99)), "mean": _ms(statistics.fmean(lat)),
-                       "max": _ms(lat[-1])},
+        "latency_ms": {
+            "p50": _ms(_pct(lat, 50)),
+            "p99": _ms(_pct(lat, 99)),
+            "mean": _ms(statistics.fmean(lat)),
+            "max": _ms(lat[-1]),
+        },
         "activity_own_us": round(own_per_activity * 1e6, 2),
         "overhead_per_activity_ms": {"p50": _ms(_pct(overhead, 50)), "mean": _ms(statistics.fmean(overhead))},
     }
@@ -428,8 +472,11 @@ def _persisted(state: Path, expected: int, activities: int) -> dict:
 def _machine() -> dict:
     cpu = "unknown"
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     import psutil
@@ -440,7 +487,7 @@ def _machine() -> dict:
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "os": platform.platform(terse=True),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -508,8 +555,10 @@ def _table(report: dict) -> str:
     for r in report["runs"]:
         if "persisted" in r:
             d = r["persisted"]
-            out.append(f"  - persisted at concurrency {r['concurrency']}: {d['completed_instances']} completed instances, "
-                       f"{d['history_events']} history events, state file {d['file_mb']} MB (read back after stop)")
+            out.append(
+                f"  - persisted at concurrency {r['concurrency']}: {d['completed_instances']} completed instances, "
+                f"{d['history_events']} history events, state file {d['file_mb']} MB (read back after stop)"
+            )
     return "\n".join(out)
 
 
@@ -523,13 +572,17 @@ def _verdict(report: dict) -> list[str]:
         for other in (PEER, DAPRD):
             if other in runs:
                 o = runs[other]["workflows_per_s"]
-                out.append(f"  sidecar throughput >= {other} at concurrency {c}: {'yes' if s >= o else 'NO'} "
-                           f"({s} vs {o} workflows/s, x{s / o:.2f})")
+                out.append(
+                    f"  sidecar throughput >= {other} at concurrency {c}: {'yes' if s >= o else 'NO'} "
+                    f"({s} vs {o} workflows/s, x{s / o:.2f})"
+                )
     if 1 in report["workload"]["concurrency"]:
         one = next(r for r in report["runs"] if r["system"] == SIDECAR and r["concurrency"] == 1)
         o = one["overhead_per_activity_ms"]["p50"]
-        out.append(f"  engine overhead per activity < {OVERHEAD_GOAL_MS:g} ms at concurrency 1: "
-                   f"{'yes' if o < OVERHEAD_GOAL_MS else 'NO'} ({o} ms, p50)")
+        out.append(
+            f"  engine overhead per activity < {OVERHEAD_GOAL_MS:g} ms at concurrency 1: "
+            f"{'yes' if o < OVERHEAD_GOAL_MS else 'NO'} ({o} ms, p50)"
+        )
     return out
 
 

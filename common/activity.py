@@ -20,7 +20,10 @@ T = TypeVar("T")
 
 
 async def run_activity(
-    faults: FaultInjector, activity: str, order_id: str, effect: Callable[[], Awaitable[T]],
+    faults: FaultInjector,
+    activity: str,
+    order_id: str,
+    effect: Callable[[], Awaitable[T]],
     permanent: tuple[type[Exception], ...] = (),
 ) -> T:
     """Fire ``activity``'s faults, run ``effect``, fire its after-commit faults, return the result.

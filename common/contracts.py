@@ -86,8 +86,10 @@ class Contract:
 def _fields(cls: type) -> dict[str, tuple[Any, bool]]:
     """Each field's type (annotations resolved) and whether it is required."""
     hints = typing.get_type_hints(cls)
-    return {f.name: (hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
-            for f in dataclasses.fields(cls)}
+    return {
+        f.name: (hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        for f in dataclasses.fields(cls)
+    }
 
 
 def _build(cls: type, data: Any, path: str, problems: list[str]) -> Any:

@@ -52,7 +52,9 @@ async def ensure_database(server_url: str, name: str) -> None:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
             log.info("creating database %s", name)
-            with contextlib.suppress(asyncpg.exceptions.DuplicateDatabaseError, asyncpg.exceptions.UniqueViolationError):
+            with contextlib.suppress(
+                asyncpg.exceptions.DuplicateDatabaseError, asyncpg.exceptions.UniqueViolationError
+            ):
                 await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()  # closing the session releases the advisory lock

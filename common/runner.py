@@ -21,9 +21,9 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from common.db import Database
-from common.migrate import prepare_database
 from common.fault_api import fault_router
 from common.faults import FaultInjector
+from common.migrate import prepare_database
 from common.problems import forbid_unknown_fields_in_docs, problem_config
 from common.settings import Settings, SettingsError, load_settings
 
@@ -49,13 +49,15 @@ def service_app(settings: Settings, title: str, handlers: Iterable, activities: 
     route_handlers: list = [healthz, *handlers]
     if settings.faults_enabled:
         route_handlers.append(fault_router(FaultInjector(db, activities, enabled=True), settings.faults_allow_remote))
-    return forbid_unknown_fields_in_docs(Litestar(
-        route_handlers=route_handlers,
-        dependencies={"db": Provide(lambda: db, sync_to_thread=False)},
-        on_shutdown=[db.dispose],
-        openapi_config=OpenAPIConfig(title=title, version="0.1.0"),
-        **problem_config(),
-    ))
+    return forbid_unknown_fields_in_docs(
+        Litestar(
+            route_handlers=route_handlers,
+            dependencies={"db": Provide(lambda: db, sync_to_thread=False)},
+            on_shutdown=[db.dispose],
+            openapi_config=OpenAPIConfig(title=title, version="0.1.0"),
+            **problem_config(),
+        )
+    )
 
 
 def run_service(app_id: str, *, migrations: str, create_app: CreateApp, register: Register) -> None:

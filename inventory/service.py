@@ -9,7 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.contracts import ReserveInventoryInput, StepResult, UndoInput, UndoResult, ValidateOrderInput, ValidateOrderResult
+from common.contracts import (
+    ReserveInventoryInput,
+    StepResult,
+    UndoInput,
+    UndoResult,
+    ValidateOrderInput,
+    ValidateOrderResult,
+)
 from common.db import Database
 from common.idempotency import run_once
 from inventory import domain
@@ -26,7 +33,9 @@ async def validate_order(db: Database, request: ValidateOrderInput, max_quantity
         domain.check_items(request.items, max_quantity)
         async with db.session() as session:
             rows = await session.execute(
-                sa.select(products.c.sku, products.c.price_cents).where(products.c.sku.in_([i.sku for i in request.items]))
+                sa.select(products.c.sku, products.c.price_cents).where(
+                    products.c.sku.in_([i.sku for i in request.items])
+                )
             )
             prices = {row.sku: row.price_cents for row in rows}
         priced = domain.price(request.items, prices)
@@ -100,7 +109,9 @@ async def _release(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
     if decision.restock:
         for item in items:
             await session.execute(
-                sa.update(products).where(products.c.sku == item.sku).values(available=products.c.available + item.quantity)
+                sa.update(products)
+                .where(products.c.sku == item.sku)
+                .values(available=products.c.available + item.quantity)
             )
     if decision.status is not None:
         await session.execute(
@@ -137,4 +148,8 @@ async def reservation_view(db: Database, order_id: str) -> dict[str, Any] | None
             .where(reservation_items.c.order_id == order_id)
             .order_by(reservation_items.c.sku)
         )
-        return {"order_id": order_id, "status": status, "items": [{"sku": i.sku, "quantity": i.quantity} for i in items]}
+        return {
+            "order_id": order_id,
+            "status": status,
+            "items": [{"sku": i.sku, "quantity": i.quantity} for i in items],
+        }

@@ -7,7 +7,6 @@ import sqlalchemy as sa
 
 from common.faults import faults_table
 from common.idempotency import processed_requests_table
-
 from inventory.domain import RELEASED, RESERVED
 
 metadata = sa.MetaData()

@@ -10,9 +10,9 @@ from typing import Any
 
 from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
 
+from common.activity import register_activities, run_activity
 from common.contracts import NOTIFY, NotifyInput, NotifyResult
 from common.db import Database
-from common.activity import register_activities, run_activity
 from common.faults import FaultInjector
 from common.idempotency import IdempotencyConflict
 from common.settings import Settings
@@ -24,8 +24,13 @@ ACTIVITIES = (NOTIFY,)
 
 def build_activities(db: Database, faults: FaultInjector) -> dict[str, Callable[..., Any]]:
     async def notify(ctx: WorkflowActivityContext, request: NotifyInput) -> NotifyResult:
-        return await run_activity(faults, NOTIFY, request.order_id, lambda: service.notify(db, request),
-                                  permanent=(InvalidNotification, IdempotencyConflict))
+        return await run_activity(
+            faults,
+            NOTIFY,
+            request.order_id,
+            lambda: service.notify(db, request),
+            permanent=(InvalidNotification, IdempotencyConflict),
+        )
 
     return {NOTIFY: notify}
 

@@ -18,8 +18,16 @@ from msgspec import Meta
 
 from common.contracts import Address, Item
 from common.problems import bad_request, problem, problems
-from orchestrator.domain import (ORDER_ID, TERMINAL, InvalidListing, NewOrder, OrderConflict, OrderError,
-                                 OrderNotFound, WorkflowUnavailable)
+from orchestrator.domain import (
+    ORDER_ID,
+    TERMINAL,
+    InvalidListing,
+    NewOrder,
+    OrderConflict,
+    OrderError,
+    OrderNotFound,
+    WorkflowUnavailable,
+)
 from orchestrator.domain import OrderPage as OrderPageValue
 from orchestrator.domain import OrderView as OrderViewValue
 from orchestrator.service import Orders
@@ -114,11 +122,22 @@ class OrderController(Controller):
     path = "/orders"
     tags = ["orders"]
 
-    @post("/", status_code=HTTP_202_ACCEPTED, operation_id="submitOrder",
-          responses={HTTP_200_OK: ResponseSpec(OrderView, description="?wait=true and the order finished"),
-                     **problems(400, 409, 413, 503)})
-    async def submit(self, request: Request, orders: NamedDependency[Orders], data: JSONBody[OrderRequest],
-                     wait: FromQuery[bool] = False) -> Response[OrderView]:
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        operation_id="submitOrder",
+        responses={
+            HTTP_200_OK: ResponseSpec(OrderView, description="?wait=true and the order finished"),
+            **problems(400, 409, 413, 503),
+        },
+    )
+    async def submit(
+        self,
+        request: Request,
+        orders: NamedDependency[Orders],
+        data: JSONBody[OrderRequest],
+        wait: FromQuery[bool] = False,
+    ) -> Response[OrderView]:
         """Accept an order and start its saga (202). ``?wait=true`` waits, bounded, for the outcome (200).
         The same order_id with the same body returns the existing order; with another body it is a 409.
         Each sku may appear once in ``items`` (a 400 otherwise; JSON Schema cannot say it)."""
@@ -145,10 +164,15 @@ class OrderController(Controller):
         """The order, its saga's steps and compensations, and why it failed if it did."""
         return _view(await orders.view(order_id))
 
-    @post("/{order_id:str}/cancel", status_code=HTTP_202_ACCEPTED, operation_id="cancelOrder",
-          responses=problems(400, 404, 409, 413, 503))
-    async def cancel(self, orders: NamedDependency[Orders], order_id: FromPath[str],
-                     data: JSONBody[CancelRequest | None] = None) -> OrderView:
+    @post(
+        "/{order_id:str}/cancel",
+        status_code=HTTP_202_ACCEPTED,
+        operation_id="cancelOrder",
+        responses=problems(400, 404, 409, 413, 503),
+    )
+    async def cancel(
+        self, orders: NamedDependency[Orders], order_id: FromPath[str], data: JSONBody[CancelRequest | None] = None
+    ) -> OrderView:
         """Ask a running saga to stop and undo what it did (202); 409 when the order already finished."""
         return _view(await orders.cancel(order_id, data.reason if data else None))
 
@@ -161,8 +185,10 @@ async def _strictly(request: Request, model: type[T]) -> T:
     except msgspec.ValidationError as err:
         message, _, path = str(err).rpartition(" - at `$")
         key = path.rstrip("`").lstrip(".") if path else "data"
-        raise bad_request(f"Validation failed for {request.method} {request.url.path}",
-                          errors=[{"message": message or str(err), "key": key, "source": "body"}]) from err
+        raise bad_request(
+            f"Validation failed for {request.method} {request.url.path}",
+            errors=[{"message": message or str(err), "key": key, "source": "body"}],
+        ) from err
 
 
 def _integral(value: Any) -> Any:
@@ -177,10 +203,13 @@ def _integral(value: Any) -> Any:
 
 def new_order(data: OrderRequest) -> NewOrder:
     return NewOrder(
-        customer_id=data.customer_id, email=data.email,
+        customer_id=data.customer_id,
+        email=data.email,
         items=tuple(Item(sku=i.sku, quantity=i.quantity) for i in data.items),
-        payment_method=data.payment.method, payment_token=data.payment.token,
-        shipping_address=Address(**msgspec.structs.asdict(data.shipping_address)), order_id=data.order_id,
+        payment_method=data.payment.method,
+        payment_token=data.payment.token,
+        shipping_address=Address(**msgspec.structs.asdict(data.shipping_address)),
+        order_id=data.order_id,
     )
 
 

@@ -45,15 +45,20 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
         for task in background:
             task.cancel()
 
-    app = forbid_unknown_fields_in_docs(Litestar(
-        route_handlers=handlers,
-        dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
-        on_startup=[start_resuming],
-        on_shutdown=[stop_resuming, db.dispose],
-        openapi_config=OpenAPIConfig(title="order-api", version="0.1.0",
-                                     description="Submit, follow and cancel orders run by the order saga."),
-        **problem_config(PROBLEMS),
-    ))
+    app = forbid_unknown_fields_in_docs(
+        Litestar(
+            route_handlers=handlers,
+            dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
+            on_startup=[start_resuming],
+            on_shutdown=[stop_resuming, db.dispose],
+            openapi_config=OpenAPIConfig(
+                title="order-api",
+                version="0.1.0",
+                description="Submit, follow and cancel orders run by the order saga.",
+            ),
+            **problem_config(PROBLEMS),
+        )
+    )
     # Each sku once: JSON Schema cannot say "unique by sku", but it can say "no two items alike".
     app.openapi_schema.components.schemas["OrderRequest"].properties["items"].unique_items = True
     return app

@@ -44,8 +44,11 @@ async def claim_start(session: AsyncSession, order_id: str, ttl: timedelta) -> R
     claimed = (
         await session.execute(
             sa.update(orders)
-            .where(c.order_id == order_id, c.status == PENDING,
-                   sa.or_(c.start_claimed_at.is_(None), c.start_claimed_at < sa.func.now() - ttl))
+            .where(
+                c.order_id == order_id,
+                c.status == PENDING,
+                sa.or_(c.start_claimed_at.is_(None), c.start_claimed_at < sa.func.now() - ttl),
+            )
             .values(start_claimed_at=sa.func.now())
             .returning(*orders.c)
         )

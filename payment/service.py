@@ -26,8 +26,14 @@ async def refund(db: Database, request: UndoInput) -> UndoResult:
 
 async def _charge(session: AsyncSession, request: ChargeInput) -> dict[str, Any]:
     first = domain.first_charge(request.order_id, request.token)
-    if await _claim_order(session, request.order_id, status=first.status, payment_id=first.payment_id,
-                          customer_id=request.customer_id, decline_reason=first.decline_reason):
+    if await _claim_order(
+        session,
+        request.order_id,
+        status=first.status,
+        payment_id=first.payment_id,
+        customer_id=request.customer_id,
+        decline_reason=first.decline_reason,
+    ):
         if first.status == domain.CHARGED:
             await session.execute(
                 sa.insert(ledger).values(order_id=request.order_id, kind="charge", amount_cents=request.amount_cents)
@@ -49,7 +55,8 @@ async def _refund(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
         )
     if decision.status is not None:
         await session.execute(
-            sa.update(payments).where(payments.c.order_id == request.order_id)
+            sa.update(payments)
+            .where(payments.c.order_id == request.order_id)
             .values(status=decision.status, updated_at=sa.func.now())
         )
     return decision.result.model_dump()
@@ -73,7 +80,9 @@ async def _locked(session: AsyncSession, order_id: str) -> domain.Payment:
 
 async def _net_cents(session: AsyncSession, order_id: str) -> int:
     signed = sa.case((ledger.c.kind == "charge", ledger.c.amount_cents), else_=-ledger.c.amount_cents)
-    total = await session.scalar(sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(ledger.c.order_id == order_id))
+    total = await session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(ledger.c.order_id == order_id)
+    )
     return int(total)
 
 

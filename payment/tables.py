@@ -7,7 +7,6 @@ import sqlalchemy as sa
 
 from common.faults import faults_table
 from common.idempotency import processed_requests_table
-
 from payment.domain import CHARGED, DECLINED, REFUNDED, VOIDED
 
 metadata = sa.MetaData()
@@ -22,7 +21,9 @@ payments = sa.Table(
     sa.Column("decline_reason", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.CheckConstraint(f"status IN ('{CHARGED}', '{DECLINED}', '{REFUNDED}', '{VOIDED}')", name="payments_status_known"),
+    sa.CheckConstraint(
+        f"status IN ('{CHARGED}', '{DECLINED}', '{REFUNDED}', '{VOIDED}')", name="payments_status_known"
+    ),
 )
 
 ledger = sa.Table(

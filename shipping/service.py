@@ -39,14 +39,18 @@ async def _cancel(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
     tombstone = domain.cancel(None)
     if await _claim(session, request.order_id, status=tombstone.status):
         return tombstone.result.model_dump()
-    row = (await session.execute(
-        sa.select(shipments.c.status, shipments.c.tracking_number)
-        .where(shipments.c.order_id == request.order_id).with_for_update()
-    )).one()
+    row = (
+        await session.execute(
+            sa.select(shipments.c.status, shipments.c.tracking_number)
+            .where(shipments.c.order_id == request.order_id)
+            .with_for_update()
+        )
+    ).one()
     decision = domain.cancel(row.status, row.tracking_number)
     if decision.status is not None:
         await session.execute(
-            sa.update(shipments).where(shipments.c.order_id == request.order_id)
+            sa.update(shipments)
+            .where(shipments.c.order_id == request.order_id)
             .values(status=decision.status, updated_at=sa.func.now())
         )
     return decision.result.model_dump()

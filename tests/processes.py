@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
-def sidecar_serving(apps: list[str], state: Path, env: Mapping[str, str] | None = None,
-                    http: bool = False) -> Iterator[dict[str, tuple[int, int | None]]]:
+def sidecar_serving(
+    apps: list[str], state: Path, env: Mapping[str, str] | None = None, http: bool = False
+) -> Iterator[dict[str, tuple[int, int | None]]]:
     """``python -m sidecar serve`` for ``apps`` until the block ends; yields app ID -> (gRPC port, HTTP port or
     None) as the sidecar logged them once ready."""
     args = [sys.executable, "-m", "sidecar", "serve", "--state", str(state)]
@@ -30,8 +31,10 @@ def sidecar_serving(apps: list[str], state: Path, env: Mapping[str, str] | None 
         deadline = time.monotonic() + 30
         while "ready;" not in seen and time.monotonic() < deadline and proc.poll() is None:
             seen += proc.stderr.readline()
-        ports = {app: (int(grpc), int(http_port) if http_port else None) for app, grpc, http_port in
-                 re.findall(r"app (\S+): gRPC on [\d.]+:(\d+)(?:, HTTP on [\d.]+:(\d+))?", seen)}
+        ports = {
+            app: (int(grpc), int(http_port) if http_port else None)
+            for app, grpc, http_port in re.findall(r"app (\S+): gRPC on [\d.]+:(\d+)(?:, HTTP on [\d.]+:(\d+))?", seen)
+        }
         assert set(ports) == set(apps), f"the sidecar did not become ready:\n{seen}"
         yield ports
     finally:

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from dapr.conf import settings as dapr_settings
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
-
-from tests.processes import stop_runner
 from test_realdapr import BUILT, STORE, free_port, needs_dapr, start_run, wait_for
 
+from tests.processes import stop_runner
 
 APP = """\
 import sys, time
@@ -56,6 +55,7 @@ spec:
         - name: ping
 """
 
+
 def _template(folder: Path, with_policy: bool) -> tuple[Path, int]:
     (folder / "components").mkdir(parents=True)
     (folder / "components" / "store.yaml").write_text(STORE)
@@ -63,7 +63,8 @@ def _template(folder: Path, with_policy: bool) -> tuple[Path, int]:
         (folder / "components" / "callee-policy.yaml").write_text(POLICY)
     (folder / "app.py").write_text(APP)
     caller_grpc = free_port()
-    (folder / "dapr.yaml").write_text(textwrap.dedent(f"""\
+    (folder / "dapr.yaml").write_text(
+        textwrap.dedent(f"""\
         version: 1
         common:
           resourcesPaths: ["./components"]
@@ -78,14 +79,16 @@ def _template(folder: Path, with_policy: bool) -> tuple[Path, int]:
             daprGRPCPort: {free_port()}
             daprHTTPPort: {free_port()}
             command: ["python", "app.py", "callee"]
-        """))
+        """)
+    )
     return folder / "dapr.yaml", caller_grpc
 
 
 @needs_dapr
 @pytest.mark.parametrize("with_policy", [False, True], ids=["no-policy", "policy-loaded"])
 def test_a_loaded_access_policy_denies_the_cross_app_call_it_allows_when_there_is_no_mtls(
-        tmp_path: Path, pg_server_url: str, with_policy: bool, monkeypatch: pytest.MonkeyPatch):
+    tmp_path: Path, pg_server_url: str, with_policy: bool, monkeypatch: pytest.MonkeyPatch
+):
     assert BUILT is not None
     template, caller_grpc = _template(tmp_path / "t", with_policy)
     # The run's daprd requires this token (realdapr makes one per run otherwise); the SDK client here sends it.

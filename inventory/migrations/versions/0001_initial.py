@@ -56,7 +56,10 @@ def upgrade() -> None:
     create_faults_table(op)
     op.bulk_insert(
         products,
-        [{"sku": sku, "name": name, "price_cents": price, "available": stock} for sku, name, price, stock in DEMO_CATALOG],
+        [
+            {"sku": sku, "name": name, "price_cents": price, "available": stock}
+            for sku, name, price, stock in DEMO_CATALOG
+        ],
     )
 
 
