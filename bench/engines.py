@@ -10,6 +10,7 @@ neither SDK, so durabletask's protobuf modules never meet the Dapr SDK's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -211,10 +212,8 @@ class Sampler:
         import psutil
 
         for group, procs in self._groups.items():
-            try:
+            with contextlib.suppress(psutil.Error):  # a process that is exiting
                 self.peak[group] = max(self.peak[group], sum(p.memory_info().rss for p in procs))
-            except psutil.Error:
-                pass  # a process that is exiting
 
     def cpu_seconds(self) -> dict[str, float]:
         return {g: sum(sum(p.cpu_times()[:2]) for p in procs) for g, procs in self._groups.items()}
@@ -343,9 +342,10 @@ def _deploy_daprd(workdir: Path) -> Deployment:
                 try:
                     with urllib.request.urlopen(url, timeout=1):
                         break
-                except OSError:
+                except OSError as err:
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"{url} not healthy:\n" + "\n".join(c.tail() for c in deployment.engines))
+                        tails = "\n".join(c.tail() for c in deployment.engines)
+                        raise RuntimeError(f"{url} not healthy:\n{tails}") from err
                     time.sleep(0.2)
         _start_sdk_workers(deployment, workdir, {app: str(port) for app, port in grpc_ports.items()})
     except BaseException:
@@ -422,7 +422,9 @@ def _figures(system: str, concurrency: int, activities: int, result: dict) -> di
     lat = sorted(result["latencies_s"])
     # Per workflow: (its latency - its activities' own run time) / K; the own time is measured
     # inside each activity and summed by the workflow.
-    overhead = sorted((t - own) / activities for t, own in zip(result["latencies_s"], result["activity_own_s"]))
+    overhead = sorted(
+        (t - own) / activities for t, own in zip(result["latencies_s"], result["activity_own_s"], strict=True)
+    )
     own_per_activity = statistics.fmean(result["activity_own_s"]) / activities
     return {
         "system": system,
@@ -471,14 +473,12 @@ def _persisted(state: Path, expected: int, activities: int) -> dict:
 
 def _machine() -> dict:
     cpu = "unknown"
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     import psutil
 
     return {
@@ -499,7 +499,8 @@ def _table(report: dict) -> str:
         f"concurrency {', '.join(map(str, w['concurrency']))}",
         f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, {m['date']}, "
         f"load average at start {m['loadavg_at_start'][0]}",
-        f"versions: dapr-ext-workflow {report['versions']['dapr-ext-workflow']}, durabletask {report['versions']['durabletask']}",
+        f"versions: dapr-ext-workflow {report['versions']['dapr-ext-workflow']}, "
+        f"durabletask {report['versions']['durabletask']}",
         "",
     ]
     width = 34

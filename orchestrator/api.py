@@ -120,7 +120,7 @@ class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class OrderController(Controller):
     path = "/orders"
-    tags = ["orders"]
+    tags = ("orders",)
 
     @post(
         "/",

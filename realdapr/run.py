@@ -420,7 +420,7 @@ async def run(
     failed: RunError | None = None
     try:
         await wait_healthy(
-            dict(zip(("placement", "scheduler"), the_plan.control_plane_health)),
+            dict(zip(("placement", "scheduler"), the_plan.control_plane_health, strict=True)),
             stop,
             ready_timeout,
             "the Dapr control plane",

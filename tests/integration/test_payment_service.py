@@ -226,7 +226,7 @@ async def test_crash_after_exits_70_after_the_charge_committed_and_the_retry_ret
             await build_activities(db, faults)["charge"](ctx, charge_input(order))
         assert exits == [70]
         assert await ledger_rows(db, order) == [("charge", 2500)]
-        stored = [f for f in await faults.list() if f.activity == "charge"][0]
+        stored = next(f for f in await faults.list() if f.activity == "charge")
         assert (stored.mode, stored.remaining, stored.fired) == ("crash_after", None, 1)
     finally:
         await faults.clear()

@@ -183,7 +183,7 @@ def one_app_template(folder: Path, http_port: int | None = None) -> Path:
 
 
 def start_run(template: Path, tmp_path: Path, pg_server_url: str, *extra: str, env: dict[str, str] | None = None):
-    log = open(tmp_path / "run.log", "w+")
+    log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 -- returned: the caller reads it while the run goes on
     proc = subprocess.Popen(
         [
             sys.executable,

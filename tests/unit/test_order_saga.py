@@ -166,7 +166,7 @@ def test_an_undeliverable_order_cancels_the_shipment_refunds_and_releases_in_tha
 
 
 def test_a_step_retried_until_it_succeeds_shows_its_attempts_and_completes():
-    ctx, out = saga(charge=[Boom("timeout"), Boom("timeout"), StepResult(ok=True)])
+    _, out = saga(charge=[Boom("timeout"), Boom("timeout"), StepResult(ok=True)])
 
     assert out["status"] == "COMPLETED"
     assert out["steps"][2]["attempts"] == 3 and out["steps"][2]["outcome"] == "succeeded"
@@ -293,7 +293,7 @@ def test_a_notification_the_service_did_not_send_is_recorded_as_refused():
 
 
 def test_failing_bookkeeping_is_a_warning_not_a_failed_order():
-    ctx, out = saga(**{RECORD_ORDER_STATUS: Boom("orders db down")})
+    _, out = saga(**{RECORD_ORDER_STATUS: Boom("orders db down")})
 
     assert out["status"] == "COMPLETED"
     # RUNNING and the terminal record both failed; the output (what the API reconciles from) says so.
