@@ -27,6 +27,10 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psutil
 
 DEFAULT_WORKFLOWS = 500
 DEFAULT_ACTIVITIES = 10
@@ -59,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         if find() is None:
             print("bench.engines: no real Dapr for --systems daprd: run `make dapr` first", file=sys.stderr)
             return 2
+    runs: list[dict[str, Any]] = []
     report = {
         "machine": _machine(),
         "workload": {"workflows": args.workflows, "activities": args.activities, "concurrency": args.concurrency},
         "versions": {"dapr-ext-workflow": metadata.version("dapr-ext-workflow"), "durabletask": peer_version},
         "systems": systems,
-        "runs": [],
+        "runs": runs,
     }
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
         for concurrency in args.concurrency:
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir = Path(tmp) / f"{name}-c{concurrency}"
                 workdir.mkdir()
                 run = _run(system, workdir, args, concurrency)
-                report["runs"].append(run)
+                runs.append(run)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -152,7 +157,7 @@ class Child:
                 env=_environment(env or {}),
             )
 
-    def wait_for(self, pattern: str, in_stderr: bool = False, timeout: float = _READY_TIMEOUT) -> re.Match:
+    def wait_for(self, pattern: str, in_stderr: bool = False, timeout: float = _READY_TIMEOUT) -> re.Match[str]:
         path = self.err if in_stderr else self.out
         regex = re.compile(pattern, re.MULTILINE)
         deadline = time.monotonic() + timeout
@@ -167,9 +172,10 @@ class Child:
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} was not ready within {timeout:.0f} s:\n{self.tail()}")
 
-    def ready(self) -> dict:
+    def ready(self) -> dict[str, Any]:
         """The JSON line a worker or backend prints once it serves (see ``bench._load.serve_until_stopped``)."""
-        return json.loads(self.wait_for(r'^\{"ready": true.*$').group(0))
+        line: dict[str, Any] = json.loads(self.wait_for(r'^\{"ready": true.*$').group(0))
+        return line
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:
@@ -354,7 +360,7 @@ def _deploy_daprd(workdir: Path) -> Deployment:
     return deployment
 
 
-def _postgres_processes(pgdata: Path) -> list:
+def _postgres_processes(pgdata: Path) -> list[psutil.Process]:
     """The embedded server's postmaster and its backends (daprd keeps a pool of connections open)."""
     import psutil
 
@@ -365,7 +371,7 @@ def _postgres_processes(pgdata: Path) -> list:
 
 def _client(
     deployment: Deployment, workdir: Path, prefix: str, workflows: int, concurrency: int, activities: int
-) -> dict:
+) -> dict[str, Any]:
     cmd = [sys.executable, *deployment.client, prefix, str(workflows), str(concurrency), str(activities)]
     env = _environment(deployment.client_env)
     with open(workdir / f"client-{prefix}.err", "wb") as err:
@@ -376,13 +382,14 @@ def _client(
             f"the {prefix} client failed (exit {done.returncode}):\n"
             f"{(workdir / f'client-{prefix}.err').read_text(errors='replace')[-3000:]}\n{tails}"
         )
-    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return result
 
 
 # ---------------------------------------------------------------------------------------- one run
 
 
-def _run(system: str, workdir: Path, args: argparse.Namespace, concurrency: int) -> dict:
+def _run(system: str, workdir: Path, args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
     if system == SIDECAR:
         deployment = _deploy_sidecar(workdir, args.profile, concurrency)
     elif system == DAPRD:
@@ -418,7 +425,7 @@ def _run(system: str, workdir: Path, args: argparse.Namespace, concurrency: int)
     return run
 
 
-def _figures(system: str, concurrency: int, activities: int, result: dict) -> dict:
+def _figures(system: str, concurrency: int, activities: int, result: dict[str, Any]) -> dict[str, Any]:
     lat = sorted(result["latencies_s"])
     # Per workflow: (its latency - its activities' own run time) / K; the own time is measured
     # inside each activity and summed by the workflow.
@@ -454,7 +461,7 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
 
-def _persisted(state: Path, expected: int, activities: int) -> dict:
+def _persisted(state: Path, expected: int, activities: int) -> dict[str, Any]:
     """Read the stopped sidecar's state file back: every workflow must be there, completed."""
     db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     try:
@@ -471,7 +478,7 @@ def _persisted(state: Path, expected: int, activities: int) -> dict:
 # ---------------------------------------------------------------------------------------- report
 
 
-def _machine() -> dict:
+def _machine() -> dict[str, Any]:
     cpu = "unknown"
     with contextlib.suppress(OSError, StopIteration):
         cpu = next(
@@ -492,7 +499,7 @@ def _machine() -> dict:
     }
 
 
-def _table(report: dict) -> str:
+def _table(report: dict[str, Any]) -> str:
     m, w = report["machine"], report["workload"]
     out = [
         f"bench.engines: {w['workflows']} workflows x {w['activities']} sequential activities, "
@@ -563,7 +570,7 @@ def _table(report: dict) -> str:
     return "\n".join(out)
 
 
-def _verdict(report: dict) -> list[str]:
+def _verdict(report: dict[str, Any]) -> list[str]:
     if SIDECAR not in report["systems"]:
         return []
     out = ["goals (from the issue):"]

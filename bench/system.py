@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -100,9 +101,9 @@ class Processes:
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
-        self.started: list[subprocess.Popen] = []
+        self.started: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115  (closed with the process)
         proc = subprocess.Popen(
             command,
@@ -188,7 +189,7 @@ def _system_template(tmp: Path, postgres_url: str) -> tuple[Path, dict[str, int]
 # --- load ---------------------------------------------------------------------------------------------------
 
 
-def _order(order_id: str, i: int) -> dict:
+def _order(order_id: str, i: int) -> dict[str, Any]:
     return {
         "order_id": order_id,
         "customer_id": f"bench-{i % 97}",
@@ -207,7 +208,7 @@ def _order(order_id: str, i: int) -> dict:
 
 async def _drive(
     url: str, count: int, concurrency: int, prefix: str, completed: Callable[[httpx.Response], bool]
-) -> dict:
+) -> dict[str, Any]:
     """``count`` orders, at most ``concurrency`` in flight; latency of each, wall time, and how many failed."""
     latencies: list[float] = []
     failures: list[str] = []
@@ -304,7 +305,7 @@ def _tree(root: psutil.Process) -> list[psutil.Process]:
 # --- one run ------------------------------------------------------------------------------------------------
 
 
-async def _run(args: argparse.Namespace, tmp: Path) -> dict:
+async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from common.db import async_url, ensure_database, libpq_url
     from common.devdb import start_embedded, stop_embedded
 
@@ -417,7 +418,7 @@ async def _measure(
     prefix: str,
     rss_of: Callable[[], list[psutil.Process]] | None,
     root: psutil.Process | None = None,
-) -> dict:
+) -> dict[str, Any]:
     def groups() -> dict[str, list[psutil.Process]]:
         found: dict[str, list[psutil.Process]] = {"postgres": _tree(postmaster)}
         candidates = _tree(root) if root is not None else [p for p in psutil.process_iter() if _name_of(p)]
@@ -456,7 +457,7 @@ async def _measure(
     }
 
 
-def _machine() -> dict:
+def _machine() -> dict[str, Any]:
     return {
         "nproc": os.cpu_count(),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -466,7 +467,7 @@ def _machine() -> dict:
     }
 
 
-def _table(report: dict) -> str:
+def _table(report: dict[str, Any]) -> str:
     b, s, w, m = report["baseline"], report["system"], report["workload"], report["machine"]
 
     def ratio(x: float, y: float) -> str:

@@ -6,7 +6,7 @@ unknown activity 404, bad combination 400)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from litestar import Router, delete, get, put
 from litestar.connection import ASGIConnection
@@ -65,7 +65,7 @@ def fault_router(injector: FaultInjector, allow_remote: bool = False) -> Router:
     )
 
 
-def _loopback_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def _loopback_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     host = connection.client.host if connection.client else None
     if host not in LOOPBACK:
         raise problem(

@@ -15,15 +15,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.contracts import Contract
+
 if TYPE_CHECKING:
     from common.db import Database
 
 TABLE_NAME = "processed_requests"
-R = TypeVar("R")
+R = TypeVar("R", bound=Contract)
 
 
 class KeyedRequest(Protocol):
-    idempotency_key: str
+    @property
+    def idempotency_key(self) -> str: ...
 
     def model_dump(self) -> dict[str, Any]: ...
 
@@ -89,7 +92,8 @@ async def claim(session: AsyncSession, table: sa.Table, key: str, request: Any) 
     ).one()
     if row.request_hash != fingerprint:
         raise IdempotencyConflict(f"idempotency key {key!r} was already used for a different request")
-    return row.response
+    response: dict[str, Any] = row.response
+    return response
 
 
 async def record(session: AsyncSession, table: sa.Table, key: str, response: dict[str, Any]) -> None:
@@ -127,4 +131,4 @@ async def run_once(
     ``request.idempotency_key``, and its response (stored, on a repeat) comes back as ``result``."""
     async with db.transaction() as session:
         response = await once(session, table, request.idempotency_key, request.model_dump(), lambda: effect(session))
-    return result.model_validate(response)  # type: ignore[attr-defined]
+    return result.model_validate(response)

@@ -61,11 +61,13 @@ async def _reserve(session: AsyncSession, request: ReserveInventoryInput, max_qu
         return StepResult(ok=False, reason=str(rejection)).model_dump()
     try:
         async with session.begin_nested():  # out of stock rolls back every decrement and the reservation row
-            if not await _claim(session, request.order_id, domain.RESERVED):
+            if not await _claim(session, request.order_id, status=domain.RESERVED):
                 # The order already has a reservation row, written under another key or by a release.
-                status = await session.scalar(
-                    sa.select(reservations.c.status).where(reservations.c.order_id == request.order_id)
-                )
+                status = (
+                    await session.execute(
+                        sa.select(reservations.c.status).where(reservations.c.order_id == request.order_id)
+                    )
+                ).scalar_one()
                 return domain.reserve_outcome(request.order_id, status).model_dump()
             # Sorted, so concurrent reservations lock product rows in one order and cannot deadlock.
             for item in sorted(request.items, key=lambda i: i.sku):
@@ -93,7 +95,7 @@ async def _take(session: AsyncSession, sku: str, quantity: int) -> None:
 
 async def _release(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
     tombstone = domain.release(None)
-    if await _claim(session, request.order_id, tombstone.status):
+    if await _claim(session, request.order_id, status=tombstone.status):
         return tombstone.result.model_dump()
     status = await session.scalar(
         sa.select(reservations.c.status).where(reservations.c.order_id == request.order_id).with_for_update()
@@ -122,10 +124,10 @@ async def _release(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
     return decision.result.model_dump()
 
 
-async def _claim(session: AsyncSession, order_id: str, status: str) -> bool:
+async def _claim(session: AsyncSession, order_id: str, **values: Any) -> bool:
     inserted = await session.execute(
         insert(reservations)
-        .values(order_id=order_id, status=status)
+        .values(order_id=order_id, **values)
         .on_conflict_do_nothing(index_elements=["order_id"])
         .returning(reservations.c.order_id)
     )

@@ -6,6 +6,7 @@ the use cases' domain errors through ``PROBLEMS``, the one place they are mapped
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -13,6 +14,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from msgspec import Meta
 
@@ -133,7 +135,7 @@ class OrderController(Controller):
     )
     async def submit(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         orders: NamedDependency[Orders],
         data: JSONBody[OrderRequest],
         wait: FromQuery[bool] = False,
@@ -177,7 +179,7 @@ class OrderController(Controller):
         return _view(await orders.cancel(order_id, data.reason if data else None))
 
 
-async def _strictly(request: Request, model: type[T]) -> T:
+async def _strictly(request: Request[Any, Any, Any], model: type[T]) -> T:
     """Litestar converts bodies leniently ("2" passes as 2); money and quantities must not guess. A number with
     no fraction (``2.0``) is an integer, as JSON Schema says."""
     try:
@@ -226,12 +228,12 @@ def _order_response(order: OrderViewValue) -> Response[OrderView]:
     return Response(_view(order), status_code=status, headers={"Location": f"/orders/{order.order_id}"})
 
 
-def _problem(status: int):
+def _problem(status: int) -> Callable[[OrderError], ProblemDetailsException]:
     return lambda err: problem(status, err.detail, **err.extra)
 
 
 # The use cases' refusals as HTTP: spread into problem_config(errors=...) by the app.
-PROBLEMS: dict[type[OrderError], Any] = {
+PROBLEMS: dict[type[OrderError], Callable[[OrderError], ProblemDetailsException]] = {
     OrderNotFound: _problem(404),
     InvalidListing: _problem(400),
     OrderConflict: _problem(409),

@@ -169,7 +169,11 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> OrderVi
     status = row["status"]
     if status == PENDING and workflow is not None and workflow.runtime_status == "RUNNING":
         status = RUNNING  # the RUNNING record may lag the workflow by a moment
-    stopped = workflow is not None and workflow.runtime_status in ("FAILED", "TERMINATED", "STALLED", "SUSPENDED")
+    stopped = (
+        workflow
+        if workflow is not None and workflow.runtime_status in ("FAILED", "TERMINATED", "STALLED", "SUSPENDED")
+        else None
+    )
     return OrderView(
         order_id=row["order_id"],
         status=status,
@@ -184,7 +188,9 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> OrderVi
         updated_at=row["updated_at"].isoformat(),
         warnings=saga.get("warnings") or None,
         # Not a business outcome: the workflow itself stopped (a bug, an operator). The order needs a person.
-        workflow={"runtime_status": workflow.runtime_status, "failure": workflow.failure} if stopped else None,
+        workflow={"runtime_status": stopped.runtime_status, "failure": stopped.failure}
+        if stopped is not None
+        else None,
     )
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy import CursorResult
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,9 +93,13 @@ async def record_status(session: AsyncSession, update: OrderStatusUpdate) -> boo
         values["total_cents"] = update.total_cents
     if update.saga is not None:
         values["saga"] = update.saga
-    result = await session.execute(
-        sa.update(orders)
-        .where(orders.c.order_id == update.order_id, orders.c.status.in_(allowed_from))
-        .values(**values)
+    # An UPDATE's result is a CursorResult (SQLAlchemy types execute() as returning the general Result).
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            sa.update(orders)
+            .where(orders.c.order_id == update.order_id, orders.c.status.in_(allowed_from))
+            .values(**values)
+        ),
     )
     return result.rowcount == 1

@@ -10,6 +10,7 @@ after ship finished, during the unwind or the notification → too late, changes
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from dapr.ext import workflow as wf
 
@@ -38,7 +39,7 @@ from common.contracts import (
     idempotency_key,
 )
 from common.outcomes import SagaAborted
-from common.saga import Saga, retry_policy
+from common.saga import Saga, Steps, retry_policy
 from orchestrator.domain import (
     CANCEL_EVENT,
     COMPLETED,
@@ -50,10 +51,13 @@ from orchestrator.domain import (
 )
 
 
-def order_saga(ctx: wf.DaprWorkflowContext, payload: dict):
+def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[dict[str, Any]]:
     order = OrderSagaInput.model_validate(payload)
     key = partial(idempotency_key, order.order_id)
-    undo = lambda name: UndoInput(order.order_id, key(name))  # noqa: E731
+
+    def undo(name: str) -> UndoInput:
+        return UndoInput(order.order_id, key(name))
+
     saga = Saga(ctx, retry_policy(order.retry), cancel=ctx.wait_for_external_event(CANCEL_EVENT))
     yield from saga.quietly(RECORD_ORDER_STATUS, OrderStatusUpdate(order.order_id, RUNNING))
     abort = None

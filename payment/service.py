@@ -80,10 +80,10 @@ async def _locked(session: AsyncSession, order_id: str) -> domain.Payment:
 
 async def _net_cents(session: AsyncSession, order_id: str) -> int:
     signed = sa.case((ledger.c.kind == "charge", ledger.c.amount_cents), else_=-ledger.c.amount_cents)
-    total = await session.scalar(
+    total = await session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(ledger.c.order_id == order_id)
     )
-    return int(total)
+    return int(total.scalar_one())
 
 
 async def payment_view(db: Database, order_id: str) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -175,7 +176,7 @@ def _listening(url: str) -> bool:
         return False
 
 
-def _is_actor_store(doc: dict) -> bool:
+def _is_actor_store(doc: dict[str, Any]) -> bool:
     if doc.get("kind") != "Component" or not str(doc.get("spec", {}).get("type", "")).startswith("state."):
         return False
     return any(
@@ -184,7 +185,7 @@ def _is_actor_store(doc: dict) -> bool:
     )
 
 
-def _set_metadata(doc: dict, name: str, value: str) -> None:
+def _set_metadata(doc: dict[str, Any], name: str, value: str) -> None:
     items = doc["spec"].setdefault("metadata", [])
     items[:] = [m for m in items if m.get("name") != name] + [{"name": name, "value": value}]
 

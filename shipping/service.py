@@ -31,7 +31,10 @@ async def _ship(session: AsyncSession, request: ShipInput) -> dict[str, Any]:
     country = request.address.country.strip().upper()
     if await _claim(session, request.order_id, status=domain.SCHEDULED, tracking_number=tracking, country=country):
         return domain.ship_outcome(domain.SCHEDULED, tracking).model_dump()
-    status = await session.scalar(sa.select(shipments.c.status).where(shipments.c.order_id == request.order_id))
+    # The claim found a row: it is there.
+    status = (
+        await session.execute(sa.select(shipments.c.status).where(shipments.c.order_id == request.order_id))
+    ).scalar_one()
     return domain.ship_outcome(status, tracking).model_dump()
 
 

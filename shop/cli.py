@@ -142,7 +142,7 @@ def _follow(
     while True:
         response = client.get(f"{url_of('order-api')}/orders/{order_id}")
         _check(response)
-        order = response.json()
+        order: dict[str, Any] = response.json()
         for kind, entries in (("step", order["steps"]), ("undo", order["compensations"])):
             for entry in entries:
                 key = f"{kind}:{entry['name']}"
