@@ -1,6 +1,7 @@
 """Databases as every app uses them: URL helpers, creating and dropping a database on a server, and engines and
 sessions (one engine per event loop). Starting the embedded server is ``common.devdb``; making an app's
-database ready (created, migrated) is ``common.migrate``.
+database ready (created, migrated) is ``common.migrate``. Also the columns that the services' tables
+share.
 
 Boundary: knows PostgreSQL and SQLAlchemy; knows nothing about any service's tables.
 """
@@ -12,8 +13,10 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import asyncpg
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -129,3 +132,18 @@ class Database:
                 engine = create_engine(self.url)
                 self._by_loop[loop] = (engine, session_factory(engine))
             return self._by_loop[loop]
+
+
+# --- what the services' tables share -------------------------------------------------------------------
+# For the live tables (``tables.py``) only: a migration spells its columns out, so that it stays as it was
+# written whatever changes here later.
+
+
+def created_at() -> sa.Column[datetime]:
+    """When the row was inserted, by the database's clock."""
+    return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+def updated_at() -> sa.Column[datetime]:
+    """When the row last changed: now() on insert; every UPDATE of the row sets it to now() as well."""
+    return sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())

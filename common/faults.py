@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from common.contracts import NonRetryableError
-from common.db import Database
+from common.db import Database, created_at
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def _columns() -> list[sa.Column[Any]]:
         sa.Column("delay_ms", sa.Integer, nullable=True),
         sa.Column("order_id", sa.Text, nullable=True),
         sa.Column("fired", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        created_at(),
     ]
 
 

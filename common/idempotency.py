@@ -9,16 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.contracts import Contract
-
-if TYPE_CHECKING:
-    from common.db import Database
+from common.db import Database, created_at
 
 TABLE_NAME = "processed_requests"
 R = TypeVar("R", bound=Contract)
@@ -44,7 +42,7 @@ def processed_requests_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("idempotency_key", sa.Text, primary_key=True),
         sa.Column("request_hash", sa.Text, nullable=False),
         sa.Column("response", JSONB, nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        created_at(),
     )
 
 
