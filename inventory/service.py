@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.contracts import (
@@ -17,7 +16,7 @@ from common.contracts import (
     ValidateOrderInput,
     ValidateOrderResult,
 )
-from common.db import Database
+from common.db import Database, insert_unless_present, update_row
 from common.idempotency import run_once
 from inventory import domain
 from inventory.tables import processed_requests, products, reservation_items, reservations
@@ -61,7 +60,9 @@ async def _reserve(session: AsyncSession, request: ReserveInventoryInput, max_qu
         return StepResult(ok=False, reason=str(rejection)).model_dump()
     try:
         async with session.begin_nested():  # out of stock rolls back every decrement and the reservation row
-            if not await _claim(session, request.order_id, status=domain.RESERVED):
+            if not await insert_unless_present(
+                session, reservations, order_id=request.order_id, status=domain.RESERVED
+            ):
                 # The order already has a reservation row, written under another key or by a release.
                 status = (
                     await session.execute(
@@ -95,7 +96,7 @@ async def _take(session: AsyncSession, sku: str, quantity: int) -> None:
 
 async def _release(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
     tombstone = domain.release(None)
-    if await _claim(session, request.order_id, status=tombstone.status):
+    if await insert_unless_present(session, reservations, order_id=request.order_id, status=tombstone.status):
         return tombstone.result.model_dump()
     status = await session.scalar(
         sa.select(reservations.c.status).where(reservations.c.order_id == request.order_id).with_for_update()
@@ -116,22 +117,8 @@ async def _release(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
                 .values(available=products.c.available + item.quantity)
             )
     if decision.status is not None:
-        await session.execute(
-            sa.update(reservations)
-            .where(reservations.c.order_id == request.order_id)
-            .values(status=decision.status, updated_at=sa.func.now())
-        )
+        await update_row(session, reservations, reservations.c.order_id == request.order_id, status=decision.status)
     return decision.result.model_dump()
-
-
-async def _claim(session: AsyncSession, order_id: str, **values: Any) -> bool:
-    inserted = await session.execute(
-        insert(reservations)
-        .values(order_id=order_id, **values)
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(reservations.c.order_id)
-    )
-    return inserted.first() is not None
 
 
 async def list_products(db: Database) -> list[dict[str, Any]]:
