@@ -24,7 +24,6 @@ from common.contracts import (
 )
 from common.db import Database
 from common.faults import FaultInjector
-from common.idempotency import IdempotencyConflict
 from common.settings import Settings
 from inventory import service
 
@@ -39,21 +38,11 @@ def build_activities(db: Database, faults: FaultInjector, max_quantity: int) -> 
 
     async def reserve_inventory(ctx: WorkflowActivityContext, request: ReserveInventoryInput) -> StepResult:
         return await run_activity(
-            faults,
-            RESERVE_INVENTORY,
-            request.order_id,
-            lambda: service.reserve(db, request, max_quantity),
-            permanent=(IdempotencyConflict,),
+            faults, RESERVE_INVENTORY, request.order_id, lambda: service.reserve(db, request, max_quantity)
         )
 
     async def release_inventory(ctx: WorkflowActivityContext, request: UndoInput) -> UndoResult:
-        return await run_activity(
-            faults,
-            RELEASE_INVENTORY,
-            request.order_id,
-            lambda: service.release(db, request),
-            permanent=(IdempotencyConflict,),
-        )
+        return await run_activity(faults, RELEASE_INVENTORY, request.order_id, lambda: service.release(db, request))
 
     return {VALIDATE_ORDER: validate_order, RESERVE_INVENTORY: reserve_inventory, RELEASE_INVENTORY: release_inventory}
 

@@ -14,7 +14,6 @@ from common.activity import register_activities, run_activity
 from common.contracts import NOTIFY, NotifyInput, NotifyResult
 from common.db import Database
 from common.faults import FaultInjector
-from common.idempotency import IdempotencyConflict
 from common.settings import Settings
 from notification import service
 from notification.domain import InvalidNotification
@@ -25,11 +24,7 @@ ACTIVITIES = (NOTIFY,)
 def build_activities(db: Database, faults: FaultInjector) -> dict[str, Callable[..., Any]]:
     async def notify(ctx: WorkflowActivityContext, request: NotifyInput) -> NotifyResult:
         return await run_activity(
-            faults,
-            NOTIFY,
-            request.order_id,
-            lambda: service.notify(db, request),
-            permanent=(InvalidNotification, IdempotencyConflict),
+            faults, NOTIFY, request.order_id, lambda: service.notify(db, request), permanent=(InvalidNotification,)
         )
 
     return {NOTIFY: notify}
