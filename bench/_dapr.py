@@ -51,9 +51,7 @@ def _client(activities: int) -> tuple[load.RunOne, Callable[[], Awaitable[None]]
     async def run_one(instance_id: str) -> tuple[int, int]:
         await client.schedule_new_workflow(WORKFLOW, input=activities, instance_id=instance_id)
         state = await client.wait_for_workflow_completion(instance_id, timeout_in_seconds=300)
-        if state is None or state.runtime_status != WorkflowStatus.COMPLETED:
-            raise RuntimeError(f"workflow {instance_id} ended as {state and state.runtime_status}: {state}")
-        return load.chain_result(state.serialized_output)
+        return load.chain_result(instance_id, state, WorkflowStatus.COMPLETED)
 
     async def close() -> None:
         pass  # the SDK's aio workflow client has no close() in 1.18.3; the process exits right after

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 Task = TypeVar("Task")  # the SDK's task type
 
@@ -36,11 +36,20 @@ def noop(i: int) -> dict[str, Any]:
     return {"i": doubled, "own_ns": time.perf_counter_ns() - t0}
 
 
-def chain_result(serialized_output: str | None) -> tuple[int, int]:
-    """A finished workflow's output (JSON) as ``(ran, own_ns)``."""
-    if serialized_output is None:
-        raise RuntimeError("the workflow finished without an output")
-    out = json.loads(serialized_output)
+class FinishedState(Protocol):
+    """What both SDKs' finished-workflow state has."""
+
+    @property
+    def runtime_status(self) -> object: ...
+    @property
+    def serialized_output(self) -> str | None: ...
+
+
+def chain_result(instance_id: str, state: FinishedState | None, completed: object) -> tuple[int, int]:
+    """A finished workflow's output as ``(ran, own_ns)``; RuntimeError unless its status is ``completed``."""
+    if state is None or state.runtime_status != completed or state.serialized_output is None:
+        raise RuntimeError(f"workflow {instance_id} ended as {state and state.runtime_status}: {state}")
+    out = json.loads(state.serialized_output)
     return out["ran"], out["own_ns"]
 
 

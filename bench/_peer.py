@@ -85,9 +85,7 @@ def _client(port: int) -> load.MakeRunOne:
         async def run_one(instance_id: str) -> tuple[int, int]:
             await client.schedule_new_orchestration(WORKFLOW, input=activities, instance_id=instance_id)
             state = await client.wait_for_orchestration_completion(instance_id, timeout=300)
-            if state is None or state.runtime_status != OrchestrationStatus.COMPLETED:
-                raise RuntimeError(f"orchestration {instance_id} ended as {state and state.runtime_status}: {state}")
-            return load.chain_result(state.serialized_output)
+            return load.chain_result(instance_id, state, OrchestrationStatus.COMPLETED)
 
         return run_one, client.close
 

@@ -340,47 +340,25 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
         await _wait_listening([*service_ports.values(), orchestrator_port], procs)
         baseline_url = f"http://127.0.0.1:{orchestrator_port}"
-        base_ok = lambda r: r.status_code == 200 and r.json().get("status") == "COMPLETED"  # noqa: E731
-        baseline = await _measure(args, baseline_url, base_ok, postmaster, "baseline", rss_of=None)
+        baseline = await _measure(args, baseline_url, _completed, postmaster, "baseline", rss_of=None)
         procs.stop()
         procs.started.clear()
 
         # The system, as make run / make run-dapr start it.
         template, ports = _system_template(tmp, server)
+        run = [sys.executable, "-m", "sidecar" if args.engine == "sidecar" else "realdapr", "run", "-f", str(template)]
         if args.engine == "sidecar":
-            runner = procs.start(
-                "system",
-                [sys.executable, "-m", "sidecar", "run", "-f", str(template), "--state", str(tmp / "state.db")],
-            )
+            runner = procs.start("system", [*run, "--state", str(tmp / "state.db")])
         else:
-            runner = procs.start(
-                "system",
-                [
-                    sys.executable,
-                    "-m",
-                    "realdapr",
-                    "run",
-                    "-f",
-                    str(template),
-                    "--data-dir",
-                    str(tmp / "dapr"),
-                    "--placement-port",
-                    "0",
-                    "--scheduler-port",
-                    "0",
-                    "--log-level",
-                    "warn",
-                ],
-                env={"POSTGRES_URL": server},
-            )
+            dapr_options = ["--data-dir", str(tmp / "dapr"), "--placement-port", "0", "--scheduler-port", "0"]
+            runner = procs.start("system", [*run, *dapr_options, "--log-level", "warn"], env={"POSTGRES_URL": server})
         await _wait_healthy([f"http://127.0.0.1:{p}/healthz" for p in ports.values()], "system", procs)
         await _endless_stock(libpq_url(server, "inventory"))
-        system_ok = lambda r: r.status_code == 200 and r.json().get("status") == "COMPLETED"  # noqa: E731
         engine = "sidecar" if args.engine == "sidecar" else "daprd"
         system = await _measure(
             args,
             f"http://127.0.0.1:{ports['order-api']}",
-            system_ok,
+            _completed,
             postmaster,
             "system",
             rss_of=lambda: [p for p in _tree(psutil.Process(runner.pid)) if _name_of(p) == engine],
@@ -408,6 +386,11 @@ async def _endless_stock(inventory_url: str) -> None:
         await conn.execute("UPDATE products SET available = 1000000000")
     finally:
         await conn.close()
+
+
+def _completed(response: httpx.Response) -> bool:
+    """A synchronous order submission (``?wait=true``, or the baseline's) that ended COMPLETED."""
+    return response.status_code == 200 and response.json().get("status") == "COMPLETED"
 
 
 async def _measure(
