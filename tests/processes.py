@@ -1,5 +1,5 @@
-"""Processes the tests start and share: ``python -m sidecar serve`` for some app IDs, on free ports, and the stop of
-a runner started in a session of its own."""
+"""Processes the tests start and share: ``python -m sidecar serve`` for some app IDs, on free ports, the stop of
+a runner started in a session of its own, and which of their health URLs answer."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,3 +55,15 @@ def stop_runner(proc: subprocess.Popen, timeout: float = 60) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def answering(urls: Mapping[str, str]) -> set[str]:
+    """The names in ``urls`` whose URL answers 2xx right now (one GET each, one second at the most)."""
+    return {name for name, url in urls.items() if _answers(url)}
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).is_success
+    except httpx.HTTPError:
+        return False

@@ -29,7 +29,7 @@ import yaml
 from common.db import database_name, drop_database, ensure_database, libpq_url
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprError, find
-from tests.processes import stop_runner
+from tests.processes import answering, stop_runner
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINES = ("sidecar", "dapr")
@@ -97,12 +97,8 @@ def _wait_healthy(system: System, timeout: float = 120) -> None:
     while pending and time.monotonic() < deadline:
         if system.process.poll() is not None:
             raise RuntimeError(f"the runner exited with {system.process.returncode}:\n{system.log_tail()}")
-        for name, url in list(pending.items()):
-            try:
-                if httpx.get(url, timeout=1).is_success:
-                    del pending[name]
-            except httpx.HTTPError:
-                pass
+        for name in answering(pending):
+            del pending[name]
         time.sleep(0.3)
     if pending:
         raise RuntimeError(f"not healthy after {timeout}s: {sorted(pending)}\n{system.log_tail()}")
