@@ -10,14 +10,13 @@ folder `make run-dapr` loads, and why ``deploy/`` (mTLS on) loads them.
 from __future__ import annotations
 
 import os
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from dapr.conf import settings as dapr_settings
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
-from test_realdapr import BUILT, STORE, free_port, needs_dapr, start_run, wait_for
+from test_realdapr import BUILT, free_port, needs_dapr, run_template, start_run, wait_for
 
 from tests.processes import stop_runner
 
@@ -57,31 +56,25 @@ spec:
 
 
 def _template(folder: Path, with_policy: bool) -> tuple[Path, int]:
-    (folder / "components").mkdir(parents=True)
-    (folder / "components" / "store.yaml").write_text(STORE)
-    if with_policy:
-        (folder / "components" / "callee-policy.yaml").write_text(POLICY)
-    (folder / "app.py").write_text(APP)
     caller_grpc = free_port()
-    (folder / "dapr.yaml").write_text(
-        textwrap.dedent(f"""\
-        version: 1
-        common:
-          resourcesPaths: ["./components"]
-        apps:
-          - appID: caller
-            appDirPath: .
-            daprGRPCPort: {caller_grpc}
-            daprHTTPPort: {free_port()}
-            command: ["python", "app.py", "caller"]
-          - appID: callee
-            appDirPath: .
-            daprGRPCPort: {free_port()}
-            daprHTTPPort: {free_port()}
-            command: ["python", "app.py", "callee"]
-        """)
+    template = run_template(
+        folder,
+        f"""\
+        - appID: caller
+          appDirPath: .
+          daprGRPCPort: {caller_grpc}
+          daprHTTPPort: {free_port()}
+          command: ["python", "app.py", "caller"]
+        - appID: callee
+          appDirPath: .
+          daprGRPCPort: {free_port()}
+          daprHTTPPort: {free_port()}
+          command: ["python", "app.py", "callee"]
+        """,
+        {"callee-policy.yaml": POLICY} if with_policy else None,
     )
-    return folder / "dapr.yaml", caller_grpc
+    (folder / "app.py").write_text(APP)
+    return template, caller_grpc
 
 
 @needs_dapr

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -161,25 +162,29 @@ spec:
 """
 
 
+def run_template(folder: Path, apps: str, components: Mapping[str, str] | None = None) -> Path:
+    """A run's folder: ``components/`` with the test's state store (and ``components``: file name to text) and a
+    ``dapr.yaml`` of ``apps`` (the YAML list under ``apps:``). Returns the path of ``dapr.yaml``."""
+    (folder / "components").mkdir(parents=True, exist_ok=True)
+    for name, text in {"store.yaml": STORE, **(components or {})}.items():
+        (folder / "components" / name).write_text(text)
+    header = 'version: 1\ncommon:\n  resourcesPaths: ["./components"]\napps:\n'
+    (folder / "dapr.yaml").write_text(header + textwrap.indent(textwrap.dedent(apps), "  "))
+    return folder / "dapr.yaml"
+
+
 def one_app_template(folder: Path, http_port: int | None = None) -> Path:
     """One app that only sleeps: the run is about Dapr's processes, not about the app."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "components").mkdir(exist_ok=True)
-    (folder / "components" / "store.yaml").write_text(STORE)
-    (folder / "dapr.yaml").write_text(
-        textwrap.dedent(f"""\
-        version: 1
-        common:
-          resourcesPaths: ["./components"]
-        apps:
-          - appID: sleeper
-            appDirPath: .
-            daprHTTPPort: {http_port or free_port()}
-            daprGRPCPort: {free_port()}
-            command: ["python", "-c", "import time; time.sleep(600)"]
-        """)
+    return run_template(
+        folder,
+        f"""\
+        - appID: sleeper
+          appDirPath: .
+          daprHTTPPort: {http_port or free_port()}
+          daprGRPCPort: {free_port()}
+          command: ["python", "-c", "import time; time.sleep(600)"]
+        """,
     )
-    return folder / "dapr.yaml"
 
 
 def start_run(template: Path, tmp_path: Path, pg_server_url: str, *extra: str, env: dict[str, str] | None = None):
