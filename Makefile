@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-dapr dapr test fuzz bench bench-system db-stop clean
+.PHONY: run run-dapr dapr check test fuzz bench bench-system db-stop clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): the first time takes a minute or two; pip's progress follows."
@@ -30,9 +30,16 @@ dapr:
 run-dapr: $(STAMP)
 	exec $(PY) -m common.devdb run -- $(PY) -m realdapr run -f dapr.yaml
 
-## test: every test (unit, integration on real PostgreSQL, end-to-end on the sidecar and, after `make dapr`,
-## on real daprd)
-test: $(STAMP)
+## check: the static gates, which `make test` runs first: ruff (lint, then format) and mypy (pyproject.toml says
+## what and how strictly)
+check: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+## test: `make check`, then every test (unit, integration on real PostgreSQL, end-to-end on the sidecar and,
+## after `make dapr`, on real daprd)
+test: check
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## fuzz: every app's API against its OpenAPI document with many generated requests (make test runs few)

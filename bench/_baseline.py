@@ -11,6 +11,7 @@ async + asyncpg) as the real services. No retries, no compensation, no durabilit
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -20,19 +21,33 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 STEPS = ("inventory", "payment", "shipping", "notification")
 metadata = sa.MetaData()
-effects = sa.Table("baseline_effects", metadata, sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-                   sa.Column("service", sa.Text, nullable=False), sa.Column("order_id", sa.Text, nullable=False))
-orders = sa.Table("baseline_orders", metadata, sa.Column("order_id", sa.Text, primary_key=True),
-                  sa.Column("status", sa.Text, nullable=False))
-saga_log = sa.Table("baseline_saga_log", metadata, sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-                    sa.Column("order_id", sa.Text, nullable=False), sa.Column("step", sa.Text, nullable=False))
+effects = sa.Table(
+    "baseline_effects",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("order_id", sa.Text, nullable=False),
+)
+orders = sa.Table(
+    "baseline_orders",
+    metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+)
+saga_log = sa.Table(
+    "baseline_saga_log",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("step", sa.Text, nullable=False),
+)
 
 
 def service(name: str, database_url: str) -> Litestar:
     engine = create_async_engine(database_url, pool_size=20)
 
     @post("/effect", status_code=200)
-    async def effect(data: dict) -> dict:
+    async def effect(data: dict[str, Any]) -> dict[str, Any]:
         async with engine.begin() as conn:
             await conn.execute(sa.insert(effects).values(service=name, order_id=data["order_id"]))
         return {"ok": True}
@@ -45,7 +60,7 @@ def orchestrator(database_url: str, service_urls: list[str]) -> Litestar:
     client = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=64), timeout=30)
 
     @post("/orders", status_code=200)
-    async def submit(data: dict) -> dict:
+    async def submit(data: dict[str, Any]) -> dict[str, Any]:
         order_id = data["order_id"]
         async with engine.begin() as conn:
             await conn.execute(sa.insert(orders).values(order_id=order_id, status="RUNNING"))

@@ -4,61 +4,54 @@ configured from ``DAPR_GRPC_PORT`` as under ``dapr run``: ``workflow`` (app benc
 
 from __future__ import annotations
 
-import json
-import logging
 import sys
-import time
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 from . import _load as load
+
+if TYPE_CHECKING:
+    from dapr.ext.workflow import DaprWorkflowContext, WorkflowActivityContext, WorkflowRuntime
 
 WORKFLOW = "bench_chain"
 ACTIVITY = "bench_noop"
 ACTIVITY_APP = "bench-b"
 
 
-def bench_chain(ctx, activities: int):
-    """K sequential cross-app calls of a trivial activity; returns how many ran and their own time."""
-    own_ns = 0
-    for i in range(activities):
-        result = yield ctx.call_activity(ACTIVITY, input=i, app_id=ACTIVITY_APP)
-        own_ns += result["own_ns"]
-    return load.chain_output(activities, own_ns)
+def bench_chain(ctx: DaprWorkflowContext, activities: int) -> Generator[Any, Any, dict[str, Any]]:
+    """K sequential cross-app calls of a trivial activity."""
+    return (yield from load.chain(lambda i: ctx.call_activity(ACTIVITY, input=i, app_id=ACTIVITY_APP), activities))
 
 
-def bench_noop(ctx, i: int) -> dict:
-    t0 = time.perf_counter_ns()
-    doubled = i * 2
-    return {"i": doubled, "own_ns": time.perf_counter_ns() - t0}
+def bench_noop(ctx: WorkflowActivityContext, i: int) -> dict[str, Any]:
+    return load.noop(i)
 
 
-def _runtime():
+def _runtime() -> WorkflowRuntime:
     from dapr.ext.workflow import WorkflowRuntime
     from dapr.ext.workflow.logger import LoggerOptions
 
     # Both sides of the comparison log warnings only: the benchmark measures engines, not log I/O.
-    return WorkflowRuntime(logger_options=LoggerOptions(log_level=logging.WARNING))
+    return WorkflowRuntime(logger_options=LoggerOptions(log_level="WARNING"))
 
 
-def _serve(register) -> int:
+def _serve(register: Callable[[WorkflowRuntime], object]) -> int:
     runtime = _runtime()
     register(runtime)
     return load.serve_until_stopped(lambda: (runtime.start(), {})[1], runtime.shutdown)
 
 
-def _client(activities: int):
+def _client(activities: int) -> tuple[load.RunOne, Callable[[], Awaitable[None]]]:
     from dapr.ext.workflow import WorkflowStatus
     from dapr.ext.workflow.aio import DaprWorkflowClient
     from dapr.ext.workflow.logger import LoggerOptions
 
-    client = DaprWorkflowClient(logger_options=LoggerOptions(log_level=logging.WARNING))
+    client = DaprWorkflowClient(logger_options=LoggerOptions(log_level="WARNING"))
 
     async def run_one(instance_id: str) -> tuple[int, int]:
         await client.schedule_new_workflow(WORKFLOW, input=activities, instance_id=instance_id)
         state = await client.wait_for_workflow_completion(instance_id, timeout_in_seconds=300)
-        if state is None or state.runtime_status != WorkflowStatus.COMPLETED:
-            raise RuntimeError(f"workflow {instance_id} ended as {state and state.runtime_status}: {state}")
-        out = json.loads(state.serialized_output)
-        return out["ran"], out["own_ns"]
+        return load.chain_result(instance_id, state, WorkflowStatus.COMPLETED)
 
     async def close() -> None:
         pass  # the SDK's aio workflow client has no close() in 1.18.3; the process exits right after

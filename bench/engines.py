@@ -10,6 +10,7 @@ neither SDK, so durabletask's protobuf modules never meet the Dapr SDK's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -26,6 +27,10 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psutil
 
 DEFAULT_WORKFLOWS = 500
 DEFAULT_ACTIVITIES = 10
@@ -58,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         if find() is None:
             print("bench.engines: no real Dapr for --systems daprd: run `make dapr` first", file=sys.stderr)
             return 2
+    runs: list[dict[str, Any]] = []
     report = {
         "machine": _machine(),
         "workload": {"workflows": args.workflows, "activities": args.activities, "concurrency": args.concurrency},
         "versions": {"dapr-ext-workflow": metadata.version("dapr-ext-workflow"), "durabletask": peer_version},
         "systems": systems,
-        "runs": [],
+        "runs": runs,
     }
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
         for concurrency in args.concurrency:
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir = Path(tmp) / f"{name}-c{concurrency}"
                 workdir.mkdir()
                 run = _run(system, workdir, args, concurrency)
-                report["runs"].append(run)
+                runs.append(run)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -84,19 +90,43 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.engines", description=__doc__.split("\n\n")[0])
-    p.add_argument("--workflows", type=_positive, default=DEFAULT_WORKFLOWS, metavar="N",
-                   help=f"workflows measured at each concurrency (default {DEFAULT_WORKFLOWS})")
-    p.add_argument("--activities", type=_positive, default=DEFAULT_ACTIVITIES, metavar="K",
-                   help=f"sequential activities per workflow (default {DEFAULT_ACTIVITIES})")
-    p.add_argument("--concurrency", type=_positive, nargs="+", default=list(DEFAULT_CONCURRENCY), metavar="C",
-                   help="workflows in flight at once; one run per value (default: %(default)s)")
-    p.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=["sidecar", "peer"],
-                   help="what to run the load on, side by side: the sidecar, durabletask's in-memory backend (peer) "
-                   "and real daprd with placement, scheduler and a PostgreSQL state store (needs `make dapr`) "
-                   "(default: %(default)s)")
+    p.add_argument(
+        "--workflows",
+        type=_positive,
+        default=DEFAULT_WORKFLOWS,
+        metavar="N",
+        help=f"workflows measured at each concurrency (default {DEFAULT_WORKFLOWS})",
+    )
+    p.add_argument(
+        "--activities",
+        type=_positive,
+        default=DEFAULT_ACTIVITIES,
+        metavar="K",
+        help=f"sequential activities per workflow (default {DEFAULT_ACTIVITIES})",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive,
+        nargs="+",
+        default=list(DEFAULT_CONCURRENCY),
+        metavar="C",
+        help="workflows in flight at once; one run per value (default: %(default)s)",
+    )
+    p.add_argument(
+        "--systems",
+        nargs="+",
+        choices=list(SYSTEMS),
+        default=["sidecar", "peer"],
+        help="what to run the load on, side by side: the sidecar, durabletask's in-memory backend (peer) "
+        "and real daprd with placement, scheduler and a PostgreSQL state store (needs `make dapr`) "
+        "(default: %(default)s)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-    p.add_argument("--profile", metavar="DIR",
-                   help="run the sidecar under cProfile and write DIR/sidecar-c<C>.prof (slows it down)")
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run the sidecar under cProfile and write DIR/sidecar-c<C>.prof (slows it down)",
+    )
     return p
 
 
@@ -112,18 +142,22 @@ def _positive(text: str) -> int:
 class Child:
     """One child process; its stdout and stderr go to files in the run's folder."""
 
-    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str] | None = None,
-                 python: bool = True) -> None:
+    def __init__(
+        self, name: str, args: list[str], workdir: Path, env: dict[str, str] | None = None, python: bool = True
+    ) -> None:
         self.name = name
         self.out = workdir / f"{name}.out"
         self.err = workdir / f"{name}.err"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, *args] if python else args, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                [sys.executable, *args] if python else args,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
                 env=_environment(env or {}),
             )
 
-    def wait_for(self, pattern: str, in_stderr: bool = False, timeout: float = _READY_TIMEOUT) -> re.Match:
+    def wait_for(self, pattern: str, in_stderr: bool = False, timeout: float = _READY_TIMEOUT) -> re.Match[str]:
         path = self.err if in_stderr else self.out
         regex = re.compile(pattern, re.MULTILINE)
         deadline = time.monotonic() + timeout
@@ -132,13 +166,16 @@ class Child:
             if found:
                 return found
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode} before it was ready:\n{self.tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with code {self.proc.returncode} before it was ready:\n{self.tail()}"
+                )
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} was not ready within {timeout:.0f} s:\n{self.tail()}")
 
-    def ready(self) -> dict:
+    def ready(self) -> dict[str, Any]:
         """The JSON line a worker or backend prints once it serves (see ``bench._load.serve_until_stopped``)."""
-        return json.loads(self.wait_for(r'^\{"ready": true.*$').group(0))
+        line: dict[str, Any] = json.loads(self.wait_for(r'^\{"ready": true.*$').group(0))
+        return line
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:
@@ -181,10 +218,8 @@ class Sampler:
         import psutil
 
         for group, procs in self._groups.items():
-            try:
+            with contextlib.suppress(psutil.Error):  # a process that is exiting
                 self.peak[group] = max(self.peak[group], sum(p.memory_info().rss for p in procs))
-            except psutil.Error:
-                pass  # a process that is exiting
 
     def cpu_seconds(self) -> dict[str, float]:
         return {g: sum(sum(p.cpu_times()[:2]) for p in procs) for g, procs in self._groups.items()}
@@ -270,8 +305,14 @@ def _deploy_daprd(workdir: Path) -> Deployment:
     from common.db import ensure_database, libpq_url
     from common.devdb import start_embedded
     from realdapr.binaries import find
-    from realdapr.run import (ControlPlanePorts, control_plane_commands, control_plane_health, daprd_command,
-                              daprd_environment, free_port)
+    from realdapr.run import (
+        ControlPlanePorts,
+        control_plane_commands,
+        control_plane_health,
+        daprd_command,
+        daprd_environment,
+        free_port,
+    )
     from sidecar.template import AppSpec
 
     dapr = find()
@@ -286,8 +327,9 @@ def _deploy_daprd(workdir: Path) -> Deployment:
         (resources / "store.yaml").write_text(
             "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: workflowstore}\nspec:\n"
             "  type: state.postgresql\n  version: v2\n  metadata:\n"
-            f"    - {{name: connectionString, value: \"{libpq_url(server, 'bench_workflows')}\"}}\n"
-            "    - {name: actorStateStore, value: \"true\"}\n")
+            f'    - {{name: connectionString, value: "{libpq_url(server, "bench_workflows")}"}}\n'
+            '    - {name: actorStateStore, value: "true"}\n'
+        )
         ports = ControlPlanePorts.from_bases(0, 0)
         env = daprd_environment({})
         for name, command in control_plane_commands(dapr, ports, workdir / "scheduler", "warn").items():
@@ -306,9 +348,10 @@ def _deploy_daprd(workdir: Path) -> Deployment:
                 try:
                     with urllib.request.urlopen(url, timeout=1):
                         break
-                except OSError:
+                except OSError as err:
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"{url} not healthy:\n" + "\n".join(c.tail() for c in deployment.engines))
+                        tails = "\n".join(c.tail() for c in deployment.engines)
+                        raise RuntimeError(f"{url} not healthy:\n{tails}") from err
                     time.sleep(0.2)
         _start_sdk_workers(deployment, workdir, {app: str(port) for app, port in grpc_ports.items()})
     except BaseException:
@@ -317,7 +360,7 @@ def _deploy_daprd(workdir: Path) -> Deployment:
     return deployment
 
 
-def _postgres_processes(pgdata: Path) -> list:
+def _postgres_processes(pgdata: Path) -> list[psutil.Process]:
     """The embedded server's postmaster and its backends (daprd keeps a pool of connections open)."""
     import psutil
 
@@ -326,7 +369,9 @@ def _postgres_processes(pgdata: Path) -> list:
     return [root, *root.children(recursive=True)]
 
 
-def _client(deployment: Deployment, workdir: Path, prefix: str, workflows: int, concurrency: int, activities: int) -> dict:
+def _client(
+    deployment: Deployment, workdir: Path, prefix: str, workflows: int, concurrency: int, activities: int
+) -> dict[str, Any]:
     cmd = [sys.executable, *deployment.client, prefix, str(workflows), str(concurrency), str(activities)]
     env = _environment(deployment.client_env)
     with open(workdir / f"client-{prefix}.err", "wb") as err:
@@ -335,14 +380,16 @@ def _client(deployment: Deployment, workdir: Path, prefix: str, workflows: int, 
         tails = "\n".join(c.tail() for c in [*deployment.engines, *deployment.workers])
         raise RuntimeError(
             f"the {prefix} client failed (exit {done.returncode}):\n"
-            f"{(workdir / f'client-{prefix}.err').read_text(errors='replace')[-3000:]}\n{tails}")
-    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+            f"{(workdir / f'client-{prefix}.err').read_text(errors='replace')[-3000:]}\n{tails}"
+        )
+    result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return result
 
 
 # ---------------------------------------------------------------------------------------- one run
 
 
-def _run(system: str, workdir: Path, args: argparse.Namespace, concurrency: int) -> dict:
+def _run(system: str, workdir: Path, args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
     if system == SIDECAR:
         deployment = _deploy_sidecar(workdir, args.profile, concurrency)
     elif system == DAPRD:
@@ -378,11 +425,13 @@ def _run(system: str, workdir: Path, args: argparse.Namespace, concurrency: int)
     return run
 
 
-def _figures(system: str, concurrency: int, activities: int, result: dict) -> dict:
+def _figures(system: str, concurrency: int, activities: int, result: dict[str, Any]) -> dict[str, Any]:
     lat = sorted(result["latencies_s"])
     # Per workflow: (its latency - its activities' own run time) / K; the own time is measured
     # inside each activity and summed by the workflow.
-    overhead = sorted((t - own) / activities for t, own in zip(result["latencies_s"], result["activity_own_s"]))
+    overhead = sorted(
+        (t - own) / activities for t, own in zip(result["latencies_s"], result["activity_own_s"], strict=True)
+    )
     own_per_activity = statistics.fmean(result["activity_own_s"]) / activities
     return {
         "system": system,
@@ -391,8 +440,12 @@ def _figures(system: str, concurrency: int, activities: int, result: dict) -> di
         "wall_s": round(result["wall_s"], 3),
         "workflows_per_s": round(len(lat) / result["wall_s"], 2),
         "activities_per_s": round(len(lat) * activities / result["wall_s"], 1),
-        "latency_ms": {"p50": _ms(_pct(lat, 50)), "p99": _ms(_pct(lat, 99)), "mean": _ms(statistics.fmean(lat)),
-                       "max": _ms(lat[-1])},
+        "latency_ms": {
+            "p50": _ms(_pct(lat, 50)),
+            "p99": _ms(_pct(lat, 99)),
+            "mean": _ms(statistics.fmean(lat)),
+            "max": _ms(lat[-1]),
+        },
         "activity_own_us": round(own_per_activity * 1e6, 2),
         "overhead_per_activity_ms": {"p50": _ms(_pct(overhead, 50)), "mean": _ms(statistics.fmean(overhead))},
     }
@@ -408,7 +461,7 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
 
-def _persisted(state: Path, expected: int, activities: int) -> dict:
+def _persisted(state: Path, expected: int, activities: int) -> dict[str, Any]:
     """Read the stopped sidecar's state file back: every workflow must be there, completed."""
     db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     try:
@@ -425,13 +478,14 @@ def _persisted(state: Path, expected: int, activities: int) -> dict:
 # ---------------------------------------------------------------------------------------- report
 
 
-def _machine() -> dict:
+def _machine() -> dict[str, Any]:
     cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     import psutil
 
     return {
@@ -440,19 +494,20 @@ def _machine() -> dict:
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "os": platform.platform(terse=True),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-def _table(report: dict) -> str:
+def _table(report: dict[str, Any]) -> str:
     m, w = report["machine"], report["workload"]
     out = [
         f"bench.engines: {w['workflows']} workflows x {w['activities']} sequential activities, "
         f"concurrency {', '.join(map(str, w['concurrency']))}",
         f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, {m['date']}, "
         f"load average at start {m['loadavg_at_start'][0]}",
-        f"versions: dapr-ext-workflow {report['versions']['dapr-ext-workflow']}, durabletask {report['versions']['durabletask']}",
+        f"versions: dapr-ext-workflow {report['versions']['dapr-ext-workflow']}, "
+        f"durabletask {report['versions']['durabletask']}",
         "",
     ]
     width = 34
@@ -508,12 +563,14 @@ def _table(report: dict) -> str:
     for r in report["runs"]:
         if "persisted" in r:
             d = r["persisted"]
-            out.append(f"  - persisted at concurrency {r['concurrency']}: {d['completed_instances']} completed instances, "
-                       f"{d['history_events']} history events, state file {d['file_mb']} MB (read back after stop)")
+            out.append(
+                f"  - persisted at concurrency {r['concurrency']}: {d['completed_instances']} completed instances, "
+                f"{d['history_events']} history events, state file {d['file_mb']} MB (read back after stop)"
+            )
     return "\n".join(out)
 
 
-def _verdict(report: dict) -> list[str]:
+def _verdict(report: dict[str, Any]) -> list[str]:
     if SIDECAR not in report["systems"]:
         return []
     out = ["goals (from the issue):"]
@@ -523,13 +580,17 @@ def _verdict(report: dict) -> list[str]:
         for other in (PEER, DAPRD):
             if other in runs:
                 o = runs[other]["workflows_per_s"]
-                out.append(f"  sidecar throughput >= {other} at concurrency {c}: {'yes' if s >= o else 'NO'} "
-                           f"({s} vs {o} workflows/s, x{s / o:.2f})")
+                out.append(
+                    f"  sidecar throughput >= {other} at concurrency {c}: {'yes' if s >= o else 'NO'} "
+                    f"({s} vs {o} workflows/s, x{s / o:.2f})"
+                )
     if 1 in report["workload"]["concurrency"]:
         one = next(r for r in report["runs"] if r["system"] == SIDECAR and r["concurrency"] == 1)
         o = one["overhead_per_activity_ms"]["p50"]
-        out.append(f"  engine overhead per activity < {OVERHEAD_GOAL_MS:g} ms at concurrency 1: "
-                   f"{'yes' if o < OVERHEAD_GOAL_MS else 'NO'} ({o} ms, p50)")
+        out.append(
+            f"  engine overhead per activity < {OVERHEAD_GOAL_MS:g} ms at concurrency 1: "
+            f"{'yes' if o < OVERHEAD_GOAL_MS else 'NO'} ({o} ms, p50)"
+        )
     return out
 
 

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -58,15 +59,30 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.system", description=__doc__.split("\n\n")[0])
-    p.add_argument("--engine", choices=("sidecar", "dapr"), default="sidecar",
-                   help="the workflow engine under the system: the sidecar, or real daprd (needs `make dapr`)")
+    p.add_argument(
+        "--engine",
+        choices=("sidecar", "dapr"),
+        default="sidecar",
+        help="the workflow engine under the system: the sidecar, or real daprd (needs `make dapr`)",
+    )
     p.add_argument("--latency-orders", type=int, default=200, metavar="N", help="orders sent one at a time (200)")
-    p.add_argument("--orders", type=int, default=1000, metavar="N",
-                   help="orders sent at --concurrency for throughput and CPU (1000)")
+    p.add_argument(
+        "--orders",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="orders sent at --concurrency for throughput and CPU (1000)",
+    )
     p.add_argument("--concurrency", type=int, default=16, metavar="C", help="orders in flight at once (16)")
-    p.add_argument("--rss-at", type=int, nargs="*", default=[1000, 20000], metavar="N",
-                   help="report the engine's RSS once this many orders have run in all (1000 20000); more orders "
-                        "are sent at --concurrency to get there")
+    p.add_argument(
+        "--rss-at",
+        type=int,
+        nargs="*",
+        default=[1000, 20000],
+        metavar="N",
+        help="report the engine's RSS once this many orders have run in all (1000 20000); more orders "
+        "are sent at --concurrency to get there",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     return p
 
@@ -85,12 +101,18 @@ class Processes:
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
-        self.started: list[subprocess.Popen] = []
+        self.started: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115  (closed with the process)
-        proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
         self.started.append(proc)
         return proc
 
@@ -136,16 +158,21 @@ async def _wait_listening(ports: list[int], procs: Processes, timeout: float = 6
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f} s:\n"
-                                       + procs.tail("baseline-orchestrator")) from None
+                    raise RuntimeError(
+                        f"nothing listens on port {port} after {timeout:.0f} s:\n" + procs.tail("baseline-orchestrator")
+                    ) from None
                 await asyncio.sleep(0.1)
 
 
 def _system_template(tmp: Path, postgres_url: str) -> tuple[Path, dict[str, int]]:
     template = yaml.safe_load((REPO / "dapr.yaml").read_text())
     common = template["common"]
-    common["env"] = {**common.get("env", {}), "FAULTS_ENABLED": "false", "POSTGRES_URL": postgres_url,
-                     "LOG_LEVEL": "WARNING"}
+    common["env"] = {
+        **common.get("env", {}),
+        "FAULTS_ENABLED": "false",
+        "POSTGRES_URL": postgres_url,
+        "LOG_LEVEL": "WARNING",
+    }
     common["resourcesPaths"] = [str(REPO / p) for p in common.get("resourcesPaths", [])]
     if "configFilePath" in common:
         common["configFilePath"] = str(REPO / common["configFilePath"])
@@ -162,22 +189,33 @@ def _system_template(tmp: Path, postgres_url: str) -> tuple[Path, dict[str, int]
 # --- load ---------------------------------------------------------------------------------------------------
 
 
-def _order(order_id: str, i: int) -> dict:
-    return {"order_id": order_id, "customer_id": f"bench-{i % 97}", "email": "bench@example.com",
-            "items": [{"sku": SKUS[i % len(SKUS)], "quantity": 1}],
-            "payment": {"method": "card", "token": "tok_visa"},
-            "shipping_address": {"name": "Ada", "line1": "1 Main St", "city": "London", "postal_code": "N1",
-                                 "country": "GB"}}
+def _order(order_id: str, i: int) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "customer_id": f"bench-{i % 97}",
+        "email": "bench@example.com",
+        "items": [{"sku": SKUS[i % len(SKUS)], "quantity": 1}],
+        "payment": {"method": "card", "token": "tok_visa"},
+        "shipping_address": {
+            "name": "Ada",
+            "line1": "1 Main St",
+            "city": "London",
+            "postal_code": "N1",
+            "country": "GB",
+        },
+    }
 
 
-async def _drive(url: str, count: int, concurrency: int, prefix: str, completed: Callable[[httpx.Response], bool]
-                 ) -> dict:
+async def _drive(
+    url: str, count: int, concurrency: int, prefix: str, completed: Callable[[httpx.Response], bool]
+) -> dict[str, Any]:
     """``count`` orders, at most ``concurrency`` in flight; latency of each, wall time, and how many failed."""
     latencies: list[float] = []
     failures: list[str] = []
     indexes = iter(range(count))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
         async def lane() -> None:
             for i in indexes:
                 order_id = f"{prefix}-{i}-{uuid.uuid4().hex[:6]}"
@@ -191,9 +229,15 @@ async def _drive(url: str, count: int, concurrency: int, prefix: str, completed:
         await asyncio.gather(*(lane() for _ in range(min(concurrency, count))))
         wall = time.perf_counter() - t0
     ordered = sorted(latencies)
-    return {"orders": count, "wall_s": round(wall, 3), "orders_per_s": round(count / wall, 1),
-            "p50_ms": _ms(_pct(ordered, 50)), "p99_ms": _ms(_pct(ordered, 99)),
-            "mean_ms": _ms(statistics.fmean(ordered)), "failures": failures}
+    return {
+        "orders": count,
+        "wall_s": round(wall, 3),
+        "orders_per_s": round(count / wall, 1),
+        "p50_ms": _ms(_pct(ordered, 50)),
+        "p99_ms": _ms(_pct(ordered, 99)),
+        "mean_ms": _ms(statistics.fmean(ordered)),
+        "failures": failures,
+    }
 
 
 def _pct(ordered: list[float], p: int) -> float:
@@ -232,8 +276,13 @@ def _name_of(proc: psutil.Process) -> str | None:
     except psutil.Error:
         return None
     text = " ".join(cmd)
-    for module, app in (("orchestrator", "order-api"), ("inventory", "inventory"), ("payment", "payment"),
-                        ("shipping", "shipping"), ("notification", "notification")):
+    for module, app in (
+        ("orchestrator", "order-api"),
+        ("inventory", "inventory"),
+        ("payment", "payment"),
+        ("shipping", "shipping"),
+        ("notification", "notification"),
+    ):
         if f"-m {module}" in text:
             return app
     if "-m sidecar run" in text:
@@ -256,7 +305,7 @@ def _tree(root: psutil.Process) -> list[psutil.Process]:
 # --- one run ------------------------------------------------------------------------------------------------
 
 
-async def _run(args: argparse.Namespace, tmp: Path) -> dict:
+async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from common.db import async_url, ensure_database, libpq_url
     from common.devdb import start_embedded, stop_embedded
 
@@ -273,43 +322,57 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict:
         await _baseline.create_tables(baseline_db)
         service_ports = {name: _free_port() for name in _baseline.STEPS}
         for name, port in service_ports.items():
-            procs.start(f"baseline-{name}", [sys.executable, "-m", "bench._baseline", "service", name, str(port),
-                                             baseline_db])
+            procs.start(
+                f"baseline-{name}", [sys.executable, "-m", "bench._baseline", "service", name, str(port), baseline_db]
+            )
         orchestrator_port = _free_port()
-        procs.start("baseline-orchestrator", [sys.executable, "-m", "bench._baseline", "orchestrator",
-                                              str(orchestrator_port), baseline_db,
-                                              *(f"http://127.0.0.1:{p}" for p in service_ports.values())])
+        procs.start(
+            "baseline-orchestrator",
+            [
+                sys.executable,
+                "-m",
+                "bench._baseline",
+                "orchestrator",
+                str(orchestrator_port),
+                baseline_db,
+                *(f"http://127.0.0.1:{p}" for p in service_ports.values()),
+            ],
+        )
         await _wait_listening([*service_ports.values(), orchestrator_port], procs)
         baseline_url = f"http://127.0.0.1:{orchestrator_port}"
-        base_ok = lambda r: r.status_code == 200 and r.json().get("status") == "COMPLETED"  # noqa: E731
-        baseline = await _measure(args, baseline_url, base_ok, postmaster, "baseline", rss_of=None)
+        baseline = await _measure(args, baseline_url, _completed, postmaster, "baseline", rss_of=None)
         procs.stop()
         procs.started.clear()
 
         # The system, as make run / make run-dapr start it.
         template, ports = _system_template(tmp, server)
+        run = [sys.executable, "-m", "sidecar" if args.engine == "sidecar" else "realdapr", "run", "-f", str(template)]
         if args.engine == "sidecar":
-            runner = procs.start("system", [sys.executable, "-m", "sidecar", "run", "-f", str(template), "--state",
-                                            str(tmp / "state.db")])
+            runner = procs.start("system", [*run, "--state", str(tmp / "state.db")])
         else:
-            runner = procs.start("system", [sys.executable, "-m", "realdapr", "run", "-f", str(template),
-                                            "--data-dir", str(tmp / "dapr"), "--placement-port", "0",
-                                            "--scheduler-port", "0", "--log-level", "warn"],
-                                 env={"POSTGRES_URL": server})
+            dapr_options = ["--data-dir", str(tmp / "dapr"), "--placement-port", "0", "--scheduler-port", "0"]
+            runner = procs.start("system", [*run, *dapr_options, "--log-level", "warn"], env={"POSTGRES_URL": server})
         await _wait_healthy([f"http://127.0.0.1:{p}/healthz" for p in ports.values()], "system", procs)
         await _endless_stock(libpq_url(server, "inventory"))
-        system_ok = lambda r: r.status_code == 200 and r.json().get("status") == "COMPLETED"  # noqa: E731
         engine = "sidecar" if args.engine == "sidecar" else "daprd"
-        system = await _measure(args, f"http://127.0.0.1:{ports['order-api']}", system_ok, postmaster, "system",
-                                rss_of=lambda: [p for p in _tree(psutil.Process(runner.pid)) if _name_of(p) == engine],
-                                root=psutil.Process(runner.pid))
+        system = await _measure(
+            args,
+            f"http://127.0.0.1:{ports['order-api']}",
+            _completed,
+            postmaster,
+            "system",
+            rss_of=lambda: [p for p in _tree(psutil.Process(runner.pid)) if _name_of(p) == engine],
+            root=psutil.Process(runner.pid),
+        )
     finally:
         procs.stop()
         await asyncio.to_thread(stop_embedded, pgdata)
     return {
-        "machine": _machine(), "engine": args.engine,
+        "machine": _machine(),
+        "engine": args.engine,
         "workload": {"latency_orders": args.latency_orders, "orders": args.orders, "concurrency": args.concurrency},
-        "baseline": baseline, "system": system,
+        "baseline": baseline,
+        "system": system,
         "all_completed": not baseline["failures"] and not system["failures"],
     }
 
@@ -325,9 +388,20 @@ async def _endless_stock(inventory_url: str) -> None:
         await conn.close()
 
 
-async def _measure(args: argparse.Namespace, url: str, completed: Callable[[httpx.Response], bool],
-                   postmaster: psutil.Process, prefix: str, rss_of: Callable[[], list[psutil.Process]] | None,
-                   root: psutil.Process | None = None) -> dict:
+def _completed(response: httpx.Response) -> bool:
+    """A synchronous order submission (``?wait=true``, or the baseline's) that ended COMPLETED."""
+    return response.status_code == 200 and response.json().get("status") == "COMPLETED"
+
+
+async def _measure(
+    args: argparse.Namespace,
+    url: str,
+    completed: Callable[[httpx.Response], bool],
+    postmaster: psutil.Process,
+    prefix: str,
+    rss_of: Callable[[], list[psutil.Process]] | None,
+    root: psutil.Process | None = None,
+) -> dict[str, Any]:
     def groups() -> dict[str, list[psutil.Process]]:
         found: dict[str, list[psutil.Process]] = {"postgres": _tree(postmaster)}
         candidates = _tree(root) if root is not None else [p for p in psutil.process_iter() if _name_of(p)]
@@ -354,18 +428,29 @@ async def _measure(args: argparse.Namespace, url: str, completed: Callable[[http
                 failures += extra["failures"]
                 done = target
             rss[str(target)] = round(sum(p.memory_info().rss for p in rss_of()) / 2**20, 1)
-    return {"c1": one, "cN": many, "cpu_ms_per_order": cpu_ms, "cpu_ms_per_order_total": round(sum(cpu_ms.values()), 2),
-            "engine_rss_mb_after_orders": rss, "orders_run": done, "failures": failures[:20],
-            "failure_count": len(failures)}
+    return {
+        "c1": one,
+        "cN": many,
+        "cpu_ms_per_order": cpu_ms,
+        "cpu_ms_per_order_total": round(sum(cpu_ms.values()), 2),
+        "engine_rss_mb_after_orders": rss,
+        "orders_run": done,
+        "failures": failures[:20],
+        "failure_count": len(failures),
+    }
 
 
-def _machine() -> dict:
-    return {"nproc": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]}
+def _machine() -> dict[str, Any]:
+    return {
+        "nproc": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
-def _table(report: dict) -> str:
+def _table(report: dict[str, Any]) -> str:
     b, s, w, m = report["baseline"], report["system"], report["workload"], report["machine"]
 
     def ratio(x: float, y: float) -> str:
@@ -380,21 +465,32 @@ def _table(report: dict) -> str:
         ("CPU per order, all processes (ms)", b["cpu_ms_per_order_total"], s["cpu_ms_per_order_total"]),
     ]
     engine = "sidecar" if report["engine"] == "sidecar" else "real daprd"
-    out = [f"bench.system: the system on the {engine} vs an engine-free saga, same PostgreSQL, same run",
-           f"machine: {m['nproc']} CPUs, {m['ram_gb']} GB RAM, Python {m['python']}, {m['date']}; "
-           f"{w['latency_orders']} orders at c=1, {w['orders']} at c={w['concurrency']}", "",
-           f"{'':<40}{'engine-free':>14}{'system':>14}{'ratio':>10}"]
+    out = [
+        f"bench.system: the system on the {engine} vs an engine-free saga, same PostgreSQL, same run",
+        f"machine: {m['nproc']} CPUs, {m['ram_gb']} GB RAM, Python {m['python']}, {m['date']}; "
+        f"{w['latency_orders']} orders at c=1, {w['orders']} at c={w['concurrency']}",
+        "",
+        f"{'':<40}{'engine-free':>14}{'system':>14}{'ratio':>10}",
+    ]
     out += [f"{label:<40}{x:>14}{y:>14}{ratio(x, y):>10}" for label, x, y in rows]
     out += ["", "CPU per order by process (ms, at c=" + str(w["concurrency"]) + "):"]
     for side, data in (("engine-free", b), ("system", s)):
         parts = ", ".join(f"{k} {v}" for k, v in sorted(data["cpu_ms_per_order"].items(), key=lambda kv: -kv[1]))
         out.append(f"  {side}: {parts}")
     if s["engine_rss_mb_after_orders"]:
-        out.append("engine RSS (MB) after N orders: " + ", ".join(
-            f"{n}: {mb}" for n, mb in s["engine_rss_mb_after_orders"].items()))
-    out.append(f"every order COMPLETED: {'yes' if report['all_completed'] else 'NO'}"
-               + ("" if report["all_completed"] else f" ({b['failure_count']} engine-free, {s['failure_count']} system "
-                                                      f"failed; first: {(b['failures'] + s['failures'])[:3]})"))
+        out.append(
+            "engine RSS (MB) after N orders: "
+            + ", ".join(f"{n}: {mb}" for n, mb in s["engine_rss_mb_after_orders"].items())
+        )
+    out.append(
+        f"every order COMPLETED: {'yes' if report['all_completed'] else 'NO'}"
+        + (
+            ""
+            if report["all_completed"]
+            else f" ({b['failure_count']} engine-free, {s['failure_count']} system "
+            f"failed; first: {(b['failures'] + s['failures'])[:3]})"
+        )
+    )
     return "\n".join(out)
 
 

@@ -13,6 +13,7 @@ from dapr.ext.workflow import WorkflowRuntime
 from common.contracts import NonRetryableError
 from common.db import Database
 from common.faults import FaultInjector
+from common.idempotency import IdempotencyConflict
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,18 +21,22 @@ T = TypeVar("T")
 
 
 async def run_activity(
-    faults: FaultInjector, activity: str, order_id: str, effect: Callable[[], Awaitable[T]],
+    faults: FaultInjector,
+    activity: str,
+    order_id: str,
+    effect: Callable[[], Awaitable[T]],
     permanent: tuple[type[Exception], ...] = (),
 ) -> T:
     """Fire ``activity``'s faults, run ``effect``, fire its after-commit faults, return the result.
 
-    Errors in ``permanent`` (a key reused for another request, a malformed request) become
-    ``NonRetryableError``: retrying cannot fix them, so the saga's retry policy gives up at once.
+    A key reused for another request (``IdempotencyConflict``) and the errors in ``permanent`` (a malformed
+    request) become ``NonRetryableError``: retrying cannot fix them, so the saga's retry policy gives up at once.
     """
+    refused: tuple[type[Exception], ...] = (IdempotencyConflict, *permanent)
     await faults.before(activity, order_id)
     try:
         result = await effect()
-    except permanent as exc:
+    except refused as exc:
         raise NonRetryableError(str(exc)) from exc
     log.info("%s %s: %s", activity, order_id, result)
     await faults.after_commit(activity, order_id)

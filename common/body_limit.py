@@ -9,8 +9,8 @@ A body of unknown length (chunked) is counted as it arrives and treated the same
 from __future__ import annotations
 
 import json
-from http import HTTPStatus
 from collections.abc import Awaitable, Callable, MutableMapping
+from http import HTTPStatus
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -91,9 +91,22 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _answer_413(send: Send, limit: int) -> None:
     # The shape common.problems gives every other problem.
-    body = json.dumps({"status": 413, "title": HTTPStatus(413).phrase,
-                       "detail": f"the request body is over the limit of {limit} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close")]})
+    body = json.dumps(
+        {
+            "status": 413,
+            "title": HTTPStatus(413).phrase,
+            "detail": f"the request body is over the limit of {limit} bytes",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
 T = TypeVar("T", bound="Contract")
 
@@ -68,15 +68,18 @@ class Contract:
     of number, so a float field takes an int; nothing else is coerced (``"12"`` is not an int, ``true`` is not
     1)."""
 
+    if TYPE_CHECKING:  # every contract is a dataclass: this tells the type checker so
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
     def model_dump(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        return dataclasses.asdict(self)
 
     @classmethod
     def model_validate(cls: type[T], data: Any) -> T:
         if isinstance(data, cls):
             return data
         problems: list[str] = []
-        value = _build(cls, data, cls.__name__, problems)
+        value: T = _build(cls, data, cls.__name__, problems)
         if problems:
             raise NonRetryableError(f"{cls.__name__} does not fit its contract: " + "; ".join(problems))
         return value
@@ -86,8 +89,10 @@ class Contract:
 def _fields(cls: type) -> dict[str, tuple[Any, bool]]:
     """Each field's type (annotations resolved) and whether it is required."""
     hints = typing.get_type_hints(cls)
-    return {f.name: (hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
-            for f in dataclasses.fields(cls)}
+    return {
+        f.name: (hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        for f in dataclasses.fields(cls)
+    }
 
 
 def _build(cls: type, data: Any, path: str, problems: list[str]) -> Any:
@@ -137,7 +142,7 @@ def _check(value: Any, annotation: Any, path: str, problems: list[str]) -> Any:
     if isinstance(value, bool) != (annotation is bool) or not isinstance(value, expected):
         problems.append(f"{path}: expected {annotation.__name__}, got {_shown(value)}")
         return None
-    return float(value) if annotation is float else value
+    return float(value) if annotation is float and isinstance(value, int | float) else value
 
 
 _SCALARS: dict[Any, type | tuple[type, ...]] = {str: str, int: int, bool: bool, float: (int, float)}

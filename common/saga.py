@@ -10,8 +10,8 @@ import json
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass
-from datetime import UTC, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeVar, overload
 
 from dapr.ext import workflow as wf
 
@@ -21,7 +21,8 @@ from common.outcomes import CANCELLED, FAILED, PENDING, REFUSED, RUNNING, SUCCEE
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Contract)
-Steps = Generator[Any, Any, R]
+Out = TypeVar("Out")
+Steps = Generator[Any, Any, Out]  # a workflow generator: yields SDK tasks, returns Out
 
 
 def retry_policy(retry: SagaRetry) -> wf.RetryPolicy:
@@ -86,7 +87,9 @@ class CompensationStack:
         """Finished undos in run order, then pending ones in the order they will run."""
         return [*self._done, *({"name": c.name, "outcome": PENDING} for c in self.pending)]
 
-    def unwind(self, ctx: Any, retry_policy: wf.RetryPolicy | None = None, on_change: Any = None) -> Steps[list]:
+    def unwind(
+        self, ctx: Any, retry_policy: wf.RetryPolicy | None = None, on_change: Any = None
+    ) -> Steps[list[dict[str, Any]]]:
         """``outcomes = yield from stack.unwind(ctx, policy)``: run every undo, newest first.
 
         An undo that still fails after its retries is recorded as 'failed' and the unwind goes on:
@@ -96,6 +99,7 @@ class CompensationStack:
         while self._pending:
             undo = self._pending[-1]
             task = ctx.call_activity(undo.name, input=undo.input, app_id=undo.app_id, retry_policy=retry_policy)
+            outcome: dict[str, Any]
             try:
                 result = yield task
                 outcome = {"name": undo.name, "outcome": _undo_outcome(result)}
@@ -117,8 +121,8 @@ def _ok(result: Any) -> bool:
 
 
 def _undo_outcome(result: Any) -> str:
-    if isinstance(result, dict) and isinstance(result.get("outcome"), str):
-        return result["outcome"]
+    if isinstance(result, dict) and isinstance(outcome := result.get("outcome"), str):
+        return outcome
     return "undone"
 
 
@@ -178,7 +182,17 @@ class Saga:
             reason = data.get("reason") if isinstance(data, dict) else None
             raise SagaAborted(CANCELLED, step, reason or "cancelled on request")
 
-    def _call(self, name: str, app_id: str | None, input: Any, result_type: type[R], abort_on_failure: bool) -> Steps:
+    @overload
+    def _call(
+        self, name: str, app_id: str | None, input: Any, result_type: type[R], abort_on_failure: Literal[True]
+    ) -> Steps[R]: ...
+    @overload
+    def _call(
+        self, name: str, app_id: str | None, input: Any, result_type: type[R], abort_on_failure: Literal[False]
+    ) -> Steps[R | None]: ...
+    def _call(
+        self, name: str, app_id: str | None, input: Any, result_type: type[R], abort_on_failure: bool
+    ) -> Steps[R | None]:
         entry: dict[str, Any] = {"name": name, "app": app_id, "outcome": RUNNING, "started_at": self._now()}
         self.steps.append(entry)
         self.publish()
@@ -213,7 +227,7 @@ class Saga:
 
     # --- unwinding and the end -----------------------------------------------------------------------
 
-    def unwind(self) -> Steps[list]:
+    def unwind(self) -> Steps[list[dict[str, Any]]]:
         """Run every pushed undo (LIFO) with the saga's retry policy; returns their outcomes."""
         return (yield from self.stack.unwind(self.ctx, self.retry_policy, on_change=self.publish))
 
@@ -242,5 +256,5 @@ class Saga:
             log.info("%s: " + msg, self.ctx.instance_id, *args)
 
     def _now(self) -> str:
-        now = self.ctx.current_utc_datetime  # the SDK hands out naive UTC
+        now: datetime = self.ctx.current_utc_datetime  # the SDK hands out naive UTC
         return (now if now.tzinfo else now.replace(tzinfo=UTC)).isoformat()

@@ -74,8 +74,11 @@ def release(status: str | None, units: int = 0) -> Release:
     None: record the RELEASED tombstone. RESERVED: give the units back. RELEASED: nothing to undo.
     """
     if status is None:
-        return Release(RELEASED, False, UndoResult(outcome="nothing_to_undo",
-                                                   detail="no reservation found; a late reserve will be refused"))
+        return Release(
+            RELEASED,
+            False,
+            UndoResult(outcome="nothing_to_undo", detail="no reservation found; a late reserve will be refused"),
+        )
     if status != RESERVED:
         return Release(None, False, UndoResult(outcome="nothing_to_undo", detail="already released"))
     return Release(RELEASED, True, UndoResult(outcome="undone", detail=f"released {units} units"))

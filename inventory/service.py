@@ -6,11 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.contracts import ReserveInventoryInput, StepResult, UndoInput, UndoResult, ValidateOrderInput, ValidateOrderResult
-from common.db import Database
+from common.contracts import (
+    ReserveInventoryInput,
+    StepResult,
+    UndoInput,
+    UndoResult,
+    ValidateOrderInput,
+    ValidateOrderResult,
+)
+from common.db import Database, insert_unless_present, update_row
 from common.idempotency import run_once
 from inventory import domain
 from inventory.tables import processed_requests, products, reservation_items, reservations
@@ -26,7 +32,9 @@ async def validate_order(db: Database, request: ValidateOrderInput, max_quantity
         domain.check_items(request.items, max_quantity)
         async with db.session() as session:
             rows = await session.execute(
-                sa.select(products.c.sku, products.c.price_cents).where(products.c.sku.in_([i.sku for i in request.items]))
+                sa.select(products.c.sku, products.c.price_cents).where(
+                    products.c.sku.in_([i.sku for i in request.items])
+                )
             )
             prices = {row.sku: row.price_cents for row in rows}
         priced = domain.price(request.items, prices)
@@ -52,11 +60,15 @@ async def _reserve(session: AsyncSession, request: ReserveInventoryInput, max_qu
         return StepResult(ok=False, reason=str(rejection)).model_dump()
     try:
         async with session.begin_nested():  # out of stock rolls back every decrement and the reservation row
-            if not await _claim(session, request.order_id, domain.RESERVED):
+            if not await insert_unless_present(
+                session, reservations, order_id=request.order_id, status=domain.RESERVED
+            ):
                 # The order already has a reservation row, written under another key or by a release.
-                status = await session.scalar(
-                    sa.select(reservations.c.status).where(reservations.c.order_id == request.order_id)
-                )
+                status = (
+                    await session.execute(
+                        sa.select(reservations.c.status).where(reservations.c.order_id == request.order_id)
+                    )
+                ).scalar_one()
                 return domain.reserve_outcome(request.order_id, status).model_dump()
             # Sorted, so concurrent reservations lock product rows in one order and cannot deadlock.
             for item in sorted(request.items, key=lambda i: i.sku):
@@ -84,7 +96,7 @@ async def _take(session: AsyncSession, sku: str, quantity: int) -> None:
 
 async def _release(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
     tombstone = domain.release(None)
-    if await _claim(session, request.order_id, tombstone.status):
+    if await insert_unless_present(session, reservations, order_id=request.order_id, status=tombstone.status):
         return tombstone.result.model_dump()
     status = await session.scalar(
         sa.select(reservations.c.status).where(reservations.c.order_id == request.order_id).with_for_update()
@@ -100,25 +112,13 @@ async def _release(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
     if decision.restock:
         for item in items:
             await session.execute(
-                sa.update(products).where(products.c.sku == item.sku).values(available=products.c.available + item.quantity)
+                sa.update(products)
+                .where(products.c.sku == item.sku)
+                .values(available=products.c.available + item.quantity)
             )
     if decision.status is not None:
-        await session.execute(
-            sa.update(reservations)
-            .where(reservations.c.order_id == request.order_id)
-            .values(status=decision.status, updated_at=sa.func.now())
-        )
+        await update_row(session, reservations, reservations.c.order_id == request.order_id, status=decision.status)
     return decision.result.model_dump()
-
-
-async def _claim(session: AsyncSession, order_id: str, status: str) -> bool:
-    inserted = await session.execute(
-        insert(reservations)
-        .values(order_id=order_id, status=status)
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(reservations.c.order_id)
-    )
-    return inserted.first() is not None
 
 
 async def list_products(db: Database) -> list[dict[str, Any]]:
@@ -137,4 +137,8 @@ async def reservation_view(db: Database, order_id: str) -> dict[str, Any] | None
             .where(reservation_items.c.order_id == order_id)
             .order_by(reservation_items.c.sku)
         )
-        return {"order_id": order_id, "status": status, "items": [{"sku": i.sku, "quantity": i.quantity} for i in items]}
+        return {
+            "order_id": order_id,
+            "status": status,
+            "items": [{"sku": i.sku, "quantity": i.quantity} for i in items],
+        }

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from common.db import created_at, updated_at
 from common.faults import faults_table
 from common.idempotency import processed_requests_table
-
 from inventory.domain import RELEASED, RESERVED
 
 metadata = sa.MetaData()
@@ -26,8 +26,8 @@ reservations = sa.Table(
     metadata,
     sa.Column("order_id", sa.Text, primary_key=True),
     sa.Column("status", sa.Text, sa.CheckConstraint(f"status IN ('{RESERVED}', '{RELEASED}')"), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    created_at(),
+    updated_at(),
 )
 
 reservation_items = sa.Table(

@@ -10,11 +10,10 @@ from typing import Any
 
 from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
 
+from common.activity import register_activities, run_activity
 from common.contracts import NOTIFY, NotifyInput, NotifyResult
 from common.db import Database
-from common.activity import register_activities, run_activity
 from common.faults import FaultInjector
-from common.idempotency import IdempotencyConflict
 from common.settings import Settings
 from notification import service
 from notification.domain import InvalidNotification
@@ -24,8 +23,9 @@ ACTIVITIES = (NOTIFY,)
 
 def build_activities(db: Database, faults: FaultInjector) -> dict[str, Callable[..., Any]]:
     async def notify(ctx: WorkflowActivityContext, request: NotifyInput) -> NotifyResult:
-        return await run_activity(faults, NOTIFY, request.order_id, lambda: service.notify(db, request),
-                                  permanent=(InvalidNotification, IdempotencyConflict))
+        return await run_activity(
+            faults, NOTIFY, request.order_id, lambda: service.notify(db, request), permanent=(InvalidNotification,)
+        )
 
     return {NOTIFY: notify}
 

@@ -32,7 +32,9 @@ async def _send(session: AsyncSession, request: NotifyInput) -> dict[str, Any]:
             detail=request.detail,
         )
     )
-    return NotifyResult(sent=True, channel=domain.CHANNEL, detail=f"{request.kind} sent to {request.email}").model_dump()
+    return NotifyResult(
+        sent=True, channel=domain.CHANNEL, detail=f"{request.kind} sent to {request.email}"
+    ).model_dump()
 
 
 async def list_for_order(db: Database, order_id: str) -> list[dict[str, Any]]:
@@ -41,6 +43,12 @@ async def list_for_order(db: Database, order_id: str) -> list[dict[str, Any]]:
             sa.select(notifications).where(notifications.c.order_id == order_id).order_by(notifications.c.id)
         )
         return [
-            {"order_id": r.order_id, "kind": r.kind, "channel": r.channel, "status": r.status, "created_at": r.created_at}
+            {
+                "order_id": r.order_id,
+                "kind": r.kind,
+                "channel": r.channel,
+                "status": r.status,
+                "created_at": r.created_at,
+            }
             for r in rows
         ]

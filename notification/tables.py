@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from common.db import created_at
 from common.faults import faults_table
 from common.idempotency import processed_requests_table
 
@@ -20,7 +21,7 @@ notifications = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("recipient", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    created_at(),
 )
 
 processed_requests = processed_requests_table(metadata)

@@ -18,8 +18,12 @@ def main() -> None:
         logging.basicConfig()
         logging.getLogger(ORDER_API).error("invalid configuration: %s", exc)
         sys.exit(2)
-    run_service(ORDER_API, migrations="orchestrator:migrations",
-                create_app=lambda settings: create_app(settings, api), register=register)
+    run_service(
+        ORDER_API,
+        migrations="orchestrator:migrations",
+        create_app=lambda settings: create_app(settings, api),
+        register=register,
+    )
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ from typing import Any
 
 from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
 
-from common.contracts import ORDER_SAGA
 from common.activity import register_activities
+from common.contracts import ORDER_SAGA
 from common.db import Database
 from common.faults import FaultInjector
 from common.settings import Settings
-from orchestrator.domain import RECORD_ORDER_STATUS, OrderStatusUpdate
 from orchestrator import service
+from orchestrator.domain import RECORD_ORDER_STATUS, OrderStatusUpdate
 from orchestrator.saga import order_saga
 
 ACTIVITIES = (RECORD_ORDER_STATUS,)

@@ -6,6 +6,7 @@ the use cases' domain errors through ``PROBLEMS``, the one place they are mapped
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -13,13 +14,22 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from msgspec import Meta
 
 from common.contracts import Address, Item
 from common.problems import bad_request, problem, problems
-from orchestrator.domain import (ORDER_ID, TERMINAL, InvalidListing, NewOrder, OrderConflict, OrderError,
-                                 OrderNotFound, WorkflowUnavailable)
+from orchestrator.domain import (
+    ORDER_ID,
+    TERMINAL,
+    InvalidListing,
+    NewOrder,
+    OrderConflict,
+    OrderError,
+    OrderNotFound,
+    WorkflowUnavailable,
+)
 from orchestrator.domain import OrderPage as OrderPageValue
 from orchestrator.domain import OrderView as OrderViewValue
 from orchestrator.service import Orders
@@ -112,13 +122,24 @@ class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class OrderController(Controller):
     path = "/orders"
-    tags = ["orders"]
+    tags = ("orders",)
 
-    @post("/", status_code=HTTP_202_ACCEPTED, operation_id="submitOrder",
-          responses={HTTP_200_OK: ResponseSpec(OrderView, description="?wait=true and the order finished"),
-                     **problems(400, 409, 413, 503)})
-    async def submit(self, request: Request, orders: NamedDependency[Orders], data: JSONBody[OrderRequest],
-                     wait: FromQuery[bool] = False) -> Response[OrderView]:
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        operation_id="submitOrder",
+        responses={
+            HTTP_200_OK: ResponseSpec(OrderView, description="?wait=true and the order finished"),
+            **problems(400, 409, 413, 503),
+        },
+    )
+    async def submit(
+        self,
+        request: Request[Any, Any, Any],
+        orders: NamedDependency[Orders],
+        data: JSONBody[OrderRequest],
+        wait: FromQuery[bool] = False,
+    ) -> Response[OrderView]:
         """Accept an order and start its saga (202). ``?wait=true`` waits, bounded, for the outcome (200).
         The same order_id with the same body returns the existing order; with another body it is a 409.
         Each sku may appear once in ``items`` (a 400 otherwise; JSON Schema cannot say it)."""
@@ -145,15 +166,20 @@ class OrderController(Controller):
         """The order, its saga's steps and compensations, and why it failed if it did."""
         return _view(await orders.view(order_id))
 
-    @post("/{order_id:str}/cancel", status_code=HTTP_202_ACCEPTED, operation_id="cancelOrder",
-          responses=problems(400, 404, 409, 413, 503))
-    async def cancel(self, orders: NamedDependency[Orders], order_id: FromPath[str],
-                     data: JSONBody[CancelRequest | None] = None) -> OrderView:
+    @post(
+        "/{order_id:str}/cancel",
+        status_code=HTTP_202_ACCEPTED,
+        operation_id="cancelOrder",
+        responses=problems(400, 404, 409, 413, 503),
+    )
+    async def cancel(
+        self, orders: NamedDependency[Orders], order_id: FromPath[str], data: JSONBody[CancelRequest | None] = None
+    ) -> OrderView:
         """Ask a running saga to stop and undo what it did (202); 409 when the order already finished."""
         return _view(await orders.cancel(order_id, data.reason if data else None))
 
 
-async def _strictly(request: Request, model: type[T]) -> T:
+async def _strictly(request: Request[Any, Any, Any], model: type[T]) -> T:
     """Litestar converts bodies leniently ("2" passes as 2); money and quantities must not guess. A number with
     no fraction (``2.0``) is an integer, as JSON Schema says."""
     try:
@@ -161,8 +187,10 @@ async def _strictly(request: Request, model: type[T]) -> T:
     except msgspec.ValidationError as err:
         message, _, path = str(err).rpartition(" - at `$")
         key = path.rstrip("`").lstrip(".") if path else "data"
-        raise bad_request(f"Validation failed for {request.method} {request.url.path}",
-                          errors=[{"message": message or str(err), "key": key, "source": "body"}]) from err
+        raise bad_request(
+            f"Validation failed for {request.method} {request.url.path}",
+            errors=[{"message": message or str(err), "key": key, "source": "body"}],
+        ) from err
 
 
 def _integral(value: Any) -> Any:
@@ -177,10 +205,13 @@ def _integral(value: Any) -> Any:
 
 def new_order(data: OrderRequest) -> NewOrder:
     return NewOrder(
-        customer_id=data.customer_id, email=data.email,
+        customer_id=data.customer_id,
+        email=data.email,
         items=tuple(Item(sku=i.sku, quantity=i.quantity) for i in data.items),
-        payment_method=data.payment.method, payment_token=data.payment.token,
-        shipping_address=Address(**msgspec.structs.asdict(data.shipping_address)), order_id=data.order_id,
+        payment_method=data.payment.method,
+        payment_token=data.payment.token,
+        shipping_address=Address(**msgspec.structs.asdict(data.shipping_address)),
+        order_id=data.order_id,
     )
 
 
@@ -197,12 +228,12 @@ def _order_response(order: OrderViewValue) -> Response[OrderView]:
     return Response(_view(order), status_code=status, headers={"Location": f"/orders/{order.order_id}"})
 
 
-def _problem(status: int):
+def _problem(status: int) -> Callable[[OrderError], ProblemDetailsException]:
     return lambda err: problem(status, err.detail, **err.extra)
 
 
 # The use cases' refusals as HTTP: spread into problem_config(errors=...) by the app.
-PROBLEMS: dict[type[OrderError], Any] = {
+PROBLEMS: dict[type[OrderError], Callable[[OrderError], ProblemDetailsException]] = {
     OrderNotFound: _problem(404),
     InvalidListing: _problem(400),
     OrderConflict: _problem(409),

@@ -8,6 +8,8 @@ import logging
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Schema
+from litestar.types import ControllerRouterHandler
 
 from common.db import Database
 from common.fault_api import fault_router
@@ -30,10 +32,10 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
     api = api or ApiSettings()
     db = Database(settings.database_url)
     orders = Orders(db, workflows or Workflows(), settings.retry, api.wait_timeout_seconds)
-    handlers: list = [healthz, OrderController]
+    handlers: list[ControllerRouterHandler] = [healthz, OrderController]
     if settings.faults_enabled:
         handlers.append(fault_router(FaultInjector(db, ACTIVITIES, enabled=True), settings.faults_allow_remote))
-    background: set[asyncio.Task] = set()
+    background: set[asyncio.Task[None]] = set()
 
     def start_resuming() -> None:
         for sweep in (_resume_pending(orders), _resume_after_stale_claims(orders)):
@@ -45,17 +47,26 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
         for task in background:
             task.cancel()
 
-    app = forbid_unknown_fields_in_docs(Litestar(
-        route_handlers=handlers,
-        dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
-        on_startup=[start_resuming],
-        on_shutdown=[stop_resuming, db.dispose],
-        openapi_config=OpenAPIConfig(title="order-api", version="0.1.0",
-                                     description="Submit, follow and cancel orders run by the order saga."),
-        **problem_config(PROBLEMS),
-    ))
+    app = forbid_unknown_fields_in_docs(
+        Litestar(
+            route_handlers=handlers,
+            dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
+            on_startup=[start_resuming],
+            on_shutdown=[stop_resuming, db.dispose],
+            openapi_config=OpenAPIConfig(
+                title="order-api",
+                version="0.1.0",
+                description="Submit, follow and cancel orders run by the order saga.",
+            ),
+            **problem_config(PROBLEMS),
+        )
+    )
     # Each sku once: JSON Schema cannot say "unique by sku", but it can say "no two items alike".
-    app.openapi_schema.components.schemas["OrderRequest"].properties["items"].unique_items = True
+    order_request = (app.openapi_schema.components.schemas or {}).get("OrderRequest")
+    items = (order_request.properties or {}).get("items") if isinstance(order_request, Schema) else None
+    if not isinstance(items, Schema):
+        raise RuntimeError("the OpenAPI document has no inline schema for OrderRequest.items")
+    items.unique_items = True
     return app
 
 

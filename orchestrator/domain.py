@@ -74,7 +74,6 @@ def conclusion(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) ->
     return COMPENSATED, abort.failure()
 
 
-
 # --- a new order ------------------------------------------------------------------------------------------
 
 
@@ -123,8 +122,9 @@ class WorkflowView:
         summary = self.output
         if not summary or summary.get("status") not in TERMINAL:
             return None
-        return OrderStatusUpdate(order_id, summary["status"], summary.get("failure"), summary.get("total_cents"),
-                                 summary)
+        return OrderStatusUpdate(
+            order_id, summary["status"], summary.get("failure"), summary.get("total_cents"), summary
+        )
 
 
 @dataclass(frozen=True)
@@ -159,13 +159,21 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> OrderVi
     status record landed is shown as it finished (the row catches up when the order is next posted or cancelled)."""
     finished = workflow.finished_update(row["order_id"]) if workflow is not None else None
     if finished is not None and row["status"] not in TERMINAL:
-        row = {**row, "status": finished.status, "failure": finished.failure,
-               "total_cents": row["total_cents"] if finished.total_cents is None else finished.total_cents}
+        row = {
+            **row,
+            "status": finished.status,
+            "failure": finished.failure,
+            "total_cents": row["total_cents"] if finished.total_cents is None else finished.total_cents,
+        }
     saga = (workflow.summary if workflow is not None else None) or row.get("saga") or {}
     status = row["status"]
     if status == PENDING and workflow is not None and workflow.runtime_status == "RUNNING":
         status = RUNNING  # the RUNNING record may lag the workflow by a moment
-    stopped = workflow is not None and workflow.runtime_status in ("FAILED", "TERMINATED", "STALLED", "SUSPENDED")
+    stopped = (
+        workflow
+        if workflow is not None and workflow.runtime_status in ("FAILED", "TERMINATED", "STALLED", "SUSPENDED")
+        else None
+    )
     return OrderView(
         order_id=row["order_id"],
         status=status,
@@ -180,7 +188,9 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> OrderVi
         updated_at=row["updated_at"].isoformat(),
         warnings=saga.get("warnings") or None,
         # Not a business outcome: the workflow itself stopped (a bug, an operator). The order needs a person.
-        workflow={"runtime_status": workflow.runtime_status, "failure": workflow.failure} if stopped else None,
+        workflow={"runtime_status": stopped.runtime_status, "failure": stopped.failure}
+        if stopped is not None
+        else None,
     )
 
 

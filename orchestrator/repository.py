@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy import CursorResult
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,8 +45,11 @@ async def claim_start(session: AsyncSession, order_id: str, ttl: timedelta) -> R
     claimed = (
         await session.execute(
             sa.update(orders)
-            .where(c.order_id == order_id, c.status == PENDING,
-                   sa.or_(c.start_claimed_at.is_(None), c.start_claimed_at < sa.func.now() - ttl))
+            .where(
+                c.order_id == order_id,
+                c.status == PENDING,
+                sa.or_(c.start_claimed_at.is_(None), c.start_claimed_at < sa.func.now() - ttl),
+            )
             .values(start_claimed_at=sa.func.now())
             .returning(*orders.c)
         )
@@ -89,9 +93,13 @@ async def record_status(session: AsyncSession, update: OrderStatusUpdate) -> boo
         values["total_cents"] = update.total_cents
     if update.saga is not None:
         values["saga"] = update.saga
-    result = await session.execute(
-        sa.update(orders)
-        .where(orders.c.order_id == update.order_id, orders.c.status.in_(allowed_from))
-        .values(**values)
+    # An UPDATE's result is a CursorResult (SQLAlchemy types execute() as returning the general Result).
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            sa.update(orders)
+            .where(orders.c.order_id == update.order_id, orders.c.status.in_(allowed_from))
+            .values(**values)
+        ),
     )
     return result.rowcount == 1

@@ -10,44 +10,82 @@ after ship finished, during the unwind or the notification → too late, changes
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from dapr.ext import workflow as wf
 
 from common.contracts import (
-    CANCEL_SHIPMENT, CHARGE, INVENTORY, NOTIFICATION, NOTIFY, PAYMENT, REFUND, RELEASE_INVENTORY,
-    RESERVE_INVENTORY, SHIP, SHIPPING, VALIDATE_ORDER, ChargeInput, NotifyInput, NotifyResult,
-    ReserveInventoryInput, ShipInput, StepResult, UndoInput, ValidateOrderInput, ValidateOrderResult,
+    CANCEL_SHIPMENT,
+    CHARGE,
+    INVENTORY,
+    NOTIFICATION,
+    NOTIFY,
+    PAYMENT,
+    REFUND,
+    RELEASE_INVENTORY,
+    RESERVE_INVENTORY,
+    SHIP,
+    SHIPPING,
+    VALIDATE_ORDER,
+    ChargeInput,
+    NotifyInput,
+    NotifyResult,
+    ReserveInventoryInput,
+    ShipInput,
+    StepResult,
+    UndoInput,
+    ValidateOrderInput,
+    ValidateOrderResult,
     idempotency_key,
 )
 from common.outcomes import SagaAborted
-from common.saga import Saga, retry_policy
+from common.saga import Saga, Steps, retry_policy
 from orchestrator.domain import (
-    CANCEL_EVENT, COMPLETED, RECORD_ORDER_STATUS, RUNNING, OrderSagaInput, OrderStatusUpdate, conclusion,
+    CANCEL_EVENT,
+    COMPLETED,
+    RECORD_ORDER_STATUS,
+    RUNNING,
+    OrderSagaInput,
+    OrderStatusUpdate,
+    conclusion,
 )
 
 
-def order_saga(ctx: wf.DaprWorkflowContext, payload: dict):
+def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[dict[str, Any]]:
     order = OrderSagaInput.model_validate(payload)
     key = partial(idempotency_key, order.order_id)
-    undo = lambda name: UndoInput(order.order_id, key(name))  # noqa: E731
+
+    def undo(name: str) -> UndoInput:
+        return UndoInput(order.order_id, key(name))
+
     saga = Saga(ctx, retry_policy(order.retry), cancel=ctx.wait_for_external_event(CANCEL_EVENT))
     yield from saga.quietly(RECORD_ORDER_STATUS, OrderStatusUpdate(order.order_id, RUNNING))
     abort = None
     try:
         # 1. Validate and price: a "no" here means nothing has happened yet.
-        priced = yield from saga.step(VALIDATE_ORDER, INVENTORY,
-                                      ValidateOrderInput(order.order_id, order.items), ValidateOrderResult)
+        priced = yield from saga.step(
+            VALIDATE_ORDER, INVENTORY, ValidateOrderInput(order.order_id, order.items), ValidateOrderResult
+        )
         saga.facts["total_cents"] = priced.total_cents
         # 2-4. Each undo goes on the stack *before* its step: a step that timed out may still have happened.
         saga.push(RELEASE_INVENTORY, INVENTORY, undo(RELEASE_INVENTORY))
-        yield from saga.step(RESERVE_INVENTORY, INVENTORY,
-                             ReserveInventoryInput(order.order_id, order.items, key(RESERVE_INVENTORY)), StepResult)
+        yield from saga.step(
+            RESERVE_INVENTORY,
+            INVENTORY,
+            ReserveInventoryInput(order.order_id, order.items, key(RESERVE_INVENTORY)),
+            StepResult,
+        )
         saga.push(REFUND, PAYMENT, undo(REFUND))
-        yield from saga.step(CHARGE, PAYMENT, ChargeInput(order.order_id, order.customer_id, priced.total_cents,
-                                                          order.payment_token, key(CHARGE)), StepResult)
+        yield from saga.step(
+            CHARGE,
+            PAYMENT,
+            ChargeInput(order.order_id, order.customer_id, priced.total_cents, order.payment_token, key(CHARGE)),
+            StepResult,
+        )
         saga.push(CANCEL_SHIPMENT, SHIPPING, undo(CANCEL_SHIPMENT))
-        yield from saga.step(SHIP, SHIPPING,
-                             ShipInput(order.order_id, order.address, order.items, key(SHIP)), StepResult)
+        yield from saga.step(
+            SHIP, SHIPPING, ShipInput(order.order_id, order.address, order.items, key(SHIP)), StepResult
+        )
         saga.commit()  # the order is done: a cancel from here on is too late and changes nothing
     except SagaAborted as aborted:
         abort = aborted
@@ -59,9 +97,12 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict):
     # 5. Tell the customer. Best effort: a failed notification is recorded, never unwinds an order.
     kind = "order_confirmed" if status == COMPLETED else "order_failed"
     detail = failure["reason"] if failure else None
-    yield from saga.best_effort(NOTIFY, NOTIFICATION,
-                                NotifyInput(order.order_id, order.email, kind, detail, key(NOTIFY)), NotifyResult)
+    yield from saga.best_effort(
+        NOTIFY, NOTIFICATION, NotifyInput(order.order_id, order.email, kind, detail, key(NOTIFY)), NotifyResult
+    )
 
-    yield from saga.quietly(RECORD_ORDER_STATUS, OrderStatusUpdate(
-        order.order_id, status, failure, saga.facts.get("total_cents"), saga.summary()))
+    yield from saga.quietly(
+        RECORD_ORDER_STATUS,
+        OrderStatusUpdate(order.order_id, status, failure, saga.facts.get("total_cents"), saga.summary()),
+    )
     return saga.summary()

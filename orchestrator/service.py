@@ -19,9 +19,23 @@ from common.contracts import SagaRetry
 from common.db import Database
 from common.idempotency import request_hash
 from orchestrator import repository
-from orchestrator.domain import (PENDING, STATUSES, TERMINAL, InvalidListing, NewOrder, OrderConflict, OrderNotFound,
-                                 OrderPage, OrderSagaInput, OrderStatusUpdate, OrderView, WorkflowUnavailable,
-                                 WorkflowView, order_view, parse_cursor)
+from orchestrator.domain import (
+    PENDING,
+    STATUSES,
+    TERMINAL,
+    InvalidListing,
+    NewOrder,
+    OrderConflict,
+    OrderNotFound,
+    OrderPage,
+    OrderSagaInput,
+    OrderStatusUpdate,
+    OrderView,
+    WorkflowUnavailable,
+    WorkflowView,
+    order_view,
+    parse_cursor,
+)
 from orchestrator.workflows import SidecarUnavailable, Workflows
 
 log = logging.getLogger(__name__)
@@ -39,8 +53,14 @@ class Submitted:
 
 
 class Orders:
-    def __init__(self, db: Database, workflows: Workflows, retry: SagaRetry, wait_seconds: float,
-                 claim_ttl: timedelta = START_CLAIM_TTL) -> None:
+    def __init__(
+        self,
+        db: Database,
+        workflows: Workflows,
+        retry: SagaRetry,
+        wait_seconds: float,
+        claim_ttl: timedelta = START_CLAIM_TTL,
+    ) -> None:
         self.db, self.workflows, self.retry, self.wait_seconds = db, workflows, retry, wait_seconds
         self.claim_ttl = claim_ttl
 
@@ -51,9 +71,17 @@ class Orders:
         request = order.request()
         fingerprint = request_hash(request)
         async with self.db.transaction() as session:
-            row, created = await repository.insert_order(session, {
-                "order_id": order_id, "request": request, "request_hash": fingerprint,
-                "customer_id": order.customer_id, "email": order.email, "items": request["items"]})
+            row, created = await repository.insert_order(
+                session,
+                {
+                    "order_id": order_id,
+                    "request": request,
+                    "request_hash": fingerprint,
+                    "customer_id": order.customer_id,
+                    "email": order.email,
+                    "items": request["items"],
+                },
+            )
         if not created and row["request_hash"] != fingerprint:
             raise OrderConflict(f"order {order_id!r} exists with a different request body", order_id=order_id)
         if row["status"] == PENDING:
@@ -86,8 +114,9 @@ class Orders:
         workflow = await _engine(self.workflows.state(order_id))
         row = await self._reconcile(order_id, workflow) or row
         if row["status"] in TERMINAL:
-            raise OrderConflict(f"order {order_id!r} is already {row['status']}",
-                                order_id=order_id, order_status=row["status"])
+            raise OrderConflict(
+                f"order {order_id!r} is already {row['status']}", order_id=order_id, order_status=row["status"]
+            )
         if workflow is None:
             await self._ensure_started(order_id)  # the event then waits in the new instance
         await _engine(self.workflows.cancel(order_id, reason))
@@ -105,10 +134,17 @@ class Orders:
 
     def saga_input(self, row: dict[str, Any]) -> OrderSagaInput:
         request = row["request"]
-        return OrderSagaInput.model_validate({
-            "order_id": row["order_id"], "customer_id": request["customer_id"], "email": request["email"],
-            "items": request["items"], "payment_token": request["payment"]["token"],
-            "address": request["shipping_address"], "retry": self.retry.model_dump()})
+        return OrderSagaInput.model_validate(
+            {
+                "order_id": row["order_id"],
+                "customer_id": request["customer_id"],
+                "email": request["email"],
+                "items": request["items"],
+                "payment_token": request["payment"]["token"],
+                "address": request["shipping_address"],
+                "retry": self.retry.model_dump(),
+            }
+        )
 
     async def _ensure_started(self, order_id: str) -> bool:
         """Schedule the saga of a PENDING order unless its instance exists; True if this call started it.
@@ -134,7 +170,9 @@ class Orders:
             if isinstance(err, SidecarUnavailable):
                 raise WorkflowUnavailable(
                     f"order {order_id!r} is stored but its workflow could not be started ({err}); "
-                    "repeat the same request to start it", order_id=order_id) from err
+                    "repeat the same request to start it",
+                    order_id=order_id,
+                ) from err
             raise
 
     async def _reconcile(self, order_id: str, workflow: WorkflowView | None) -> dict[str, Any] | None:

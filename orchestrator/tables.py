@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from common.db import created_at, updated_at
 from common.faults import faults_table
 from orchestrator.domain import STATUSES
 
@@ -30,8 +31,8 @@ orders = sa.Table(
     sa.Column("saga", JSONB, nullable=True),  # the saga's final summary: survives a purged workflow
     # When a starter claimed the start of this PENDING order's saga (service.Orders._ensure_started).
     sa.Column("start_claimed_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    created_at(),
+    updated_at(),
     sa.CheckConstraint(STATUS_CHECK, name="orders_status_known"),
     sa.CheckConstraint("total_cents IS NULL OR total_cents >= 0", name="orders_total_not_negative"),
     sa.Index("orders_by_status", "status", "seq"),

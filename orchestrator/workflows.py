@@ -60,7 +60,8 @@ class Workflows:
         """The finished instance, or None when it is still running after ``timeout_seconds``."""
         try:
             state = await self.client.wait_for_workflow_completion(
-                order_id, fetch_payloads=True, timeout_in_seconds=max(1, math.ceil(timeout_seconds)))
+                order_id, fetch_payloads=True, timeout_in_seconds=max(1, math.ceil(timeout_seconds))
+            )
         except TimeoutError:
             return None
         except grpc.RpcError as err:
@@ -80,8 +81,9 @@ def _view(state: Any) -> WorkflowView | None:
     if state is None:
         return None
     failure = state.failure_details.message if getattr(state, "failure_details", None) is not None else None
-    return WorkflowView(state.runtime_status.name, _json(state.serialized_custom_status),
-                        _json(state.serialized_output), failure)
+    return WorkflowView(
+        state.runtime_status.name, _json(state.serialized_custom_status), _json(state.serialized_output), failure
+    )
 
 
 def _json(raw: str | None) -> dict[str, Any] | None:

@@ -10,11 +10,10 @@ from typing import Any
 
 from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
 
+from common.activity import register_activities, run_activity
 from common.contracts import CHARGE, REFUND, ChargeInput, StepResult, UndoInput, UndoResult
 from common.db import Database
-from common.activity import register_activities, run_activity
 from common.faults import FaultInjector
-from common.idempotency import IdempotencyConflict
 from common.settings import Settings
 from payment import service
 from payment.domain import InvalidCharge
@@ -24,12 +23,12 @@ ACTIVITIES = (CHARGE, REFUND)
 
 def build_activities(db: Database, faults: FaultInjector) -> dict[str, Callable[..., Any]]:
     async def charge(ctx: WorkflowActivityContext, request: ChargeInput) -> StepResult:
-        return await run_activity(faults, CHARGE, request.order_id, lambda: service.charge(db, request),
-                                  permanent=(InvalidCharge, IdempotencyConflict))
+        return await run_activity(
+            faults, CHARGE, request.order_id, lambda: service.charge(db, request), permanent=(InvalidCharge,)
+        )
 
     async def refund(ctx: WorkflowActivityContext, request: UndoInput) -> UndoResult:
-        return await run_activity(faults, REFUND, request.order_id, lambda: service.refund(db, request),
-                                  permanent=(IdempotencyConflict,))
+        return await run_activity(faults, REFUND, request.order_id, lambda: service.refund(db, request))
 
     return {CHARGE: charge, REFUND: refund}
 

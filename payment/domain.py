@@ -80,8 +80,9 @@ def refund(payment: Payment | None, net_cents: int = 0) -> Refund:
     (declined, refunded, voided): nothing to undo.
     """
     if payment is None:
-        return Refund(VOIDED, 0, UndoResult(outcome="nothing_to_undo",
-                                            detail="no charge found; a late charge will be refused"))
+        return Refund(
+            VOIDED, 0, UndoResult(outcome="nothing_to_undo", detail="no charge found; a late charge will be refused")
+        )
     if payment.status != CHARGED:
         return Refund(None, 0, UndoResult(outcome="nothing_to_undo", detail=f"payment is {payment.status}"))
     return Refund(REFUNDED, net_cents, UndoResult(outcome="undone", detail=f"refunded {net_cents} cents"))

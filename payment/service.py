@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.contracts import ChargeInput, StepResult, UndoInput, UndoResult
-from common.db import Database
+from common.db import Database, insert_unless_present, update_row
 from common.idempotency import run_once
 from payment import domain
 from payment.tables import ledger, payments, processed_requests
@@ -26,8 +25,15 @@ async def refund(db: Database, request: UndoInput) -> UndoResult:
 
 async def _charge(session: AsyncSession, request: ChargeInput) -> dict[str, Any]:
     first = domain.first_charge(request.order_id, request.token)
-    if await _claim_order(session, request.order_id, status=first.status, payment_id=first.payment_id,
-                          customer_id=request.customer_id, decline_reason=first.decline_reason):
+    if await insert_unless_present(
+        session,
+        payments,
+        order_id=request.order_id,
+        status=first.status,
+        payment_id=first.payment_id,
+        customer_id=request.customer_id,
+        decline_reason=first.decline_reason,
+    ):
         if first.status == domain.CHARGED:
             await session.execute(
                 sa.insert(ledger).values(order_id=request.order_id, kind="charge", amount_cents=request.amount_cents)
@@ -39,7 +45,7 @@ async def _charge(session: AsyncSession, request: ChargeInput) -> dict[str, Any]
 
 async def _refund(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
     tombstone = domain.refund(None)
-    if await _claim_order(session, request.order_id, status=tombstone.status):
+    if await insert_unless_present(session, payments, order_id=request.order_id, status=tombstone.status):
         return tombstone.result.model_dump()
     decision = domain.refund(await _locked(session, request.order_id), await _net_cents(session, request.order_id))
     # The ledger's unique index makes a second refund impossible, whatever runs concurrently.
@@ -48,22 +54,8 @@ async def _refund(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
             sa.insert(ledger).values(order_id=request.order_id, kind="refund", amount_cents=decision.refund_cents)
         )
     if decision.status is not None:
-        await session.execute(
-            sa.update(payments).where(payments.c.order_id == request.order_id)
-            .values(status=decision.status, updated_at=sa.func.now())
-        )
+        await update_row(session, payments, payments.c.order_id == request.order_id, status=decision.status)
     return decision.result.model_dump()
-
-
-async def _claim_order(session: AsyncSession, order_id: str, **values: Any) -> bool:
-    """Insert the order's payment row unless it exists; a concurrent writer makes us wait for its commit."""
-    inserted = await session.execute(
-        insert(payments)
-        .values(order_id=order_id, **values)
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(payments.c.order_id)
-    )
-    return inserted.first() is not None
 
 
 async def _locked(session: AsyncSession, order_id: str) -> domain.Payment:
@@ -73,8 +65,10 @@ async def _locked(session: AsyncSession, order_id: str) -> domain.Payment:
 
 async def _net_cents(session: AsyncSession, order_id: str) -> int:
     signed = sa.case((ledger.c.kind == "charge", ledger.c.amount_cents), else_=-ledger.c.amount_cents)
-    total = await session.scalar(sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(ledger.c.order_id == order_id))
-    return int(total)
+    total = await session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(ledger.c.order_id == order_id)
+    )
+    return int(total.scalar_one())
 
 
 async def payment_view(db: Database, order_id: str) -> dict[str, Any] | None:

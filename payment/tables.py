@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from common.db import created_at, updated_at
 from common.faults import faults_table
 from common.idempotency import processed_requests_table
-
 from payment.domain import CHARGED, DECLINED, REFUNDED, VOIDED
 
 metadata = sa.MetaData()
@@ -20,9 +20,11 @@ payments = sa.Table(
     sa.Column("payment_id", sa.Text, nullable=True),
     sa.Column("customer_id", sa.Text, nullable=True),
     sa.Column("decline_reason", sa.Text, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.CheckConstraint(f"status IN ('{CHARGED}', '{DECLINED}', '{REFUNDED}', '{VOIDED}')", name="payments_status_known"),
+    created_at(),
+    updated_at(),
+    sa.CheckConstraint(
+        f"status IN ('{CHARGED}', '{DECLINED}', '{REFUNDED}', '{VOIDED}')", name="payments_status_known"
+    ),
 )
 
 ledger = sa.Table(
@@ -32,7 +34,7 @@ ledger = sa.Table(
     sa.Column("order_id", sa.Text, sa.ForeignKey("payments.order_id"), nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    created_at(),
     sa.CheckConstraint("kind IN ('charge', 'refund')", name="ledger_kind_known"),
     sa.CheckConstraint("amount_cents > 0", name="ledger_amount_positive"),
     # At most one charge and one refund per order: the data itself forbids a double charge or refund.

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import DAPR_VERSION
 from sidecar.supervisor import on_stop_signals
 
+from . import DAPR_VERSION
 from .binaries import DaprError, build, find
 
 log = logging.getLogger("realdapr")
@@ -62,19 +62,30 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     postgres_url = os.environ.get("POSTGRES_URL")
     if not postgres_url:
-        print("[dapr] error: POSTGRES_URL is not set: the workflow state store and the apps need a PostgreSQL "
-              "server. `make run-dapr` starts the embedded one (python -m common.devdb run -- ...).", file=sys.stderr)
+        print(
+            "[dapr] error: POSTGRES_URL is not set: the workflow state store and the apps need a PostgreSQL "
+            "server. `make run-dapr` starts the embedded one (python -m common.devdb run -- ...).",
+            file=sys.stderr,
+        )
         return 1
     if not os.environ.get("DAPR_API_TOKEN"):
         # As make run does: daprd then refuses any call without it, and every app gets it (the SDK sends it).
         os.environ["DAPR_API_TOKEN"] = secrets.token_urlsafe(32)
     try:
-        return asyncio.run(run(
-            template, dapr, postgres_url=postgres_url, data_dir=Path(args.data_dir).resolve(),
-            workflow_db=args.workflow_db, placement_port=args.placement_port,
-            scheduler_port=args.scheduler_port, log_level=args.log_level, ready_timeout=args.ready_timeout,
-            on_signals=lambda first, again: on_stop_signals(first, again, log),
-        ))
+        return asyncio.run(
+            run(
+                template,
+                dapr,
+                postgres_url=postgres_url,
+                data_dir=Path(args.data_dir).resolve(),
+                workflow_db=args.workflow_db,
+                placement_port=args.placement_port,
+                scheduler_port=args.scheduler_port,
+                log_level=args.log_level,
+                ready_timeout=args.ready_timeout,
+                on_signals=lambda first, again: on_stop_signals(first, again, log),
+            )
+        )
     except RunError as exc:
         print(f"[dapr] error: {exc}", file=sys.stderr)
         return 1
@@ -83,24 +94,52 @@ def _run(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m realdapr", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{install,where,run}")
-    commands.add_parser("install", help=f"find Dapr {DAPR_VERSION} (daprd, placement, scheduler) or build it "
-                        "from its Go modules (what `make dapr` runs)")
+    commands.add_parser(
+        "install",
+        help=f"find Dapr {DAPR_VERSION} (daprd, placement, scheduler) or build it "
+        "from its Go modules (what `make dapr` runs)",
+    )
     commands.add_parser("where", help="print the folder holding the binaries that would be used (exit 1: none)")
-    run = commands.add_parser("run", help="placement, scheduler, and per app of the template one daprd and the "
-                              "app, all supervised (what `make run-dapr` runs); needs POSTGRES_URL")
+    run = commands.add_parser(
+        "run",
+        help="placement, scheduler, and per app of the template one daprd and the "
+        "app, all supervised (what `make run-dapr` runs); needs POSTGRES_URL",
+    )
     run.add_argument("-f", "--file", required=True, help="the run template, or a folder holding dapr.yaml")
-    run.add_argument("--data-dir", default=os.path.join(os.environ.get("DATA_DIR", ".data"), "dapr"),
-                     help="generated resources and the scheduler's data (default: $DATA_DIR/dapr, .data/dapr)")
-    run.add_argument("--workflow-db", default="dapr_workflows",
-                     help="the database (on POSTGRES_URL) of the workflow actor state store")
-    run.add_argument("--placement-port", type=int, default=6050,
-                     help="placement's port; its health and metrics ports follow it (0: free ports)")
-    run.add_argument("--scheduler-port", type=int, default=6060,
-                     help="the scheduler's port; its health, metrics and etcd ports follow it (0: free ports)")
-    run.add_argument("--ready-timeout", type=float, default=60.0,
-                     help="seconds the control plane, then the daprd sidecars, get to come up (default 60)")
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"],
-                     help="the log level of daprd, placement and scheduler")
+    run.add_argument(
+        "--data-dir",
+        default=os.path.join(os.environ.get("DATA_DIR", ".data"), "dapr"),
+        help="generated resources and the scheduler's data (default: $DATA_DIR/dapr, .data/dapr)",
+    )
+    run.add_argument(
+        "--workflow-db",
+        default="dapr_workflows",
+        help="the database (on POSTGRES_URL) of the workflow actor state store",
+    )
+    run.add_argument(
+        "--placement-port",
+        type=int,
+        default=6050,
+        help="placement's port; its health and metrics ports follow it (0: free ports)",
+    )
+    run.add_argument(
+        "--scheduler-port",
+        type=int,
+        default=6060,
+        help="the scheduler's port; its health, metrics and etcd ports follow it (0: free ports)",
+    )
+    run.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=60.0,
+        help="seconds the control plane, then the daprd sidecars, get to come up (default 60)",
+    )
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warn", "error"],
+        help="the log level of daprd, placement and scheduler",
+    )
     return parser
 
 

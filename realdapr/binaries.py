@@ -92,8 +92,10 @@ def find(env: Mapping[str, str] = os.environ, warn: Callable[[str], None] | None
     if explicit:
         found, problem = _check_dir(Path(explicit).expanduser(), "DAPR_BIN_DIR")
         if found is None:
-            raise DaprError(f"DAPR_BIN_DIR={explicit}: {problem}. Point it at a Dapr {_minor()} install, or unset it "
-                            f"to use (or build with `make dapr`) Dapr {DAPR_VERSION}.")
+            raise DaprError(
+                f"DAPR_BIN_DIR={explicit}: {problem}. Point it at a Dapr {_minor()} install, or unset it "
+                f"to use (or build with `make dapr`) Dapr {DAPR_VERSION}."
+            )
         return found
     home = Path(env.get("HOME", "~")).expanduser() / ".dapr" / "bin"
     if (home / "daprd").exists():
@@ -137,8 +139,16 @@ class _Progress:
         elapsed = int(time.monotonic() - self.started)
         print(f"[dapr] {elapsed // 60:2d}m{elapsed % 60:02d}s {text}", file=self.out, flush=True)
 
-    def run(self, title: str, command: Sequence[str], cwd: Path | None, env: Mapping[str, str],
-            count: Callable[[str], bool], total: int | None = None, unit: str = "packages") -> str:
+    def run(
+        self,
+        title: str,
+        command: Sequence[str],
+        cwd: Path | None,
+        env: Mapping[str, str],
+        count: Callable[[str], bool],
+        total: int | None = None,
+        unit: str = "packages",
+    ) -> str:
         """Run ``command``, counting output lines for which ``count`` is true; return its stdout."""
         self.say(f"{title} ...")
         tail: deque[str] = deque(maxlen=25)
@@ -152,8 +162,15 @@ class _Progress:
         # go prints progress (-v packages, "go: downloading") on stderr; stdout goes to a file, so that a
         # full stdout pipe can never stall the process while we read stderr.
         with tempfile.TemporaryFile("w+") as stdout:
-            proc = subprocess.Popen(command, cwd=cwd, env=dict(env), stdout=stdout, stderr=subprocess.PIPE,
-                                    text=True, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=dict(env),
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                text=True,
+                stdin=subprocess.DEVNULL,
+            )
             threading.Thread(target=ticker, daemon=True).start()
             try:
                 assert proc.stderr is not None
@@ -191,11 +208,15 @@ def build(env: Mapping[str, str] = os.environ, out: TextIO = sys.stderr) -> Dapr
     if go is None or version_of_go is None:
         raise DaprError(_install_help(env))
     if version_of_go < GO_MINIMUM:
-        raise DaprError(f"Go {'.'.join(map(str, version_of_go))} is too old to build Dapr {DAPR_VERSION} "
-                        f"(needs {'.'.join(map(str, GO_MINIMUM))}+). " + _install_help(env))
+        raise DaprError(
+            f"Go {'.'.join(map(str, version_of_go))} is too old to build Dapr {DAPR_VERSION} "
+            f"(needs {'.'.join(map(str, GO_MINIMUM))}+). " + _install_help(env)
+        )
     progress = _Progress(out)
-    progress.say(f"building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from its Go modules with "
-                 f"{go}; a first build takes about 6 minutes on 2 cores and downloads 740 MB, later runs reuse it")
+    progress.say(
+        f"building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from its Go modules with "
+        f"{go}; a first build takes about 6 minutes on 2 cores and downloads 740 MB, later runs reuse it"
+    )
     # Never a toolchain download (the go.mod asks for 1.26.x and any 1.26+ builds it); the module
     # proxy is the only source.
     go_env = {**env, "GOTOOLCHAIN": "local"}
@@ -223,8 +244,14 @@ def _go_env(go: str, name: str) -> str:
 
 
 def _build(go: str, go_env: Mapping[str, str], src: Path, staging: Path, progress: _Progress) -> DaprBinaries:
-    info = progress.run(f"1/4 fetching {MODULE}@v{DAPR_VERSION}", [go, "mod", "download", "-json",
-                        f"{MODULE}@v{DAPR_VERSION}"], None, go_env, count=lambda line: False, unit="modules")
+    info = progress.run(
+        f"1/4 fetching {MODULE}@v{DAPR_VERSION}",
+        [go, "mod", "download", "-json", f"{MODULE}@v{DAPR_VERSION}"],
+        None,
+        go_env,
+        count=lambda line: False,
+        unit="modules",
+    )
     module_dir = Path(_json_field(info, "Dir"))
     # dapr's go.mod has replace directives, which `go install pkg@version` refuses: build with dapr as the
     # main module, in a writable copy of the module directory.
@@ -235,22 +262,64 @@ def _build(go: str, go_env: Mapping[str, str], src: Path, staging: Path, progres
     for path in [src, *src.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
     packages = ["./cmd/daprd", "./cmd/placement", "./cmd/scheduler"]
-    progress.run("2/4 fetching the modules daprd, placement and scheduler need",
-                 [go, "list", "-deps", "-tags", DAPRD_TAGS, *packages], src, go_env,
-                 count=lambda line: line.startswith("go: downloading"), unit="modules downloaded")
-    daprd_packages = subprocess.run([go, "list", "-deps", "-tags", DAPRD_TAGS, "./cmd/daprd"], cwd=src, env=go_env,
-                                    capture_output=True, text=True).stdout
+    progress.run(
+        "2/4 fetching the modules daprd, placement and scheduler need",
+        [go, "list", "-deps", "-tags", DAPRD_TAGS, *packages],
+        src,
+        go_env,
+        count=lambda line: line.startswith("go: downloading"),
+        unit="modules downloaded",
+    )
+    daprd_packages = subprocess.run(
+        [go, "list", "-deps", "-tags", DAPRD_TAGS, "./cmd/daprd"], cwd=src, env=go_env, capture_output=True, text=True
+    ).stdout
     total = len(daprd_packages.split())
-    ldflags = (f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION} "
-               f"-X github.com/dapr/kit/logger.DaprVersion={DAPR_VERSION}")
+    ldflags = (
+        f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION} "
+        f"-X github.com/dapr/kit/logger.DaprVersion={DAPR_VERSION}"
+    )
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     compiled = lambda line: not line.startswith(("go: ", "#"))  # noqa: E731  (go build -v: one package a line)
-    progress.run("3/4 compiling daprd", [go, "build", "-v", "-trimpath", "-tags", DAPRD_TAGS, "-ldflags", ldflags,
-                 "-o", str(staging / "daprd"), "./cmd/daprd"], src, go_env, count=compiled, total=total)
-    progress.run("4/4 compiling placement and scheduler", [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o",
-                 str(staging) + "/", "./cmd/placement", "./cmd/scheduler"], src, go_env, count=compiled)
+    progress.run(
+        "3/4 compiling daprd",
+        [
+            go,
+            "build",
+            "-v",
+            "-trimpath",
+            "-tags",
+            DAPRD_TAGS,
+            "-ldflags",
+            ldflags,
+            "-o",
+            str(staging / "daprd"),
+            "./cmd/daprd",
+        ],
+        src,
+        go_env,
+        count=compiled,
+        total=total,
+    )
+    progress.run(
+        "4/4 compiling placement and scheduler",
+        [
+            go,
+            "build",
+            "-v",
+            "-trimpath",
+            "-ldflags",
+            ldflags,
+            "-o",
+            str(staging) + "/",
+            "./cmd/placement",
+            "./cmd/scheduler",
+        ],
+        src,
+        go_env,
+        count=compiled,
+    )
     version = daprd_version(staging / "daprd")
     if version != DAPR_VERSION:
         raise DaprError(f"the daprd just built reports version {version!r}, not {DAPR_VERSION}: {staging}")
@@ -272,5 +341,6 @@ def _json_field(text: str, field: str) -> str:
 
 
 def _install_help(env: Mapping[str, str]) -> str:
-    return INSTALL_HELP.format(minor=_minor(), version=DAPR_VERSION, go=".".join(map(str, GO_MINIMUM)),
-                               cache=built_bin_dir(env=env))
+    return INSTALL_HELP.format(
+        minor=_minor(), version=DAPR_VERSION, go=".".join(map(str, GO_MINIMUM)), cache=built_bin_dir(env=env)
+    )

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -42,8 +43,14 @@ DEFAULT_PLACEMENT_PORT = 6050
 DEFAULT_SCHEDULER_PORT = 6060
 READY_TIMEOUT = 60.0
 # Everything listens on loopback only: nothing of a local run is meant for the network.
-_LOOPBACK = ("--listen-address", "127.0.0.1", "--healthz-listen-address", "127.0.0.1",
-             "--metrics-listen-address", "127.0.0.1")
+_LOOPBACK = (
+    "--listen-address",
+    "127.0.0.1",
+    "--healthz-listen-address",
+    "127.0.0.1",
+    "--metrics-listen-address",
+    "127.0.0.1",
+)
 
 
 class RunError(Exception):
@@ -65,11 +72,21 @@ class ControlPlanePorts:
     @classmethod
     def from_bases(cls, placement: int, scheduler: int) -> ControlPlanePorts:
         """Fixed ports next to each base, or free ports for a base of 0 (what tests use)."""
+
         def near(base: int, offset: int) -> int:
             return base + offset if base else free_port()
 
-        return cls(near(placement, 0), near(placement, 1), near(placement, 2), near(placement, 3), near(scheduler, 0),
-                   near(scheduler, 1), near(scheduler, 2), near(scheduler, 3), near(scheduler, 4))
+        return cls(
+            near(placement, 0),
+            near(placement, 1),
+            near(placement, 2),
+            near(placement, 3),
+            near(scheduler, 0),
+            near(scheduler, 1),
+            near(scheduler, 2),
+            near(scheduler, 3),
+            near(scheduler, 4),
+        )
 
 
 @dataclass(frozen=True)
@@ -98,8 +115,10 @@ def check_ports_free(ports: Iterable[tuple[int, str]]) -> None:
             except OSError:
                 taken.append(f"{port} ({what})")
     if taken:
-        raise RunError(f"port{'s' if len(taken) > 1 else ''} already in use: {', '.join(taken)}. Stop what holds "
-                       "them (another `make run` or `make run-dapr`?) or change the ports in the template.")
+        raise RunError(
+            f"port{'s' if len(taken) > 1 else ''} already in use: {', '.join(taken)}. Stop what holds "
+            "them (another `make run` or `make run-dapr`?) or change the ports in the template."
+        )
 
 
 def write_resources(template: RunTemplate, target: Path, store_url: str) -> Path:
@@ -123,8 +142,10 @@ def write_resources(template: RunTemplate, target: Path, store_url: str) -> Path
                     stores += 1
             (target / file.name).write_text(yaml.safe_dump_all(docs, sort_keys=False))
     if stores != 1:
-        raise RunError(f"{template.path}: the resources must hold exactly one state store with actorStateStore "
-                       f"\"true\" (found {stores}); workflows need one, shared by every app")
+        raise RunError(
+            f"{template.path}: the resources must hold exactly one state store with actorStateStore "
+            f'"true" (found {stores}); workflows need one, shared by every app'
+        )
     return target
 
 
@@ -155,20 +176,30 @@ def _listening(url: str) -> bool:
         return False
 
 
-def _is_actor_store(doc: dict) -> bool:
+def _is_actor_store(doc: dict[str, Any]) -> bool:
     if doc.get("kind") != "Component" or not str(doc.get("spec", {}).get("type", "")).startswith("state."):
         return False
-    return any(m.get("name") == "actorStateStore" and str(m.get("value")).lower() == "true"
-               for m in doc["spec"].get("metadata") or [])
+    return any(
+        m.get("name") == "actorStateStore" and str(m.get("value")).lower() == "true"
+        for m in doc["spec"].get("metadata") or []
+    )
 
 
-def _set_metadata(doc: dict, name: str, value: str) -> None:
+def _set_metadata(doc: dict[str, Any], name: str, value: str) -> None:
     items = doc["spec"].setdefault("metadata", [])
     items[:] = [m for m in items if m.get("name") != name] + [{"name": name, "value": value}]
 
 
-def plan(template: RunTemplate, dapr: DaprBinaries, resources: Path, config: Path | None, data_dir: Path,
-         ports: ControlPlanePorts, parent_env: dict[str, str], log_level: str = "info") -> Plan:
+def plan(
+    template: RunTemplate,
+    dapr: DaprBinaries,
+    resources: Path,
+    config: Path | None,
+    data_dir: Path,
+    ports: ControlPlanePorts,
+    parent_env: dict[str, str],
+    log_level: str = "info",
+) -> Plan:
     base_env = daprd_environment(parent_env)
     commands = control_plane_commands(dapr, ports, data_dir / "scheduler", log_level)
     control = [Launch(name, command, data_dir, base_env) for name, command in commands.items()]
@@ -177,10 +208,17 @@ def plan(template: RunTemplate, dapr: DaprBinaries, resources: Path, config: Pat
     sidecar_health = {}
     for app in template.apps:
         grpc, http = app.grpc_port or free_port(), app.http_port or free_port()
-        launches.append(Launch(f"{app.app_id} daprd", daprd_command(app, dapr, grpc, http, resources, config,
-                                                                     ports, log_level), app.app_dir, base_env))
-        launches.append(Launch(app.app_id, app.command, app.app_dir,
-                               app_environment(app, grpc, http, parent_env, python_dir)))
+        launches.append(
+            Launch(
+                f"{app.app_id} daprd",
+                daprd_command(app, dapr, grpc, http, resources, config, ports, log_level),
+                app.app_dir,
+                base_env,
+            )
+        )
+        launches.append(
+            Launch(app.app_id, app.command, app.app_dir, app_environment(app, grpc, http, parent_env, python_dir))
+        )
         sidecar_health[app.app_id] = f"http://127.0.0.1:{http}/v1.0/healthz"
     return Plan(control, control_plane_health(ports), launches, sidecar_health)
 
@@ -191,45 +229,105 @@ def daprd_environment(parent_env: dict[str, str]) -> dict[str, str]:
     return {**parent_env, "DAPR_HOST_IP": "127.0.0.1"}
 
 
-def control_plane_commands(dapr: DaprBinaries, ports: ControlPlanePorts, etcd_dir: Path,
-                           log_level: str = "info") -> dict[str, list[str]]:
+def control_plane_commands(
+    dapr: DaprBinaries, ports: ControlPlanePorts, etcd_dir: Path, log_level: str = "info"
+) -> dict[str, list[str]]:
     """The placement and scheduler command lines (in start order), the scheduler's etcd data in ``etcd_dir``."""
     etcd_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "placement": [dapr.path("placement"), "--port", str(ports.placement), *_LOOPBACK,
-                      "--healthz-port", str(ports.placement_health), "--metrics-port",
-                      str(ports.placement_metrics), "--id", "dapr-placement-0", "--initial-cluster",
-                      f"dapr-placement-0=127.0.0.1:{ports.placement_raft}", "--log-level", log_level],
-        "scheduler": [dapr.path("scheduler"), "--port", str(ports.scheduler), *_LOOPBACK,
-                      "--etcd-client-listen-address", "127.0.0.1",
-                      "--healthz-port", str(ports.scheduler_health), "--metrics-port",
-                      str(ports.scheduler_metrics), "--id", "dapr-scheduler-0", "--etcd-data-dir",
-                      str(etcd_dir), "--etcd-client-port", str(ports.etcd_client),
-                      "--etcd-initial-cluster", f"dapr-scheduler-0=http://127.0.0.1:{ports.etcd_peer}",
-                      "--override-broadcast-host-port", f"127.0.0.1:{ports.scheduler}",
-                      "--log-level", log_level],
+        "placement": [
+            dapr.path("placement"),
+            "--port",
+            str(ports.placement),
+            *_LOOPBACK,
+            "--healthz-port",
+            str(ports.placement_health),
+            "--metrics-port",
+            str(ports.placement_metrics),
+            "--id",
+            "dapr-placement-0",
+            "--initial-cluster",
+            f"dapr-placement-0=127.0.0.1:{ports.placement_raft}",
+            "--log-level",
+            log_level,
+        ],
+        "scheduler": [
+            dapr.path("scheduler"),
+            "--port",
+            str(ports.scheduler),
+            *_LOOPBACK,
+            "--etcd-client-listen-address",
+            "127.0.0.1",
+            "--healthz-port",
+            str(ports.scheduler_health),
+            "--metrics-port",
+            str(ports.scheduler_metrics),
+            "--id",
+            "dapr-scheduler-0",
+            "--etcd-data-dir",
+            str(etcd_dir),
+            "--etcd-client-port",
+            str(ports.etcd_client),
+            "--etcd-initial-cluster",
+            f"dapr-scheduler-0=http://127.0.0.1:{ports.etcd_peer}",
+            "--override-broadcast-host-port",
+            f"127.0.0.1:{ports.scheduler}",
+            "--log-level",
+            log_level,
+        ],
     }
 
 
 def control_plane_health(ports: ControlPlanePorts) -> list[str]:
     """placement's and scheduler's health URLs, in the order of ``control_plane_commands``."""
-    return [f"http://127.0.0.1:{ports.placement_health}/healthz",
-            f"http://127.0.0.1:{ports.scheduler_health}/healthz"]
+    return [f"http://127.0.0.1:{ports.placement_health}/healthz", f"http://127.0.0.1:{ports.scheduler_health}/healthz"]
 
 
-def daprd_command(app: AppSpec, dapr: DaprBinaries, grpc: int, http: int, resources: Path, config: Path | None,
-                  ports: ControlPlanePorts, log_level: str, *, internal_grpc: int = 0, metrics: int = 0) -> list[str]:
+def daprd_command(
+    app: AppSpec,
+    dapr: DaprBinaries,
+    grpc: int,
+    http: int,
+    resources: Path,
+    config: Path | None,
+    ports: ControlPlanePorts,
+    log_level: str,
+    *,
+    internal_grpc: int = 0,
+    metrics: int = 0,
+) -> list[str]:
     """The daprd command line the Dapr CLI 1.18 builds for one app of a run template. ``internal_grpc`` and
     ``metrics`` of 0 are free ports."""
     command = [
-        dapr.path("daprd"), "--app-id", app.app_id, "--app-protocol", app.app_protocol,
-        "--app-channel-address", app.app_channel_address,
-        "--dapr-grpc-port", str(grpc), "--dapr-http-port", str(http),
-        "--dapr-internal-grpc-port", str(internal_grpc or free_port()), "--dapr-internal-grpc-listen-address",
-        "127.0.0.1", "--metrics-port", str(metrics or free_port()), "--metrics-listen-address", "127.0.0.1",
-        "--dapr-listen-addresses", "127.0.0.1", "--resources-path", str(resources),
-        "--placement-host-address", f"127.0.0.1:{ports.placement}",
-        "--scheduler-host-address", f"127.0.0.1:{ports.scheduler}", "--log-level", log_level,
+        dapr.path("daprd"),
+        "--app-id",
+        app.app_id,
+        "--app-protocol",
+        app.app_protocol,
+        "--app-channel-address",
+        app.app_channel_address,
+        "--dapr-grpc-port",
+        str(grpc),
+        "--dapr-http-port",
+        str(http),
+        "--dapr-internal-grpc-port",
+        str(internal_grpc or free_port()),
+        "--dapr-internal-grpc-listen-address",
+        "127.0.0.1",
+        "--metrics-port",
+        str(metrics or free_port()),
+        "--metrics-listen-address",
+        "127.0.0.1",
+        "--dapr-listen-addresses",
+        "127.0.0.1",
+        "--resources-path",
+        str(resources),
+        "--placement-host-address",
+        f"127.0.0.1:{ports.placement}",
+        "--scheduler-host-address",
+        f"127.0.0.1:{ports.scheduler}",
+        "--log-level",
+        log_level,
     ]
     if app.app_port:
         command += ["--app-port", str(app.app_port)]
@@ -251,22 +349,41 @@ async def wait_healthy(urls: dict[str, str], stop: asyncio.Event, timeout: float
             if not pending:
                 return
             if time.monotonic() > deadline:
-                raise RunError(f"{what} not up after {timeout:.0f} s: {', '.join(sorted(pending))} "
-                               "(its log lines above say why)")
+                raise RunError(
+                    f"{what} not up after {timeout:.0f} s: {', '.join(sorted(pending))} (its log lines above say why)"
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.25)
 
 
-async def run(template: RunTemplate, dapr: DaprBinaries, *, postgres_url: str, data_dir: Path,
-              workflow_db: str = WORKFLOW_DB, placement_port: int = DEFAULT_PLACEMENT_PORT,
-              scheduler_port: int = DEFAULT_SCHEDULER_PORT, log_level: str = "info",
-              ready_timeout: float = READY_TIMEOUT, on_signals: Callable[[Callable[[], None], Callable[[int], None]], None] | None = None) -> int:
+async def run(
+    template: RunTemplate,
+    dapr: DaprBinaries,
+    *,
+    postgres_url: str,
+    data_dir: Path,
+    workflow_db: str = WORKFLOW_DB,
+    placement_port: int = DEFAULT_PLACEMENT_PORT,
+    scheduler_port: int = DEFAULT_SCHEDULER_PORT,
+    log_level: str = "info",
+    ready_timeout: float = READY_TIMEOUT,
+    on_signals: Callable[[Callable[[], None], Callable[[int], None]], None] | None = None,
+) -> int:
     ports = ControlPlanePorts.from_bases(placement_port, scheduler_port)
-    fixed = [(getattr(ports, name), f"{'placement' if name.startswith('placement') else 'scheduler'} {name}")
-             for name in ControlPlanePorts.__dataclass_fields__]
+    fixed = [
+        (getattr(ports, name), f"{'placement' if name.startswith('placement') else 'scheduler'} {name}")
+        for name in ControlPlanePorts.__dataclass_fields__
+    ]
     for app in template.apps:
-        fixed += [(port, f"{app.app_id} {what}") for what, port in
-                  (("appPort", app.app_port), ("daprGRPCPort", app.grpc_port), ("daprHTTPPort", app.http_port)) if port]
+        fixed += [
+            (port, f"{app.app_id} {what}")
+            for what, port in (
+                ("appPort", app.app_port),
+                ("daprGRPCPort", app.grpc_port),
+                ("daprHTTPPort", app.http_port),
+            )
+            if port
+        ]
     check_ports_free(fixed)
     await ensure_database(postgres_url, workflow_db)
     # pgx takes a postgres:// URL; the state store gets its own database, never a service's.
@@ -286,8 +403,15 @@ async def run(template: RunTemplate, dapr: DaprBinaries, *, postgres_url: str, d
 
     if on_signals:
         on_signals(stop.set, again)
-    log.info("Dapr %s from %s (%s); placement 127.0.0.1:%d, scheduler 127.0.0.1:%d, workflow state in "
-             "database %s", dapr.version, dapr.bin_dir, dapr.source, ports.placement, ports.scheduler, workflow_db)
+    log.info(
+        "Dapr %s from %s (%s); placement 127.0.0.1:%d, scheduler 127.0.0.1:%d, workflow state in database %s",
+        dapr.version,
+        dapr.bin_dir,
+        dapr.source,
+        ports.placement,
+        ports.scheduler,
+        workflow_db,
+    )
     control = Supervisor(the_plan.control_plane)
     supervisors.append(control)
     control_stop = asyncio.Event()
@@ -296,8 +420,12 @@ async def run(template: RunTemplate, dapr: DaprBinaries, *, postgres_url: str, d
     apps_task: asyncio.Task[None] | None = None
     failed: RunError | None = None
     try:
-        await wait_healthy(dict(zip(("placement", "scheduler"), the_plan.control_plane_health)), stop,
-                           ready_timeout, "the Dapr control plane")
+        await wait_healthy(
+            dict(zip(("placement", "scheduler"), the_plan.control_plane_health, strict=True)),
+            stop,
+            ready_timeout,
+            "the Dapr control plane",
+        )
         if not stop.is_set():
             apps = Supervisor(the_plan.sidecars_and_apps)
             supervisors.append(apps)

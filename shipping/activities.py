@@ -10,11 +10,10 @@ from typing import Any
 
 from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
 
+from common.activity import register_activities, run_activity
 from common.contracts import CANCEL_SHIPMENT, SHIP, ShipInput, StepResult, UndoInput, UndoResult
 from common.db import Database
-from common.activity import register_activities, run_activity
 from common.faults import FaultInjector
-from common.idempotency import IdempotencyConflict
 from common.settings import Settings
 from shipping import service
 
@@ -23,12 +22,10 @@ ACTIVITIES = (SHIP, CANCEL_SHIPMENT)
 
 def build_activities(db: Database, faults: FaultInjector) -> dict[str, Callable[..., Any]]:
     async def ship(ctx: WorkflowActivityContext, request: ShipInput) -> StepResult:
-        return await run_activity(faults, SHIP, request.order_id, lambda: service.ship(db, request),
-                                  permanent=(IdempotencyConflict,))
+        return await run_activity(faults, SHIP, request.order_id, lambda: service.ship(db, request))
 
     async def cancel_shipment(ctx: WorkflowActivityContext, request: UndoInput) -> UndoResult:
-        return await run_activity(faults, CANCEL_SHIPMENT, request.order_id, lambda: service.cancel(db, request),
-                                  permanent=(IdempotencyConflict,))
+        return await run_activity(faults, CANCEL_SHIPMENT, request.order_id, lambda: service.cancel(db, request))
 
     return {SHIP: ship, CANCEL_SHIPMENT: cancel_shipment}
 

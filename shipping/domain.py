@@ -50,8 +50,9 @@ def cancel(status: str | None, tracking: str | None = None) -> Cancel:
     None: record the CANCELLED tombstone. SCHEDULED: cancel it. CANCELLED: nothing to undo.
     """
     if status is None:
-        return Cancel(CANCELLED, UndoResult(outcome="nothing_to_undo",
-                                            detail="no shipment found; a late ship will be refused"))
+        return Cancel(
+            CANCELLED, UndoResult(outcome="nothing_to_undo", detail="no shipment found; a late ship will be refused")
+        )
     if status != SCHEDULED:
         return Cancel(None, UndoResult(outcome="nothing_to_undo", detail="already cancelled"))
     return Cancel(CANCELLED, UndoResult(outcome="undone", detail=f"cancelled shipment {tracking}"))

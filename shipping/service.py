@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.contracts import ShipInput, StepResult, UndoInput, UndoResult
-from common.db import Database
+from common.db import Database, insert_unless_present, update_row
 from common.idempotency import run_once
 from shipping import domain
 from shipping.tables import processed_requests, shipments
@@ -29,37 +28,37 @@ async def _ship(session: AsyncSession, request: ShipInput) -> dict[str, Any]:
         return StepResult(ok=False, reason=reason).model_dump()
     tracking = domain.tracking_number(request.order_id)
     country = request.address.country.strip().upper()
-    if await _claim(session, request.order_id, status=domain.SCHEDULED, tracking_number=tracking, country=country):
+    if await insert_unless_present(
+        session,
+        shipments,
+        order_id=request.order_id,
+        status=domain.SCHEDULED,
+        tracking_number=tracking,
+        country=country,
+    ):
         return domain.ship_outcome(domain.SCHEDULED, tracking).model_dump()
-    status = await session.scalar(sa.select(shipments.c.status).where(shipments.c.order_id == request.order_id))
+    # The claim found a row: it is there.
+    status = (
+        await session.execute(sa.select(shipments.c.status).where(shipments.c.order_id == request.order_id))
+    ).scalar_one()
     return domain.ship_outcome(status, tracking).model_dump()
 
 
 async def _cancel(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
     tombstone = domain.cancel(None)
-    if await _claim(session, request.order_id, status=tombstone.status):
+    if await insert_unless_present(session, shipments, order_id=request.order_id, status=tombstone.status):
         return tombstone.result.model_dump()
-    row = (await session.execute(
-        sa.select(shipments.c.status, shipments.c.tracking_number)
-        .where(shipments.c.order_id == request.order_id).with_for_update()
-    )).one()
+    row = (
+        await session.execute(
+            sa.select(shipments.c.status, shipments.c.tracking_number)
+            .where(shipments.c.order_id == request.order_id)
+            .with_for_update()
+        )
+    ).one()
     decision = domain.cancel(row.status, row.tracking_number)
     if decision.status is not None:
-        await session.execute(
-            sa.update(shipments).where(shipments.c.order_id == request.order_id)
-            .values(status=decision.status, updated_at=sa.func.now())
-        )
+        await update_row(session, shipments, shipments.c.order_id == request.order_id, status=decision.status)
     return decision.result.model_dump()
-
-
-async def _claim(session: AsyncSession, order_id: str, **values: Any) -> bool:
-    inserted = await session.execute(
-        insert(shipments)
-        .values(order_id=order_id, **values)
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(shipments.c.order_id)
-    )
-    return inserted.first() is not None
 
 
 async def shipment_view(db: Database, order_id: str) -> dict[str, Any] | None:

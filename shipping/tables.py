@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from common.db import created_at, updated_at
 from common.faults import faults_table
 from common.idempotency import processed_requests_table
-
 from shipping.domain import CANCELLED, SCHEDULED
 
 metadata = sa.MetaData()
@@ -19,8 +19,8 @@ shipments = sa.Table(
     sa.Column("status", sa.Text, sa.CheckConstraint(f"status IN ('{SCHEDULED}', '{CANCELLED}')"), nullable=False),
     sa.Column("tracking_number", sa.Text, nullable=True),
     sa.Column("country", sa.Text, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    created_at(),
+    updated_at(),
 )
 
 processed_requests = processed_requests_table(metadata)

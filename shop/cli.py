@@ -38,17 +38,23 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         print(f"shop: {err}", file=sys.stderr)
         return 1
     except httpx.ConnectError as err:
-        print(f"shop: cannot reach {err.request.url.host}:{err.request.url.port} ({err}); is the system running "
-              "(make run)?", file=sys.stderr)
+        print(
+            f"shop: cannot reach {err.request.url.host}:{err.request.url.port} ({err}); is the system running "
+            "(make run)?",
+            file=sys.stderr,
+        )
         return 1
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shop", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="{submit,watch,list,cancel,faults,scenarios}")
-    submit = sub.add_parser("submit", help="submit an order, plain or as a demo scenario",
-                            description="Submit an order. A --scenario arms the faults it needs for this order only, "
-                            "waits for the order to finish, and clears them again.")
+    submit = sub.add_parser(
+        "submit",
+        help="submit an order, plain or as a demo scenario",
+        description="Submit an order. A --scenario arms the faults it needs for this order only, "
+        "waits for the order to finish, and clears them again.",
+    )
     submit.add_argument("--scenario", choices=sorted(SCENARIOS), default="happy", help="which demo (default: happy)")
     submit.add_argument("--order-id", help="the order's ID (default: a new one)")
     submit.add_argument("--watch", action="store_true", help="print each step and undo as it happens")
@@ -65,8 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("order_id")
     cancel.add_argument("--reason", help="why (kept with the order)")
     cancel.set_defaults(run=_cancel)
-    faults = sub.add_parser("faults", help="see (default), set or clear injected faults",
-                            description="Without a subcommand: the faults armed on every app.")
+    faults = sub.add_parser(
+        "faults",
+        help="see (default), set or clear injected faults",
+        description="Without a subcommand: the faults armed on every app.",
+    )
     faults.set_defaults(run=_faults_list)
     fsub = faults.add_subparsers(dest="faults_command", metavar="{set,clear}")
     fset = fsub.add_parser("set", help="arm a fault on one activity of one app")
@@ -116,8 +125,15 @@ def _watch(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _follow(client: httpx.Client, order_id: str, out: TextIO, *, quiet: bool, cancel_during: str | None = None,
-            timeout: float = 120.0) -> dict[str, Any]:
+def _follow(
+    client: httpx.Client,
+    order_id: str,
+    out: TextIO,
+    *,
+    quiet: bool,
+    cancel_during: str | None = None,
+    timeout: float = 120.0,
+) -> dict[str, Any]:
     """Poll the order until it is terminal; print each step and undo once, as it changes; return the order."""
     seen: dict[str, str] = {}
     deadline = time.monotonic() + timeout
@@ -126,7 +142,7 @@ def _follow(client: httpx.Client, order_id: str, out: TextIO, *, quiet: bool, ca
     while True:
         response = client.get(f"{url_of('order-api')}/orders/{order_id}")
         _check(response)
-        order = response.json()
+        order: dict[str, Any] = response.json()
         for kind, entries in (("step", order["steps"]), ("undo", order["compensations"])):
             for entry in entries:
                 key = f"{kind}:{entry['name']}"
@@ -171,8 +187,10 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
     response = httpx.get(f"{url_of('order-api')}/orders", params=params, timeout=60)
     _check(response)
     for order in response.json()["items"]:
-        print(f"{order['order_id']:<40} {order['status']:<20} {order['total_cents'] or '-':>8} {order['created_at']}",
-              file=out)
+        print(
+            f"{order['order_id']:<40} {order['status']:<20} {order['total_cents'] or '-':>8} {order['created_at']}",
+            file=out,
+        )
     return 0
 
 
@@ -180,8 +198,11 @@ def _cancel(args: argparse.Namespace, out: TextIO) -> int:
     body = {"reason": args.reason} if args.reason else None
     response = httpx.post(f"{url_of('order-api')}/orders/{args.order_id}/cancel", json=body, timeout=60)
     _check(response)
-    print(f"cancel requested for {args.order_id} (now {response.json()['status']}); follow it with: "
-          f"shop watch {args.order_id}", file=out)
+    print(
+        f"cancel requested for {args.order_id} (now {response.json()['status']}); follow it with: "
+        f"shop watch {args.order_id}",
+        file=out,
+    )
     return 0
 
 
@@ -249,4 +270,3 @@ def _check(response: httpx.Response) -> None:
     except ValueError:
         detail = response.text
     raise ShopError(f"{response.request.method} {response.request.url.path}: {response.status_code} {detail}")
-

@@ -30,30 +30,61 @@ class Scenario:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-SCENARIOS = {s.name: s for s in (
-    Scenario("happy", "reserved, charged, shipped and notified", "COMPLETED"),
-    Scenario("declined", "the card is declined: the reservation is released", "COMPENSATED", token="tok_declined"),
-    Scenario("out-of-stock", "more desk lamps than there are: nothing to undo", "COMPENSATED", sku="SKU-LAMP",
-             quantity=10),
-    Scenario("undeliverable", "nobody ships to Antarctica: refund and release", "COMPENSATED", country="AQ"),
-    Scenario("transient", "the charge fails twice, then succeeds on a retry", "COMPLETED",
-             faults=(Fault("payment", "charge", "transient", count=2),)),
-    Scenario("crash", "payment dies right after charging; it restarts and the order completes, charged once",
-             "COMPLETED", faults=(Fault("payment", "charge", "crash_after", count=1),)),
-    Scenario("ship-fails", "shipping fails for good: cancel the shipment, refund, release", "COMPENSATED",
-             faults=(Fault("shipping", "ship", "error"),)),
-    Scenario("cancel", "cancelled while the charge is running: refund and release", "CANCELLED",
-             faults=(Fault("payment", "charge", "delay", delay_ms=3000),), cancel_during="charge"),
-)}
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("happy", "reserved, charged, shipped and notified", "COMPLETED"),
+        Scenario("declined", "the card is declined: the reservation is released", "COMPENSATED", token="tok_declined"),
+        Scenario(
+            "out-of-stock",
+            "more desk lamps than there are: nothing to undo",
+            "COMPENSATED",
+            sku="SKU-LAMP",
+            quantity=10,
+        ),
+        Scenario("undeliverable", "nobody ships to Antarctica: refund and release", "COMPENSATED", country="AQ"),
+        Scenario(
+            "transient",
+            "the charge fails twice, then succeeds on a retry",
+            "COMPLETED",
+            faults=(Fault("payment", "charge", "transient", count=2),),
+        ),
+        Scenario(
+            "crash",
+            "payment dies right after charging; it restarts and the order completes, charged once",
+            "COMPLETED",
+            faults=(Fault("payment", "charge", "crash_after", count=1),),
+        ),
+        Scenario(
+            "ship-fails",
+            "shipping fails for good: cancel the shipment, refund, release",
+            "COMPENSATED",
+            faults=(Fault("shipping", "ship", "error"),),
+        ),
+        Scenario(
+            "cancel",
+            "cancelled while the charge is running: refund and release",
+            "CANCELLED",
+            faults=(Fault("payment", "charge", "delay", delay_ms=3000),),
+            cancel_during="charge",
+        ),
+    )
+}
 
 
 def order_body(scenario: Scenario, order_id: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "customer_id": "shop-cli", "email": "ada@example.com",
+        "customer_id": "shop-cli",
+        "email": "ada@example.com",
         "items": [{"sku": scenario.sku, "quantity": scenario.quantity}],
         "payment": {"method": "card", "token": scenario.token},
-        "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
-                             "postal_code": "SW1Y 4JH", "country": scenario.country},
+        "shipping_address": {
+            "name": "Ada Lovelace",
+            "line1": "12 St James Sq",
+            "city": "London",
+            "postal_code": "SW1Y 4JH",
+            "country": scenario.country,
+        },
     }
     if order_id:
         body["order_id"] = order_id

@@ -63,7 +63,9 @@ async def database_factory(pg_server_url: str) -> AsyncIterator[DatabaseFactory]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--engine", choices=("both", "sidecar", "dapr"), default="both",
+        "--engine",
+        choices=("both", "sidecar", "dapr"),
+        default="both",
         help="which workflow engine the end-to-end tests run on: the sidecar, real daprd (needs `make dapr`), "
         "or both (default; the daprd lane is skipped, and said so, when its binaries are missing)",
     )
@@ -84,7 +86,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             _lane_skips.setdefault(lane, report.longrepr[2].removeprefix("Skipped: "))
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not _lanes:
         return
     terminalreporter.section("end-to-end lanes")

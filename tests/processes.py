@@ -1,5 +1,5 @@
-"""Processes the tests start and share: ``python -m sidecar serve`` for some app IDs, on free ports, and the stop of
-a runner started in a session of its own."""
+"""Processes the tests start and share: ``python -m sidecar serve`` for some app IDs, on free ports, the stop of
+a runner started in a session of its own, and which of their health URLs answer."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import httpx
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
-def sidecar_serving(apps: list[str], state: Path, env: Mapping[str, str] | None = None,
-                    http: bool = False) -> Iterator[dict[str, tuple[int, int | None]]]:
+def sidecar_serving(
+    apps: list[str], state: Path, env: Mapping[str, str] | None = None, http: bool = False
+) -> Iterator[dict[str, tuple[int, int | None]]]:
     """``python -m sidecar serve`` for ``apps`` until the block ends; yields app ID -> (gRPC port, HTTP port or
     None) as the sidecar logged them once ready."""
     args = [sys.executable, "-m", "sidecar", "serve", "--state", str(state)]
@@ -30,8 +33,10 @@ def sidecar_serving(apps: list[str], state: Path, env: Mapping[str, str] | None 
         deadline = time.monotonic() + 30
         while "ready;" not in seen and time.monotonic() < deadline and proc.poll() is None:
             seen += proc.stderr.readline()
-        ports = {app: (int(grpc), int(http_port) if http_port else None) for app, grpc, http_port in
-                 re.findall(r"app (\S+): gRPC on [\d.]+:(\d+)(?:, HTTP on [\d.]+:(\d+))?", seen)}
+        ports = {
+            app: (int(grpc), int(http_port) if http_port else None)
+            for app, grpc, http_port in re.findall(r"app (\S+): gRPC on [\d.]+:(\d+)(?:, HTTP on [\d.]+:(\d+))?", seen)
+        }
         assert set(ports) == set(apps), f"the sidecar did not become ready:\n{seen}"
         yield ports
     finally:
@@ -50,3 +55,15 @@ def stop_runner(proc: subprocess.Popen, timeout: float = 60) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def answering(urls: Mapping[str, str]) -> set[str]:
+    """The names in ``urls`` whose URL answers 2xx right now (one GET each, one second at the most)."""
+    return {name for name, url in urls.items() if _answers(url)}
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).is_success
+    except httpx.HTTPError:
+        return False

@@ -90,7 +90,7 @@ def resources(root: Path, kind: str | None = None, *, with_patches: bool = False
 def by_name(docs: list[dict]) -> dict[str, dict]:
     names = [d["metadata"]["name"] for d in docs]
     assert len(names) == len(set(names)), f"duplicate names: {names}"
-    return dict(zip(names, docs))
+    return dict(zip(names, docs, strict=True))
 
 
 def walk(node: Any) -> Iterator[Any]:
@@ -134,7 +134,7 @@ def deployments() -> dict[str, dict]:
     docs = resources(DEPLOY, "Deployment")
     ids = [d["spec"]["template"]["metadata"]["annotations"]["dapr.io/app-id"] for d in docs]
     assert len(ids) == len(set(ids)), f"an app ID has more than one Deployment: {ids}"
-    return dict(zip(ids, docs))
+    return dict(zip(ids, docs, strict=True))
 
 
 # --- every file ----------------------------------------------------------------------------------------

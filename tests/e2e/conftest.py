@@ -11,17 +11,16 @@ through the real SDK; tests drive it through the REST APIs only. ``--engine`` pi
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import asyncio
-import uuid
 
 import httpx
 import pytest
@@ -30,7 +29,7 @@ import yaml
 from common.db import database_name, drop_database, ensure_database, libpq_url
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprError, find
-from tests.processes import stop_runner
+from tests.processes import answering, stop_runner
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINES = ("sidecar", "dapr")
@@ -65,14 +64,16 @@ class System:
 def _write_template(tmp: Path, pg_server_url: str, databases: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     template = yaml.safe_load((REPO / "dapr.yaml").read_text())
     common_env = template.setdefault("common", {}).setdefault("env", {})
-    common_env.update({
-        "POSTGRES_URL": pg_server_url,
-        "FAULTS_ENABLED": "true",
-        # Fast retries so fault scenarios finish in seconds; the policy shape is the production one.
-        "SAGA_RETRY_FIRST_INTERVAL_MS": "100",
-        "SAGA_RETRY_MAX_INTERVAL_MS": "400",
-        "SAGA_RETRY_MAX_ATTEMPTS": "3",
-    })
+    common_env.update(
+        {
+            "POSTGRES_URL": pg_server_url,
+            "FAULTS_ENABLED": "true",
+            # Fast retries so fault scenarios finish in seconds; the policy shape is the production one.
+            "SAGA_RETRY_FIRST_INTERVAL_MS": "100",
+            "SAGA_RETRY_MAX_INTERVAL_MS": "400",
+            "SAGA_RETRY_MAX_ATTEMPTS": "3",
+        }
+    )
     # Paths in the template are relative to its folder: point them back at the repository.
     for key in ("resourcesPaths",):
         if key in template["common"]:
@@ -101,12 +102,8 @@ def _wait_healthy(system: System, timeout: float = 120) -> None:
     while pending and time.monotonic() < deadline:
         if system.process.poll() is not None:
             raise RuntimeError(f"the runner exited with {system.process.returncode}:\n{system.log_tail()}")
-        for name, url in list(pending.items()):
-            try:
-                if httpx.get(url, timeout=1).is_success:
-                    del pending[name]
-            except httpx.HTTPError:
-                pass
+        for name in answering(pending):
+            del pending[name]
         time.sleep(0.3)
     if pending:
         raise RuntimeError(f"not healthy after {timeout}s: {sorted(pending)}\n{system.log_tail()}")
@@ -114,10 +111,34 @@ def _wait_healthy(system: System, timeout: float = 120) -> None:
 
 def _command(engine: str, tmp: Path) -> list[str]:
     if engine == "sidecar":
-        return [sys.executable, "-m", "sidecar", "run", "-f", str(tmp / "dapr.yaml"), "--state", str(tmp / "state.db"),
-                "--policies", str(REPO / "components" / "access-policies")]  # as `make run`
-    return [sys.executable, "-m", "realdapr", "run", "-f", str(tmp / "dapr.yaml"), "--data-dir", str(tmp / "dapr"),
-            "--workflow-db", f"{tmp.name.replace('-', '_')}_wf", "--placement-port", "0", "--scheduler-port", "0"]
+        return [
+            sys.executable,
+            "-m",
+            "sidecar",
+            "run",
+            "-f",
+            str(tmp / "dapr.yaml"),
+            "--state",
+            str(tmp / "state.db"),
+            "--policies",
+            str(REPO / "components" / "access-policies"),  # as `make run`
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "realdapr",
+        "run",
+        "-f",
+        str(tmp / "dapr.yaml"),
+        "--data-dir",
+        str(tmp / "dapr"),
+        "--workflow-db",
+        f"{tmp.name.replace('-', '_')}_wf",
+        "--placement-port",
+        "0",
+        "--scheduler-port",
+        "0",
+    ]
 
 
 def _skip_reason(engine: str, config: pytest.Config) -> str | None:
@@ -135,23 +156,33 @@ def _skip_reason(engine: str, config: pytest.Config) -> str | None:
 
 
 @pytest.fixture(scope="session", params=ENGINES)
-def system(request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(
+    request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[System]:
     engine = request.param
     reason = _skip_reason(engine, request.config)
     if reason:
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp(f"e2e-{engine}-{uuid.uuid4().hex[:6]}")
     prefix = tmp.name.replace("-", "_")
-    names = {app_id: f"{prefix}_{database_name(app_id)}" for app_id in
-             ("order-api", "inventory", "payment", "shipping", "notification")}
+    names = {
+        app_id: f"{prefix}_{database_name(app_id)}"
+        for app_id in ("order-api", "inventory", "payment", "shipping", "notification")
+    }
     for name in names.values():
         asyncio.run(ensure_database(pg_server_url, name))
-    urls, engine_health = _write_template(tmp, pg_server_url, {a: libpq_url(pg_server_url, n) for a, n in names.items()})
+    urls, engine_health = _write_template(
+        tmp, pg_server_url, {a: libpq_url(pg_server_url, n) for a, n in names.items()}
+    )
     log_path = tmp / "system.log"
     token = uuid.uuid4().hex
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            _command(engine, tmp), cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            _command(engine, tmp),
+            cwd=REPO,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "POSTGRES_URL": pg_server_url, "DAPR_API_TOKEN": token},
         )
     system = System(engine, urls, log_path, process, engine_health, token)

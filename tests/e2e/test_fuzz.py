@@ -37,13 +37,31 @@ def clear_faults(system):
 def test_the_api_of_an_app_holds_to_its_openapi_document(system, clear_faults, app: str):
     if system.engine != "sidecar":
         pytest.skip("the APIs do not depend on the engine: fuzzed in the sidecar lane")
-    command = [str(Path(sys.executable).with_name("st")), "run", system.urls[app] + "/schema/openapi.json",
-               "--max-examples", str(EXAMPLES), "--seed", "20261130", "--exclude-checks", "allow_header_conformance",
-               "--checks", "all", "--request-timeout", "60"]
+    command = [
+        str(Path(sys.executable).with_name("st")),
+        "run",
+        system.urls[app] + "/schema/openapi.json",
+        "--max-examples",
+        str(EXAMPLES),
+        "--seed",
+        "20261130",
+        "--exclude-checks",
+        "allow_header_conformance",
+        "--checks",
+        "all",
+        "--request-timeout",
+        "60",
+    ]
     if app == "order-api":
         command += ["--exclude-path-regex", "^/faults"]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800,
-                          env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "NO_COLOR": "1"})
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "NO_COLOR": "1"},
+    )
     generated = re.search(r"(\d+) generated", done.stdout)
     print(f"{app}: {generated.group(0) if generated else 'no count'}")
     assert done.returncode == 0, done.stdout[-6000:]

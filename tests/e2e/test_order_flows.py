@@ -14,8 +14,6 @@ import uuid
 import httpx
 import pytest
 
-
-
 pytestmark = pytest.mark.e2e
 
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
@@ -27,8 +25,13 @@ def order_body(order_id: str | None = None, **overrides) -> dict:
         "email": "ada@example.com",
         "items": [{"sku": "SKU-MUG", "quantity": 1}],
         "payment": {"method": "card", "token": "tok_visa"},
-        "shipping_address": {"name": "Ada Lovelace", "line1": "1 Main St", "city": "London",
-                             "postal_code": "N1 9GU", "country": "GB"},
+        "shipping_address": {
+            "name": "Ada Lovelace",
+            "line1": "1 Main St",
+            "city": "London",
+            "postal_code": "N1 9GU",
+            "country": "GB",
+        },
     }
     if order_id:
         body["order_id"] = order_id
@@ -131,7 +134,9 @@ def test_out_of_stock_releases_nothing_was_reserved_and_charges_nothing(system, 
     qty = low["available"] + 1
     if qty > 10:
         pytest.skip("no product with stock under the per-order limit")
-    order = api.post("/orders?wait=true", json=order_body(order_id, items=[{"sku": low["sku"], "quantity": qty}])).json()
+    order = api.post(
+        "/orders?wait=true", json=order_body(order_id, items=[{"sku": low["sku"], "quantity": qty}])
+    ).json()
     assert order["status"] == "COMPENSATED", order
     assert order["failure"]["step"] == "reserve_inventory"
     assert [c["name"] for c in order["compensations"]] == ["release_inventory"]
@@ -173,7 +178,10 @@ def test_an_undeliverable_address_refunds_the_charge_and_releases_the_stock(syst
 def test_a_transient_charge_fault_is_retried_and_the_order_completes(system, api: httpx.Client):
     order_id = new_id("trans")
     with system.client("payment") as pay:
-        assert pay.put("/faults/charge", json={"mode": "transient", "count": 2, "order_id": order_id}).status_code in (200, 201)
+        assert pay.put("/faults/charge", json={"mode": "transient", "count": 2, "order_id": order_id}).status_code in (
+            200,
+            201,
+        )
         order = api.post("/orders?wait=true", json=order_body(order_id)).json()
         assert order["status"] == "COMPLETED", order
         charge = next(s for s in order["steps"] if s["name"] == "charge")
@@ -184,7 +192,9 @@ def test_a_transient_charge_fault_is_retried_and_the_order_completes(system, api
 def test_a_crash_after_charging_recovers_with_exactly_one_charge(system, api: httpx.Client):
     order_id = new_id("crash")
     with system.client("payment") as pay:
-        assert pay.put("/faults/charge", json={"mode": "crash_after", "count": 1, "order_id": order_id}).status_code in (200, 201)
+        assert pay.put(
+            "/faults/charge", json={"mode": "crash_after", "count": 1, "order_id": order_id}
+        ).status_code in (200, 201)
     r = api.post("/orders", json=order_body(order_id))
     assert r.status_code == 202, r.text
     order = wait_terminal(api, order_id, timeout=90)
@@ -235,8 +245,10 @@ def test_cancelling_an_order_in_flight_unwinds_what_was_done(system, api: httpx.
     assert r.json()["status"] == "RUNNING" and r.json()["cancel_requested"] is True
     order = wait_terminal(api, order_id)
     assert order["status"] == "CANCELLED", order
-    assert [(c["name"], c["outcome"]) for c in order["compensations"]] == [("refund", "undone"),
-                                                                          ("release_inventory", "undone")]
+    assert [(c["name"], c["outcome"]) for c in order["compensations"]] == [
+        ("refund", "undone"),
+        ("release_inventory", "undone"),
+    ]
     assert stock(system, "SKU-MUG") == before
     with system.client("payment") as pay:
         payment = pay.get(f"/payments/{order_id}").json()
@@ -261,16 +273,24 @@ def test_the_same_order_id_twice_returns_the_existing_order_and_a_different_body
     assert other.headers["content-type"].startswith("application/problem+json")
 
 
-@pytest.mark.parametrize("body", [
-    "not json",
-    {"customer_id": "c", "email": "e@example.com", "items": [], "payment": {"method": "card", "token": "tok_visa"},
-     "shipping_address": {"name": "n", "line1": "l", "city": "c", "postal_code": "p", "country": "GB"}},
-    {**order_body(), "items": [{"sku": "SKU-MUG", "quantity": 0}]},
-    {**order_body(), "items": [{"sku": "SKU-MUG", "quantity": -1}]},
-    {**order_body(), "items": [{"sku": "SKU-MUG", "quantity": "two"}]},
-    {**order_body(), "surprise": True},
-    {**order_body(), "order_id": "bad id with spaces"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        {
+            "customer_id": "c",
+            "email": "e@example.com",
+            "items": [],
+            "payment": {"method": "card", "token": "tok_visa"},
+            "shipping_address": {"name": "n", "line1": "l", "city": "c", "postal_code": "p", "country": "GB"},
+        },
+        {**order_body(), "items": [{"sku": "SKU-MUG", "quantity": 0}]},
+        {**order_body(), "items": [{"sku": "SKU-MUG", "quantity": -1}]},
+        {**order_body(), "items": [{"sku": "SKU-MUG", "quantity": "two"}]},
+        {**order_body(), "surprise": True},
+        {**order_body(), "order_id": "bad id with spaces"},
+    ],
+)
 def test_malformed_orders_are_refused_with_a_problem_and_nothing_is_stored(api: httpx.Client, body):
     before = api.get("/orders", params={"limit": 100}).json()
     if isinstance(body, str):
@@ -293,8 +313,10 @@ def test_a_body_over_the_limit_gets_a_413_problem_even_from_a_client_that_sends_
     host, port = system.urls["order-api"].removeprefix("http://").split(":")
     body = b'{"customer_id": "' + b"x" * 5_000_000 + b'"}'
     with socket.create_connection((host, int(port)), timeout=30) as conn:
-        conn.sendall(b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        conn.sendall(
+            b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
         answer = b""
         while chunk := conn.recv(65536):
             answer += chunk

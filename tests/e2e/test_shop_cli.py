@@ -22,8 +22,9 @@ def shop(system):
     env |= {f"SHOP_{app.upper()}_URL": system.urls[app] for app in ("payment", "inventory", "shipping", "notification")}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "shop", *args], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=180)
+        return subprocess.run(
+            [sys.executable, "-m", "shop", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+        )
 
     return run
 
@@ -62,20 +63,37 @@ def test_a_plain_submit_returns_at_once_and_the_order_is_listed(shop):
 
 def test_mistakes_are_one_line_and_exit_1(shop):
     unknown = shop("cancel", "no-such-order")
-    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1 and "404 no order 'no-such-order'" in unknown.stderr
+    assert (
+        unknown.returncode == 1 and unknown.stderr.count("\n") == 1 and "404 no order 'no-such-order'" in unknown.stderr
+    )
     wrong = shop("faults", "set", "payment", "ship", "error")
     assert wrong.returncode == 1 and "404 no activity 'ship' here" in wrong.stderr
 
 
 def test_every_command_has_help():
-    for command in ([], ["submit"], ["watch"], ["list"], ["cancel"], ["faults"], ["faults", "set"], ["faults", "clear"],
-                    ["scenarios"]):
-        done = subprocess.run([sys.executable, "-m", "shop", *command, "--help"], cwd=REPO, capture_output=True,
-                              text=True)
+    for command in (
+        [],
+        ["submit"],
+        ["watch"],
+        ["list"],
+        ["cancel"],
+        ["faults"],
+        ["faults", "set"],
+        ["faults", "clear"],
+        ["scenarios"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "shop", *command, "--help"], cwd=REPO, capture_output=True, text=True
+        )
         assert done.returncode == 0 and done.stdout.startswith("usage: shop"), command
 
 
 def test_an_unreachable_system_says_to_start_it():
-    done = subprocess.run([sys.executable, "-m", "shop", "list"], cwd=REPO, capture_output=True, text=True,
-                          env={"SHOP_URL": "http://127.0.0.1:9"})
+    done = subprocess.run(
+        [sys.executable, "-m", "shop", "list"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"SHOP_URL": "http://127.0.0.1:9"},
+    )
     assert done.returncode == 1 and "is the system running (make run)?" in done.stderr

@@ -23,9 +23,8 @@ def filter_body(ctx, body) -> bool:
         skus = [i.get("sku") for i in items if isinstance(i, dict)]
         if len(skus) != len(set(skus)):
             return False
-    if "mode" in body and body.get("delay_ms") is not None and body["mode"] != "delay":  # PUT /faults/{activity}
-        return False
-    return True
+    # PUT /faults/{activity}: a delay only with mode "delay"
+    return not ("mode" in body and body.get("delay_ms") is not None and body["mode"] != "delay")
 
 
 _EXISTED: dict[int, bool] = {}  # id(case) -> whether its order_id was an order before the call

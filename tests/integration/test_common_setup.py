@@ -21,22 +21,51 @@ from common.settings import SettingsError, load_settings
 
 def test_settings_have_the_documented_defaults():
     settings = load_settings("inventory", {})
-    assert (settings.port, settings.host, settings.faults_enabled, settings.max_quantity_per_item) == (8002, "127.0.0.1", False, 10)
-    assert (settings.retry.first_interval_ms, settings.retry.max_attempts, settings.retry.backoff,
-            settings.retry.max_interval_ms) == (500, 5, 2.0, 10_000)
+    assert (settings.port, settings.host, settings.faults_enabled, settings.max_quantity_per_item) == (
+        8002,
+        "127.0.0.1",
+        False,
+        10,
+    )
+    assert (
+        settings.retry.first_interval_ms,
+        settings.retry.max_attempts,
+        settings.retry.backoff,
+        settings.retry.max_interval_ms,
+    ) == (500, 5, 2.0, 10_000)
 
 
 def test_settings_read_the_environment():
-    settings = load_settings("payment", {"APP_PORT": "9100", "FAULTS_ENABLED": "true", "SAGA_RETRY_BACKOFF": "1.5",
-                                         "MAX_QUANTITY_PER_ITEM": "3", "APP_HOST": "0.0.0.0"})
-    assert (settings.port, settings.faults_enabled, settings.retry.backoff, settings.max_quantity_per_item,
-            settings.host) == (9100, True, 1.5, 3, "0.0.0.0")
+    settings = load_settings(
+        "payment",
+        {
+            "APP_PORT": "9100",
+            "FAULTS_ENABLED": "true",
+            "SAGA_RETRY_BACKOFF": "1.5",
+            "MAX_QUANTITY_PER_ITEM": "3",
+            "APP_HOST": "0.0.0.0",
+        },
+    )
+    assert (
+        settings.port,
+        settings.faults_enabled,
+        settings.retry.backoff,
+        settings.max_quantity_per_item,
+        settings.host,
+    ) == (9100, True, 1.5, 3, "0.0.0.0")
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("APP_PORT", "http"), ("APP_PORT", "70000"), ("FAULTS_ENABLED", "maybe"), ("SAGA_RETRY_MAX_ATTEMPTS", "0"),
-     ("SAGA_RETRY_BACKOFF", "0.5"), ("SAGA_RETRY_FIRST_INTERVAL_MS", "-1"), ("MAX_QUANTITY_PER_ITEM", "1.5")],
+    [
+        ("APP_PORT", "http"),
+        ("APP_PORT", "70000"),
+        ("FAULTS_ENABLED", "maybe"),
+        ("SAGA_RETRY_MAX_ATTEMPTS", "0"),
+        ("SAGA_RETRY_BACKOFF", "0.5"),
+        ("SAGA_RETRY_FIRST_INTERVAL_MS", "-1"),
+        ("MAX_QUANTITY_PER_ITEM", "1.5"),
+    ],
 )
 def test_an_invalid_setting_is_a_clear_error_naming_the_variable(name, value):
     with pytest.raises(SettingsError, match=name):
@@ -69,9 +98,12 @@ async def test_database_url_is_used_as_it_is(database_factory):
 def test_devdb_run_gives_the_command_a_database_and_a_sigterm_stops_the_command_then_the_database(tmp_path):
     # What `make run` execs: a SIGTERM to make must stop the apps' runner and then the embedded PostgreSQL.
     script = "import os, sys, time; print(os.environ['POSTGRES_URL'], flush=True); time.sleep(120)"
-    proc = subprocess.Popen([sys.executable, "-m", "common.devdb", "run", "--", sys.executable, "-c", script],
-                            env={**os.environ, "DATA_DIR": str(tmp_path), "POSTGRES_URL": ""},
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "common.devdb", "run", "--", sys.executable, "-c", script],
+        env={**os.environ, "DATA_DIR": str(tmp_path), "POSTGRES_URL": ""},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("postgresql://"), url

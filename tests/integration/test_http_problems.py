@@ -26,11 +26,14 @@ async def urls(database_factory) -> dict[str, str]:
     return {name: await database_factory(name, f"{name}:migrations") for name in APPS}
 
 
-def client_for(urls: dict[str, str], name: str, faults_enabled: bool = True, allow_remote: bool = True) -> AsyncTestClient:
+def client_for(
+    urls: dict[str, str], name: str, faults_enabled: bool = True, allow_remote: bool = True
+) -> AsyncTestClient:
     # Litestar's in-process client is not on loopback (its address is "testclient"): open the fault API to it.
     create_app, _ = APPS[name]
-    settings = Settings(app_id=name, database_url=urls[name], faults_enabled=faults_enabled,
-                        faults_allow_remote=allow_remote)
+    settings = Settings(
+        app_id=name, database_url=urls[name], faults_enabled=faults_enabled, faults_allow_remote=allow_remote
+    )
     return AsyncTestClient(app=create_app(settings))
 
 
@@ -99,8 +102,9 @@ async def test_a_fault_for_an_activity_of_another_app_is_a_404_problem(urls):
 
 async def test_a_body_that_is_not_json_is_a_400_problem(urls):
     async with client_for(urls, "inventory") as client:
-        response = await client.put("/faults/validate_order", content=b"{mode: error",
-                                    headers={"content-type": "application/json"})
+        response = await client.put(
+            "/faults/validate_order", content=b"{mode: error", headers={"content-type": "application/json"}
+        )
         assert_problem(response, 400)
         assert (await client.get("/faults")).json() == []
 

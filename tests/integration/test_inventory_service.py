@@ -39,8 +39,11 @@ def new_order() -> str:
 
 
 def reserve_input(order: str, *items: tuple[str, int], key: str | None = None) -> ReserveInventoryInput:
-    return ReserveInventoryInput(order_id=order, items=[Item(sku=s, quantity=q) for s, q in items],
-                                 idempotency_key=key or f"{order}:reserve_inventory")
+    return ReserveInventoryInput(
+        order_id=order,
+        items=[Item(sku=s, quantity=q) for s, q in items],
+        idempotency_key=key or f"{order}:reserve_inventory",
+    )
 
 
 def release_input(order: str, key: str | None = None) -> UndoInput:
@@ -57,8 +60,10 @@ async def test_the_demo_catalog_is_seeded_with_a_low_stock_product(db):
 
 async def test_validation_prices_items_from_the_catalog(activities, ctx, db):
     cheap = await new_product(db, 5, price=250)
-    result = await activities["validate_order"](ctx, ValidateOrderInput(
-        order_id=new_order(), items=[Item(sku="SKU-MUG", quantity=2), Item(sku=cheap, quantity=3)]))
+    result = await activities["validate_order"](
+        ctx,
+        ValidateOrderInput(order_id=new_order(), items=[Item(sku="SKU-MUG", quantity=2), Item(sku=cheap, quantity=3)]),
+    )
     assert result.ok
     assert result.items == [PricedItem("SKU-MUG", 2, 1200), PricedItem(cheap, 3, 250)]
     assert result.total_cents == 2 * 1200 + 3 * 250
@@ -76,8 +81,9 @@ async def test_validation_prices_items_from_the_catalog(activities, ctx, db):
     ],
 )
 async def test_validation_rejects_bad_orders_with_a_reason(activities, ctx, items, reason):
-    result = await activities["validate_order"](ctx, ValidateOrderInput(
-        order_id=new_order(), items=[Item(sku=s, quantity=q) for s, q in items]))
+    result = await activities["validate_order"](
+        ctx, ValidateOrderInput(order_id=new_order(), items=[Item(sku=s, quantity=q) for s, q in items])
+    )
     assert (result.ok, result.reason, result.items, result.total_cents) == (False, reason, [], 0)
 
 
@@ -88,13 +94,19 @@ async def test_a_reservation_takes_stock_and_a_repeat_takes_it_once(activities, 
     assert first == again == StepResult(ok=True, reference=order)
     assert await available(db, sku) == 7
     async with db.session() as s:
-        assert await s.scalar(sa.select(sa.func.count()).select_from(reservation_items).where(
-            reservation_items.c.order_id == order)) == 1
+        assert (
+            await s.scalar(
+                sa.select(sa.func.count()).select_from(reservation_items).where(reservation_items.c.order_id == order)
+            )
+            == 1
+        )
 
 
 async def test_concurrent_duplicate_reservations_take_stock_once(activities, ctx, db):
     sku, order = await new_product(db, 10), new_order()
-    results = await asyncio.gather(*[activities["reserve_inventory"](ctx, reserve_input(order, (sku, 2))) for _ in range(8)])
+    results = await asyncio.gather(
+        *[activities["reserve_inventory"](ctx, reserve_input(order, (sku, 2))) for _ in range(8)]
+    )
     assert all(r.ok for r in results)
     assert await available(db, sku) == 8
 

@@ -14,8 +14,14 @@ from common.db import drop_database, ensure_database, libpq_url
 
 async def run(*args: str, env: dict[str, str]) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "common.migrate", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "common.migrate",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await proc.communicate()
     return proc.returncode, out.decode()
 
@@ -29,7 +35,9 @@ async def test_two_replicas_migrating_at_once_both_succeed_and_the_schema_is_the
         assert [code for code, _ in results] == [0, 0], results
         conn = await asyncpg.connect(libpq_url(pg_server_url, name))
         try:
-            tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+            tables = {
+                r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            }
             version = await conn.fetchval("SELECT version_num FROM alembic_version")
         finally:
             await conn.close()

@@ -37,7 +37,12 @@ async def test_a_notification_is_recorded_as_sent_by_email(activities, ctx, db):
     result = await activities["notify"](ctx, notify_input(order))
     assert result == NotifyResult(sent=True, channel="email", detail="order_confirmed sent to ada@example.com")
     [sent] = await listed(db, order)
-    assert (sent["order_id"], sent["kind"], sent["channel"], sent["status"]) == (order, "order_confirmed", "email", "sent")
+    assert (sent["order_id"], sent["kind"], sent["channel"], sent["status"]) == (
+        order,
+        "order_confirmed",
+        "email",
+        "sent",
+    )
 
 
 async def test_repeated_and_concurrent_notifications_are_sent_once(activities, ctx, db):

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import httpx
+import msgspec
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
@@ -23,20 +24,24 @@ from dapr.ext.workflow import WorkflowStatus
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-import msgspec
-
-from common.contracts import ORDER_API, ORDER_SAGA
+from common.contracts import ORDER_API, ORDER_SAGA, SagaRetry
 from common.db import Database
 from common.faults import FaultInjector
-from common.contracts import SagaRetry
 from common.settings import Settings
+from orchestrator import repository
 from orchestrator.activities import ACTIVITIES, build_activities
 from orchestrator.api import OrderRequest, new_order
 from orchestrator.app import create_app
 from orchestrator.domain import (
-    CANCEL_EVENT, COMPENSATED, COMPLETED, PENDING, RECORD_ORDER_STATUS, RUNNING, NewOrder, OrderStatusUpdate,
+    CANCEL_EVENT,
+    COMPENSATED,
+    COMPLETED,
+    PENDING,
+    RECORD_ORDER_STATUS,
+    RUNNING,
+    NewOrder,
+    OrderStatusUpdate,
 )
-from orchestrator import repository
 from orchestrator.service import Orders
 from orchestrator.tables import orders
 from orchestrator.workflows import Workflows
@@ -108,8 +113,15 @@ class InMemoryWorkflowClient:
         self.unavailable = False
         self.crash_on_schedule = False
 
-    async def schedule_new_workflow(self, workflow: str, *, input: Any = None, instance_id: str | None = None,
-                                    start_at: Any = None, reuse_id_policy: Any = None) -> str:
+    async def schedule_new_workflow(
+        self,
+        workflow: str,
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        start_at: Any = None,
+        reuse_id_policy: Any = None,
+    ) -> str:
         await self._round_trip()
         if self.crash_on_schedule:
             raise SimulatedCrash(instance_id)
@@ -126,8 +138,9 @@ class InMemoryWorkflowClient:
         instance = self.instances.get(instance_id)
         return instance.state if instance is not None else None
 
-    async def wait_for_workflow_completion(self, instance_id: str, *, fetch_payloads: bool = True,
-                                           timeout_in_seconds: int = 0) -> StandInState | None:
+    async def wait_for_workflow_completion(
+        self, instance_id: str, *, fetch_payloads: bool = True, timeout_in_seconds: int = 0
+    ) -> StandInState | None:
         await self._round_trip()
         instance = self.instances.get(instance_id)
         if instance is not None and instance.state.runtime_status not in FINISHED:
@@ -221,9 +234,14 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 def summary(status: str, **extra: Any) -> dict[str, Any]:
-    return {"status": status, "failure": None, "total_cents": 4700,
-            "steps": [{"name": "validate_order", "app": "inventory", "outcome": "succeeded"}],
-            "compensations": [], **extra}
+    return {
+        "status": status,
+        "failure": None,
+        "total_cents": 4700,
+        "steps": [{"name": "validate_order", "app": "inventory", "outcome": "succeeded"}],
+        "compensations": [],
+        **extra,
+    }
 
 
 # --- idempotent submission -----------------------------------------------------------------------------
@@ -242,8 +260,7 @@ async def test_a_repeated_submission_returns_the_same_order_with_one_row_and_one
     assert sidecar.scheduled == [body["order_id"]]
     saga_input = sidecar.instances[body["order_id"]].input
     assert sidecar.instances[body["order_id"]].name == ORDER_SAGA
-    assert (saga_input.order_id, saga_input.payment_token, saga_input.retry) == \
-        (body["order_id"], "tok_visa", RETRY)
+    assert (saga_input.order_id, saga_input.payment_token, saga_input.retry) == (body["order_id"], "tok_visa", RETRY)
 
 
 async def test_concurrent_duplicate_submissions_store_one_row_and_schedule_the_saga_once(db_url, db, sidecar):
@@ -262,8 +279,10 @@ async def test_concurrent_duplicate_submissions_store_one_row_and_schedule_the_s
             in_flight -= 1
 
     body = new_body()
-    async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=counting),
-                                                 base_url="http://order-api") as client:
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=counting), base_url="http://order-api") as client,
+    ):
         await start_up_sweep_finished()
         responses = await asyncio.gather(*(client.post("/orders", json=body) for _ in range(4)))
 
@@ -315,7 +334,8 @@ async def test_malformed_bodies_are_400_problems_that_store_and_start_nothing(ap
 
 
 async def test_record_order_status_moves_an_order_from_pending_through_running_to_its_outcome(
-        api, db, ctx, record_order_status):
+    api, db, ctx, record_order_status
+):
     body = new_body()
     await api.post("/orders", json=body)
     order_id = body["order_id"]
@@ -324,12 +344,17 @@ async def test_record_order_status_moves_an_order_from_pending_through_running_t
     assert await record_order_status(ctx, OrderStatusUpdate(order_id, RUNNING)) == {"applied": True}
     assert (await row(db, order_id))["status"] == RUNNING
     outcome = summary(COMPLETED)
-    assert await record_order_status(ctx, OrderStatusUpdate(order_id, COMPLETED, None, 4700, outcome)) == \
-        {"applied": True}
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, COMPLETED, None, 4700, outcome)) == {
+        "applied": True
+    }
 
     stored = await row(db, order_id)
-    assert (stored["status"], stored["total_cents"], stored["failure"], stored["saga"]) == \
-        (COMPLETED, 4700, None, outcome)
+    assert (stored["status"], stored["total_cents"], stored["failure"], stored["saga"]) == (
+        COMPLETED,
+        4700,
+        None,
+        outcome,
+    )
     view = (await api.get(f"/orders/{order_id}")).json()
     assert (view["status"], view["total_cents"], view["steps"]) == (COMPLETED, 4700, outcome["steps"])
 
@@ -343,8 +368,9 @@ async def test_a_late_running_record_or_another_outcome_does_not_move_a_finished
     finished = await row(db, order_id)
 
     assert await record_order_status(ctx, OrderStatusUpdate(order_id, RUNNING)) == {"applied": False}
-    assert await record_order_status(ctx, OrderStatusUpdate(order_id, COMPLETED, None, 1, summary(COMPLETED))) == \
-        {"applied": False}
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, COMPLETED, None, 1, summary(COMPLETED))) == {
+        "applied": False
+    }
     assert await row(db, order_id) == finished
     assert finished["status"] == COMPENSATED and finished["failure"] == failure
 
@@ -384,8 +410,7 @@ async def test_pending_is_not_a_status_the_saga_can_record(db, ctx, record_order
 # --- a finished saga whose status record did not land -----------------------------------------------------
 
 
-async def test_a_saga_that_finished_before_its_status_landed_is_reconciled_and_never_scheduled_again(
-        api, db, sidecar):
+async def test_a_saga_that_finished_before_its_status_landed_is_reconciled_and_never_scheduled_again(api, db, sidecar):
     body = new_body()
     await api.post("/orders", json=body)
     sidecar.finish(body["order_id"], summary(COMPLETED))  # the sidecar reuses finished IDs: a blind schedule reruns
@@ -456,8 +481,20 @@ async def test_keyset_pagination_lists_every_order_once_newest_first(api, db, ct
     assert [o["order_id"] for o in page["items"]] + rest == submitted[::-1]
 
 
-BAD_QUERIES = ("status=SHIPPED", "status=pending", "status=", "limit=0", "limit=101", "limit=-1", "limit=ten",
-               "cursor=abc", "cursor=0", "cursor=-5", "cursor=1.5", "cursor=" + "9" * 20)
+BAD_QUERIES = (
+    "status=SHIPPED",
+    "status=pending",
+    "status=",
+    "limit=0",
+    "limit=101",
+    "limit=-1",
+    "limit=ten",
+    "cursor=abc",
+    "cursor=0",
+    "cursor=-5",
+    "cursor=1.5",
+    "cursor=" + "9" * 20,
+)
 
 
 async def test_a_bad_status_limit_or_cursor_is_a_400_problem(api):
@@ -477,8 +514,9 @@ async def test_an_unknown_order_is_a_404_problem_to_view_and_to_cancel(api, db, 
     assert await rows(db) == [] and sidecar.scheduled == [] and sidecar.events == []
 
 
-async def test_cancelling_a_finished_order_is_a_409_problem_and_sends_no_event(api, db, sidecar, ctx,
-                                                                             record_order_status):
+async def test_cancelling_a_finished_order_is_a_409_problem_and_sends_no_event(
+    api, db, sidecar, ctx, record_order_status
+):
     body = new_body()
     await api.post("/orders", json=body)
     await record_order_status(ctx, OrderStatusUpdate(body["order_id"], COMPLETED, None, 4700, summary(COMPLETED)))
@@ -539,8 +577,9 @@ async def test_an_order_stored_while_the_sidecar_was_down_is_a_503_and_a_repeate
     assert sidecar.scheduled == [body["order_id"]] and len(await rows(db)) == 1
 
 
-async def test_orders_left_pending_are_scheduled_at_start_up_and_no_others(db_url, db, sidecar, ctx,
-                                                                           record_order_status):
+async def test_orders_left_pending_are_scheduled_at_start_up_and_no_others(
+    db_url, db, sidecar, ctx, record_order_status
+):
     orders_ = Orders(db, Workflows(lambda: sidecar), SagaRetry(), 1.0)
     crashed_first, running, scheduled_but_unrecorded, crashed_last = (new_body() for _ in range(4))
     await store_then_crash(db, crashed_first)

@@ -25,8 +25,13 @@ def new_order() -> str:
 
 
 def charge_input(order_id: str, amount: int = 2500, token: str = "tok_visa") -> ChargeInput:
-    return ChargeInput(order_id=order_id, customer_id="cust-1", amount_cents=amount, token=token,
-                       idempotency_key=idempotency_key(order_id, "charge"))
+    return ChargeInput(
+        order_id=order_id,
+        customer_id="cust-1",
+        amount_cents=amount,
+        token=token,
+        idempotency_key=idempotency_key(order_id, "charge"),
+    )
 
 
 def refund_input(order_id: str) -> UndoInput:
@@ -85,8 +90,14 @@ async def test_a_non_positive_amount_is_refused_without_a_trace(activities, ctx,
     with pytest.raises(NonRetryableError, match="positive"):
         await activities["charge"](ctx, charge_input(order, 0))
     async with db.session() as s:
-        assert await s.scalar(sa.select(sa.func.count()).select_from(processed_requests).where(
-            processed_requests.c.idempotency_key == idempotency_key(order, "charge"))) == 0
+        assert (
+            await s.scalar(
+                sa.select(sa.func.count())
+                .select_from(processed_requests)
+                .where(processed_requests.c.idempotency_key == idempotency_key(order, "charge"))
+            )
+            == 0
+        )
 
 
 async def test_a_refund_returns_exactly_what_was_charged_once(activities, ctx, db):
@@ -104,7 +115,9 @@ async def test_concurrent_refunds_refund_once(activities, ctx, db):
     order = new_order()
     await activities["charge"](ctx, charge_input(order, 700))
     keys = [f"{order}:refund-{i}" for i in range(6)]
-    results = await asyncio.gather(*[activities["refund"](ctx, UndoInput(order_id=order, idempotency_key=k)) for k in keys])
+    results = await asyncio.gather(
+        *[activities["refund"](ctx, UndoInput(order_id=order, idempotency_key=k)) for k in keys]
+    )
     assert [r.outcome for r in results].count("undone") == 1
     assert sorted(await ledger_rows(db, order)) == [("charge", 700), ("refund", 700)]
 
@@ -213,7 +226,7 @@ async def test_crash_after_exits_70_after_the_charge_committed_and_the_retry_ret
             await build_activities(db, faults)["charge"](ctx, charge_input(order))
         assert exits == [70]
         assert await ledger_rows(db, order) == [("charge", 2500)]
-        stored = [f for f in await faults.list() if f.activity == "charge"][0]
+        stored = next(f for f in await faults.list() if f.activity == "charge")
         assert (stored.mode, stored.remaining, stored.fired) == ("crash_after", None, 1)
     finally:
         await faults.clear()
@@ -234,8 +247,9 @@ async def test_disabled_faults_never_fire(db, ctx):
 
 def app_for(db: Database, faults_enabled: bool = True):
     # Litestar's in-process client is not on loopback (its address is "testclient"): open the fault API to it.
-    return create_app(Settings(app_id="payment", database_url=db.url, faults_enabled=faults_enabled,
-                               faults_allow_remote=True))
+    return create_app(
+        Settings(app_id="payment", database_url=db.url, faults_enabled=faults_enabled, faults_allow_remote=True)
+    )
 
 
 async def test_get_payment_shows_charge_and_refund_entries(activities, ctx, db):

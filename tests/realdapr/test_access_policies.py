@@ -10,17 +10,15 @@ folder `make run-dapr` loads, and why ``deploy/`` (mTLS on) loads them.
 from __future__ import annotations
 
 import os
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from dapr.conf import settings as dapr_settings
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
+from test_realdapr import BUILT, free_port, needs_dapr, run_template, start_run, wait_for
 
 from tests.processes import stop_runner
-from test_realdapr import BUILT, STORE, free_port, needs_dapr, start_run, wait_for
-
 
 APP = """\
 import sys, time
@@ -56,36 +54,34 @@ spec:
         - name: ping
 """
 
+
 def _template(folder: Path, with_policy: bool) -> tuple[Path, int]:
-    (folder / "components").mkdir(parents=True)
-    (folder / "components" / "store.yaml").write_text(STORE)
-    if with_policy:
-        (folder / "components" / "callee-policy.yaml").write_text(POLICY)
-    (folder / "app.py").write_text(APP)
     caller_grpc = free_port()
-    (folder / "dapr.yaml").write_text(textwrap.dedent(f"""\
-        version: 1
-        common:
-          resourcesPaths: ["./components"]
-        apps:
-          - appID: caller
-            appDirPath: .
-            daprGRPCPort: {caller_grpc}
-            daprHTTPPort: {free_port()}
-            command: ["python", "app.py", "caller"]
-          - appID: callee
-            appDirPath: .
-            daprGRPCPort: {free_port()}
-            daprHTTPPort: {free_port()}
-            command: ["python", "app.py", "callee"]
-        """))
-    return folder / "dapr.yaml", caller_grpc
+    template = run_template(
+        folder,
+        f"""\
+        - appID: caller
+          appDirPath: .
+          daprGRPCPort: {caller_grpc}
+          daprHTTPPort: {free_port()}
+          command: ["python", "app.py", "caller"]
+        - appID: callee
+          appDirPath: .
+          daprGRPCPort: {free_port()}
+          daprHTTPPort: {free_port()}
+          command: ["python", "app.py", "callee"]
+        """,
+        {"callee-policy.yaml": POLICY} if with_policy else None,
+    )
+    (folder / "app.py").write_text(APP)
+    return template, caller_grpc
 
 
 @needs_dapr
 @pytest.mark.parametrize("with_policy", [False, True], ids=["no-policy", "policy-loaded"])
 def test_a_loaded_access_policy_denies_the_cross_app_call_it_allows_when_there_is_no_mtls(
-        tmp_path: Path, pg_server_url: str, with_policy: bool, monkeypatch: pytest.MonkeyPatch):
+    tmp_path: Path, pg_server_url: str, with_policy: bool, monkeypatch: pytest.MonkeyPatch
+):
     assert BUILT is not None
     template, caller_grpc = _template(tmp_path / "t", with_policy)
     # The run's daprd requires this token (realdapr makes one per run otherwise); the SDK client here sends it.

@@ -16,15 +16,16 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
 import httpx
 import psutil
+import pytest
 import yaml
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as pb
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
-import pytest
 
 from realdapr import DAPR_VERSION
 from realdapr.binaries import BINARIES, DaprError, find
@@ -40,15 +41,25 @@ def fake_install(folder: Path, version: str, broken: tuple[str, ...] = ()) -> Pa
     for name in BINARIES:
         body = f'#!/bin/sh\n# fake-{name}: stands in for a Dapr {version} install\necho "{version}"\n'
         if name in broken:
-            body = f'#!/bin/sh\n# fake-{name}: a binary that dies at once\necho "fake-{name}: cannot start" >&2\nexit 1\n'
+            body = (
+                f'#!/bin/sh\n# fake-{name}: a binary that dies at once\necho "fake-{name}: cannot start" >&2\nexit 1\n'
+            )
         (folder / name).write_text(body)
         (folder / name).chmod(0o755)
     return folder
 
 
-def python_m(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "realdapr", *args], cwd=cwd, env=env or dict(os.environ),
-                          capture_output=True, text=True, timeout=timeout)
+def python_m(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "realdapr", *args],
+        cwd=cwd,
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -151,32 +162,55 @@ spec:
 """
 
 
-def one_app_template(folder: Path, http_port: int | None = None) -> Path:
-    """One app that only sleeps: the run is about Dapr's processes, not about the app."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "components").mkdir(exist_ok=True)
-    (folder / "components" / "store.yaml").write_text(STORE)
-    (folder / "dapr.yaml").write_text(textwrap.dedent(f"""\
-        version: 1
-        common:
-          resourcesPaths: ["./components"]
-        apps:
-          - appID: sleeper
-            appDirPath: .
-            daprHTTPPort: {http_port or free_port()}
-            daprGRPCPort: {free_port()}
-            command: ["python", "-c", "import time; time.sleep(600)"]
-        """))
+def run_template(folder: Path, apps: str, components: Mapping[str, str] | None = None) -> Path:
+    """A run's folder: ``components/`` with the test's state store (and ``components``: file name to text) and a
+    ``dapr.yaml`` of ``apps`` (the YAML list under ``apps:``). Returns the path of ``dapr.yaml``."""
+    (folder / "components").mkdir(parents=True, exist_ok=True)
+    for name, text in {"store.yaml": STORE, **(components or {})}.items():
+        (folder / "components" / name).write_text(text)
+    header = 'version: 1\ncommon:\n  resourcesPaths: ["./components"]\napps:\n'
+    (folder / "dapr.yaml").write_text(header + textwrap.indent(textwrap.dedent(apps), "  "))
     return folder / "dapr.yaml"
 
 
+def one_app_template(folder: Path, http_port: int | None = None) -> Path:
+    """One app that only sleeps: the run is about Dapr's processes, not about the app."""
+    return run_template(
+        folder,
+        f"""\
+        - appID: sleeper
+          appDirPath: .
+          daprHTTPPort: {http_port or free_port()}
+          daprGRPCPort: {free_port()}
+          command: ["python", "-c", "import time; time.sleep(600)"]
+        """,
+    )
+
+
 def start_run(template: Path, tmp_path: Path, pg_server_url: str, *extra: str, env: dict[str, str] | None = None):
-    log = open(tmp_path / "run.log", "w+")
+    log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 -- returned: the caller reads it while the run goes on
     proc = subprocess.Popen(
-        [sys.executable, "-m", "realdapr", "run", "-f", str(template), "--data-dir", str(tmp_path / "data"),
-         "--workflow-db", f"wf_{tmp_path.name[-20:].replace('-', '_').lower()}", "--placement-port", "0",
-         "--scheduler-port", "0", *extra],
-        cwd=REPO, env={**(env or os.environ), "POSTGRES_URL": pg_server_url}, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "realdapr",
+            "run",
+            "-f",
+            str(template),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--workflow-db",
+            f"wf_{tmp_path.name[-20:].replace('-', '_').lower()}",
+            "--placement-port",
+            "0",
+            "--scheduler-port",
+            "0",
+            *extra,
+        ],
+        cwd=REPO,
+        env={**(env or os.environ), "POSTGRES_URL": pg_server_url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     return proc, log
@@ -262,8 +296,9 @@ def test_a_control_plane_that_does_not_come_up_is_named_and_nothing_is_left_runn
     assert "the Dapr control plane not up after 5 s: placement" in text
     assert "fake-placement: a placement that dies at once" in text
     assert "app sleeper started" not in text and "app sleeper daprd started" not in text
-    leftovers = [pid for pid in seen_children if psutil.pid_exists(pid)
-                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    leftovers = [
+        pid for pid in seen_children if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
     assert leftovers == []
 
 
@@ -271,8 +306,12 @@ def test_a_control_plane_that_does_not_come_up_is_named_and_nothing_is_left_runn
 def test_a_run_gives_daprd_an_api_token_and_daprd_refuses_a_request_without_it(tmp_path: Path, pg_server_url: str):
     # What the sidecar's api_token module reproduces: 401 "invalid api token", health endpoints open.
     http_port = free_port()
-    proc, log = start_run(one_app_template(tmp_path / "t", http_port=http_port), tmp_path, pg_server_url,
-                          env={**os.environ, "DAPR_API_TOKEN": "run-token"})
+    proc, log = start_run(
+        one_app_template(tmp_path / "t", http_port=http_port),
+        tmp_path,
+        pg_server_url,
+        env={**os.environ, "DAPR_API_TOKEN": "run-token"},
+    )
     try:
         wait_for(log, "all 1 daprd sidecars are up", proc)
         base = f"http://127.0.0.1:{http_port}"
@@ -281,9 +320,8 @@ def test_a_run_gives_daprd_an_api_token_and_daprd_refuses_a_request_without_it(t
         assert httpx.get(f"{base}/v1.0/metadata", headers={"dapr-api-token": "run-token"}, timeout=10).is_success
         assert httpx.get(f"{base}/v1.0/healthz", timeout=10).is_success
         grpc_port = yaml.safe_load((tmp_path / "t" / "dapr.yaml").read_text())["apps"][0]["daprGRPCPort"]
-        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-            with pytest.raises(grpc.RpcError) as err:
-                stubs.TaskHubSidecarServiceStub(channel).GetInstance(pb.GetInstanceRequest(instanceId="x"), timeout=10)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel, pytest.raises(grpc.RpcError) as err:
+            stubs.TaskHubSidecarServiceStub(channel).GetInstance(pb.GetInstanceRequest(instanceId="x"), timeout=10)
         assert (err.value.code(), err.value.details()) == (grpc.StatusCode.UNAUTHENTICATED, "Unauthorized")
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -91,8 +91,15 @@ class FakeWorkflowContext:
             self._deliver_cancel()
         return self._cancel
 
-    def call_activity(self, activity: str, *, input: Any = None, retry_policy: Any = None, app_id: str | None = None,
-                      propagation: Any = None) -> FakeTask:
+    def call_activity(
+        self,
+        activity: str,
+        *,
+        input: Any = None,
+        retry_policy: Any = None,
+        app_id: str | None = None,
+        propagation: Any = None,
+    ) -> FakeTask:
         assert isinstance(activity, str), "the saga calls activities by name"
         assert retry_policy is None or isinstance(retry_policy, wf.RetryPolicy)
         call = Call(activity, app_id, json.loads(shared.to_json(input)), retry_policy)

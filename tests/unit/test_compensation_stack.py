@@ -7,8 +7,7 @@ import json
 import pytest
 from fake_workflow import Boom, FakeWorkflowContext
 
-from common.contracts import StepResult, UndoInput
-from common.contracts import SagaRetry
+from common.contracts import SagaRetry, StepResult, UndoInput
 from common.outcomes import SagaAborted
 from common.saga import CompensationStack, Saga, retry_policy
 
@@ -30,8 +29,9 @@ def stack_of(*names: str) -> CompensationStack:
 
 
 def test_unwind_runs_undos_last_in_first_out_on_their_apps_with_their_inputs():
-    ctx = FakeWorkflowContext(script={"a": {"outcome": "undone"}, "b": {"outcome": "undone"},
-                                      "c": {"outcome": "nothing_to_undo"}})
+    ctx = FakeWorkflowContext(
+        script={"a": {"outcome": "undone"}, "b": {"outcome": "undone"}, "c": {"outcome": "nothing_to_undo"}}
+    )
     outcomes = ctx.run(unwinding(stack_of("a", "b", "c")), None)
 
     assert ctx.route() == [("c", "app-c"), ("b", "app-b"), ("a", "app-a")]
@@ -41,8 +41,13 @@ def test_unwind_runs_undos_last_in_first_out_on_their_apps_with_their_inputs():
 
 
 def test_an_undo_that_still_fails_after_its_retries_is_recorded_and_the_others_still_run():
-    ctx = FakeWorkflowContext(script={"a": {"outcome": "undone"}, "b": Boom("db down", "OperationalError"),
-                                      "c": [Boom(), {"outcome": "undone"}]})
+    ctx = FakeWorkflowContext(
+        script={
+            "a": {"outcome": "undone"},
+            "b": Boom("db down", "OperationalError"),
+            "c": [Boom(), {"outcome": "undone"}],
+        }
+    )
     stack = stack_of("a", "b", "c")
     outcomes = ctx.run(unwinding(stack), None)
 
@@ -55,8 +60,11 @@ def test_an_undo_that_still_fails_after_its_retries_is_recorded_and_the_others_s
 
 def test_the_view_shows_finished_undos_then_pending_ones_in_the_order_they_will_run():
     stack = stack_of("a", "b", "c")
-    assert stack.view() == [{"name": "c", "outcome": "pending"}, {"name": "b", "outcome": "pending"},
-                            {"name": "a", "outcome": "pending"}]
+    assert stack.view() == [
+        {"name": "c", "outcome": "pending"},
+        {"name": "b", "outcome": "pending"},
+        {"name": "a", "outcome": "pending"},
+    ]
 
     seen = []
     ctx = FakeWorkflowContext(script={n: {"outcome": "undone"} for n in "abc"})
@@ -94,14 +102,23 @@ def test_saga_step_turns_a_business_no_into_a_refusal_and_records_it():
 
     kind, step, reason, steps = ctx.run(workflow, None)
     assert (kind, step, reason) == ("refused", "charge", "card declined")
-    assert steps == [{"name": "charge", "app": "payment", "outcome": "refused", "reason": "card declined",
-                      "attempts": 1, "started_at": "2030-01-02T03:04:05+00:00",
-                      "finished_at": "2030-01-02T03:04:06+00:00"}]
+    assert steps == [
+        {
+            "name": "charge",
+            "app": "payment",
+            "outcome": "refused",
+            "reason": "card declined",
+            "attempts": 1,
+            "started_at": "2030-01-02T03:04:05+00:00",
+            "finished_at": "2030-01-02T03:04:06+00:00",
+        }
+    ]
 
 
 def test_saga_step_stops_when_a_cancel_arrived_while_it_was_in_flight():
-    ctx = FakeWorkflowContext(script={"ship": {"ok": True}}, cancel_during="ship",
-                              cancel_data={"reason": "changed mind"})
+    ctx = FakeWorkflowContext(
+        script={"ship": {"ok": True}}, cancel_during="ship", cancel_data={"reason": "changed mind"}
+    )
 
     def workflow(ctx, _):
         saga = Saga(ctx, POLICY, cancel=ctx.wait_for_external_event("cancel"))

@@ -5,9 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from common.contracts import (Address, ChargeInput, Item, NonRetryableError, NotifyInput, NotifyResult, PricedItem,
-                              ReserveInventoryInput, SagaRetry, ShipInput, StepResult, UndoInput, UndoResult,
-                              ValidateOrderInput, ValidateOrderResult)
+from common.contracts import (
+    Address,
+    ChargeInput,
+    Item,
+    NonRetryableError,
+    NotifyInput,
+    NotifyResult,
+    PricedItem,
+    ReserveInventoryInput,
+    SagaRetry,
+    ShipInput,
+    StepResult,
+    UndoInput,
+    UndoResult,
+    ValidateOrderInput,
+    ValidateOrderResult,
+)
 from orchestrator.domain import OrderSagaInput, OrderStatusUpdate
 
 ADDRESS = Address("Ada", "1 Main St", "London", "N1", "GB")
@@ -37,9 +51,13 @@ def test_wrong_types_are_one_non_retryable_error_naming_every_field():
     with pytest.raises(NonRetryableError) as err:
         ChargeInput.model_validate({"amount_cents": "12", "token": []})
     message = str(err.value)
-    for problem in ("ChargeInput.amount_cents: expected int, got str '12'", "ChargeInput.token: expected str, got list []",
-                    "ChargeInput.order_id: missing", "ChargeInput.customer_id: missing",
-                    "ChargeInput.idempotency_key: missing"):
+    for problem in (
+        "ChargeInput.amount_cents: expected int, got str '12'",
+        "ChargeInput.token: expected str, got list []",
+        "ChargeInput.order_id: missing",
+        "ChargeInput.customer_id: missing",
+        "ChargeInput.idempotency_key: missing",
+    ):
         assert problem in message
 
 

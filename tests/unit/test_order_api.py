@@ -6,16 +6,15 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
-from litestar.di import Provide
 from litestar import Litestar
+from litestar.di import Provide
 from litestar.testing import TestClient
 
-from common.problems import problem_config
 from common.contracts import SagaRetry
+from common.problems import problem_config
 from common.settings import SettingsError, load_settings
-import msgspec
-
 from orchestrator.api import PROBLEMS, OrderController, OrderRequest, new_order
 from orchestrator.domain import InvalidListing, NewOrder, WorkflowView, order_view, parse_cursor
 from orchestrator.service import Orders, Submitted
@@ -48,15 +47,29 @@ def as_new_order(body: dict) -> NewOrder:
     return new_order(msgspec.convert(body, OrderRequest))
 
 
-ROW = {"order_id": "o-1", "status": "PENDING", "customer_id": "c-1", "email": "ada@example.com", "total_cents": None,
-       "items": BODY["items"], "failure": None, "saga": None, "created_at": NOW, "updated_at": NOW, "seq": 1}
+ROW = {
+    "order_id": "o-1",
+    "status": "PENDING",
+    "customer_id": "c-1",
+    "email": "ada@example.com",
+    "total_cents": None,
+    "items": BODY["items"],
+    "failure": None,
+    "saga": None,
+    "created_at": NOW,
+    "updated_at": NOW,
+    "seq": 1,
+}
 
 
 @pytest.fixture
 def api():
     orders = RecordingOrders()
-    app = Litestar(route_handlers=[OrderController],
-                   dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)}, **problem_config(PROBLEMS))
+    app = Litestar(
+        route_handlers=[OrderController],
+        dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
+        **problem_config(PROBLEMS),
+    )
     with TestClient(app=app) as client:
         client.orders = orders
         yield client
@@ -136,9 +149,13 @@ def test_a_cursor_must_be_one_handed_out_by_a_previous_page():
 
 
 def test_the_view_of_a_running_order_shows_the_live_steps_and_stack_from_the_custom_status():
-    live = {"status": "RUNNING", "failure": None, "total_cents": 3800,
-            "steps": [{"name": "validate_order", "app": "inventory", "outcome": "succeeded"}],
-            "compensations": [{"name": "release_inventory", "outcome": "pending"}]}
+    live = {
+        "status": "RUNNING",
+        "failure": None,
+        "total_cents": 3800,
+        "steps": [{"name": "validate_order", "app": "inventory", "outcome": "succeeded"}],
+        "compensations": [{"name": "release_inventory", "outcome": "pending"}],
+    }
     view = order_view(ROW, WorkflowView("RUNNING", live, None, None))
 
     assert view.status == "RUNNING"  # the RUNNING record may lag; the live workflow does not
@@ -148,9 +165,12 @@ def test_the_view_of_a_running_order_shows_the_live_steps_and_stack_from_the_cus
 
 
 def test_the_view_of_a_finished_order_without_its_workflow_comes_from_the_stored_summary():
-    summary = {"status": "COMPENSATED", "failure": {"step": "charge", "reason": "card declined"},
-               "steps": [{"name": "charge", "outcome": "refused"}],
-               "compensations": [{"name": "refund", "outcome": "undone"}]}
+    summary = {
+        "status": "COMPENSATED",
+        "failure": {"step": "charge", "reason": "card declined"},
+        "steps": [{"name": "charge", "outcome": "refused"}],
+        "compensations": [{"name": "refund", "outcome": "undone"}],
+    }
     row = {**ROW, "status": "COMPENSATED", "failure": summary["failure"], "total_cents": 3800, "saga": summary}
     view = order_view(row, None)
 
@@ -164,10 +184,15 @@ def test_a_workflow_that_itself_failed_is_flagged_for_a_person():
 
 
 def test_the_saga_retry_takes_the_saga_retry_settings_as_they_are():
-    env = {"SAGA_RETRY_FIRST_INTERVAL_MS": "100", "SAGA_RETRY_MAX_ATTEMPTS": "3", "SAGA_RETRY_BACKOFF": "1.5",
-           "SAGA_RETRY_MAX_INTERVAL_MS": "400"}
-    assert load_settings("order-api", env).retry == \
-        SagaRetry(first_interval_ms=100, max_attempts=3, backoff=1.5, max_interval_ms=400)
+    env = {
+        "SAGA_RETRY_FIRST_INTERVAL_MS": "100",
+        "SAGA_RETRY_MAX_ATTEMPTS": "3",
+        "SAGA_RETRY_BACKOFF": "1.5",
+        "SAGA_RETRY_MAX_INTERVAL_MS": "400",
+    }
+    assert load_settings("order-api", env).retry == SagaRetry(
+        first_interval_ms=100, max_attempts=3, backoff=1.5, max_interval_ms=400
+    )
 
 
 def test_the_wait_timeout_comes_from_the_environment_and_is_bounded():

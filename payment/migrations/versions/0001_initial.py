@@ -14,8 +14,6 @@ from common.idempotency import create_processed_requests
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
