@@ -56,7 +56,8 @@ class AccessPolicies:
         rules = [*self._rules.get(target, []), *(r for _, rs in self._everyone for r in rs)]
         return any(
             caller in rule.callers and kind == k and operation == op and fnmatch.fnmatchcase(name, glob)
-            for rule in rules for k, op, glob in rule.grants
+            for rule in rules
+            for k, op, glob in rule.grants
         )
 
 
@@ -91,7 +92,9 @@ def _add(out: AccessPolicies, file: Path, doc: dict[str, Any]) -> None:
     if not name:
         raise PolicyError(f"{file}: a {KIND} needs metadata.name")
     if doc.get("apiVersion") != "dapr.io/v1alpha1":
-        raise PolicyError(f"{file}: {KIND} {name!r} has apiVersion {doc.get('apiVersion')!r}; expected dapr.io/v1alpha1")
+        raise PolicyError(
+            f"{file}: {KIND} {name!r} has apiVersion {doc.get('apiVersion')!r}; expected dapr.io/v1alpha1"
+        )
     rules = [_rule(file, name, r) for r in ((doc.get("spec") or {}).get("rules") or [])]
     rules = [r for r in rules if r is not None]
     scopes = doc.get("scopes") or []
@@ -111,7 +114,9 @@ def _rule(file: Path, policy: str, rule: dict[str, Any]) -> _Rule | None:
     for wf in rule.get("workflows") or []:
         ops = wf.get("operations") or []
         if unknown := [op for op in ops if op not in _OPERATIONS]:
-            raise PolicyError(f"{file}: {KIND} {policy!r}: unknown operation(s) {unknown}; one of {', '.join(_OPERATIONS)}")
+            raise PolicyError(
+                f"{file}: {KIND} {policy!r}: unknown operation(s) {unknown}; one of {', '.join(_OPERATIONS)}"
+            )
         grants.extend((WORKFLOW, op, str(wf.get("name", ""))) for op in ops)
     grants.extend((ACTIVITY, SCHEDULE, str(a.get("name", ""))) for a in rule.get("activities") or [])
     return _Rule(callers, tuple(grants)) if grants else None

@@ -66,6 +66,14 @@ class TokenMiddleware:
             await self.app(scope, receive, send)
             return
         body = b"invalid api token\n"
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -152,7 +152,9 @@ def unserved(target: str, served: frozenset[str], what: str) -> pb.TaskFailureDe
     return pb.TaskFailureDetails(errorType="AppNotServedError", errorMessage=message)
 
 
-def denied(policies: AccessPolicies | None, caller: str, target: str, kind: str, name: str) -> pb.TaskFailureDetails | None:
+def denied(
+    policies: AccessPolicies | None, caller: str, target: str, kind: str, name: str
+) -> pb.TaskFailureDetails | None:
     """daprd's failure for work a ``WorkflowAccessPolicy`` of the target app does not allow the caller, or None."""
     if policies is None or policies.allows(caller, target, kind, name):
         return None
@@ -164,8 +166,13 @@ def _optional(message: pb.Message, name: str):  # type: ignore[no-untyped-def]  
 
 
 def apply_turn(
-    inst: Instance, turn_events: list[pb.HistoryEvent], response: pb.WorkflowResponse, *, now: float,
-    served: frozenset[str] = frozenset(), policies: AccessPolicies | None = None,
+    inst: Instance,
+    turn_events: list[pb.HistoryEvent],
+    response: pb.WorkflowResponse,
+    *,
+    now: float,
+    served: frozenset[str] = frozenset(),
+    policies: AccessPolicies | None = None,
 ) -> TurnResult:
     """What the worker's ``response`` to a turn of ``inst`` whose new events were ``turn_events`` produces."""
     stall = stall_reason(inst.history, response)
@@ -180,8 +187,12 @@ def apply_turn(
             started.workflowStarted.ClearField("version")
     new_events = [started, *turn_events[1:]]
 
-    out = TurnResult(name=inst.name, created=inst.created, suspended=inst.suspended,
-                     custom_status=response.customStatus.value if response.HasField("customStatus") else None)
+    out = TurnResult(
+        name=inst.name,
+        created=inst.created,
+        suspended=inst.suspended,
+        custom_status=response.customStatus.value if response.HasField("customStatus") else None,
+    )
     terminate_event = None
     for e in new_events:
         if e.HasField("executionStarted"):
@@ -196,8 +207,14 @@ def apply_turn(
 
     # The trace the workflow's work joins: the one its start carried (daprd would put its own workflow span
     # between; the sidecar records no spans, so activities join the caller's trace directly).
-    trace = next((e.executionStarted.parentTraceContext for e in (*inst.history, *new_events)
-                  if e.HasField("executionStarted") and e.executionStarted.HasField("parentTraceContext")), None)
+    trace = next(
+        (
+            e.executionStarted.parentTraceContext
+            for e in (*inst.history, *new_events)
+            if e.HasField("executionStarted") and e.executionStarted.HasField("parentTraceContext")
+        ),
+        None,
+    )
     action_events: list[pb.HistoryEvent] = []
     completion: pb.CompleteWorkflowAction | None = None
     completion_id = -1
@@ -210,24 +227,43 @@ def apply_turn(
         kind = action.WhichOneof("workflowActionType")
         if kind == "scheduleTask":
             a = action.scheduleTask
-            ev = pb.HistoryEvent(eventId=action.id, timestamp=timestamp(now), router=router, taskScheduled=pb.TaskScheduledEvent(
-                name=a.name, version=_optional(a, "version"), input=_optional(a, "input"),
-                taskExecutionId=a.taskExecutionId, historyPropagationScope=a.historyPropagationScope,
-                parentTraceContext=trace))
+            ev = pb.HistoryEvent(
+                eventId=action.id,
+                timestamp=timestamp(now),
+                router=router,
+                taskScheduled=pb.TaskScheduledEvent(
+                    name=a.name,
+                    version=_optional(a, "version"),
+                    input=_optional(a, "input"),
+                    taskExecutionId=a.taskExecutionId,
+                    historyPropagationScope=a.historyPropagationScope,
+                    parentTraceContext=trace,
+                ),
+            )
             action_events.append(ev)
             failure = unserved(target, served, f"activity {a.name!r}")
             refused = denied(policies, app_id, target, ACTIVITY, a.name)
             if failure is not None or refused is not None:
                 details = failure or refused
                 failed = event(now, taskFailed=pb.TaskFailedEvent(taskScheduledId=action.id, failureDetails=details))
-                why = details.errorMessage if failure else f"app {app_id!r} may not schedule activity {a.name!r} on app {target!r}: {DENIED_MESSAGE}"
+                why = (
+                    details.errorMessage
+                    if failure
+                    else f"app {app_id!r} may not schedule activity {a.name!r} on app {target!r}: {DENIED_MESSAGE}"
+                )
                 out.effects.append(Deliver(failed, now, why))
                 continue
             request = pb.ActivityRequest(
-                name=a.name, version=ev.taskScheduled.version if a.HasField("version") else None,
+                name=a.name,
+                version=ev.taskScheduled.version if a.HasField("version") else None,
                 input=_optional(a, "input"),
-                workflowInstance=pb.WorkflowInstance(instanceId=inst.instance_id, executionId=string_value(inst.execution_id)),
-                taskId=action.id, taskExecutionId=a.taskExecutionId, parentTraceContext=trace)
+                workflowInstance=pb.WorkflowInstance(
+                    instanceId=inst.instance_id, executionId=string_value(inst.execution_id)
+                ),
+                taskId=action.id,
+                taskExecutionId=a.taskExecutionId,
+                parentTraceContext=trace,
+            )
             propagated = propagate(inst, a.historyPropagationScope, new_events + action_events)
             if propagated is not None:
                 request.propagatedHistory.CopyFrom(propagated)
@@ -238,24 +274,44 @@ def apply_turn(
             created = pb.TimerCreatedEvent(fireAt=t.fireAt, name=t.name)
             if origin:
                 getattr(created, origin).CopyFrom(getattr(t, origin))
-            action_events.append(pb.HistoryEvent(eventId=action.id, timestamp=timestamp(now), router=router, timerCreated=created))
+            action_events.append(
+                pb.HistoryEvent(eventId=action.id, timestamp=timestamp(now), router=router, timerCreated=created)
+            )
             if t.fireAt.seconds < SENTINEL_SECONDS:  # the sentinel "never" timer is never armed
                 fired = event(now, timerFired=pb.TimerFiredEvent(fireAt=t.fireAt, timerId=action.id))
                 out.effects.append(Deliver(fired, seconds(t.fireAt)))
         elif kind == "createChildWorkflow":
             c = action.createChildWorkflow
-            action_events.append(pb.HistoryEvent(eventId=action.id, timestamp=timestamp(now), router=router,
-                childWorkflowInstanceCreated=pb.ChildWorkflowInstanceCreatedEvent(
-                    instanceId=c.instanceId, name=c.name, version=_optional(c, "version"), input=_optional(c, "input"),
-                    historyPropagationScope=c.historyPropagationScope)))
+            action_events.append(
+                pb.HistoryEvent(
+                    eventId=action.id,
+                    timestamp=timestamp(now),
+                    router=router,
+                    childWorkflowInstanceCreated=pb.ChildWorkflowInstanceCreatedEvent(
+                        instanceId=c.instanceId,
+                        name=c.name,
+                        version=_optional(c, "version"),
+                        input=_optional(c, "input"),
+                        historyPropagationScope=c.historyPropagationScope,
+                    ),
+                )
+            )
             propagated = propagate(inst, c.historyPropagationScope, new_events + action_events)
             failure = unserved(target, served, f"child workflow {c.name!r} ({c.instanceId})")
             refused = denied(policies, app_id, target, WORKFLOW, c.name)
             if failure is not None or refused is not None:
                 details = failure or refused
-                failed = event(now, childWorkflowInstanceFailed=pb.ChildWorkflowInstanceFailedEvent(
-                    taskScheduledId=action.id, failureDetails=details))
-                why = details.errorMessage if failure else f"app {app_id!r} may not schedule workflow {c.name!r} on app {target!r}: {DENIED_MESSAGE}"
+                failed = event(
+                    now,
+                    childWorkflowInstanceFailed=pb.ChildWorkflowInstanceFailedEvent(
+                        taskScheduledId=action.id, failureDetails=details
+                    ),
+                )
+                why = (
+                    details.errorMessage
+                    if failure
+                    else f"app {app_id!r} may not schedule workflow {c.name!r} on app {target!r}: {DENIED_MESSAGE}"
+                )
                 out.effects.append(Deliver(failed, now, why))
                 continue
             out.effects.append(StartChild(target, action.id, c, router, propagated, trace))
@@ -276,11 +332,18 @@ def apply_turn(
 
     out.history = new_events + action_events
     if completion is not None:
-        out.history.append(pb.HistoryEvent(
-            eventId=completion_id, timestamp=timestamp(now), router=completion_router,
-            executionCompleted=pb.ExecutionCompletedEvent(
-                workflowStatus=completion.workflowStatus, result=_optional(completion, "result"),
-                failureDetails=_optional(completion, "failureDetails"))))
+        out.history.append(
+            pb.HistoryEvent(
+                eventId=completion_id,
+                timestamp=timestamp(now),
+                router=completion_router,
+                executionCompleted=pb.ExecutionCompletedEvent(
+                    workflowStatus=completion.workflowStatus,
+                    result=_optional(completion, "result"),
+                    failureDetails=_optional(completion, "failureDetails"),
+                ),
+            )
+        )
         out.completion = Completion(
             status=completion.workflowStatus,
             result=completion.result.value if completion.HasField("result") else None,
@@ -291,8 +354,11 @@ def apply_turn(
 
 
 def _continue_as_new(
-    inst: Instance, new_events: list[pb.HistoryEvent], action_events: list[pb.HistoryEvent],
-    completion: pb.CompleteWorkflowAction, now: float,
+    inst: Instance,
+    new_events: list[pb.HistoryEvent],
+    action_events: list[pb.HistoryEvent],
+    completion: pb.CompleteWorkflowAction,
+    now: float,
 ) -> ContinueAsNew:
     old_started = next((e for e in inst.history + new_events if e.HasField("executionStarted")), None)
     router = old_started.router if old_started is not None else pb.TaskRouter(sourceAppID=inst.app_id)
@@ -305,9 +371,12 @@ def _continue_as_new(
         incoming = chain.SerializeToString() if chain is not None else None
     version = completion.newVersion if completion.HasField("newVersion") else _optional(old, "version")
     started = pb.ExecutionStartedEvent(
-        name=old.name, version=version, input=_optional(completion, "result"),
+        name=old.name,
+        version=version,
+        input=_optional(completion, "result"),
         workflowInstance=pb.WorkflowInstance(instanceId=inst.instance_id),
-        parentInstance=_optional(old, "parentInstance"))
+        parentInstance=_optional(old, "parentInstance"),
+    )
     return ContinueAsNew(
         started=pb.HistoryEvent(eventId=-1, timestamp=timestamp(now), executionStarted=started, router=router),
         carryover=list(completion.carryoverEvents),

@@ -72,24 +72,34 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{serve,run}")
     serve = commands.add_parser("serve", help="serve the workflow API of the given app IDs until stopped")
     serve.add_argument(
-        "--app", action=_AppendApp, required=True, type=parse_app, metavar="APP_ID=PORT[:HTTP_PORT]",
+        "--app",
+        action=_AppendApp,
+        required=True,
+        type=parse_app,
+        metavar="APP_ID=PORT[:HTTP_PORT]",
         help="an app ID, its gRPC port and optionally its HTTP port on 127.0.0.1 (repeat per app)",
     )
     run = commands.add_parser(
-        "run", help="start the sidecar and every app of a Dapr multi-app run template",
+        "run",
+        help="start the sidecar and every app of a Dapr multi-app run template",
         description="Like `dapr run -f`. The folder of the running Python goes first on each app's PATH, "
-        "so `command: [\"python\", ...]` runs in the sidecar's own virtualenv.",
+        'so `command: ["python", ...]` runs in the sidecar\'s own virtualenv.',
     )
     run.add_argument("-f", "--file", required=True, help="the run template, or a folder holding dapr.yaml")
     for sub in (serve, run):
         sub.add_argument("--state", help=f"the state file (default: {DEFAULT_STATE} in the working directory)")
         sub.add_argument(
-            "--policies", action="append", metavar="PATH",
+            "--policies",
+            action="append",
+            metavar="PATH",
             help="WorkflowAccessPolicy resources to enforce (a file, or a folder whose YAML files are read; repeat "
             "for more). run -f also reads the template's resourcesPaths, as daprd does",
         )
         sub.add_argument(
-            "--retention", type=_retention, default=os.environ.get("SIDECAR_RETENTION") or None, metavar="POLICY",
+            "--retention",
+            type=_retention,
+            default=os.environ.get("SIDECAR_RETENTION") or None,
+            metavar="POLICY",
             help="purge finished instances after this long, as daprd's stateRetentionPolicy: a Go duration for "
             "any ending (72h), or per ending (completed=1h,failed=720h,terminated=360h,anyTerminal=360h). "
             "Default: $SIDECAR_RETENTION, else keep them for ever",
@@ -128,8 +138,12 @@ def _check_commands(template: RunTemplate) -> None:
             raise TemplateError(f"{template.path}: app {app.app_id!r}: command {app.command[0]!r} not found")
 
 
-async def _serve(apps: list[tuple[str, int, int | None]], state: Path, retention: RetentionPolicy | None,
-                 policies: AccessPolicies | None) -> int:
+async def _serve(
+    apps: list[tuple[str, int, int | None]],
+    state: Path,
+    retention: RetentionPolicy | None,
+    policies: AccessPolicies | None,
+) -> int:
     from .server import AppListen
 
     stop = asyncio.Event()
@@ -144,8 +158,9 @@ async def _serve(apps: list[tuple[str, int, int | None]], state: Path, retention
     return 0
 
 
-async def _run(template: RunTemplate, state: Path, retention: RetentionPolicy | None,
-               policies: AccessPolicies | None) -> int:
+async def _run(
+    template: RunTemplate, state: Path, retention: RetentionPolicy | None, policies: AccessPolicies | None
+) -> int:
     from .server import AppListen
 
     stop = asyncio.Event()
@@ -167,7 +182,12 @@ async def _run(template: RunTemplate, state: Path, retention: RetentionPolicy | 
         return 1
     python_dir = os.path.dirname(sys.executable)
     launches = [
-        Launch(app.app_id, app.command, app.app_dir, app_environment(app, *sidecar.ports[app.app_id], os.environ, python_dir))
+        Launch(
+            app.app_id,
+            app.command,
+            app.app_dir,
+            app_environment(app, *sidecar.ports[app.app_id], os.environ, python_dir),
+        )
         for app in template.apps
     ]
     supervisor = Supervisor(launches)

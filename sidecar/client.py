@@ -42,8 +42,14 @@ class Client:
         return [i for _, i in found], None
 
     async def start(
-        self, instance_id: str, name: str, input: str | None = None, scheduled_start: float | None = None,
-        version: str | None = None, wait: bool = True, trace: pb.TraceContext | None = None,
+        self,
+        instance_id: str,
+        name: str,
+        input: str | None = None,
+        scheduled_start: float | None = None,
+        version: str | None = None,
+        wait: bool = True,
+        trace: pb.TraceContext | None = None,
     ) -> str:
         if not name:
             raise EngineError("INVALID_ARGUMENT", "workflow name is required")
@@ -54,8 +60,9 @@ class Client:
             raise EngineError("ALREADY_EXISTS", f"an active workflow with ID '{instance_id}' already exists")
         with self.engine.transition() as t:
             router = pb.TaskRouter(sourceAppID=self.app_id)
-            inst = self.engine.new_instance(t, self.app_id, instance_id, name, input, version, None, router,
-                                            scheduled_start, existing, trace=trace)
+            inst = self.engine.new_instance(
+                t, self.app_id, instance_id, name, input, version, None, router, scheduled_start, existing, trace=trace
+            )
             t.notify.append(inst.key)
             t.wake.append(inst)
         if wait and scheduled_start is None:
@@ -111,8 +118,12 @@ class Client:
             return  # an unsolicited executionResumed would fail the workflow in the SDK
         self.engine.send(inst, self.engine.event(executionResumed=pb.ExecutionResumedEvent(input=string_value(reason))))
         if wait:
-            await self.wait_for(instance_id, lambda i: i.completed or (
-                not i.suspended and not any(x.event.HasField("executionResumed") for x in i.inbox)))
+            await self.wait_for(
+                instance_id,
+                lambda i: (
+                    i.completed or (not i.suspended and not any(x.event.HasField("executionResumed") for x in i.inbox))
+                ),
+            )
 
     async def purge(self, instance_id: str, recursive: bool) -> int:
         try:

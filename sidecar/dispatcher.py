@@ -85,7 +85,10 @@ class Dispatcher:
             self.activity_queue[stream.app_id].appendleft(act_id)
         log.info(
             "app %s: worker stream %d closed; %d turns and %d activities will be delivered again",
-            stream.app_id, stream.id, len(stream.turns), len(requeue),
+            stream.app_id,
+            stream.id,
+            len(stream.turns),
+            len(requeue),
         )
         stream.turns.clear()
         stream.activities.clear()
@@ -118,8 +121,14 @@ class Dispatcher:
         elif token == "" or ":" in token:
             # No token of this run (a worker answering across a sidecar restart): correlate as daprd does,
             # by instance and task id.
-            act = next((a for a in self.activities.values() if a.target_app == app_id
-                        and a.instance_id == response.instanceId and a.task_id == response.taskId), None)
+            act = next(
+                (
+                    a
+                    for a in self.activities.values()
+                    if a.target_app == app_id and a.instance_id == response.instanceId and a.task_id == response.taskId
+                ),
+                None,
+            )
         if act is None or act.target_app != app_id or act.task_id != response.taskId:
             return None
         self.activities.pop(act.id, None)

@@ -21,11 +21,17 @@ from pathlib import Path
 
 from dapr.ext.workflow._durabletask.internal import protos as pb
 
-from . import applier
 from .access_policy import AccessPolicies
+from .completions import Completions
 from .dispatcher import Dispatcher, WorkerStream
 from .model import (
-    COMPLETED, FAILED, RUNNING, TERMINATED, Activity, InboxItem, Instance, Key, S, event, seconds, string_value,
+    TERMINATED,
+    Activity,
+    InboxItem,
+    Instance,
+    Key,
+    event,
+    string_value,
     timestamp,
 )
 from .retention import RetentionPolicy
@@ -60,6 +66,7 @@ class Engine:
         self.policies: AccessPolicies | None = None  # WorkflowAccessPolicy resources, enforced on cross-app work
         self.dispatcher = Dispatcher(self.instances, self.clock, boot=uuid.uuid4().hex[:8])
         self.timers = Timers(self.clock, self._on_due)
+        self.completions = Completions(self)
         self._waiters: dict[Key, list[asyncio.Event]] = collections.defaultdict(list)
 
     # ------------------------------------------------------------------ lifecycle
@@ -93,9 +100,11 @@ class Engine:
         for inst in self.instances.values():
             if inst.stalled and not inst.completed:
                 self.dispatcher.hold(inst.key)
-            self._schedule(inst)
+            self.schedule(inst)
         if self.instances or self.dispatcher.activities:
-            log.info("recovered %d instances and %d queued activities", len(self.instances), len(self.dispatcher.activities))
+            log.info(
+                "recovered %d instances and %d queued activities", len(self.instances), len(self.dispatcher.activities)
+            )
 
     def register_app(self, app_id: str) -> None:
         self.apps = self.apps | {app_id}
@@ -121,12 +130,12 @@ class Engine:
         for fn in t.then:
             fn()
         for key in t.notify:
-            self._notify(key)
+            self.notify(key)
         for inst in t.wake:
-            self._schedule(inst)
+            self.schedule(inst)
             self.dispatcher.pump(inst.app_id)
 
-    def _schedule(self, inst: Instance) -> None:
+    def schedule(self, inst: Instance) -> None:
         """Make the instance ready now if its inbox has visible events, and arm a timer for later ones."""
         if inst.completed:
             return
@@ -141,11 +150,17 @@ class Engine:
         inst = self.instances.get(key)
         if inst is None or self.dispatcher.closed:
             return
-        self._schedule(inst)
+        self.schedule(inst)
         self.dispatcher.pump(inst.app_id)
 
-    def _deliver(self, t: Transition, inst: Instance, ev: pb.HistoryEvent, generation: int | None,
-                 visible_at: float | None = None) -> None:
+    def deliver(
+        self,
+        t: Transition,
+        inst: Instance,
+        ev: pb.HistoryEvent,
+        generation: int | None,
+        visible_at: float | None = None,
+    ) -> None:
         item = InboxItem(self.store.new_id(), generation, visible_at or self.clock.now(), ev)
         t.tx.add_inbox(item.id, inst.app_id, inst.instance_id, generation, item.visible_at, ev.SerializeToString())
         inst.inbox.append(item)
@@ -170,7 +185,7 @@ class Engine:
         while len(self._finished) > FINISHED_IN_MEMORY:
             self._finished.popitem(last=False)
 
-    def _retire(self, inst: Instance) -> None:
+    def retire(self, inst: Instance) -> None:
         """A finished instance leaves the live set (its row and history stay in the file)."""
         if self.instances.get(inst.key) is inst:
             del self.instances[inst.key]
@@ -181,7 +196,7 @@ class Engine:
 
     # ------------------------------------------------------------------ waiting
 
-    def _notify(self, key: Key) -> None:
+    def notify(self, key: Key) -> None:
         for ev in self._waiters.pop(key, []):
             ev.set()
 
@@ -199,9 +214,19 @@ class Engine:
     # ------------------------------------------------------------------ primitives of the client API
 
     def new_instance(
-        self, t: Transition, app_id: str, instance_id: str, name: str, input: str | None, version: str | None,
-        parent: pb.ParentInstanceInfo | None, router: pb.TaskRouter, scheduled_start: float | None,
-        existing: Instance | None, incoming_history: bytes | None = None, trace: pb.TraceContext | None = None,
+        self,
+        t: Transition,
+        app_id: str,
+        instance_id: str,
+        name: str,
+        input: str | None,
+        version: str | None,
+        parent: pb.ParentInstanceInfo | None,
+        router: pb.TaskRouter,
+        scheduled_start: float | None,
+        existing: Instance | None,
+        incoming_history: bytes | None = None,
+        trace: pb.TraceContext | None = None,
     ) -> Instance:
         """Create (or reset a terminal) instance whose first inbox event is its ExecutionStarted; the caller
         wakes it once ``t`` has committed."""
@@ -213,7 +238,9 @@ class Engine:
         inst.parent = parent.SerializeToString() if parent is not None else None
         inst.incoming_history = incoming_history
         started = pb.ExecutionStartedEvent(
-            name=name, version=string_value(version), input=string_value(input),
+            name=name,
+            version=string_value(version),
+            input=string_value(input),
             workflowInstance=pb.WorkflowInstance(instanceId=instance_id, executionId=string_value(inst.execution_id)),
             parentInstance=parent,
             scheduledStartTimestamp=timestamp(scheduled_start) if scheduled_start else None,
@@ -226,19 +253,19 @@ class Engine:
         self.instances[inst.key] = inst  # committed with the transition; nothing is sent before
         self._finished.pop(inst.key, None)
         ev = pb.HistoryEvent(eventId=-1, timestamp=timestamp(now), executionStarted=started, router=router)
-        self._deliver(t, inst, ev, None, visible_at=scheduled_start or now)
+        self.deliver(t, inst, ev, None, visible_at=scheduled_start or now)
         return inst
 
     def send(self, inst: Instance, ev: pb.HistoryEvent) -> None:
         """Put an event not tied to a generation (raised, suspend, resume, terminate) in the inbox."""
         with self.transition() as t:
-            self._deliver(t, inst, ev, None)
+            self.deliver(t, inst, ev, None)
             t.wake.append(inst)
 
     def end_unstarted(self, inst: Instance, output: str | None = None, recurse: bool = True) -> None:
         """Terminate an instance no worker has run: there is no workflow code to deliver the event to."""
         with self.transition() as t:
-            self._finish(t, inst, TERMINATED, output, None, recurse)
+            self.completions.finish(t, inst, TERMINATED, output, None, recurse)
 
     def purge_instances(self, keys: list[Key]) -> None:
         with self.transition() as t:
@@ -255,186 +282,10 @@ class Engine:
             log.info("purged %d finished instances older than their retention", len(keys))
         return len(keys)
 
-    # ------------------------------------------------------------------ worker completions
+    # ------------------------------------------------------------------ worker answers (``completions``)
 
     def complete_turn(self, app_id: str, response: pb.WorkflowResponse) -> None:
-        inst = self.instances.get((app_id, response.instanceId))
-        if inst is None or inst.turn is None:
-            log.debug("dropping a completion for %s/%s: no turn in flight", app_id, response.instanceId)
-            return
-        if response.completionToken and response.completionToken != inst.turn.token:
-            log.debug("dropping a stale completion for %s/%s", app_id, response.instanceId)
-            return
-        turn = inst.turn
-        turn.stream.turns.discard(inst.key)
-        inst.turn = None
-        result = applier.apply_turn(inst, turn.new_events, response, now=self.clock.now(), served=self.apps,
-                                    policies=self.policies)
-        for kind in result.ignored:
-            log.warning("app %s: ignoring unsupported action %s from the worker of %s", app_id, kind, inst.instance_id)
-        if result.stall is not None:
-            self._stall(inst, *result.stall)
-            return
-        with self.transition() as t:
-            consumed = set(turn.inbox_ids)
-            inst.inbox = [i for i in inst.inbox if i.id not in consumed]
-            t.tx.delete_inbox(turn.inbox_ids)
-            inst.name, inst.created, inst.suspended = result.name, result.created, result.suspended
-            inst.custom_status = result.custom_status
-            inst.started, inst.stalled, inst.continued_as_new = True, False, False
-            if result.continue_as_new is not None:
-                self._continue_as_new(t, inst, result.continue_as_new)
-                return
-            for effect in result.effects:
-                self._apply_effect(t, inst, effect)
-            t.tx.append_history(app_id, inst.instance_id, len(inst.history), (e.SerializeToString() for e in result.history))
-            inst.history.extend(result.history)
-            inst.updated = seconds(inst.history[-1].timestamp)
-            if result.completion is not None:
-                c = result.completion
-                self._finish(t, inst, c.status, c.result, c.failure, c.recurse)
-                return
-            inst.status = inst.derive_status()
-            t.tx.put_instance(inst.row())
-            t.notify.append(inst.key)
-            t.wake.append(inst)
-
-    def _apply_effect(self, t: Transition, inst: Instance, effect: applier.Effect) -> None:
-        if isinstance(effect, applier.Deliver):
-            if effect.error is not None:
-                log.error("app %s: workflow %s: %s", inst.app_id, inst.instance_id, effect.error)
-            self._deliver(t, inst, effect.event, inst.generation, visible_at=effect.visible_at)
-        elif isinstance(effect, applier.ScheduleActivity):
-            act = Activity(self.store.new_id(), effect.target_app, inst.app_id, inst.instance_id, inst.generation,
-                           effect.task_id, effect.request)
-            t.tx.add_activity(act.id, act.target_app, act.source_app, act.instance_id, act.generation, act.task_id,
-                              act.request.SerializeToString())
-            t.then.append(lambda: self._dispatch_activity(act))
-        else:
-            self._create_child(t, inst, effect)
-
-    def _dispatch_activity(self, act: Activity) -> None:
-        self.dispatcher.enqueue_activity(act)
-        self.dispatcher.pump(act.target_app)
-
-    def _stall(self, inst: Instance, reason: int, description: str) -> None:
-        """STALLED: nothing of the turn is kept (its events stay in the inbox), an ExecutionStalled event is
-        recorded unless the last one says the same, and the instance is tried again when a worker of its app
-        connects, which may carry the code it needs."""
-        inst.stalled = True
-        inst.status = S.ORCHESTRATION_STATUS_STALLED
-        self.dispatcher.hold(inst.key)
-        with self.transition() as t:
-            last = inst.history[-1] if inst.history else None
-            if last is None or not last.HasField("executionStalled") or last.executionStalled.description != description:
-                inst.history.append(self.event(executionStalled=pb.ExecutionStalledEvent(reason=reason, description=description)))
-                t.tx.append_history(inst.app_id, inst.instance_id, len(inst.history) - 1, [inst.history[-1].SerializeToString()])
-                inst.updated = self.clock.now()
-            t.tx.put_instance(inst.row())
-            t.notify.append(inst.key)
-        log.warning("app %s: workflow %s is STALLED: %s", inst.app_id, inst.instance_id, description)
-
-    def _finish(self, t: Transition, inst: Instance, status: int, result: str | None,
-                failure: pb.TaskFailureDetails | None, recurse: bool) -> None:
-        """Make the instance terminal, tell its parent, and (for a recursive terminate) its children."""
-        inst.completed, inst.status = True, status
-        inst.output = result
-        inst.failure = failure.SerializeToString() if failure is not None and (failure.errorType or failure.errorMessage) else None
-        inst.updated = self.clock.now()
-        # daprd deletes the timers and pending events of a finished instance.
-        t.tx.clear_inbox(inst.app_id, inst.instance_id)
-        inst.inbox = []
-        t.tx.put_instance(inst.row())
-        t.then.append(lambda: self._retire(inst))
-        t.notify.append(inst.key)
-        if inst.parent is not None:
-            info = pb.ParentInstanceInfo.FromString(inst.parent)
-            parent = self.instances.get((info.appID, info.workflowInstance.instanceId))
-            if parent is not None and not parent.completed and parent.execution_id == info.workflowInstance.executionId.value:
-                if status == COMPLETED:
-                    ev = self.event(childWorkflowInstanceCompleted=pb.ChildWorkflowInstanceCompletedEvent(
-                        taskScheduledId=info.taskScheduledId, result=string_value(result)))
-                else:
-                    ev = self.event(childWorkflowInstanceFailed=pb.ChildWorkflowInstanceFailedEvent(
-                        taskScheduledId=info.taskScheduledId,
-                        failureDetails=failure if failure is not None and status == FAILED else None))
-                self._deliver(t, parent, ev, parent.generation)
-                t.wake.append(parent)
-        if status == TERMINATED and recurse:
-            for key in inst.children():
-                child = self.instances.get(key)
-                if child is not None and not child.completed:
-                    if child.started or child.turn is not None:
-                        self._deliver(t, child, self.event(executionTerminated=pb.ExecutionTerminatedEvent(recurse=True)), None)
-                        t.wake.append(child)
-                    else:
-                        t.then.append(lambda child=child: self.end_unstarted(child))
-        log.debug("instance %s/%s finished: %s", inst.app_id, inst.instance_id, S.Name(status))
-
-    def _continue_as_new(self, t: Transition, inst: Instance, new: applier.ContinueAsNew) -> None:
-        now = self.clock.now()
-        inst.incoming_history = new.incoming_history
-        inst.generation += 1
-        inst.continued_as_new = True
-        inst.execution_id = uuid.uuid4().hex
-        new.started.executionStarted.workflowInstance.executionId.value = inst.execution_id
-        inst.input = new.input
-        # The old generation's timers and results are dropped; events not tied to it stay, after the
-        # new ExecutionStarted and the events the workflow carried over.
-        keep = [i for i in inst.inbox if i.generation is None]
-        t.tx.clear_inbox(inst.app_id, inst.instance_id)
-        t.tx.clear_history(inst.app_id, inst.instance_id)
-        inst.inbox, inst.history = [], []
-        for ev in [new.started, *new.carryover, *(item.event for item in keep)]:
-            self._deliver(t, inst, ev, None)
-        inst.created = inst.updated = now
-        inst.status = RUNNING
-        t.tx.put_instance(inst.row())
-        t.notify.append(inst.key)
-        t.wake.append(inst)
-
-    def _create_child(self, t: Transition, parent: Instance, start: applier.StartChild) -> None:
-        a, task_id = start.action, start.task_id
-        existing = self.lookup((start.target_app, a.instanceId))
-        if existing is not None and not existing.completed:
-            info = pb.ParentInstanceInfo.FromString(existing.parent) if existing.parent else None
-            if (info is not None and info.workflowInstance.instanceId == parent.instance_id
-                    and info.appID == parent.app_id and info.taskScheduledId == task_id):
-                return  # the same parent asked again (a repeated turn): nothing to do
-            fail = self.event(childWorkflowInstanceFailed=pb.ChildWorkflowInstanceFailedEvent(
-                taskScheduledId=task_id, failureDetails=pb.TaskFailureDetails(
-                    errorType="WorkflowInstanceAlreadyExists",
-                    errorMessage=f"an active workflow with ID '{a.instanceId}' already exists")))
-            self._deliver(t, parent, fail, parent.generation)
-            return
-        info = pb.ParentInstanceInfo(
-            taskScheduledId=task_id, name=string_value(parent.name),
-            workflowInstance=pb.WorkflowInstance(instanceId=parent.instance_id, executionId=string_value(parent.execution_id)),
-            appID=parent.app_id)
-        child = self.new_instance(
-            t, start.target_app, a.instanceId, a.name, a.input.value if a.HasField("input") else None,
-            a.version.value if a.HasField("version") else None, info, start.router, None, existing,
-            start.propagated.SerializeToString() if start.propagated is not None else None, start.trace)
-        t.then.append(lambda: (self._notify(child.key), self._schedule(child), self.dispatcher.pump(child.app_id)))
+        self.completions.complete_turn(app_id, response)
 
     def complete_activity(self, app_id: str, response: pb.ActivityResponse) -> None:
-        act = self.dispatcher.take_activity(app_id, response)
-        if act is None:
-            log.debug("dropping a duplicate or unknown activity completion for %s #%d", response.instanceId, response.taskId)
-            return
-        with self.transition() as t:
-            t.tx.delete_activity(act.id)
-            caller = self.instances.get((act.source_app, act.instance_id))
-            if caller is None or caller.completed or caller.generation != act.generation:
-                return
-            scheduled = pb.TaskRouter(sourceAppID=act.source_app, targetAppID=act.target_app)
-            if response.HasField("failureDetails"):
-                ev = self.event(router=scheduled, taskFailed=pb.TaskFailedEvent(
-                    taskScheduledId=act.task_id, failureDetails=response.failureDetails,
-                    taskExecutionId=act.request.taskExecutionId))
-            else:
-                ev = self.event(router=scheduled, taskCompleted=pb.TaskCompletedEvent(
-                    taskScheduledId=act.task_id, result=response.result if response.HasField("result") else None,
-                    taskExecutionId=act.request.taskExecutionId))
-            self._deliver(t, caller, ev, act.generation)
-            t.wake.append(caller)
+        self.completions.complete_activity(app_id, response)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 
 import grpc
-from google.protobuf import empty_pb2
-
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
 from dapr.ext.workflow._durabletask.internal import protos as pb
+from google.protobuf import empty_pb2
 
 from .client import Client
 from .engine import Engine
@@ -73,13 +72,23 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
             scheduled = request.scheduledStartTimestamp.ToNanoseconds() / 1e9
         # The caller's trace, from the request or else from its W3C headers, as daprd takes it.
         metadata = dict(context.invocation_metadata() or ())
-        trace = (request.parentTraceContext if request.HasField("parentTraceContext")
-                 else trace_context(metadata.get("traceparent"), metadata.get("tracestate")))
-        instance_id = await self._call(context, self.client.start(
-            request.instanceId, request.name,
-            request.input.value if request.HasField("input") else None,
-            scheduled, request.version.value if request.HasField("version") else None, trace=trace),
-            "failed to create workflow instance: ")
+        trace = (
+            request.parentTraceContext
+            if request.HasField("parentTraceContext")
+            else trace_context(metadata.get("traceparent"), metadata.get("tracestate"))
+        )
+        instance_id = await self._call(
+            context,
+            self.client.start(
+                request.instanceId,
+                request.name,
+                request.input.value if request.HasField("input") else None,
+                scheduled,
+                request.version.value if request.HasField("version") else None,
+                trace=trace,
+            ),
+            "failed to create workflow instance: ",
+        )
         return pb.CreateInstanceResponse(instanceId=instance_id)
 
     async def GetInstance(self, request: pb.GetInstanceRequest, context):
@@ -99,37 +108,52 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         return await self._wait(request, lambda i: i.completed and i.status in TERMINAL)
 
     async def RaiseEvent(self, request: pb.RaiseEventRequest, context):
-        await self._call(context, self.client.raise_event(
-            request.instanceId, request.name, request.input.value if request.HasField("input") else None))
+        await self._call(
+            context,
+            self.client.raise_event(
+                request.instanceId, request.name, request.input.value if request.HasField("input") else None
+            ),
+        )
         return pb.RaiseEventResponse()
 
     async def TerminateInstance(self, request: pb.TerminateRequest, context):
-        await self._call(context, self.client.terminate(
-            request.instanceId, request.output.value if request.HasField("output") else None, request.recursive),
-            "failed to submit termination request: ")
+        await self._call(
+            context,
+            self.client.terminate(
+                request.instanceId, request.output.value if request.HasField("output") else None, request.recursive
+            ),
+            "failed to submit termination request: ",
+        )
         return pb.TerminateResponse()
 
     async def SuspendInstance(self, request: pb.SuspendRequest, context):
-        await self._call(context, self.client.suspend(
-            request.instanceId, request.reason.value if request.HasField("reason") else None))
+        await self._call(
+            context,
+            self.client.suspend(request.instanceId, request.reason.value if request.HasField("reason") else None),
+        )
         return pb.SuspendResponse()
 
     async def ResumeInstance(self, request: pb.ResumeRequest, context):
-        await self._call(context, self.client.resume(
-            request.instanceId, request.reason.value if request.HasField("reason") else None))
+        await self._call(
+            context,
+            self.client.resume(request.instanceId, request.reason.value if request.HasField("reason") else None),
+        )
         return pb.ResumeResponse()
 
     async def PurgeInstances(self, request: pb.PurgeInstancesRequest, context):
         if request.HasField("purgeInstanceFilter"):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "multi-instance purge is not implemented")
-        count = await self._call(context, self.client.purge(request.instanceId, request.recursive),
-                                 "failed to purge workflow state: ")
+        count = await self._call(
+            context, self.client.purge(request.instanceId, request.recursive), "failed to purge workflow state: "
+        )
         return pb.PurgeInstancesResponse(deletedInstanceCount=count)
 
     async def ListInstanceIDs(self, request: pb.ListInstanceIDsRequest, context):
         async def page():
-            return self.client.list_ids(request.pageSize if request.HasField("pageSize") else 0,
-                                        request.continuationToken if request.HasField("continuationToken") else "")
+            return self.client.list_ids(
+                request.pageSize if request.HasField("pageSize") else 0,
+                request.continuationToken if request.HasField("continuationToken") else "",
+            )
 
         ids, token = await self._call(context, page())
         response = pb.ListInstanceIDsResponse(instanceIds=ids)

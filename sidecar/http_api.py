@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import uvicorn
 from litestar import Litestar, Request, Response, get, post
@@ -26,7 +26,7 @@ _NOT_FOUND = "ERR_INSTANCE_ID_NOT_FOUND"
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def _error(code: str, message: str, status: int) -> Response:
@@ -92,9 +92,11 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
     async def start(name: str, request: Request) -> Response:
         instance_id = request.query_params.get("instanceID") or uuid.uuid4().hex
         trace = trace_context(request.headers.get("traceparent"), request.headers.get("tracestate"))
-        err = await call(client.start(instance_id, name, await body_text(request), wait=False, trace=trace),
-                         "ERR_START_WORKFLOW",
-                         f"error starting workflow '{name}': unable to start workflow: failed to start workflow: ")
+        err = await call(
+            client.start(instance_id, name, await body_text(request), wait=False, trace=trace),
+            "ERR_START_WORKFLOW",
+            f"error starting workflow '{name}': unable to start workflow: failed to start workflow: ",
+        )
         return err or Response({"instanceID": instance_id}, status_code=202)
 
     @get([f"/{p}/workflows/dapr/{{instance_id:str}}" for p in _PREFIXES])
@@ -106,14 +108,18 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
 
     @post([f"/{p}/workflows/dapr/{{instance_id:str}}/raiseEvent/{{event:str}}" for p in _PREFIXES], status_code=202)
     async def raise_event(instance_id: str, event: str, request: Request) -> Response:
-        err = await call(client.raise_event(instance_id, event, await body_text(request)), "ERR_RAISE_EVENT_WORKFLOW",
-                         f"error raising event on workflow '{instance_id}': failed to raise event {event} on workflow "
-                         f"{instance_id}: failed to raise event: ")
+        err = await call(
+            client.raise_event(instance_id, event, await body_text(request)),
+            "ERR_RAISE_EVENT_WORKFLOW",
+            f"error raising event on workflow '{instance_id}': failed to raise event {event} on workflow "
+            f"{instance_id}: failed to raise event: ",
+        )
         return err or Response(None, status_code=202)
 
     def management(action: str, error_code: str, run, wrap: str, not_found_cause: str | None = None):
         """``wrap`` is daprd's error prefix (``{id}`` is the instance ID); with ``not_found_cause`` an unknown
         instance is a 404 naming that cause, as daprd answers terminate and purge."""
+
         @post([f"/{p}/workflows/dapr/{{instance_id:str}}/{action}" for p in _PREFIXES], status_code=202, name=action)
         async def handler(instance_id: str, request: Request) -> Response:
             if not_found_cause is not None and client.get(instance_id) is None:
@@ -130,16 +136,36 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
         return request.query_params.get("reason")
 
     handlers = [
-        healthz, start, get_workflow, raise_event,
-        management("pause", "ERR_PAUSE_WORKFLOW", lambda i, r: _pause(i, r),
-                   "error pausing workflow {id}: failed to pause workflow {id}: failed to suspend workflow: "),
-        management("resume", "ERR_RESUME_WORKFLOW", lambda i, r: _resume(i, r),
-                   "error resuming workflow {id}: failed to resume workflow {id}: failed to resume workflow: "),
-        management("terminate", "ERR_TERMINATE_WORKFLOW", _terminate, "error terminating workflow {id}: ",
-                   "failed to submit termination request:: no such instance exists"),
-        management("purge", "ERR_PURGE_WORKFLOW", lambda i, r: client.purge(i, recursive=True),
-                   "error purging workflow {id}: failed to Purge workflow {id}: failed to purge workflow state: ",
-                   "failed to purge workflow state: failed to fetch workflow state: no such instance exists"),
+        healthz,
+        start,
+        get_workflow,
+        raise_event,
+        management(
+            "pause",
+            "ERR_PAUSE_WORKFLOW",
+            lambda i, r: _pause(i, r),
+            "error pausing workflow {id}: failed to pause workflow {id}: failed to suspend workflow: ",
+        ),
+        management(
+            "resume",
+            "ERR_RESUME_WORKFLOW",
+            lambda i, r: _resume(i, r),
+            "error resuming workflow {id}: failed to resume workflow {id}: failed to resume workflow: ",
+        ),
+        management(
+            "terminate",
+            "ERR_TERMINATE_WORKFLOW",
+            _terminate,
+            "error terminating workflow {id}: ",
+            "failed to submit termination request:: no such instance exists",
+        ),
+        management(
+            "purge",
+            "ERR_PURGE_WORKFLOW",
+            lambda i, r: client.purge(i, recursive=True),
+            "error purging workflow {id}: failed to Purge workflow {id}: failed to purge workflow state: ",
+            "failed to purge workflow state: failed to fetch workflow state: no such instance exists",
+        ),
     ]
 
     async def _pause(instance_id: str, request: Request):
@@ -152,8 +178,9 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
         return _error("ERR_NOT_FOUND", str(exc.detail), exc.status_code)
 
     # logging_config=None: Litestar must not replace the process's logging set-up (the CLI owns it).
-    return Litestar(route_handlers=handlers, openapi_config=None, logging_config=None,
-                    exception_handlers={HTTPException: not_found})
+    return Litestar(
+        route_handlers=handlers, openapi_config=None, logging_config=None, exception_handlers={HTTPException: not_found}
+    )
 
 
 class _Server(uvicorn.Server):
@@ -176,8 +203,15 @@ class HttpListener:
 
 async def start_http(engine: Engine, app_id: str, host: str, port: int, token: str | None = None) -> HttpListener:
     app = create_http_app(engine, app_id)
-    config = uvicorn.Config(TokenMiddleware(app, token) if token else app, host=host, port=port, log_level="warning",
-                            lifespan="off", access_log=False, log_config=None)
+    config = uvicorn.Config(
+        TokenMiddleware(app, token) if token else app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

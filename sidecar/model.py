@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dapr.ext.workflow._durabletask.internal import protos as pb
@@ -30,15 +30,30 @@ TERMINAL = frozenset({COMPLETED, FAILED, CANCELED, TERMINATED})
 # fireAt of the SDK's "never" timer (the optional timer of an indefinite wait_for_external_event).
 SENTINEL_SECONDS = 253402300799
 # The createdTimestamp daprd reports for an instance that has not started (Go's zero time).
-EPOCH_ZERO = datetime(1, 1, 1, tzinfo=timezone.utc)
+EPOCH_ZERO = datetime(1, 1, 1, tzinfo=UTC)
 
 Key = tuple[str, str]  # (app ID, instance ID): an app sees only its own instances
 
 # The columns of the state file's ``instances`` table, in its order. The table's DDL is in ``store``; the
 # fields of ``Instance`` of the same names are what is written (``test_engine_model`` checks all three agree).
 INSTANCE_COLUMNS = (
-    "app_id", "instance_id", "name", "status", "generation", "execution_id", "created", "updated",
-    "input", "output", "custom_status", "failure", "parent", "started", "suspended", "stalled", "completed",
+    "app_id",
+    "instance_id",
+    "name",
+    "status",
+    "generation",
+    "execution_id",
+    "created",
+    "updated",
+    "input",
+    "output",
+    "custom_status",
+    "failure",
+    "parent",
+    "started",
+    "suspended",
+    "stalled",
+    "completed",
     "incoming_history",
 )
 _FLAGS = ("started", "suspended", "stalled", "completed")  # booleans, stored as 0/1

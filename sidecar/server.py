@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
 
-from .api_token import TokenInterceptor, configured_token
 from .access_policy import AccessPolicies
+from .api_token import TokenInterceptor, configured_token
 from .engine import Engine
-from .model import S
 from .grpc_api import WorkflowServicer
+from .model import S
 from .retention import RetentionPolicy
 
 log = logging.getLogger("sidecar")
@@ -48,9 +47,9 @@ class Sidecar:
 
         async def sweep() -> None:
             while True:
-                while self.engine.purge_expired(policy) > 0:
-                    await asyncio.sleep(0)  # a large backlog goes in batches, between other work
-                await asyncio.sleep(policy.sweep_interval)
+                purged = self.engine.purge_expired(policy)
+                # A large backlog goes in batches, with other work in between.
+                await asyncio.sleep(0 if purged else policy.sweep_interval)
 
         self._sweeper = asyncio.create_task(sweep(), name="retention")
 
@@ -67,7 +66,10 @@ class Sidecar:
 
 
 async def start_sidecar(
-    apps: list[AppListen], state_path: str | Path, host: str = "127.0.0.1", retention: RetentionPolicy | None = None,
+    apps: list[AppListen],
+    state_path: str | Path,
+    host: str = "127.0.0.1",
+    retention: RetentionPolicy | None = None,
     policies: AccessPolicies | None = None,
 ) -> Sidecar:
     """Open the state store, recover it, and start every app's listeners (which require ``DAPR_API_TOKEN`` when
@@ -92,13 +94,15 @@ async def start_sidecar(
                     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                     ("grpc.max_send_message_length", 16 * 1024 * 1024),
                     ("grpc.so_reuseport", 0),
-                ]
+                ],
             )
             pb_grpc.add_TaskHubSidecarServiceServicer_to_server(WorkflowServicer(engine, app.app_id), server)
             try:
                 port = server.add_insecure_port(f"{host}:{app.grpc_port}")
             except RuntimeError as exc:  # grpcio raises "Failed to bind" rather than returning 0
-                raise OSError(f"app {app.app_id!r}: cannot listen for gRPC on {host}:{app.grpc_port} (port in use?)") from exc
+                raise OSError(
+                    f"app {app.app_id!r}: cannot listen for gRPC on {host}:{app.grpc_port} (port in use?)"
+                ) from exc
             if port == 0:
                 raise OSError(f"app {app.app_id!r}: cannot listen for gRPC on {host}:{app.grpc_port} (port in use?)")
             await server.start()
@@ -112,18 +116,27 @@ async def start_sidecar(
                 http_port = http.port
             sidecar.ports[app.app_id] = (port, http_port)
             engine.register_app(app.app_id)
-            log.info("app %s: gRPC on %s:%d%s", app.app_id, host, port, f", HTTP on {host}:{http_port}" if http_port else "")
+            log.info(
+                "app %s: gRPC on %s:%d%s", app.app_id, host, port, f", HTTP on {host}:{http_port}" if http_port else ""
+            )
     except BaseException:
         await sidecar.stop(grace=0)
         raise
     if policies is not None:
         for app in ids:
             if policies.applies_to(app):
-                log.info("app %s: workflow access policies %s: other apps may schedule only what they allow", app,
-                         ", ".join(policies.names.get(app, [])) or "(unscoped)")
+                log.info(
+                    "app %s: workflow access policies %s: other apps may schedule only what they allow",
+                    app,
+                    ", ".join(policies.names.get(app, [])) or "(unscoped)",
+                )
     if retention is not None:
         sidecar.keep_for(retention)
-        log.info("finished instances are purged after: %s", ", ".join(
-            f"{S.Name(status).removeprefix('ORCHESTRATION_STATUS_').lower()} {seconds:g} s"
-            for status, seconds in retention.by_status.items()))
+        log.info(
+            "finished instances are purged after: %s",
+            ", ".join(
+                f"{S.Name(status).removeprefix('ORCHESTRATION_STATUS_').lower()} {seconds:g} s"
+                for status, seconds in retention.by_status.items()
+            ),
+        )
     return sidecar

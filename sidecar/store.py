@@ -8,9 +8,10 @@ what to write, and on start-up reads everything back with ``load()``.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .model import INSTANCE_COLUMNS
 
@@ -44,6 +45,7 @@ CREATE TABLE activities (
     generation INTEGER NOT NULL, task_id INTEGER NOT NULL, request BLOB NOT NULL
 );
 """
+
 
 class StateError(Exception):
     """The state file cannot be used: corrupt, not a sidecar state file, or of another schema version.
@@ -112,7 +114,8 @@ class Store:
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             raise StateError(
                 f"state file {self.path} has schema version {meta.get('schema_version')}, this sidecar reads "
-                f"version {SCHEMA_VERSION}. It was left as it is: use the sidecar version that wrote it, or move it away."
+                f"version {SCHEMA_VERSION}. It was left as it is: use the sidecar version that wrote it, or move it "
+                "away."
             )
 
     def close(self) -> None:
@@ -132,13 +135,15 @@ class Store:
         db = self._require()
         out = Loaded()
         cur = db.execute(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances WHERE completed = 0 ORDER BY rowid")
-        out.instances = [dict(zip(INSTANCE_COLUMNS, row)) for row in cur]
+        out.instances = [dict(zip(INSTANCE_COLUMNS, row, strict=True)) for row in cur]
         out.history = db.execute(
             "SELECT h.app_id, h.instance_id, h.seq, h.event FROM instances i JOIN history h "
             "ON h.app_id = i.app_id AND h.instance_id = i.instance_id WHERE i.completed = 0 "
             "ORDER BY h.app_id, h.instance_id, h.seq"
         ).fetchall()
-        out.inbox = db.execute("SELECT id, app_id, instance_id, generation, visible_at, event FROM inbox ORDER BY id").fetchall()
+        out.inbox = db.execute(
+            "SELECT id, app_id, instance_id, generation, visible_at, event FROM inbox ORDER BY id"
+        ).fetchall()
         out.activities = db.execute(
             "SELECT id, target_app, source_app, instance_id, generation, task_id, request FROM activities ORDER BY id"
         ).fetchall()
@@ -147,13 +152,16 @@ class Store:
     def load_instance(self, app_id: str, instance_id: str) -> tuple[dict[str, Any], list[bytes]] | None:
         """One instance's row and history events, or None when the file has no such instance."""
         db = self._require()
-        row = db.execute(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances WHERE app_id = ? AND instance_id = ?",
-                         (app_id, instance_id)).fetchone()
+        row = db.execute(
+            f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances WHERE app_id = ? AND instance_id = ?",
+            (app_id, instance_id),
+        ).fetchone()
         if row is None:
             return None
-        history = db.execute("SELECT event FROM history WHERE app_id = ? AND instance_id = ? ORDER BY seq",
-                             (app_id, instance_id)).fetchall()
-        return dict(zip(INSTANCE_COLUMNS, row)), [h[0] for h in history]
+        history = db.execute(
+            "SELECT event FROM history WHERE app_id = ? AND instance_id = ? ORDER BY seq", (app_id, instance_id)
+        ).fetchall()
+        return dict(zip(INSTANCE_COLUMNS, row, strict=True)), [h[0] for h in history]
 
     def list_ids(self, app_id: str, after: int, limit: int) -> list[tuple[int, str]]:
         """(creation number, instance ID) of the app's instances created after ``after``, oldest first; the
@@ -170,17 +178,21 @@ class Store:
             return []
         where = " OR ".join("(status = ? AND updated < ?)" for _ in cutoffs)
         args = [v for status, cutoff in cutoffs.items() for v in (status, cutoff)]
-        return self._require().execute(
-            f"SELECT app_id, instance_id FROM instances WHERE completed = 1 AND ({where}) ORDER BY updated LIMIT ?",
-            (*args, limit),
-        ).fetchall()
+        return (
+            self._require()
+            .execute(
+                f"SELECT app_id, instance_id FROM instances WHERE completed = 1 AND ({where}) ORDER BY updated LIMIT ?",
+                (*args, limit),
+            )
+            .fetchall()
+        )
 
     def _require(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
 
-    def transaction(self) -> "Tx":
+    def transaction(self) -> Tx:
         return Tx(self._require())
 
 
@@ -197,8 +209,13 @@ class Tx:
         updates = ", ".join(f"{c}=excluded.{c}" for c in INSTANCE_COLUMNS[2:])
         # An upsert, not INSERT OR REPLACE: the row keeps its rowid, so rowid order is creation order (what
         # ListInstanceIDs answers in, as daprd lists its state store's rows).
-        self._ops.append((f"INSERT INTO instances ({cols}) VALUES ({marks}) ON CONFLICT (app_id, instance_id) DO UPDATE "
-                          f"SET {updates}", tuple(row[c] for c in INSTANCE_COLUMNS)))
+        self._ops.append(
+            (
+                f"INSERT INTO instances ({cols}) VALUES ({marks}) ON CONFLICT (app_id, instance_id) DO UPDATE "
+                f"SET {updates}",
+                tuple(row[c] for c in INSTANCE_COLUMNS),
+            )
+        )
 
     def delete_instance(self, app_id: str, instance_id: str) -> None:
         key = (app_id, instance_id)
@@ -214,8 +231,15 @@ class Tx:
         if rows:
             self._ops.append(("many:INSERT INTO history VALUES (?, ?, ?, ?)", rows))
 
-    def add_inbox(self, row_id: int, app_id: str, instance_id: str, generation: int | None, visible_at: float, event: bytes) -> None:
-        self._ops.append(("INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?)", (row_id, app_id, instance_id, generation, visible_at, event)))
+    def add_inbox(
+        self, row_id: int, app_id: str, instance_id: str, generation: int | None, visible_at: float, event: bytes
+    ) -> None:
+        self._ops.append(
+            (
+                "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?)",
+                (row_id, app_id, instance_id, generation, visible_at, event),
+            )
+        )
 
     def delete_inbox(self, ids: Iterable[int]) -> None:
         rows = [(i,) for i in ids]
@@ -225,9 +249,21 @@ class Tx:
     def clear_inbox(self, app_id: str, instance_id: str) -> None:
         self._ops.append(("DELETE FROM inbox WHERE app_id=? AND instance_id=?", (app_id, instance_id)))
 
-    def add_activity(self, row_id: int, target_app: str, source_app: str, instance_id: str, generation: int, task_id: int, request: bytes) -> None:
+    def add_activity(
+        self,
+        row_id: int,
+        target_app: str,
+        source_app: str,
+        instance_id: str,
+        generation: int,
+        task_id: int,
+        request: bytes,
+    ) -> None:
         self._ops.append(
-            ("INSERT INTO activities VALUES (?, ?, ?, ?, ?, ?, ?)", (row_id, target_app, source_app, instance_id, generation, task_id, request))
+            (
+                "INSERT INTO activities VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (row_id, target_app, source_app, instance_id, generation, task_id, request),
+            )
         )
 
     def delete_activity(self, row_id: int) -> None:

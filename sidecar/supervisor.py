@@ -175,7 +175,9 @@ class _App:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.killing.wait(), 0.05)
         if not self.killing.is_set():
-            log.warning("app %s did not stop within %.0f s; killing process group %d", self.launch.app_id, self.grace, pgid)
+            log.warning(
+                "app %s did not stop within %.0f s; killing process group %d", self.launch.app_id, self.grace, pgid
+            )
         _signal_group(pgid, signal.SIGKILL)
 
 

@@ -131,7 +131,9 @@ def _parse(file: Path, doc: Any) -> RunTemplate:
     if config is not None and not isinstance(config, str):
         raise fail("common.configFilePath must be a file path")
     return RunTemplate(
-        path=file, name=None if name is None else str(name), apps=apps,
+        path=file,
+        name=None if name is None else str(name),
+        apps=apps,
         resources_paths=tuple((base / r).resolve() for r in resources),
         config_file=(base / config).resolve() if config else None,
     )
@@ -156,7 +158,7 @@ def _app(index: int, raw: Any, common: dict, common_env: dict[str, str], base: P
     if not command:
         raise fail(f"{where} has no command")
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
-        raise fail(f"{where}: command must be a list of strings, e.g. [\"python\", \"-m\", \"{app_id}\"]")
+        raise fail(f'{where}: command must be a list of strings, e.g. ["python", "-m", "{app_id}"]')
     protocol = raw.get("appProtocol") or common.get("appProtocol") or DEFAULT_APP_PROTOCOL
     return AppSpec(
         app_id=app_id,

@@ -32,8 +32,9 @@ def guarded(tmp_path: Path):
 def _get_instance(port: int, metadata: tuple = ()) -> grpc.StatusCode:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         try:
-            stubs.TaskHubSidecarServiceStub(channel).GetInstance(pb.GetInstanceRequest(instanceId="x"),
-                                                                 metadata=metadata, timeout=10)
+            stubs.TaskHubSidecarServiceStub(channel).GetInstance(
+                pb.GetInstanceRequest(instanceId="x"), metadata=metadata, timeout=10
+            )
         except grpc.RpcError as err:
             assert err.code() != grpc.StatusCode.UNAUTHENTICATED or err.details() == "Unauthorized"
             return err.code()
@@ -57,21 +58,39 @@ def test_an_http_request_without_the_token_is_401_but_health_is_open(guarded):
 
 
 def test_the_runner_makes_a_token_per_run_and_gives_it_to_every_app(tmp_path: Path):
-    (tmp_path / "app.py").write_text(textwrap.dedent("""\
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent("""\
         import os, sys, time
         print("TOKEN", os.environ.get("DAPR_API_TOKEN"), flush=True)
         time.sleep(60)
-        """))
-    (tmp_path / "dapr.yaml").write_text(textwrap.dedent("""\
+        """)
+    )
+    (tmp_path / "dapr.yaml").write_text(
+        textwrap.dedent("""\
         version: 1
         apps:
           - {appID: one, appDirPath: ., command: ["python", "app.py"]}
           - {appID: two, appDirPath: ., command: ["python", "app.py"]}
-        """))
+        """)
+    )
     env = {k: v for k, v in os.environ.items() if k != "DAPR_API_TOKEN"}
-    proc = subprocess.Popen([sys.executable, "-m", "sidecar", "run", "-f", str(tmp_path / "dapr.yaml"), "--state",
-                             str(tmp_path / "run" / "state.db")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sidecar",
+            "run",
+            "-f",
+            str(tmp_path / "dapr.yaml"),
+            "--state",
+            str(tmp_path / "run" / "state.db"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         tokens = []
         deadline = time.monotonic() + 30

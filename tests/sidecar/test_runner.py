@@ -138,11 +138,15 @@ ENV_DUMP = """\
 """
 
 
-def test_each_app_gets_the_dapr_run_environment_and_its_output_is_prefixed(tmp_path: Path, runners, monkeypatch) -> None:
+def test_each_app_gets_the_dapr_run_environment_and_its_output_is_prefixed(
+    tmp_path: Path, runners, monkeypatch
+) -> None:
     (tmp_path / "svc").mkdir()
     script(tmp_path / "svc", "app.py", ENV_DUMP)
     grpc, http, app_port = free_port(), free_port(), free_port()
-    template(tmp_path, f"""\
+    template(
+        tmp_path,
+        f"""\
         version: 1
         common:
           env: {{SHARED: common, ONLY_COMMON: "yes"}}
@@ -158,17 +162,27 @@ def test_each_app_gets_the_dapr_run_environment_and_its_output_is_prefixed(tmp_p
           - appDirPath: svc
             command: ["python", "app.py"]
             someFutureKey: ignored
-        """)
+        """,
+    )
     monkeypatch.setenv("FROM_PARENT", "inherited")
     runner = run(runners, tmp_path)
     fixed = json.loads(runner.wait_for("[fixed] {", runner.out)[0].removeprefix("[fixed] "))
     default = json.loads(runner.wait_for("[svc] {", runner.out)[0].removeprefix("[svc] "))
     venv_bin = os.path.dirname(sys.executable)
     assert fixed == {
-        "APP_ID": "fixed", "APP_PORT": str(app_port), "DAPR_HTTP_PORT": str(http), "DAPR_GRPC_PORT": str(grpc),
-        "APP_PROTOCOL": "grpc", "APP_CHANNEL_ADDRESS": "127.0.0.1", "SHARED": "app", "ONLY_COMMON": "yes",
-        "ONLY_APP": "1", "FROM_PARENT": "inherited", "cwd": str((tmp_path / "svc").resolve()),
-        "python": os.path.join(venv_bin, "python"), "path0": venv_bin,
+        "APP_ID": "fixed",
+        "APP_PORT": str(app_port),
+        "DAPR_HTTP_PORT": str(http),
+        "DAPR_GRPC_PORT": str(grpc),
+        "APP_PROTOCOL": "grpc",
+        "APP_CHANNEL_ADDRESS": "127.0.0.1",
+        "SHARED": "app",
+        "ONLY_COMMON": "yes",
+        "ONLY_APP": "1",
+        "FROM_PARENT": "inherited",
+        "cwd": str((tmp_path / "svc").resolve()),
+        "python": os.path.join(venv_bin, "python"),
+        "path0": venv_bin,
     }
     assert default["APP_ID"] == "svc" and default["APP_PORT"] is None and default["APP_PROTOCOL"] == "http"
     assert default["SHARED"] == "common" and default["ONLY_APP"] is None
@@ -184,18 +198,25 @@ def test_each_app_gets_the_dapr_run_environment_and_its_output_is_prefixed(tmp_p
 
 
 def test_an_app_that_crashes_is_restarted_with_a_growing_delay(tmp_path: Path, runners) -> None:
-    script(tmp_path, "crash.py", """\
+    script(
+        tmp_path,
+        "crash.py",
+        """\
         import os
         with open("starts.log", "a") as log:
             log.write("start\\n")
         os._exit(70)
-    """)
-    template(tmp_path, """\
+    """,
+    )
+    template(
+        tmp_path,
+        """\
         apps:
           - appID: crashy
             appDirPath: .
             command: ["python", "crash.py"]
-        """)
+        """,
+    )
     runner = run(runners, tmp_path)
     restarts = runner.wait_for("app crashy exited with code 70", runner.err, count=3)
     assert [line.split("restarting in ")[1] for line in restarts[:3]] == ["0.5 s", "1.0 s", "2.0 s"]
@@ -218,11 +239,14 @@ APP_WITH_CHILD = """\
 
 def test_sigterm_stops_every_app_and_its_children_and_exits_zero(tmp_path: Path, runners) -> None:
     script(tmp_path, "app.py", APP_WITH_CHILD)
-    template(tmp_path, """\
+    template(
+        tmp_path,
+        """\
         apps:
           - {appID: one, appDirPath: ., command: ["python", "app.py"]}
           - {appID: two, appDirPath: ., command: ["python", "app.py"]}
-        """)
+        """,
+    )
     runner = run(runners, tmp_path)
     leaders = [int(runner.wait_for(f"[{app}] pids", runner.out)[0].split()[2]) for app in ("one", "two")]
     assert all(len(group_alive(pgid)) == 2 for pgid in leaders)  # the app and its child, in its own group
@@ -233,16 +257,23 @@ def test_sigterm_stops_every_app_and_its_children_and_exits_zero(tmp_path: Path,
 
 
 def test_a_second_stop_request_kills_an_app_that_ignores_sigterm_at_once(tmp_path: Path, runners) -> None:
-    script(tmp_path, "stubborn.py", """\
+    script(
+        tmp_path,
+        "stubborn.py",
+        """\
         import os, signal, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("pid", os.getpid(), flush=True)
         time.sleep(60)
-    """)
-    template(tmp_path, """\
+    """,
+    )
+    template(
+        tmp_path,
+        """\
         apps:
           - {appID: stubborn, appDirPath: ., command: ["python", "stubborn.py"]}
-        """)
+        """,
+    )
     runner = run(runners, tmp_path)
     pgid = int(runner.wait_for("[stubborn] pid", runner.out)[0].split()[2])
     runner.proc.send_signal(signal.SIGINT)
@@ -259,23 +290,36 @@ def test_a_second_stop_request_kills_an_app_that_ignores_sigterm_at_once(tmp_pat
     ("text", "message"),
     [
         ("apps: []\n", "no apps"),
-        ("apps: [{appID: a, appDirPath: ., command: [python, marker.py]}, {appID: a, appDirPath: ., command: [python]}]\n",
-         "appID 'a' is used by two apps"),
-        ("apps: [{appID: a, appDirPath: ., command: [python, marker.py]}, {appID: b, appDirPath: .}]\n",
-         "app 'b' has no command"),
-        ("apps: [{appID: a, appDirPath: ., command: [python, marker.py]}, {appID: b, appDirPath: ., command: [no-such-prog]}]\n",
-         "app 'b': command 'no-such-prog' not found"),
+        (
+            "apps: [{appID: a, appDirPath: ., command: [python, marker.py]}, "
+            "{appID: a, appDirPath: ., command: [python]}]\n",
+            "appID 'a' is used by two apps",
+        ),
+        (
+            "apps: [{appID: a, appDirPath: ., command: [python, marker.py]}, {appID: b, appDirPath: .}]\n",
+            "app 'b' has no command",
+        ),
+        (
+            "apps: [{appID: a, appDirPath: ., command: [python, marker.py]}, "
+            "{appID: b, appDirPath: ., command: [no-such-prog]}]\n",
+            "app 'b': command 'no-such-prog' not found",
+        ),
         ("apps: [{appID: a, appDirPath: ., env: [X=1], command: [python, marker.py]}]\n", "app 'a': env must be a map"),
         ("apps: [\n  {appID: a\n", "malformed YAML"),
     ],
 )
-def test_a_bad_template_exits_non_zero_with_one_line_and_starts_nothing(tmp_path: Path, text: str, message: str) -> None:
+def test_a_bad_template_exits_non_zero_with_one_line_and_starts_nothing(
+    tmp_path: Path, text: str, message: str
+) -> None:
     script(tmp_path, "marker.py", "open('started', 'w').close()\n")
     path = tmp_path / "dapr.yaml"
     path.write_text(text)
     done = subprocess.run(
         [sys.executable, "-m", "sidecar", "run", "-f", str(path), "--state", str(tmp_path / "state.db")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()
@@ -285,7 +329,10 @@ def test_a_bad_template_exits_non_zero_with_one_line_and_starts_nothing(tmp_path
 
 def test_a_missing_template_file_is_named_in_the_error(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "sidecar", "run", "-f", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-m", "sidecar", "run", "-f", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=TIMEOUT,
     )
     assert (done.returncode, done.stderr.strip()) == (1, f"[sidecar] error: {tmp_path}: no dapr.yaml in this folder")
@@ -319,11 +366,13 @@ def serve(runners: list[Runner], folder: Path, *args: str) -> Runner:
 
 
 def test_serve_answers_an_sdk_client_on_each_apps_port_and_dapr_health_on_http(tmp_path: Path, runners) -> None:
-    from dapr.ext.workflow import DaprWorkflowClient
     import httpx
+    from dapr.ext.workflow import DaprWorkflowClient
 
     order_grpc, order_http, payment_grpc = free_port(), free_port(), free_port()
-    runner = serve(runners, tmp_path, "--app", f"order-api={order_grpc}:{order_http}", "--app", f"payment={payment_grpc}")
+    runner = serve(
+        runners, tmp_path, "--app", f"order-api={order_grpc}:{order_http}", "--app", f"payment={payment_grpc}"
+    )
     runner.wait_for("ready", runner.err)
     for port in (order_grpc, payment_grpc):
         client = DaprWorkflowClient(host="127.0.0.1", port=str(port))
@@ -368,12 +417,16 @@ def test_the_restart_delay_doubles_up_to_ten_seconds_and_resets_after_a_stable_r
 
 
 async def test_an_app_that_ignores_sigterm_is_killed_when_the_grace_period_ends(tmp_path: Path) -> None:
-    script(tmp_path, "stubborn.py", """\
+    script(
+        tmp_path,
+        "stubborn.py",
+        """\
         import os, signal, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("pid", os.getpid(), flush=True)
         time.sleep(60)
-    """)
+    """,
+    )
     out, err = io.BytesIO(), io.BytesIO()
     launch = Launch("stubborn", [sys.executable, "stubborn.py"], tmp_path, dict(os.environ))
     supervisor = Supervisor([launch], grace=0.5, out=out, err=err)
@@ -419,12 +472,17 @@ CRASH_IN_ACTIVITY = """\
 """
 
 
-def test_an_sdk_app_that_crashes_inside_an_activity_is_restarted_and_its_workflow_completes(tmp_path: Path, runners) -> None:
+def test_an_sdk_app_that_crashes_inside_an_activity_is_restarted_and_its_workflow_completes(
+    tmp_path: Path, runners
+) -> None:
     script(tmp_path, "app.py", CRASH_IN_ACTIVITY)
-    template(tmp_path, """\
+    template(
+        tmp_path,
+        """\
         apps:
           - {appID: demo, appDirPath: ., command: ["python", "app.py"]}
-        """)
+        """,
+    )
     runner = run(runners, tmp_path)
     assert runner.wait_for("[demo] result", runner.out) == ["[demo] result COMPLETED 42"]
     assert runner.wait_for("app demo exited with code 70", runner.err)

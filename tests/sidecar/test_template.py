@@ -88,11 +88,14 @@ def test_paths_are_relative_to_the_template_not_the_working_directory(project: P
 
 
 def test_a_missing_app_id_defaults_to_the_folder_name_and_missing_ports_to_free_ones(project: Path) -> None:
-    path = write(project, """\
+    path = write(
+        project,
+        """\
         apps:
           - appDirPath: services/payment
             command: ["python", "app.py"]
-        """)
+        """,
+    )
     (app,) = load_template(path).apps
     assert app.app_id == "payment"
     assert (app.app_port, app.grpc_port, app.http_port) == (0, 0, 0)
@@ -100,7 +103,9 @@ def test_a_missing_app_id_defaults_to_the_folder_name_and_missing_ports_to_free_
 
 
 def test_an_apps_env_overrides_common_env_and_its_protocol_overrides_common(project: Path) -> None:
-    path = write(project, """\
+    path = write(
+        project,
+        """\
         common:
           appProtocol: grpc
           env: {A: common-a, B: common-b}
@@ -113,7 +118,8 @@ def test_an_apps_env_overrides_common_env_and_its_protocol_overrides_common(proj
           - appID: y
             appDirPath: .
             command: ["python"]
-        """)
+        """,
+    )
     x, y = load_template(path).apps
     assert x.env == {"A": "common-a", "B": "app-b", "C": "app-c"}
     assert x.app_protocol == "h2c"
@@ -123,7 +129,10 @@ def test_an_apps_env_overrides_common_env_and_its_protocol_overrides_common(proj
 
 def test_the_environment_layers_parent_then_dapr_variables_then_template_env(project: Path) -> None:
     app = AppSpec(
-        app_id="payment", app_dir=project, command=("python",), app_port=8001,
+        app_id="payment",
+        app_dir=project,
+        command=("python",),
+        app_port=8001,
         env={"DAPR_HTTP_PORT": "9999", "FROM_TEMPLATE": "t", "KEEP": "template"},
     )
     env = app_environment(app, 50002, 3501, {"PATH": "/usr/bin", "KEEP": "parent", "HOME": "/h"}, "/venv/bin")
@@ -165,7 +174,10 @@ def test_a_command_is_looked_up_on_the_apps_path_or_relative_to_its_folder(proje
         ("apps: []\n", "no apps"),
         ("common: [1]\napps: [{appID: x, appDirPath: ., command: [python]}]\n", "'common' must be a map"),
         ("apps: [{appID: x, command: [python]}]\n", "apps[0] has no appDirPath"),
-        ("apps: [{appID: x, appDirPath: ./nowhere, command: [python]}]\n", "app 'x': appDirPath './nowhere' is not a folder"),
+        (
+            "apps: [{appID: x, appDirPath: ./nowhere, command: [python]}]\n",
+            "app 'x': appDirPath './nowhere' is not a folder",
+        ),
         ("apps: [{appID: x, appDirPath: .}]\n", "app 'x' has no command"),
         ("apps: [{appID: x, appDirPath: ., command: []}]\n", "app 'x' has no command"),
         ("apps: [{appID: x, appDirPath: ., command: python app.py}]\n", "app 'x': command must be a list of strings"),
@@ -178,14 +190,22 @@ def test_a_command_is_looked_up_on_the_apps_path_or_relative_to_its_folder(proje
             " {appID: y, appDirPath: ., appPort: 50001, command: [python]}]\n",
             "port 50001 is used twice (app 'x' daprGRPCPort and app 'y' appPort)",
         ),
-        ("apps: [{appID: x, appDirPath: ., appPort: 70000, command: [python]}]\n", "app 'x': appPort must be a port number"),
+        (
+            "apps: [{appID: x, appDirPath: ., appPort: 70000, command: [python]}]\n",
+            "app 'x': appPort must be a port number",
+        ),
         ("apps: [{appID: x, appDirPath: ., daprHTTPPort: '3500', command: [python]}]\n", "daprHTTPPort must be a port"),
         ("apps: [{appID: x, appDirPath: ., env: [A=1], command: [python]}]\n", "app 'x': env must be a map"),
         ("common: {env: [A=1]}\napps: [{appID: x, appDirPath: ., command: [python]}]\n", "common.env must be a map"),
-        ("apps: [{appID: x, appDirPath: ., env: {A: {b: 1}}, command: [python]}]\n", "the value of 'A' must be a string"),
+        (
+            "apps: [{appID: x, appDirPath: ., env: {A: {b: 1}}, command: [python]}]\n",
+            "the value of 'A' must be a string",
+        ),
     ],
 )
-def test_a_bad_template_is_refused_with_one_line_naming_the_file_and_problem(tmp_path: Path, text: str, problem: str) -> None:
+def test_a_bad_template_is_refused_with_one_line_naming_the_file_and_problem(
+    tmp_path: Path, text: str, problem: str
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(TemplateError) as raised:
         load_template(path)
@@ -198,5 +218,5 @@ def test_a_bad_template_is_refused_with_one_line_naming_the_file_and_problem(tmp
 def test_a_missing_file_or_a_folder_without_template_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match="no such file"):
         load_template(tmp_path / "absent.yaml")
-    with pytest.raises(TemplateError, match="no dapr.yaml in this folder"):
+    with pytest.raises(TemplateError, match=r"no dapr\.yaml in this folder"):
         load_template(tmp_path)

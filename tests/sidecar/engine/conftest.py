@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from engine_harness import Cluster, Daprd, Sidecar
 
 from common.db import drop_database, ensure_database, libpq_url
-from engine_harness import Cluster, Daprd, Sidecar
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprBinaries, DaprError, find
 
@@ -28,8 +28,11 @@ ENGINES = ("sidecar", "dapr")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sidecar_only: a test of the sidecar itself (its state file, command line "
-                                       "or log), not of daprd's behaviour; runs on the sidecar engine only")
+    config.addinivalue_line(
+        "markers",
+        "sidecar_only: a test of the sidecar itself (its state file, command line "
+        "or log), not of daprd's behaviour; runs on the sidecar engine only",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -103,8 +106,9 @@ def shared(request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest
 
 
 @pytest.fixture
-def make_cluster(request: pytest.FixtureRequest, engine: str,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Cluster]]:
+def make_cluster(
+    request: pytest.FixtureRequest, engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Cluster]]:
     engines = _Engines(request, engine)
     made: list[Cluster] = []
 

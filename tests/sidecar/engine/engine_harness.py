@@ -8,6 +8,7 @@ what plays daprd; daprd's control plane stays up), ``close()``, ``grpc_port(app)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -27,8 +28,13 @@ import httpx
 from dapr.ext.workflow import DaprWorkflowClient
 
 from realdapr.binaries import DaprBinaries
-from realdapr.run import (ControlPlanePorts, control_plane_commands, control_plane_health, daprd_command,
-                          daprd_environment)
+from realdapr.run import (
+    ControlPlanePorts,
+    control_plane_commands,
+    control_plane_health,
+    daprd_command,
+    daprd_environment,
+)
 from sidecar.template import AppSpec
 
 REPO = Path(__file__).resolve().parents[3]
@@ -62,10 +68,8 @@ def eventually(probe: Callable[[], T], timeout: float = WAIT, every: float = 0.1
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 class _ProcessGroup:
@@ -113,7 +117,9 @@ class Sidecar(_ProcessGroup):
     def start(self) -> None:
         offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.command(), cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command(), cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             text = self.log.read_text(errors="replace")[offset:]
@@ -144,8 +150,14 @@ class _Process(_ProcessGroup):
 
     def launch(self) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.command, cwd=self.log.parent, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command,
+                cwd=self.log.parent,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -180,8 +192,18 @@ class Daprd:
     def _daprd_command(self, app: str) -> list[str]:
         grpc_port, http_port, internal, metrics = self.ports[app]
         spec = AppSpec(app_id=app, app_dir=self.workdir, command=())
-        return daprd_command(spec, self.dapr, grpc_port, http_port, self.resources, None, self.control_ports, "info",
-                             internal_grpc=internal, metrics=metrics)
+        return daprd_command(
+            spec,
+            self.dapr,
+            grpc_port,
+            http_port,
+            self.resources,
+            None,
+            self.control_ports,
+            "info",
+            internal_grpc=internal,
+            metrics=metrics,
+        )
 
     def start(self) -> None:
         """Start the control plane (unless it runs) and every daprd; return once all are healthy."""
@@ -189,8 +211,10 @@ class Daprd:
             for process in self.control:
                 process.kill()
                 process.launch()
-            self._wait_healthy(dict(zip(("placement", "scheduler"), control_plane_health(self.control_ports))),
-                               self.control)
+            self._wait_healthy(
+                dict(zip(("placement", "scheduler"), control_plane_health(self.control_ports), strict=True)),
+                self.control,
+            )
         apps = [app for app in self.apps if not self.daprds[app].running()]
         if not self._store_ready and apps:
             # The state store creates its tables on first use; daprds that race at it on an empty database
@@ -203,13 +227,20 @@ class Daprd:
         for app in apps:
             self.daprds[app].launch()
         try:
-            self._wait_healthy({app: f"http://127.0.0.1:{self.http_port(app)}/v1.0/healthz" for app in apps},
-                               [self.daprds[app] for app in apps])
+            self._wait_healthy(
+                {app: f"http://127.0.0.1:{self.http_port(app)}/v1.0/healthz" for app in apps},
+                [self.daprds[app] for app in apps],
+            )
         except RuntimeError:
             # A port picked free can be taken by another process before daprd binds it. On a first start
             # (nothing yet depends on the ports) such a daprd gets new ports and one more try.
-            lost = [app for app in apps if not self.daprds[app].running() and app not in self._started
-                    and "could not listen" in self.daprds[app].tail()]
+            lost = [
+                app
+                for app in apps
+                if not self.daprds[app].running()
+                and app not in self._started
+                and "could not listen" in self.daprds[app].tail()
+            ]
             if not lost or len(lost) < len([a for a in apps if not self.daprds[a].running()]):
                 raise
             for app in lost:
@@ -300,8 +331,9 @@ Engine = Sidecar | Daprd
 class Worker(_ProcessGroup):
     """One ``worker_app.py`` process for ``app``; ``start`` returns once its work-item stream is open."""
 
-    def __init__(self, app: str, name: str, port: int, workdir: Path, skip: tuple[str, ...] = (),
-                 flags: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, app: str, name: str, port: int, workdir: Path, skip: tuple[str, ...] = (), flags: tuple[str, ...] = ()
+    ) -> None:
         self.app, self.name, self.port, self.workdir, self.skip, self.flags = app, name, port, workdir, skip, flags
         self.proc: subprocess.Popen | None = None
 
@@ -311,13 +343,19 @@ class Worker(_ProcessGroup):
 
     def launch(self) -> None:
         self._ready.unlink(missing_ok=True)
-        env = {**os.environ, "ENGINE_TEST_LOG": str(self.workdir / "activities.jsonl"), "ENGINE_TEST_DIR": str(self.workdir)}
+        env = {
+            **os.environ,
+            "ENGINE_TEST_LOG": str(self.workdir / "activities.jsonl"),
+            "ENGINE_TEST_DIR": str(self.workdir),
+        }
         args = [sys.executable, str(WORKER_APP), "--app", self.app, "--port", str(self.port), "--name", self.name]
         for name in self.skip:
             args += ["--skip", name]
         args += self.flags
         with open(self.workdir / f"{self.name}.log", "ab") as out:
-            self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + WAIT
@@ -359,7 +397,9 @@ class Cluster:
         """What the workers' activities reported, in order, optionally only for one activity and key."""
         path = self.workdir / "activities.jsonl"
         lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-        return [r for r in lines if (activity is None or r["activity"] == activity) and (key is None or r["key"] == key)]
+        return [
+            r for r in lines if (activity is None or r["activity"] == activity) and (key is None or r["key"] == key)
+        ]
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 from dapr.ext.workflow import WorkflowStatus
-
 from engine_harness import WAIT, unique
 
 POLICY = """\

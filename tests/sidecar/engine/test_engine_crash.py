@@ -4,10 +4,9 @@ same state, and SIGKILL of a worker mid-activity. Nothing is lost; the workers r
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dapr.ext.workflow import WorkflowStatus
-
 from engine_harness import WAIT, eventually, unique
 
 
@@ -17,7 +16,8 @@ def test_a_workflow_survives_sidecar_kills_during_its_activity_and_during_its_ti
     client = cluster.client("alpha")
     key = unique("durable")
     instance_id = client.schedule_new_workflow(
-        "durable", input={"key": key, "seconds": 1.5, "app": "beta", "timer_seconds": 4}, instance_id=unique("durable"))
+        "durable", input={"key": key, "seconds": 1.5, "app": "beta", "timer_seconds": 4}, instance_id=unique("durable")
+    )
 
     eventually(lambda: cluster.reports("slow", key), what="the activity to start on beta")
     cluster.engine.kill()
@@ -26,8 +26,10 @@ def test_a_workflow_survives_sidecar_kills_during_its_activity_and_during_its_ti
     assert state.runtime_status == WorkflowStatus.RUNNING
 
     # The activity's result reaches the restarted sidecar (or it is run again); then the timer is pending.
-    state = eventually(lambda: (s := client.get_workflow_state(instance_id)) and s.serialized_custom_status == "timer" and s,
-                       what="the workflow to reach its timer")
+    state = eventually(
+        lambda: (s := client.get_workflow_state(instance_id)) and s.serialized_custom_status == "timer" and s,
+        what="the workflow to reach its timer",
+    )
     assert state.runtime_status == WorkflowStatus.RUNNING
     cluster.engine.kill()
     cluster.engine.start()
@@ -45,12 +47,15 @@ def test_a_workflow_survives_sidecar_kills_during_its_activity_and_during_its_ti
 
 def test_an_activity_whose_worker_is_killed_is_delivered_again_to_a_new_worker(make_cluster):
     cluster = make_cluster(["alpha", "beta"])
-    first, = cluster.start_workers(("beta", "b1"))
+    (first,) = cluster.start_workers(("beta", "b1"))
     cluster.start_workers(("alpha", "a1"))
     client = cluster.client("alpha")
     key = unique("redeliver")
     instance_id = client.schedule_new_workflow(
-        "call_on", input={"app": "beta", "name": "slow", "input": {"key": key, "seconds": 2.0}}, instance_id=unique("kill-worker"))
+        "call_on",
+        input={"app": "beta", "name": "slow", "input": {"key": key, "seconds": 2.0}},
+        instance_id=unique("kill-worker"),
+    )
     eventually(lambda: cluster.reports("slow", key), what="the activity to start on b1")
     first.kill()
     cluster.start_workers(("beta", "b2"))
@@ -58,7 +63,11 @@ def test_an_activity_whose_worker_is_killed_is_delivered_again_to_a_new_worker(m
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == f"{key} done by beta"
-    assert [(r["worker"], r["phase"]) for r in cluster.reports("slow", key)] == [("b1", "start"), ("b2", "start"), ("b2", "end")]
+    assert [(r["worker"], r["phase"]) for r in cluster.reports("slow", key)] == [
+        ("b1", "start"),
+        ("b2", "start"),
+        ("b2", "end"),
+    ]
 
 
 def test_a_suspension_its_held_event_and_a_scheduled_start_survive_a_sidecar_kill(make_cluster):
@@ -68,7 +77,7 @@ def test_a_suspension_its_held_event_and_a_scheduled_start_survive_a_sidecar_kil
     paused = client.schedule_new_workflow("wait_event", instance_id=unique("paused"))
     client.pause_workflow(paused)
     client.raise_workflow_event(paused, "go", data="held")
-    start_at = datetime.now(timezone.utc) + timedelta(seconds=3)
+    start_at = datetime.now(UTC) + timedelta(seconds=3)
     scheduled = client.schedule_new_workflow("clock", input="later", instance_id=unique("scheduled"), start_at=start_at)
 
     cluster.engine.kill()

@@ -8,7 +8,6 @@ import pytest
 from dapr.ext.workflow import WorkflowStatus
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from dapr.ext.workflow._durabletask.internal import protos as pb
-
 from engine_harness import WAIT, Cluster, unique
 
 
@@ -21,15 +20,26 @@ def stub(shared: Cluster):
 def history(stub, instance_id: str) -> list[tuple]:
     """(eventId, kind, router source app, router target app) of each event."""
     events = stub.GetInstanceHistory(pb.GetInstanceHistoryRequest(instanceId=instance_id)).events
-    return [(e.eventId, e.WhichOneof("eventType"), e.router.sourceAppID if e.HasField("router") else None,
-             e.router.targetAppID if e.HasField("router") and e.router.HasField("targetAppID") else None) for e in events]
+    return [
+        (
+            e.eventId,
+            e.WhichOneof("eventType"),
+            e.router.sourceAppID if e.HasField("router") else None,
+            e.router.targetAppID if e.HasField("router") and e.router.HasField("targetAppID") else None,
+        )
+        for e in events
+    ]
 
 
 def test_the_history_of_a_cross_app_activity_call_names_the_apps_as_daprd_records_them(shared: Cluster, stub):
     client = shared.client("alpha")
-    instance_id = client.schedule_new_workflow("call_on", input={"app": "beta", "name": "whoami", "input": "h"},
-                                               instance_id=unique("history"))
-    assert client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
+    instance_id = client.schedule_new_workflow(
+        "call_on", input={"app": "beta", "name": "whoami", "input": "h"}, instance_id=unique("history")
+    )
+    assert (
+        client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status
+        == WorkflowStatus.COMPLETED
+    )
     assert history(stub, instance_id) == [
         (-1, "workflowStarted", None, None),
         (-1, "executionStarted", "alpha", None),
@@ -46,7 +56,10 @@ def test_the_history_keeps_each_turn_with_suspension_resumption_timer_and_event(
     client.pause_workflow(instance_id)
     client.resume_workflow(instance_id)
     client.raise_workflow_event(instance_id, "go", data=1)
-    assert client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
+    assert (
+        client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status
+        == WorkflowStatus.COMPLETED
+    )
     assert history(stub, instance_id) == [
         (-1, "workflowStarted", None, None),
         (-1, "executionStarted", "alpha", None),
@@ -116,8 +129,13 @@ def test_a_continuation_token_that_is_not_a_number_is_refused(stub):
 
 def test_after_a_continue_as_new_the_history_is_the_last_generations_alone(shared: Cluster, stub):
     client = shared.client("alpha")
-    instance_id = client.schedule_new_workflow("counter", input={"n": 0, "target": 2, "runs": []}, instance_id=unique("history"))
-    assert client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
+    instance_id = client.schedule_new_workflow(
+        "counter", input={"n": 0, "target": 2, "runs": []}, instance_id=unique("history")
+    )
+    assert (
+        client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status
+        == WorkflowStatus.COMPLETED
+    )
     assert history(stub, instance_id) == [
         (-1, "workflowStarted", "alpha", None),  # daprd runs a new generation in the work item that continued
         (-1, "executionStarted", "alpha", None),

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from dapr.ext.workflow import WorkflowStatus
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from dapr.ext.workflow._durabletask.internal import protos as pb
-
 from engine_harness import WAIT, Cluster, eventually, unique
 
 
@@ -23,7 +22,9 @@ def status(cluster: Cluster, app: str, instance_id: str):
 
 def start_parent_with_waiting_child(cluster: Cluster) -> tuple[str, str]:
     """A parent on alpha whose child ``wait_event`` runs on beta; returns once the child waits."""
-    parent = cluster.client("alpha").schedule_new_workflow("parent_of_waiter", input={"apps": ["beta"]}, instance_id=unique("parent"))
+    parent = cluster.client("alpha").schedule_new_workflow(
+        "parent_of_waiter", input={"apps": ["beta"]}, instance_id=unique("parent")
+    )
     child = f"{parent}-child"
     eventually(lambda: status(cluster, "beta", child) == WorkflowStatus.RUNNING, what=f"child {child} running on beta")
     return parent, child
@@ -130,7 +131,9 @@ def test_an_event_that_arrives_within_the_timeout_wins(shared: Cluster):
 
 def test_continue_as_new_runs_the_counter_until_its_target_with_the_last_input_kept(shared: Cluster):
     client = shared.client("alpha")
-    instance_id = client.schedule_new_workflow("counter", input={"n": 0, "target": 5, "runs": []}, instance_id=unique("counter"))
+    instance_id = client.schedule_new_workflow(
+        "counter", input={"n": 0, "target": 5, "runs": []}, instance_id=unique("counter")
+    )
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == {"n": 5, "runs": 5}
@@ -139,8 +142,10 @@ def test_continue_as_new_runs_the_counter_until_its_target_with_the_last_input_k
 
 def test_a_scheduled_start_stays_pending_until_its_time_then_runs(shared: Cluster):
     client = shared.client("alpha")
-    start_at = datetime.now(timezone.utc) + timedelta(seconds=1.5)
-    instance_id = client.schedule_new_workflow("clock", input="later", instance_id=unique("scheduled"), start_at=start_at)
+    start_at = datetime.now(UTC) + timedelta(seconds=1.5)
+    instance_id = client.schedule_new_workflow(
+        "clock", input="later", instance_id=unique("scheduled"), start_at=start_at
+    )
     pending = client.get_workflow_state(instance_id)
     assert pending.runtime_status == WorkflowStatus.PENDING
     assert pending.name == ""
@@ -151,9 +156,11 @@ def test_a_scheduled_start_stays_pending_until_its_time_then_runs(shared: Cluste
     assert result["now"] >= start_at.timestamp()
 
 
-def test_an_event_raised_before_a_scheduled_start_waits_for_the_start_on_the_sidecar_and_starts_it_on_daprd(shared: Cluster):
+def test_an_event_raised_before_a_scheduled_start_waits_for_the_start_on_the_sidecar_and_starts_it_on_daprd(
+    shared: Cluster,
+):
     client = shared.client("alpha")
-    start_at = datetime.now(timezone.utc) + timedelta(seconds=3)  # room for daprd's run to end before it
+    start_at = datetime.now(UTC) + timedelta(seconds=3)  # room for daprd's run to end before it
     instance_id = client.schedule_new_workflow("wait_event", instance_id=unique("scheduled-event"), start_at=start_at)
     client.raise_workflow_event(instance_id, "go", data="early")
     time.sleep(0.5)
@@ -168,9 +175,9 @@ def test_an_event_raised_before_a_scheduled_start_waits_for_the_start_on_the_sid
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == {"got": "early"}
     if shared.engine.name == "sidecar":
-        assert datetime.now(timezone.utc) >= start_at
+        assert datetime.now(UTC) >= start_at
     else:
-        assert datetime.now(timezone.utc) < start_at
+        assert datetime.now(UTC) < start_at
 
 
 def test_an_instance_id_can_be_reused_after_completion(shared: Cluster):
@@ -189,8 +196,10 @@ def test_starting_a_running_instance_again_is_refused_with_already_exists(shared
     with pytest.raises(grpc.RpcError) as refused:
         client.schedule_new_workflow("clock", instance_id=instance_id)
     assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert refused.value.details() == ("failed to create workflow instance: rpc error: code = AlreadyExists desc = "
-                                       f"an active workflow with ID '{instance_id}' already exists")
+    assert refused.value.details() == (
+        "failed to create workflow instance: rpc error: code = AlreadyExists desc = "
+        f"an active workflow with ID '{instance_id}' already exists"
+    )
     assert client.get_workflow_state(instance_id).name == "wait_event"
     client.terminate_workflow(instance_id)
 
@@ -206,11 +215,14 @@ def test_an_unknown_instance_is_reported_as_no_such_instance(shared: Cluster, op
     with pytest.raises(grpc.RpcError) as refused:
         calls[operation]()
     assert refused.value.code() == grpc.StatusCode.UNKNOWN
-    assert refused.value.details() == {
-        "raise": "no such instance exists",
-        "terminate": "failed to submit termination request: no such instance exists",
-        "purge": "failed to purge workflow state: failed to fetch workflow state: no such instance exists",
-    }[operation]
+    assert (
+        refused.value.details()
+        == {
+            "raise": "no such instance exists",
+            "terminate": "failed to submit termination request: no such instance exists",
+            "purge": "failed to purge workflow state: failed to fetch workflow state: no such instance exists",
+        }[operation]
+    )
 
 
 def test_the_state_of_an_unknown_instance_is_none(shared: Cluster):
@@ -229,14 +241,24 @@ def test_the_custom_status_follows_the_workflow(shared: Cluster):
 
 def test_a_recursive_terminate_reaches_a_grandchild_two_apps_away(shared: Cluster):
     client = shared.client("alpha")
-    root = client.schedule_new_workflow("parent_of_waiter", input={"apps": ["beta", "gamma"]}, instance_id=unique("root"))
+    root = client.schedule_new_workflow(
+        "parent_of_waiter", input={"apps": ["beta", "gamma"]}, instance_id=unique("root")
+    )
     child, grandchild = f"{root}-child", f"{root}-child-child"
     eventually(lambda: status(shared, "gamma", grandchild) == WorkflowStatus.RUNNING, what="the grandchild on gamma")
     client.terminate_workflow(root)
-    assert shared.client("beta").wait_for_workflow_completion(child, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.TERMINATED
-    assert shared.client("gamma").wait_for_workflow_completion(grandchild, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.TERMINATED
+    assert (
+        shared.client("beta").wait_for_workflow_completion(child, timeout_in_seconds=WAIT).runtime_status
+        == WorkflowStatus.TERMINATED
+    )
+    assert (
+        shared.client("gamma").wait_for_workflow_completion(grandchild, timeout_in_seconds=WAIT).runtime_status
+        == WorkflowStatus.TERMINATED
+    )
     client.purge_workflow(root)
-    assert [shared.client(app).get_workflow_state(i) for app, i in [("alpha", root), ("beta", child), ("gamma", grandchild)]] == [None] * 3
+    assert [
+        shared.client(app).get_workflow_state(i) for app, i in [("alpha", root), ("beta", child), ("gamma", grandchild)]
+    ] == [None] * 3
 
 
 def test_a_suspended_instance_can_be_terminated(shared: Cluster):
@@ -270,7 +292,9 @@ def test_events_not_yet_taken_are_carried_over_a_continue_as_new_with_save_event
     assert json.loads(state.serialized_output) == ["x", "y", "z"]
 
 
-def test_resuming_an_instance_that_is_not_suspended_changes_nothing_on_the_sidecar_and_fails_it_on_daprd(shared: Cluster):
+def test_resuming_an_instance_that_is_not_suspended_changes_nothing_on_the_sidecar_and_fails_it_on_daprd(
+    shared: Cluster,
+):
     client = shared.client("alpha")
     instance_id = client.schedule_new_workflow("wait_event", instance_id=unique("not-suspended"))
     client.resume_workflow(instance_id)
@@ -280,25 +304,34 @@ def test_resuming_an_instance_that_is_not_suspended_changes_nothing_on_the_sidec
         assert status(shared, "alpha", instance_id) == WorkflowStatus.RUNNING
         client.raise_workflow_event(instance_id, "go", data="fine")
         state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
-        assert (state.runtime_status, json.loads(state.serialized_output)) == (WorkflowStatus.COMPLETED, {"got": "fine"})
+        assert (state.runtime_status, json.loads(state.serialized_output)) == (
+            WorkflowStatus.COMPLETED,
+            {"got": "fine"},
+        )
     else:
         # daprd hands the ExecutionResumed to the workflow, and the SDK fails the workflow on it.
         state = client.get_workflow_state(instance_id)
         assert state.runtime_status == WorkflowStatus.FAILED
         assert (state.failure_details.error_type, state.failure_details.message) == (
-            "WorkflowStateError", "Don't know how to handle event of type 'executionResumed'")
+            "WorkflowStateError",
+            "Don't know how to handle event of type 'executionResumed'",
+        )
 
 
-def test_an_instance_terminated_before_its_scheduled_start_never_runs_on_the_sidecar_and_runs_at_once_on_daprd(shared: Cluster):
+def test_an_instance_terminated_before_its_scheduled_start_never_runs_on_the_sidecar_and_runs_at_once_on_daprd(
+    shared: Cluster,
+):
     client = shared.client("alpha")
-    start_at = datetime.now(timezone.utc) + timedelta(seconds=3)  # room for daprd's run to end before it
-    instance_id = client.schedule_new_workflow("clock", input="never", instance_id=unique("scheduled-term"), start_at=start_at)
+    start_at = datetime.now(UTC) + timedelta(seconds=3)  # room for daprd's run to end before it
+    instance_id = client.schedule_new_workflow(
+        "clock", input="never", instance_id=unique("scheduled-term"), start_at=start_at
+    )
     client.terminate_workflow(instance_id, output="cancelled")
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     if shared.engine.name == "sidecar":
         assert state.runtime_status == WorkflowStatus.TERMINATED
         assert json.loads(state.serialized_output) == "cancelled"
-        time.sleep(max(0.0, (start_at - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+        time.sleep(max(0.0, (start_at - datetime.now(UTC)).total_seconds()) + 0.5)
         # past the start time: still terminated, and the workflow never ran
         assert client.get_workflow_state(instance_id).runtime_status == WorkflowStatus.TERMINATED
     else:
@@ -306,19 +339,23 @@ def test_an_instance_terminated_before_its_scheduled_start_never_runs_on_the_sid
         # this one finishes in its first turn, before the termination is applied.
         assert state.runtime_status == WorkflowStatus.COMPLETED
         assert json.loads(state.serialized_output)["input"] == "never"
-        assert datetime.now(timezone.utc) < start_at
+        assert datetime.now(UTC) < start_at
 
 
-def test_a_start_without_a_workflow_name_or_an_event_without_a_name_is_refused_by_the_sidecar_and_taken_by_daprd(shared: Cluster):
+def test_a_start_without_a_workflow_name_or_an_event_without_a_name_is_refused_by_the_sidecar_and_taken_by_daprd(
+    shared: Cluster,
+):
     client = shared.client("alpha")
     waiting = client.schedule_new_workflow("wait_event", instance_id=unique("nameless"))
     nameless = unique("nameless")
     with grpc.insecure_channel(f"127.0.0.1:{shared.engine.grpc_port('alpha')}") as channel:
         stub = stubs.TaskHubSidecarServiceStub(channel)
-        calls = [lambda: stub.StartInstance(pb.CreateInstanceRequest(instanceId=nameless)),
-                 lambda: stub.RaiseEvent(pb.RaiseEventRequest(instanceId=waiting))]
+        calls = [
+            lambda: stub.StartInstance(pb.CreateInstanceRequest(instanceId=nameless)),
+            lambda: stub.RaiseEvent(pb.RaiseEventRequest(instanceId=waiting)),
+        ]
         if shared.engine.name == "sidecar":
-            for call, message in zip(calls, ["workflow name is required", "event name is required"]):
+            for call, message in zip(calls, ["workflow name is required", "event name is required"], strict=True):
                 with pytest.raises(grpc.RpcError) as refused:
                     call()
                 assert (refused.value.code(), refused.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, message)

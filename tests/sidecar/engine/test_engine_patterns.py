@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 from dapr.ext.workflow import WorkflowStatus
-
 from engine_harness import WAIT, Cluster, unique
 
 
@@ -20,7 +19,8 @@ def test_an_activity_that_fails_twice_succeeds_on_its_third_attempt_under_a_retr
     key = unique("flaky")
     client = shared.client("alpha")
     instance_id = client.schedule_new_workflow(
-        "retrying", input={"key": key, "fail_times": 2, "max_attempts": 5, "app": "beta"}, instance_id=unique("retry"))
+        "retrying", input={"key": key, "fail_times": 2, "max_attempts": 5, "app": "beta"}, instance_id=unique("retry")
+    )
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == 3
@@ -32,7 +32,8 @@ def test_an_activity_still_failing_after_max_attempts_fails_the_workflow_with_it
     key = unique("hopeless")
     client = shared.client("alpha")
     instance_id = client.schedule_new_workflow(
-        "retrying", input={"key": key, "fail_times": 10, "max_attempts": 2, "app": "beta"}, instance_id=unique("retry"))
+        "retrying", input={"key": key, "fail_times": 10, "max_attempts": 2, "app": "beta"}, instance_id=unique("retry")
+    )
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.FAILED
     assert state.failure_details.error_type == "TaskFailedError"
@@ -42,7 +43,9 @@ def test_an_activity_still_failing_after_max_attempts_fails_the_workflow_with_it
 
 def test_a_fan_out_of_100_activities_is_shared_by_the_two_workers_of_one_app(shared: Cluster):
     client = shared.client("alpha")
-    instance_id = client.schedule_new_workflow("fan_out", input={"count": 100, "app": "beta"}, instance_id=unique("fan"))
+    instance_id = client.schedule_new_workflow(
+        "fan_out", input={"count": 100, "app": "beta"}, instance_id=unique("fan")
+    )
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == sum(i * i for i in range(100))
@@ -56,7 +59,8 @@ def test_a_fan_out_of_100_activities_is_shared_by_the_two_workers_of_one_app(sha
 def test_when_any_returns_the_timer_when_the_activity_is_slower(shared: Cluster):
     client = shared.client("beta")
     instance_id = client.schedule_new_workflow(
-        "race", input={"activity_seconds": 2, "timer_seconds": 0.3}, instance_id=unique("race"))
+        "race", input={"activity_seconds": 2, "timer_seconds": 0.3}, instance_id=unique("race")
+    )
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == "timer"
@@ -65,7 +69,8 @@ def test_when_any_returns_the_timer_when_the_activity_is_slower(shared: Cluster)
 def test_when_any_returns_the_activity_when_the_timer_is_slower(shared: Cluster):
     client = shared.client("beta")
     instance_id = client.schedule_new_workflow(
-        "race", input={"activity_seconds": 0, "timer_seconds": 30}, instance_id=unique("race"))
+        "race", input={"activity_seconds": 0, "timer_seconds": 30}, instance_id=unique("race")
+    )
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == f"{instance_id} done by beta"
@@ -75,7 +80,10 @@ def test_a_failing_child_on_another_app_is_retried_under_the_same_instance_id_un
     key = unique("flaky-child")
     client = shared.client("alpha")
     instance_id = client.schedule_new_workflow(
-        "child_retrying", input={"key": key, "fail_times": 2, "max_attempts": 3, "app": "beta"}, instance_id=unique("child-retry"))
+        "child_retrying",
+        input={"key": key, "fail_times": 2, "max_attempts": 3, "app": "beta"},
+        instance_id=unique("child-retry"),
+    )
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == 3

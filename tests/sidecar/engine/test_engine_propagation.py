@@ -7,17 +7,20 @@ from __future__ import annotations
 import json
 
 from dapr.ext.workflow import WorkflowStatus
-
 from engine_harness import WAIT, Cluster, unique
 
 FIRST_TURN = ["workflowStarted", "executionStarted"]
 
 
-def run_propagate(cluster: Cluster, scope: str | None, hops: list[str], activity_app: str, warm_up: bool = False) -> tuple[str, list]:
+def run_propagate(
+    cluster: Cluster, scope: str | None, hops: list[str], activity_app: str, warm_up: bool = False
+) -> tuple[str, list]:
     client = cluster.client("alpha")
     instance_id = client.schedule_new_workflow(
-        "propagate", input={"scope": scope, "hops": hops, "activity_app": activity_app, "warm_up": warm_up},
-        instance_id=unique("propagate"))
+        "propagate",
+        input={"scope": scope, "hops": hops, "activity_app": activity_app, "warm_up": warm_up},
+        instance_id=unique("propagate"),
+    )
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED, state.failure_details
     return instance_id, json.loads(state.serialized_output)
@@ -61,8 +64,10 @@ def test_own_history_hands_on_only_the_callers_history_as_it_was_when_it_called(
 def test_lineage_carries_over_a_continue_as_new_with_the_old_generations_events(shared: Cluster):
     client = shared.client("alpha")
     root = client.schedule_new_workflow(
-        "propagate", input={"scope": "LINEAGE", "hops": ["beta"], "activity_app": "beta", "child": "generations"},
-        instance_id=unique("propagate"))
+        "propagate",
+        input={"scope": "LINEAGE", "hops": ["beta"], "activity_app": "beta", "child": "generations"},
+        instance_id=unique("propagate"),
+    )
     state = client.wait_for_workflow_completion(root, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED, state.failure_details
     child = f"{root}>beta"

@@ -8,7 +8,6 @@ import json
 import time
 
 from dapr.ext.workflow import WorkflowStatus
-
 from engine_harness import WAIT, Cluster, unique
 
 
@@ -66,14 +65,18 @@ def test_an_instance_is_visible_only_through_its_own_apps_port(shared: Cluster):
     assert shared.client("beta").get_workflow_state(root) is None
     assert shared.client("gamma").get_workflow_state(root) is None
     # On daprd the child's own status can lag its parent's result (sidecar/README.md, "Known differences").
-    assert shared.client("beta").wait_for_workflow_completion(child, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
+    assert (
+        shared.client("beta").wait_for_workflow_completion(child, timeout_in_seconds=WAIT).runtime_status
+        == WorkflowStatus.COMPLETED
+    )
     assert shared.client("alpha").get_workflow_state(child) is None
 
 
 def test_an_activity_for_an_app_without_workers_waits_running_until_that_app_connects(shared: Cluster):
     client = shared.client("alpha")
-    instance_id = client.schedule_new_workflow("call_on", input={"app": "delta", "name": "whoami", "input": "late"},
-                                               instance_id=unique("late"))
+    instance_id = client.schedule_new_workflow(
+        "call_on", input={"app": "delta", "name": "whoami", "input": "late"}, instance_id=unique("late")
+    )
     time.sleep(1.5)
     state = client.get_workflow_state(instance_id)
     assert state.runtime_status == WorkflowStatus.RUNNING
@@ -105,8 +108,12 @@ def test_an_uncaught_missing_activity_fails_the_workflow_with_the_targets_error(
     )
 
 
-def test_a_child_workflow_the_target_app_lacks_fails_the_child_and_reaches_the_parent_as_a_task_failure(shared: Cluster):
-    parent, state = run(shared, "alpha", "call_on", {"app": "gamma", "kind": "child", "name": "collect", "input": 1, "catch": True})
+def test_a_child_workflow_the_target_app_lacks_fails_the_child_and_reaches_the_parent_as_a_task_failure(
+    shared: Cluster,
+):
+    parent, state = run(
+        shared, "alpha", "call_on", {"app": "gamma", "kind": "child", "name": "collect", "input": 1, "catch": True}
+    )
     assert state.runtime_status == WorkflowStatus.COMPLETED
     failure = output(state)
     assert failure["error_type"] == "OrchestratorNotRegisteredError"
@@ -119,8 +126,10 @@ def test_a_child_workflow_the_target_app_lacks_fails_the_child_and_reaches_the_p
 def test_a_child_workflow_for_an_app_nothing_serves_fails_at_once_on_the_sidecar_and_waits_on_daprd(shared: Cluster):
     client = shared.client("alpha")
     instance_id = client.schedule_new_workflow(
-        "call_on", input={"app": "nowhere", "kind": "child", "name": "whoami", "input": 1, "catch": True},
-        instance_id=unique("nowhere"))
+        "call_on",
+        input={"app": "nowhere", "kind": "child", "name": "whoami", "input": 1, "catch": True},
+        instance_id=unique("nowhere"),
+    )
     if shared.engine.name == "sidecar":
         # No worker of an app the sidecar does not serve can ever reach it: the call fails, saying so.
         state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)

@@ -8,7 +8,6 @@ import json
 
 import pytest
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
-
 from engine_harness import WAIT, Sidecar, Worker, unique
 
 pytestmark = pytest.mark.sidecar_only
@@ -23,7 +22,7 @@ def split(tmp_path):
     try:
         for sidecar in sidecars:
             sidecar.start()
-        for sidecar, app in zip(sidecars, ("alpha", "beta")):
+        for sidecar, app in zip(sidecars, ("alpha", "beta"), strict=True):
             worker = Worker(app, f"{app[0]}1", sidecar.grpc_port(app), tmp_path)
             worker.launch()
             workers.append(worker)
@@ -38,15 +37,18 @@ def split(tmp_path):
             process.kill()
 
 
-MESSAGE = ("targets app 'beta', which this sidecar does not serve (it serves alpha); sidecars do not call each "
-           "other: serve every app that calls another from one sidecar (python -m sidecar serve --app A=PORT --app B=PORT)")
+MESSAGE = (
+    "targets app 'beta', which this sidecar does not serve (it serves alpha); sidecars do not call each "
+    "other: serve every app that calls another from one sidecar (python -m sidecar serve --app A=PORT --app B=PORT)"
+)
 
 
 @pytest.mark.parametrize("kind", ["child", "activity"])
 def test_work_for_an_app_another_sidecar_process_serves_fails_at_once_and_says_why(split, kind: str):
     client, log = split
     instance_id = client.schedule_new_workflow(
-        "call_on", input={"app": "beta", "kind": kind, "name": "whoami", "input": "split"}, instance_id=unique("split"))
+        "call_on", input={"app": "beta", "kind": kind, "name": "whoami", "input": "split"}, instance_id=unique("split")
+    )
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.FAILED
     assert state.failure_details.error_type == "TaskFailedError"
@@ -58,8 +60,10 @@ def test_work_for_an_app_another_sidecar_process_serves_fails_at_once_and_says_w
 def test_the_caller_can_catch_the_failure_as_a_task_failure(split):
     client, _ = split
     instance_id = client.schedule_new_workflow(
-        "call_on", input={"app": "beta", "kind": "child", "name": "whoami", "input": "split", "catch": True},
-        instance_id=unique("split"))
+        "call_on",
+        input={"app": "beta", "kind": "child", "name": "whoami", "input": "split", "catch": True},
+        instance_id=unique("split"),
+    )
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output)["error_type"] == "AppNotServedError"

@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pytest
 from dapr.ext.workflow import WorkflowStatus
-
 from engine_harness import REPO, WAIT, eventually, unique
 
 
 def serve(state: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "sidecar", "serve", "--app", "alpha=0", "--state", str(state)],
-        cwd=REPO, capture_output=True, text=True, timeout=WAIT,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
     )
 
 
@@ -48,7 +50,10 @@ def test_a_state_file_of_another_schema_version_stops_serve_and_is_left_unchange
     cluster.start_workers(("alpha", "a1"))
     client = cluster.client("alpha")
     instance_id = client.schedule_new_workflow("clock", input="kept", instance_id=unique("kept"))
-    assert client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
+    assert (
+        client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status
+        == WorkflowStatus.COMPLETED
+    )
     cluster.engine.stop()
     state = cluster.engine.state
     with sqlite3.connect(state) as db:
@@ -71,7 +76,10 @@ def test_a_state_file_of_schema_version_1_is_upgraded_in_place_and_its_instances
     cluster.start_workers(("alpha", "a1"))
     client = cluster.client("alpha")
     instance_id = client.schedule_new_workflow("clock", input="kept", instance_id=unique("kept"))
-    assert client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.COMPLETED
+    assert (
+        client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status
+        == WorkflowStatus.COMPLETED
+    )
     cluster.engine.stop()
     state = cluster.engine.state
     with sqlite3.connect(state) as db:  # what version 1 looked like: no incoming_history column
@@ -81,7 +89,10 @@ def test_a_state_file_of_schema_version_1_is_upgraded_in_place_and_its_instances
 
     cluster.engine.start()
     state_after = eventually(lambda: client.get_workflow_state(instance_id), what="the instance after the upgrade")
-    assert (state_after.runtime_status, json.loads(state_after.serialized_output)["input"]) == (WorkflowStatus.COMPLETED, "kept")
+    assert (state_after.runtime_status, json.loads(state_after.serialized_output)["input"]) == (
+        WorkflowStatus.COMPLETED,
+        "kept",
+    )
     with sqlite3.connect(state) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
     db.close()

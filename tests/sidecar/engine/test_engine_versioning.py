@@ -12,29 +12,38 @@ import pytest
 from dapr.ext.workflow import WorkflowStatus
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from dapr.ext.workflow._durabletask.internal import protos as pb
-
 from engine_harness import WAIT, eventually, unique
 
 
 def test_an_instance_that_recorded_a_patch_stalls_on_code_without_the_patch_check(make_cluster):
     cluster = make_cluster(["alpha"])
-    patched_worker, = cluster.start_workers(("alpha", "a1"))
+    (patched_worker,) = cluster.start_workers(("alpha", "a1"))
     client = cluster.client("alpha")
     instance_id = client.schedule_new_workflow("patched", instance_id=unique("patched"))
     assert client.wait_for_workflow_start(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.RUNNING
 
     # A redeployment whose code lost the patch check: the history says "p", the turn reports no patch.
     patched_worker.kill()
-    unpatched_worker, = cluster.start_workers(("alpha", "a2"), flags=("--unpatched",))
+    (unpatched_worker,) = cluster.start_workers(("alpha", "a2"), flags=("--unpatched",))
     client.raise_workflow_event(instance_id, "go", data="after the redeploy")
-    state = eventually(lambda: (s := client.get_workflow_state(instance_id)) and s.runtime_status == WorkflowStatus.STALLED and s,
-                       what="the instance to stall")
+    state = eventually(
+        lambda: (s := client.get_workflow_state(instance_id)) and s.runtime_status == WorkflowStatus.STALLED and s,
+        what="the instance to stall",
+    )
     assert (state.serialized_output, state.failure_details) == (None, None)
     # The history shows the patch the first turn recorded and the stall; nothing of the stalled turn.
     with grpc.insecure_channel(f"127.0.0.1:{cluster.engine.grpc_port('alpha')}") as channel:
-        events = stubs.TaskHubSidecarServiceStub(channel).GetInstanceHistory(
-            pb.GetInstanceHistoryRequest(instanceId=instance_id)).events
-    assert [e.WhichOneof("eventType") for e in events] == ["workflowStarted", "executionStarted", "timerCreated", "executionStalled"]
+        events = (
+            stubs.TaskHubSidecarServiceStub(channel)
+            .GetInstanceHistory(pb.GetInstanceHistoryRequest(instanceId=instance_id))
+            .events
+        )
+    assert [e.WhichOneof("eventType") for e in events] == [
+        "workflowStarted",
+        "executionStarted",
+        "timerCreated",
+        "executionStalled",
+    ]
     assert list(events[0].workflowStarted.version.patches) == ["p"]
     assert events[-1].executionStalled.reason == pb.PATCH_MISMATCH
     assert events[-1].executionStalled.description == "Patch mismatch. History patches: [p], current patches: []. "
@@ -63,22 +72,27 @@ def test_an_instance_that_recorded_a_patch_stalls_on_code_without_the_patch_chec
 
 def history_of(cluster, instance_id: str):
     with grpc.insecure_channel(f"127.0.0.1:{cluster.engine.grpc_port('alpha')}") as channel:
-        return stubs.TaskHubSidecarServiceStub(channel).GetInstanceHistory(
-            pb.GetInstanceHistoryRequest(instanceId=instance_id)).events
+        return (
+            stubs.TaskHubSidecarServiceStub(channel)
+            .GetInstanceHistory(pb.GetInstanceHistoryRequest(instanceId=instance_id))
+            .events
+        )
 
 
 def test_an_instance_whose_version_the_worker_lacks_stalls_until_a_worker_has_it(make_cluster):
     cluster = make_cluster(["alpha"])
-    v1_worker, = cluster.start_workers(("alpha", "a1"), flags=("--versions", "v1"))
+    (v1_worker,) = cluster.start_workers(("alpha", "a1"), flags=("--versions", "v1"))
     client = cluster.client("alpha")
     instance_id = client.schedule_new_workflow("versioned", instance_id=unique("versioned"))
     assert client.wait_for_workflow_start(instance_id, timeout_in_seconds=WAIT).runtime_status == WorkflowStatus.RUNNING
 
     v1_worker.kill()
-    v2_worker, = cluster.start_workers(("alpha", "a2"), flags=("--versions", "v2"))
+    (v2_worker,) = cluster.start_workers(("alpha", "a2"), flags=("--versions", "v2"))
     client.raise_workflow_event(instance_id, "go", data="later")
-    eventually(lambda: (s := client.get_workflow_state(instance_id)) and s.runtime_status == WorkflowStatus.STALLED,
-               what="the instance to stall")
+    eventually(
+        lambda: (s := client.get_workflow_state(instance_id)) and s.runtime_status == WorkflowStatus.STALLED,
+        what="the instance to stall",
+    )
     events = history_of(cluster, instance_id)
     assert events[0].workflowStarted.version.name == "v1"
     assert events[-1].executionStalled.reason == pb.VERSION_NOT_AVAILABLE

@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import dapr.ext.workflow as wf
@@ -60,10 +60,18 @@ def _seen(history) -> dict | None:
     """What a propagated history held: its scope and, per workflow chunk, who ran it and its event kinds."""
     if history is None:
         return None
-    return {"scope": history.scope.name, "workflows": [
-        {"app": w.app_id, "instance": w.instance_id, "name": w.name,
-         "events": [e.WhichOneof("eventType") for e in history.get_events_by_instance_id(w.instance_id)]}
-        for w in history.get_workflows()]}
+    return {
+        "scope": history.scope.name,
+        "workflows": [
+            {
+                "app": w.app_id,
+                "instance": w.instance_id,
+                "name": w.name,
+                "events": [e.WhichOneof("eventType") for e in history.get_events_by_instance_id(w.instance_id)],
+            }
+            for w in history.get_workflows()
+        ],
+    }
 
 
 def seen_history(ctx: wf.WorkflowActivityContext, inp=None) -> dict | None:
@@ -112,9 +120,11 @@ def relay(ctx: wf.DaprWorkflowContext, inp: dict):
     trail = [*inp.get("trail", []), APP]
     if inp["path"]:
         nxt = {"path": inp["path"][1:], "trail": trail, "activity_app": inp["activity_app"]}
-        return (yield ctx.call_child_workflow(
-            "relay", input=nxt, app_id=inp["path"][0], instance_id=f"{ctx.instance_id}>{inp['path'][0]}"
-        ))
+        return (
+            yield ctx.call_child_workflow(
+                "relay", input=nxt, app_id=inp["path"][0], instance_id=f"{ctx.instance_id}>{inp['path'][0]}"
+            )
+        )
     found = yield ctx.call_activity("whoami", input=ctx.instance_id, app_id=inp["activity_app"])
     return [*trail, f"activity@{found['app']}"]
 
@@ -132,7 +142,11 @@ def parent_of_waiter(ctx: wf.DaprWorkflowContext, inp: dict):
     apps = inp["apps"]
     child_id = f"{ctx.instance_id}-child"
     if len(apps) > 1:
-        return (yield ctx.call_child_workflow("parent_of_waiter", input={"apps": apps[1:]}, app_id=apps[0], instance_id=child_id))
+        return (
+            yield ctx.call_child_workflow(
+                "parent_of_waiter", input={"apps": apps[1:]}, app_id=apps[0], instance_id=child_id
+            )
+        )
     return (yield ctx.call_child_workflow("wait_event", app_id=apps[0], instance_id=child_id))
 
 
@@ -142,9 +156,14 @@ def flaky_child(ctx: wf.DaprWorkflowContext, inp: dict):
 
 
 def child_retrying(ctx: wf.DaprWorkflowContext, inp: dict):
-    policy = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=inp["max_attempts"])
-    return (yield ctx.call_child_workflow(
-        "flaky_child", input=inp, app_id=inp["app"], instance_id=f"{ctx.instance_id}-child", retry_policy=policy))
+    policy = wf.RetryPolicy(
+        first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=inp["max_attempts"]
+    )
+    return (
+        yield ctx.call_child_workflow(
+            "flaky_child", input=inp, app_id=inp["app"], instance_id=f"{ctx.instance_id}-child", retry_policy=policy
+        )
+    )
 
 
 def gather(ctx: wf.DaprWorkflowContext, inp: dict):
@@ -177,7 +196,9 @@ def wait_with_timeout(ctx: wf.DaprWorkflowContext, seconds: float):
 
 
 def retrying(ctx: wf.DaprWorkflowContext, inp: dict):
-    policy = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=inp["max_attempts"])
+    policy = wf.RetryPolicy(
+        first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=inp["max_attempts"]
+    )
     return (yield ctx.call_activity("flaky", input=inp, app_id=inp["app"], retry_policy=policy))
 
 
@@ -204,7 +225,7 @@ def counter(ctx: wf.DaprWorkflowContext, inp: dict):
 def clock(ctx: wf.DaprWorkflowContext, inp=None):
     """Returns its input and the workflow clock when it first ran."""
     # The SDK's clock is a naive datetime in UTC.
-    return {"input": inp, "now": ctx.current_utc_datetime.replace(tzinfo=timezone.utc).timestamp()}
+    return {"input": inp, "now": ctx.current_utc_datetime.replace(tzinfo=UTC).timestamp()}
 
 
 def patched(ctx: wf.DaprWorkflowContext, inp=None):
@@ -224,10 +245,16 @@ def propagate(ctx: wf.DaprWorkflowContext, inp: dict):
         yield ctx.call_activity("whoami", input=ctx.instance_id)
     if inp["hops"]:
         nxt = {**inp, "hops": inp["hops"][1:]}
-        return seen + (yield ctx.call_child_workflow(
-            inp.get("child", "propagate"), input=nxt, app_id=inp["hops"][0],
-            instance_id=f"{ctx.instance_id}>{inp['hops'][0]}", propagation=scope))
-    return seen + [(yield ctx.call_activity("seen_history", app_id=inp["activity_app"], propagation=scope))]
+        return seen + (
+            yield ctx.call_child_workflow(
+                inp.get("child", "propagate"),
+                input=nxt,
+                app_id=inp["hops"][0],
+                instance_id=f"{ctx.instance_id}>{inp['hops'][0]}",
+                propagation=scope,
+            )
+        )
+    return [*seen, (yield ctx.call_activity("seen_history", app_id=inp["activity_app"], propagation=scope))]
 
 
 def _versioned(version: str):
@@ -245,7 +272,7 @@ def generations(ctx: wf.DaprWorkflowContext, inp: dict):
     if len(seen) < 2:
         ctx.continue_as_new({"seen": seen})
         return None
-    return seen + [(yield ctx.call_activity("seen_history", propagation=wf.PropagationScope.LINEAGE))]
+    return [*seen, (yield ctx.call_activity("seen_history", propagation=wf.PropagationScope.LINEAGE))]
 
 
 def durable(ctx: wf.DaprWorkflowContext, inp: dict):
@@ -256,8 +283,27 @@ def durable(ctx: wf.DaprWorkflowContext, inp: dict):
     return result
 
 
-WORKFLOWS = [call_on, relay, wait_event, parent_of_waiter, flaky_child, child_retrying, gather, collect, wait_after_timer, wait_with_timeout,
-             retrying, fan_out, race, counter, clock, durable, patched, propagate, generations]
+WORKFLOWS = [
+    call_on,
+    relay,
+    wait_event,
+    parent_of_waiter,
+    flaky_child,
+    child_retrying,
+    gather,
+    collect,
+    wait_after_timer,
+    wait_with_timeout,
+    retrying,
+    fan_out,
+    race,
+    counter,
+    clock,
+    durable,
+    patched,
+    propagate,
+    generations,
+]
 ACTIVITIES = [whoami, square, slow, flaky, seen_history]
 
 
@@ -281,8 +327,9 @@ def main() -> None:
             runtime.register_activity(fn)
     versions = [v for v in args.versions.split(",") if v]
     for version in versions:
-        runtime.register_versioned_workflow(_versioned(version), name="versioned", version_name=version,
-                                            is_latest=version == versions[-1])
+        runtime.register_versioned_workflow(
+            _versioned(version), name="versioned", version_name=version, is_latest=version == versions[-1]
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     runtime.start()

@@ -27,13 +27,20 @@ def turn(*inbox: pb.HistoryEvent) -> list[pb.HistoryEvent]:
 
 def schedule(task_id: int, name: str, target: str | None = None, data: str = '"x"') -> pb.WorkflowAction:
     router = pb.TaskRouter(targetAppID=target) if target else None
-    return pb.WorkflowAction(id=task_id, router=router, scheduleTask=pb.ScheduleTaskAction(
-        name=name, input=wrappers_pb2.StringValue(value=data)))
+    return pb.WorkflowAction(
+        id=task_id,
+        router=router,
+        scheduleTask=pb.ScheduleTaskAction(name=name, input=wrappers_pb2.StringValue(value=data)),
+    )
 
 
 def complete(task_id: int, status: int = COMPLETED, result: str | None = None) -> pb.WorkflowAction:
-    return pb.WorkflowAction(id=task_id, completeWorkflow=pb.CompleteWorkflowAction(
-        workflowStatus=status, result=wrappers_pb2.StringValue(value=result) if result is not None else None))
+    return pb.WorkflowAction(
+        id=task_id,
+        completeWorkflow=pb.CompleteWorkflowAction(
+            workflowStatus=status, result=wrappers_pb2.StringValue(value=result) if result is not None else None
+        ),
+    )
 
 
 def answer(*actions: pb.WorkflowAction, **kwargs) -> pb.WorkflowResponse:
@@ -46,8 +53,9 @@ def kinds(events: list[pb.HistoryEvent]) -> list[str]:
 
 def test_an_activity_for_another_app_is_recorded_and_scheduled_there() -> None:
     inst = started_instance()
-    out = applier.apply_turn(inst, turn(), answer(schedule(0, "charge", target="payment")), now=NOW,
-                             served=frozenset({"orders", "payment"}))
+    out = applier.apply_turn(
+        inst, turn(), answer(schedule(0, "charge", target="payment")), now=NOW, served=frozenset({"orders", "payment"})
+    )
     assert kinds(out.history) == ["workflowStarted", "taskScheduled"]
     scheduled = out.history[1]
     assert (scheduled.eventId, scheduled.taskScheduled.name) == (0, "charge")
@@ -68,8 +76,13 @@ def test_an_activity_without_a_router_runs_on_the_callers_app() -> None:
 
 
 def test_work_for_an_app_nobody_serves_fails_at_once_as_a_task_failure() -> None:
-    out = applier.apply_turn(started_instance(), turn(), answer(schedule(3, "ship", target="shipping")), now=NOW,
-                             served=frozenset({"orders"}))
+    out = applier.apply_turn(
+        started_instance(),
+        turn(),
+        answer(schedule(3, "ship", target="shipping")),
+        now=NOW,
+        served=frozenset({"orders"}),
+    )
     assert kinds(out.history) == ["workflowStarted", "taskScheduled"]  # still recorded, as an action
     [effect] = out.effects
     assert isinstance(effect, applier.Deliver)
@@ -80,7 +93,9 @@ def test_work_for_an_app_nobody_serves_fails_at_once_as_a_task_failure() -> None
 
 def test_a_timer_is_recorded_and_fires_into_the_inbox_at_its_time() -> None:
     fire_at = timestamp(NOW + 30)
-    never = pb.WorkflowAction(id=2, createTimer=pb.CreateTimerAction(fireAt=timestamp_pb2.Timestamp(seconds=253402300799)))
+    never = pb.WorkflowAction(
+        id=2, createTimer=pb.CreateTimerAction(fireAt=timestamp_pb2.Timestamp(seconds=253402300799))
+    )
     timer = pb.WorkflowAction(id=1, createTimer=pb.CreateTimerAction(fireAt=fire_at, name="wait"))
     out = applier.apply_turn(started_instance(), turn(), answer(timer, never), now=NOW)
     assert kinds(out.history) == ["workflowStarted", "timerCreated", "timerCreated"]
@@ -90,16 +105,22 @@ def test_a_timer_is_recorded_and_fires_into_the_inbox_at_its_time() -> None:
 
 
 def test_completing_records_the_outcome_last_and_the_first_completion_wins() -> None:
-    out = applier.apply_turn(started_instance(), turn(), answer(schedule(0, "a"), complete(1, result='"done"'),
-                                                               complete(2, TERMINATED)), now=NOW)
+    out = applier.apply_turn(
+        started_instance(),
+        turn(),
+        answer(schedule(0, "a"), complete(1, result='"done"'), complete(2, TERMINATED)),
+        now=NOW,
+    )
     assert kinds(out.history) == ["workflowStarted", "taskScheduled", "executionCompleted"]
     assert out.history[-1].eventId == 1
     assert out.completion == applier.Completion(COMPLETED, '"done"', None, recurse=False)
 
 
 def test_a_delivered_terminate_forces_the_outcome_whatever_the_workflow_answered() -> None:
-    terminate = event(NOW, executionTerminated=pb.ExecutionTerminatedEvent(
-        input=wrappers_pb2.StringValue(value='"stop"'), recurse=True))
+    terminate = event(
+        NOW,
+        executionTerminated=pb.ExecutionTerminatedEvent(input=wrappers_pb2.StringValue(value='"stop"'), recurse=True),
+    )
     out = applier.apply_turn(started_instance(), turn(terminate), answer(complete(0, result='"fine"')), now=NOW)
     assert out.completion == applier.Completion(TERMINATED, '"stop"', None, recurse=True)
     assert out.history[-1].executionCompleted.workflowStatus == TERMINATED
@@ -107,9 +128,14 @@ def test_a_delivered_terminate_forces_the_outcome_whatever_the_workflow_answered
 
 def test_continue_as_new_keeps_no_history_and_drops_what_the_old_generation_scheduled() -> None:
     carry = event(NOW, eventRaised=pb.EventRaisedEvent(name="more"))
-    action = pb.WorkflowAction(id=1, completeWorkflow=pb.CompleteWorkflowAction(
-        workflowStatus=pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW, result=wrappers_pb2.StringValue(value="7"),
-        carryoverEvents=[carry]))
+    action = pb.WorkflowAction(
+        id=1,
+        completeWorkflow=pb.CompleteWorkflowAction(
+            workflowStatus=pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW,
+            result=wrappers_pb2.StringValue(value="7"),
+            carryoverEvents=[carry],
+        ),
+    )
     out = applier.apply_turn(started_instance(), turn(), answer(schedule(0, "a"), action), now=NOW)
     assert out.history == [] and out.effects == [] and out.completion is None
     new = out.continue_as_new
@@ -120,8 +146,12 @@ def test_continue_as_new_keeps_no_history_and_drops_what_the_old_generation_sche
 
 def test_the_turn_sets_custom_status_and_follows_suspend_and_resume() -> None:
     inst = started_instance()
-    suspended = applier.apply_turn(inst, turn(event(NOW, executionSuspended=pb.ExecutionSuspendedEvent())),
-                                   answer(customStatus=wrappers_pb2.StringValue(value='{"step": 2}')), now=NOW)
+    suspended = applier.apply_turn(
+        inst,
+        turn(event(NOW, executionSuspended=pb.ExecutionSuspendedEvent())),
+        answer(customStatus=wrappers_pb2.StringValue(value='{"step": 2}')),
+        now=NOW,
+    )
     assert suspended.suspended is True and suspended.custom_status == '{"step": 2}'
     inst.suspended = True
     resumed = applier.apply_turn(inst, turn(event(NOW, executionResumed=pb.ExecutionResumedEvent())), answer(), now=NOW)
@@ -152,10 +182,14 @@ def test_applying_a_turn_changes_neither_the_instance_nor_the_turn() -> None:
     inst = started_instance()
     events = turn(event(NOW, executionSuspended=pb.ExecutionSuspendedEvent()))
     before = ([e.SerializeToString() for e in inst.history], [e.SerializeToString() for e in events], inst.suspended)
-    applier.apply_turn(inst, events, answer(schedule(0, "a"), complete(1), version=pb.WorkflowVersion(patches=["p"])),
-                       now=NOW)
-    assert ([e.SerializeToString() for e in inst.history], [e.SerializeToString() for e in events],
-            inst.suspended) == before
+    applier.apply_turn(
+        inst, events, answer(schedule(0, "a"), complete(1), version=pb.WorkflowVersion(patches=["p"])), now=NOW
+    )
+    assert (
+        [e.SerializeToString() for e in inst.history],
+        [e.SerializeToString() for e in events],
+        inst.suspended,
+    ) == before
 
 
 def test_work_a_policy_of_the_target_does_not_allow_fails_as_daprd_denies_it(tmp_path) -> None:
@@ -163,17 +197,22 @@ def test_work_a_policy_of_the_target_does_not_allow_fails_as_daprd_denies_it(tmp
 
     (tmp_path / "p.yaml").write_text(
         "apiVersion: dapr.io/v1alpha1\nkind: WorkflowAccessPolicy\nmetadata: {name: pay}\nscopes: [payment]\n"
-        "spec:\n  rules:\n    - callers: [{appID: orders}]\n      activities: [{name: charge}, {name: ref*}]\n")
+        "spec:\n  rules:\n    - callers: [{appID: orders}]\n      activities: [{name: charge}, {name: ref*}]\n"
+    )
     policies = load_policies([tmp_path])
-    actions = answer(schedule(0, "charge", target="payment"), schedule(1, "refund", target="payment"),
-                     schedule(2, "ship", target="payment"))
+    actions = answer(
+        schedule(0, "charge", target="payment"),
+        schedule(1, "refund", target="payment"),
+        schedule(2, "ship", target="payment"),
+    )
     out = applier.apply_turn(started_instance(), turn(), actions, now=NOW, policies=policies)
     assert [type(e).__name__ for e in out.effects] == ["ScheduleActivity", "ScheduleActivity", "Deliver"]
     denied = out.effects[2]
     assert denied.event.taskFailed.failureDetails.errorType == "WorkflowAccessPolicyDenied"
     assert denied.event.taskFailed.failureDetails.errorMessage == "access denied by workflow access policy"
-    other = applier.apply_turn(started_instance("shop"), turn(), answer(schedule(0, "charge", target="payment")),
-                               now=NOW, policies=policies)
+    other = applier.apply_turn(
+        started_instance("shop"), turn(), answer(schedule(0, "charge", target="payment")), now=NOW, policies=policies
+    )
     assert isinstance(other.effects[0], applier.Deliver)  # a caller no rule names
 
 

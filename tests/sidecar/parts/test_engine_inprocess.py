@@ -10,13 +10,13 @@ import pytest
 from dapr.ext.workflow._durabletask.internal import protos as pb
 from google.protobuf import wrappers_pb2
 
+from sidecar import engine as engine_module
 from sidecar.client import Client
 from sidecar.dispatcher import WorkerStream
-from sidecar import engine as engine_module
 from sidecar.engine import Engine
 from sidecar.model import COMPLETED, PENDING, RUNNING, timestamp
-from sidecar.store import Tx
 from sidecar.retention import RetentionPolicy
+from sidecar.store import Tx
 from sidecar.timers import ManualClock
 
 
@@ -42,16 +42,20 @@ def take(stream: WorkerStream) -> list[pb.WorkItem]:
 
 
 def answer(item: pb.WorkItem, *actions: pb.WorkflowAction) -> pb.WorkflowResponse:
-    return pb.WorkflowResponse(instanceId=item.workflowRequest.instanceId, actions=list(actions),
-                               completionToken=item.completionToken)
+    return pb.WorkflowResponse(
+        instanceId=item.workflowRequest.instanceId, actions=list(actions), completionToken=item.completionToken
+    )
 
 
 def new_event_kinds(item: pb.WorkItem) -> list[str]:
     return [e.WhichOneof("eventType") for e in item.workflowRequest.newEvents]
 
 
-CHARGE = pb.WorkflowAction(id=0, router=pb.TaskRouter(targetAppID="payment"), scheduleTask=pb.ScheduleTaskAction(
-    name="charge", input=wrappers_pb2.StringValue(value="2400")))
+CHARGE = pb.WorkflowAction(
+    id=0,
+    router=pb.TaskRouter(targetAppID="payment"),
+    scheduleTask=pb.ScheduleTaskAction(name="charge", input=wrappers_pb2.StringValue(value="2400")),
+)
 
 
 async def test_a_saga_step_runs_on_the_other_app_and_its_result_comes_back(engine: Engine) -> None:
@@ -67,16 +71,30 @@ async def test_a_saga_step_runs_on_the_other_app_and_its_result_comes_back(engin
     assert work.activityRequest.name == "charge" and work.activityRequest.input.value == "2400"
     assert take(orders) == []  # nothing to do until the charge answers
 
-    engine.complete_activity("payment", pb.ActivityResponse(
-        instanceId="o-1", taskId=0, result=wrappers_pb2.StringValue(value='"ch_1"'), completionToken=work.completionToken))
+    engine.complete_activity(
+        "payment",
+        pb.ActivityResponse(
+            instanceId="o-1",
+            taskId=0,
+            result=wrappers_pb2.StringValue(value='"ch_1"'),
+            completionToken=work.completionToken,
+        ),
+    )
     [second] = take(orders)
     assert new_event_kinds(second) == ["workflowStarted", "taskCompleted"]
     assert second.workflowRequest.newEvents[1].taskCompleted.result.value == '"ch_1"'
     assert [e.WhichOneof("eventType") for e in second.workflowRequest.pastEvents] == [
-        "workflowStarted", "executionStarted", "taskScheduled"]
+        "workflowStarted",
+        "executionStarted",
+        "taskScheduled",
+    ]
 
-    done = pb.WorkflowAction(id=1, completeWorkflow=pb.CompleteWorkflowAction(
-        workflowStatus=COMPLETED, result=wrappers_pb2.StringValue(value='"ok"')))
+    done = pb.WorkflowAction(
+        id=1,
+        completeWorkflow=pb.CompleteWorkflowAction(
+            workflowStatus=COMPLETED, result=wrappers_pb2.StringValue(value='"ok"')
+        ),
+    )
     engine.complete_turn("orders", answer(second, done))
     inst = engine.lookup(("orders", "o-1"))
     assert inst is not None and (inst.completed, inst.status, inst.output) == (True, COMPLETED, '"ok"')
@@ -144,7 +162,10 @@ async def test_a_restarted_engine_carries_on_from_the_state_file(tmp_path: Path,
     try:
         inst = reopened.instances[("orders", "o-6")]
         assert [e.WhichOneof("eventType") for e in inst.history] == [
-            "workflowStarted", "executionStarted", "taskScheduled"]
+            "workflowStarted",
+            "executionStarted",
+            "taskScheduled",
+        ]
         [work] = take(reopened.connect("payment"))
         assert work.activityRequest.name == "charge"
     finally:
@@ -156,8 +177,18 @@ async def finish(engine: Engine, instance_id: str, status: int = COMPLETED) -> N
     stream = engine.dispatcher.streams["orders"][0]
     await Client(engine, "orders").start(instance_id, "saga", wait=False)
     [item] = take(stream)
-    engine.complete_turn("orders", answer(item, pb.WorkflowAction(id=0, completeWorkflow=pb.CompleteWorkflowAction(
-        workflowStatus=status, result=wrappers_pb2.StringValue(value=f'"{instance_id}"')))))
+    engine.complete_turn(
+        "orders",
+        answer(
+            item,
+            pb.WorkflowAction(
+                id=0,
+                completeWorkflow=pb.CompleteWorkflowAction(
+                    workflowStatus=status, result=wrappers_pb2.StringValue(value=f'"{instance_id}"')
+                ),
+            ),
+        ),
+    )
 
 
 async def test_finished_instances_leave_memory_and_are_read_back_from_the_file(

@@ -26,9 +26,26 @@ def test_the_instances_table_has_exactly_the_instance_columns(tmp_path: Path) ->
 
 
 def test_an_instance_survives_its_row() -> None:
-    inst = Instance("orders", "o-1", name="saga", status=2, generation=3, execution_id="e", created=1.5, updated=2.5,
-                    input="i", output="o", custom_status="c", failure=b"f", parent=b"p", started=True,
-                    suspended=False, stalled=True, completed=False, incoming_history=b"h")
+    inst = Instance(
+        "orders",
+        "o-1",
+        name="saga",
+        status=2,
+        generation=3,
+        execution_id="e",
+        created=1.5,
+        updated=2.5,
+        input="i",
+        output="o",
+        custom_status="c",
+        failure=b"f",
+        parent=b"p",
+        started=True,
+        suspended=False,
+        stalled=True,
+        completed=False,
+        incoming_history=b"h",
+    )
     row = inst.row()
     assert row["started"] == 1 and row["stalled"] == 1 and row["suspended"] == 0
     assert Instance.from_row(row) == inst
