@@ -103,11 +103,17 @@ def test_a_finished_order_still_answers_after_its_workflow_is_purged(system, api
     assert r.status_code == 200, r.text
     before = r.json()
     assert before["status"] == "COMPENSATED" and before["compensations"], before
-    purge = httpx.post(f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}/purge",
-                       headers={"dapr-api-token": system.api_token}, timeout=30)
+    purge = httpx.post(
+        f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}/purge",
+        headers={"dapr-api-token": system.api_token},
+        timeout=30,
+    )
     assert purge.status_code == 202, purge.text
-    gone = httpx.get(f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}",
-                     headers={"dapr-api-token": system.api_token}, timeout=30)
+    gone = httpx.get(
+        f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}",
+        headers={"dapr-api-token": system.api_token},
+        timeout=30,
+    )
     assert gone.status_code == 404, gone.text
     after = api.get(f"/orders/{order_id}")
     assert after.status_code == 200, after.text
