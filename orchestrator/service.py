@@ -21,6 +21,7 @@ from common.idempotency import request_hash
 from orchestrator import repository
 from orchestrator.domain import (
     PENDING,
+    RUNNING,
     STATUSES,
     TERMINAL,
     InvalidListing,
@@ -85,11 +86,11 @@ class Orders:
         if not created and row["request_hash"] != fingerprint:
             raise OrderConflict(f"order {order_id!r} exists with a different request body", order_id=order_id)
         if row["status"] == PENDING:
-            await self._ensure_started(order_id)
+            await self._ensure_started(order_id, fresh=created)
         workflow = await _engine(self.workflows.wait(order_id, self.wait_seconds)) if wait else None
         if workflow is None:
             workflow = await self._live_state(order_id)
-        row = await self._reconcile(order_id, workflow) or await self._row(order_id)
+        row = await self._reconcile(await self._row(order_id), workflow)
         return Submitted(order_view(row, workflow), created)
 
     async def view(self, order_id: str) -> OrderView:
@@ -112,7 +113,7 @@ class Orders:
         rest: a cancel that arrives after its last forward step finished changes nothing."""
         row = await self._row(order_id)
         workflow = await _engine(self.workflows.state(order_id))
-        row = await self._reconcile(order_id, workflow) or row
+        row = await self._reconcile(row, workflow)
         if row["status"] in TERMINAL:
             raise OrderConflict(
                 f"order {order_id!r} is already {row['status']}", order_id=order_id, order_status=row["status"]
@@ -146,22 +147,24 @@ class Orders:
             }
         )
 
-    async def _ensure_started(self, order_id: str) -> bool:
+    async def _ensure_started(self, order_id: str, *, fresh: bool = False) -> bool:
         """Schedule the saga of a PENDING order unless its instance exists; True if this call started it.
 
         Concurrent starters (a repeated POST, the start-up sweep, a cancel) are kept apart by a claim on the row,
         taken and committed before the workflow API is called, so no lock is held across a network call. The
         instance check matters: the engine lets a *finished* instance ID be reused, so scheduling blindly could
-        run a whole saga twice for an order whose RUNNING record has not landed yet.
+        run a whole saga twice for an order whose RUNNING record has not landed yet. ``fresh``: this very call
+        inserted the row, so no saga can have run for it and the check is skipped (an instance of the same ID
+        left from before, if any, is a finished one of another order, and is reused).
         """
         async with self.db.transaction() as session:
             row = await repository.claim_start(session, order_id, self.claim_ttl)
         if row is None:
             return False  # not PENDING, or another starter is at it
         try:
-            if await self.workflows.state(order_id) is not None:
+            if not fresh and await self.workflows.state(order_id) is not None:
                 return False
-            return await self.workflows.schedule(self.saga_input(row))
+            started = await self.workflows.schedule(self.saga_input(row))
         except BaseException as err:
             # Whatever stopped this start, the next starter need not wait for the claim to expire. (A process
             # that dies here leaves its claim: the start-up sweep comes back for it once it is stale.)
@@ -174,12 +177,26 @@ class Orders:
                     order_id=order_id,
                 ) from err
             raise
+        if started:
+            # The saga is running (the start returns once its first turn has run), so the order is. The saga no
+            # longer records it: one activity and one workflow turn fewer per order (orchestrator.saga's patch).
+            # Bookkeeping only: if it fails, views still show RUNNING (from the workflow) and the saga's final
+            # record moves the row on from PENDING.
+            try:
+                await record_status(self.db, OrderStatusUpdate(order_id, RUNNING))
+            except Exception as err:
+                log.warning(
+                    "%s: the RUNNING record failed (%s); the saga's final record will move the row", order_id, err
+                )
+        return started
 
-    async def _reconcile(self, order_id: str, workflow: WorkflowView | None) -> dict[str, Any] | None:
-        """If the workflow finished but its last status record did not land, write it now from its output."""
+    async def _reconcile(self, row: dict[str, Any], workflow: WorkflowView | None) -> dict[str, Any]:
+        """The row, brought up to date first if the workflow finished but its last status record did not land
+        (written now from its output). A terminal row never changes, so it is returned as it is, unwritten."""
+        order_id = row["order_id"]
         update = workflow.finished_update(order_id) if workflow is not None else None
-        if update is None:
-            return None
+        if update is None or row["status"] in TERMINAL:
+            return row
         if await record_status(self.db, update):
             log.info("%s: status reconciled from the workflow output: %s", order_id, update.status)
         return await self._row(order_id)

@@ -337,7 +337,7 @@ async def test_record_order_status_moves_an_order_from_pending_through_running_t
     api, db, ctx, record_order_status
 ):
     body = new_body()
-    await api.post("/orders", json=body)
+    await store_then_crash(db, body)  # a PENDING row (a started saga's row is RUNNING: the order-api records it)
     order_id = body["order_id"]
     assert (await row(db, order_id))["status"] == PENDING
 
@@ -414,7 +414,7 @@ async def test_a_saga_that_finished_before_its_status_landed_is_reconciled_and_n
     body = new_body()
     await api.post("/orders", json=body)
     sidecar.finish(body["order_id"], summary(COMPLETED))  # the sidecar reuses finished IDs: a blind schedule reruns
-    assert (await row(db, body["order_id"]))["status"] == PENDING
+    assert (await row(db, body["order_id"]))["status"] == RUNNING  # recorded by the order-api when it started it
 
     again = await api.post("/orders", json=body)
 
@@ -469,7 +469,9 @@ async def test_keyset_pagination_lists_every_order_once_newest_first(api, db, ct
     assert await walk(api, "limit=4") == (submitted[::-1], 7)
     assert await walk(api, "limit=5") == (submitted[::-1], 6)  # a full last page: then one empty page
     assert await walk(api, "status=COMPLETED&limit=3") == (completed[::-1], 4)
-    assert await walk(api, "status=PENDING&limit=100") == ([o for o in submitted[::-1] if o not in completed], 1)
+    # Started sagas: the order-api recorded them RUNNING.
+    assert await walk(api, "status=RUNNING&limit=100") == ([o for o in submitted[::-1] if o not in completed], 1)
+    assert await walk(api, "status=PENDING") == ([], 1)
     assert await walk(api, "status=CANCELLED") == ([], 1)
     first = (await api.get("/orders")).json()
     assert len(first["items"]) == 20 and first["next_cursor"] is not None  # the default limit

@@ -71,6 +71,7 @@ class FakeWorkflowContext:
     cancel_during: str | None = None
     cancel_at_start: bool = False
     cancel_data: Any = None
+    patched: bool = True  # what is_patched answers: a new instance (True) or one replayed from before a patch
     calls: list[Call] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     events_waited: list[str] = field(default_factory=list)
@@ -80,6 +81,9 @@ class FakeWorkflowContext:
     @property
     def current_utc_datetime(self) -> datetime:
         return self._now
+
+    def is_patched(self, patch_name: str) -> bool:
+        return self.patched
 
     def set_custom_status(self, custom_status: str) -> None:
         self.statuses.append(json.loads(custom_status))

@@ -43,7 +43,7 @@ def saga(**overrides) -> tuple[FakeWorkflowContext, dict]:
     """Run the saga once; keyword overrides replace an activity's scripted outcome, the rest is the happy path."""
     options = {
         k: overrides.pop(k)
-        for k in ("cancel_during", "cancel_at_start", "cancel_data", "is_replaying")
+        for k in ("cancel_during", "cancel_at_start", "cancel_data", "is_replaying", "patched")
         if k in overrides
     }
     ctx = FakeWorkflowContext(script={**HAPPY, **overrides}, **options)
@@ -63,7 +63,6 @@ def test_the_happy_path_calls_every_step_in_order_on_the_app_that_owns_it_and_co
     ctx, out = saga()
 
     assert ctx.route() == [
-        (RECORD_ORDER_STATUS, None),
         ("validate_order", "inventory"),
         ("reserve_inventory", "inventory"),
         ("charge", "payment"),
@@ -105,10 +104,20 @@ def test_every_call_carries_the_retry_policy_from_the_input_and_keys_derived_fro
     }
 
 
-def test_the_order_status_is_recorded_running_first_and_terminal_last_with_the_summary():
+def test_the_saga_records_the_terminal_status_last_with_the_summary_and_leaves_running_to_the_order_api():
     ctx, out = saga()
+    [record] = [c.input for c in ctx.calls if c.name == RECORD_ORDER_STATUS]
+
+    assert ctx.calls[-1].name == RECORD_ORDER_STATUS
+    assert record["status"] == "COMPLETED" and record["total_cents"] == 4_250
+    assert record["saga"]["steps"] == out["steps"]
+
+
+def test_a_saga_started_before_the_patch_still_records_running_first_as_its_history_says():
+    ctx, out = saga(patched=False)
     records = [c.input for c in ctx.calls if c.name == RECORD_ORDER_STATUS]
 
+    assert ctx.calls[0].name == RECORD_ORDER_STATUS
     assert records[0] == {
         "order_id": "order-1",
         "status": "RUNNING",
@@ -134,8 +143,8 @@ def test_out_of_stock_releases_the_reservation_only():
     ctx, out = saga(reserve_inventory=StepResult(ok=False, reason="out of stock: BOOK-1"))
 
     assert business(ctx) == ["validate_order", "reserve_inventory", "release_inventory", "notify"]
-    assert ctx.calls[3].app_id == "inventory"
-    assert ctx.calls[3].input == {"order_id": "order-1", "idempotency_key": "order-1:release_inventory"}
+    assert ctx.calls[2].app_id == "inventory"
+    assert ctx.calls[2].input == {"order_id": "order-1", "idempotency_key": "order-1:release_inventory"}
     assert out["status"] == "COMPENSATED"
     assert out["failure"] == {"step": "reserve_inventory", "reason": "out of stock: BOOK-1"}
     assert outcomes(out, "compensations") == [("release_inventory", "undone")]
@@ -145,8 +154,8 @@ def test_a_declined_charge_refunds_then_releases_last_in_first_out():
     ctx, out = saga(charge=StepResult(ok=False, reason="card declined"), refund=UndoResult("nothing_to_undo"))
 
     assert business(ctx)[3:] == ["refund", "release_inventory", "notify"]
-    assert [c.app_id for c in ctx.calls[4:6]] == ["payment", "inventory"]
-    assert ctx.calls[4].input["idempotency_key"] == "order-1:refund"
+    assert [c.app_id for c in ctx.calls[3:5]] == ["payment", "inventory"]
+    assert ctx.calls[3].input["idempotency_key"] == "order-1:refund"
     assert out["status"] == "COMPENSATED"
     assert out["failure"] == {"step": "charge", "reason": "card declined"}
     assert outcomes(out, "compensations") == [("refund", "nothing_to_undo"), ("release_inventory", "undone")]
@@ -296,9 +305,12 @@ def test_failing_bookkeeping_is_a_warning_not_a_failed_order():
     _, out = saga(**{RECORD_ORDER_STATUS: Boom("orders db down")})
 
     assert out["status"] == "COMPLETED"
-    # RUNNING and the terminal record both failed; the output (what the API reconciles from) says so.
-    assert out["warnings"] == ["record_order_status failed: ConnectionError: orders db down"] * 2
+    # The terminal record failed; the output (what the API reconciles from) says so.
+    assert out["warnings"] == ["record_order_status failed: ConnectionError: orders db down"]
     assert all(s["name"] != RECORD_ORDER_STATUS for s in out["steps"])
+    # A saga from before the patch also recorded RUNNING, which failed too.
+    _, old = saga(patched=False, **{RECORD_ORDER_STATUS: Boom("orders db down")})
+    assert old["warnings"] == ["record_order_status failed: ConnectionError: orders db down"] * 2
 
 
 def test_the_custom_status_shows_the_stack_and_each_step_as_it_happens():
