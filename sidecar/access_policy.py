@@ -95,8 +95,8 @@ def _add(out: AccessPolicies, file: Path, doc: dict[str, Any]) -> None:
         raise PolicyError(
             f"{file}: {KIND} {name!r} has apiVersion {doc.get('apiVersion')!r}; expected dapr.io/v1alpha1"
         )
-    rules = [_rule(file, name, r) for r in ((doc.get("spec") or {}).get("rules") or [])]
-    rules = [r for r in rules if r is not None]
+    found = [_rule(file, name, r) for r in ((doc.get("spec") or {}).get("rules") or [])]
+    rules = [r for r in found if r is not None]
     scopes = doc.get("scopes") or []
     if not scopes:
         out._everyone.append((name, rules))

@@ -38,7 +38,7 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
 
-        async def refuse(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        async def refuse(request_or_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "Unauthorized")
 
         # Same kind of handler as the method's, so the SDK's streaming calls see the status too.

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from dapr.ext.workflow._durabletask.internal import protos as pb
+from google.protobuf.message import Message
 
 from .access_policy import ACTIVITY, DENIED_MESSAGE, DENIED_TYPE, WORKFLOW, AccessPolicies
 from .model import CONTINUED_AS_NEW, SENTINEL_SECONDS, TERMINATED, Instance, event, seconds, string_value, timestamp
+
+if TYPE_CHECKING:
+    from .model import PropagationScope, StalledReason, Status
 
 
 @dataclass
@@ -50,7 +55,7 @@ Effect = Deliver | ScheduleActivity | StartChild
 
 @dataclass
 class Completion:
-    status: int
+    status: Status
     result: str | None
     failure: pb.TaskFailureDetails | None
     recurse: bool  # a delivered recursive terminate: the children end too
@@ -68,7 +73,7 @@ class ContinueAsNew:
 
 @dataclass
 class TurnResult:
-    stall: tuple[int, str] | None = None  # (reason, description): keep nothing of the turn
+    stall: tuple[StalledReason, str] | None = None  # (reason, description): keep nothing of the turn
     history: list[pb.HistoryEvent] = field(default_factory=list)  # to append, in order
     name: str = ""
     created: float = 0.0
@@ -101,7 +106,7 @@ def compact_patches(version: pb.WorkflowVersion, history: list[pb.HistoryEvent])
     return pb.WorkflowVersion(patches=new) if new else pb.WorkflowVersion()
 
 
-def stall_reason(history: list[pb.HistoryEvent], response: pb.WorkflowResponse) -> tuple[int, str] | None:
+def stall_reason(history: list[pb.HistoryEvent], response: pb.WorkflowResponse) -> tuple[StalledReason, str] | None:
     """Why this turn stalls the instance, as daprd decides it: the worker lacks the workflow's version,
     or the patches recorded in the history are not a prefix of the patches the turn reports."""
     if any(a.HasField("workflowVersionNotAvailable") for a in response.actions):
@@ -116,13 +121,15 @@ def stall_reason(history: list[pb.HistoryEvent], response: pb.WorkflowResponse) 
     return None
 
 
-def propagate(inst: Instance, scope: int, turn_events: list[pb.HistoryEvent]) -> pb.PropagatedHistory | None:
+def propagate(
+    inst: Instance, scope: PropagationScope, turn_events: list[pb.HistoryEvent]
+) -> pb.PropagatedHistory | None:
     """The history an action sends along, as daprd assembles it when it applies the action: for
     ``OWN_HISTORY`` one chunk of this instance's events so far (its history, then this turn's events up to
     and including the action's own); for ``LINEAGE`` the chunks this instance received first."""
     if scope == pb.HISTORY_PROPAGATION_SCOPE_NONE:
         return None
-    chunks = []
+    chunks: list[pb.PropagatedHistoryChunk] = []
     if scope == pb.HISTORY_PROPAGATION_SCOPE_LINEAGE and inst.incoming_history is not None:
         chunks.extend(pb.PropagatedHistory.FromString(inst.incoming_history).chunks)
     events = inst.history + turn_events
@@ -161,7 +168,7 @@ def denied(
     return pb.TaskFailureDetails(errorType=DENIED_TYPE, errorMessage=DENIED_MESSAGE)
 
 
-def _optional(message: pb.Message, name: str):  # type: ignore[no-untyped-def]  # a protobuf field of any type
+def _optional(message: Message, name: str) -> Any:  # a protobuf field of any type
     return getattr(message, name) if message.HasField(name) else None
 
 
@@ -247,7 +254,7 @@ def apply_turn(
                 details = failure or refused
                 failed = event(now, taskFailed=pb.TaskFailedEvent(taskScheduledId=action.id, failureDetails=details))
                 why = (
-                    details.errorMessage
+                    failure.errorMessage
                     if failure
                     else f"app {app_id!r} may not schedule activity {a.name!r} on app {target!r}: {DENIED_MESSAGE}"
                 )
@@ -308,7 +315,7 @@ def apply_turn(
                     ),
                 )
                 why = (
-                    details.errorMessage
+                    failure.errorMessage
                     if failure
                     else f"app {app_id!r} may not schedule workflow {c.name!r} on app {target!r}: {DENIED_MESSAGE}"
                 )

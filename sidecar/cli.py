@@ -12,11 +12,15 @@ import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .access_policy import AccessPolicies, PolicyError, load_policies
 from .retention import RetentionError, RetentionPolicy
 from .supervisor import Launch, Supervisor, on_stop_signals
 from .template import RunTemplate, TemplateError, app_environment, find_executable, load_template
+
+if TYPE_CHECKING:
+    from .server import AppListen, Sidecar
 
 log = logging.getLogger("sidecar")
 
@@ -117,8 +121,14 @@ def _retention(text: str) -> RetentionPolicy:
 class _AppendApp(argparse.Action):
     """``--app`` may repeat, but neither an app ID nor a port may be given twice."""
 
-    def __call__(self, parser, namespace, value, option_string=None) -> None:
-        apps = [*(getattr(namespace, self.dest) or []), value]
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        value: Any,  # what the option's type, parse_app, returned
+        option_string: str | None = None,
+    ) -> None:
+        apps: list[tuple[str, int, int | None]] = [*(getattr(namespace, self.dest) or []), value]
         ids = [app_id for app_id, _, _ in apps]
         ports = [p for _, grpc, http in apps for p in (grpc, http) if p]
         if ids.count(value[0]) > 1:
@@ -181,15 +191,15 @@ async def _run(
     if sidecar is None:
         return 1
     python_dir = os.path.dirname(sys.executable)
-    launches = [
-        Launch(
-            app.app_id,
-            app.command,
-            app.app_dir,
-            app_environment(app, *sidecar.ports[app.app_id], os.environ, python_dir),
+    launches: list[Launch] = []
+    for app in template.apps:
+        grpc_port, http_port = sidecar.ports[app.app_id]
+        assert http_port is not None  # every app was given an HTTP port above
+        launches.append(
+            Launch(
+                app.app_id, app.command, app.app_dir, app_environment(app, grpc_port, http_port, os.environ, python_dir)
+            )
         )
-        for app in template.apps
-    ]
     supervisor = Supervisor(launches)
     try:
         await supervisor.run(stop)
@@ -211,7 +221,9 @@ def _use_api_token(path: Path) -> None:
         log.info("API token for this run in %s (send it as the dapr-api-token header)", path)
 
 
-async def _start(listens: list, state: Path, retention: RetentionPolicy | None, policies: AccessPolicies | None):
+async def _start(
+    listens: list[AppListen], state: Path, retention: RetentionPolicy | None, policies: AccessPolicies | None
+) -> Sidecar | None:
     """Start the listeners, or log why not and return None (a bad state file is never reset)."""
     from .server import start_sidecar
     from .store import StateError

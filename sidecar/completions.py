@@ -5,6 +5,7 @@ workflow started on its app."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from .model import COMPLETED, FAILED, RUNNING, TERMINATED, Activity, Instance, S
 
 if TYPE_CHECKING:
     from .engine import Engine, Transition
+    from .model import StalledReason, Status
 
 log = logging.getLogger("sidecar.engine")
 
@@ -106,7 +108,7 @@ class Completions:
         self.engine.dispatcher.enqueue_activity(act)
         self.engine.dispatcher.pump(act.target_app)
 
-    def _stall(self, inst: Instance, reason: int, description: str) -> None:
+    def _stall(self, inst: Instance, reason: StalledReason, description: str) -> None:
         """STALLED: nothing of the turn is kept (its events stay in the inbox), an ExecutionStalled event is
         recorded unless the last one says the same, and the instance is tried again when a worker of its app
         connects, which may carry the code it needs."""
@@ -135,7 +137,7 @@ class Completions:
         self,
         t: Transition,
         inst: Instance,
-        status: int,
+        status: Status,
         result: str | None,
         failure: pb.TaskFailureDetails | None,
         recurse: bool,
@@ -189,7 +191,7 @@ class Completions:
                         )
                         t.wake.append(child)
                     else:
-                        t.then.append(lambda child=child: self.engine.end_unstarted(child))
+                        t.then.append(functools.partial(self.engine.end_unstarted, child))
         log.debug("instance %s/%s finished: %s", inst.app_id, inst.instance_id, S.Name(status))
 
     def _continue_as_new(self, t: Transition, inst: Instance, new: applier.ContinueAsNew) -> None:
@@ -259,13 +261,12 @@ class Completions:
             start.propagated.SerializeToString() if start.propagated is not None else None,
             start.trace,
         )
-        t.then.append(
-            lambda: (
-                self.engine.notify(child.key),
-                self.engine.schedule(child),
-                self.engine.dispatcher.pump(child.app_id),
-            )
-        )
+        t.then.append(lambda: self._dispatch_child(child))
+
+    def _dispatch_child(self, child: Instance) -> None:
+        self.engine.notify(child.key)
+        self.engine.schedule(child)
+        self.engine.dispatcher.pump(child.app_id)
 
     def complete_activity(self, app_id: str, response: pb.ActivityResponse) -> None:
         act = self.engine.dispatcher.take_activity(app_id, response)

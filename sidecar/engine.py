@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -271,8 +272,12 @@ class Engine:
         with self.transition() as t:
             for key in keys:
                 t.tx.delete_instance(*key)
-                t.then.append(lambda key=key: (self.instances.pop(key, None), self._finished.pop(key, None)))
+                t.then.append(functools.partial(self._forget, key))
                 t.notify.append(key)
+
+    def _forget(self, key: Key) -> None:
+        self.instances.pop(key, None)
+        self._finished.pop(key, None)
 
     def purge_expired(self, policy: RetentionPolicy, batch: int = 500) -> int:
         """Delete finished instances older than the retention policy allows, ``batch`` at a time; how many."""

@@ -8,6 +8,8 @@ the gRPC status codes and messages daprd gives.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeAlias, TypeVar, cast
 
 import grpc
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
@@ -19,6 +21,10 @@ from .engine import Engine
 from .model import EPOCH_ZERO, PENDING, TERMINAL, EngineError, Instance, timestamp, trace_context
 
 log = logging.getLogger("sidecar.grpc")
+
+_T = TypeVar("_T")
+# A call's context: the servicer only reads its metadata and aborts through it, so its message types do not matter.
+_Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 def workflow_state(inst: Instance, with_payloads: bool) -> pb.WorkflowState:
@@ -52,7 +58,7 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         self.app_id = app_id
         self.client = Client(engine, app_id)
 
-    async def _call(self, context: grpc.aio.ServicerContext, coro, wrap: str = ""):
+    async def _call(self, context: _Context, coro: Awaitable[_T], wrap: str = "") -> _T:
         """Await ``coro``; an EngineError aborts the call with its code and message, prefixed by ``wrap``
         unless it is a bad argument: daprd wraps the errors of its backend the same way."""
         try:
@@ -63,15 +69,16 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
 
     # --- client -------------------------------------------------------------------------------------
 
-    async def Hello(self, request, context):
+    async def Hello(self, request: empty_pb2.Empty, context: _Context) -> empty_pb2.Empty:
         return empty_pb2.Empty()
 
-    async def StartInstance(self, request: pb.CreateInstanceRequest, context):
+    async def StartInstance(self, request: pb.CreateInstanceRequest, context: _Context) -> pb.CreateInstanceResponse:
         scheduled = None
         if request.HasField("scheduledStartTimestamp"):
             scheduled = request.scheduledStartTimestamp.ToNanoseconds() / 1e9
         # The caller's trace, from the request or else from its W3C headers, as daprd takes it.
-        metadata = dict(context.invocation_metadata() or ())
+        # gRPC gives bytes only for the keys ending in "-bin"; these two are text.
+        metadata = cast("dict[str, str]", dict(context.invocation_metadata() or ()))
         trace = (
             request.parentTraceContext
             if request.HasField("parentTraceContext")
@@ -91,23 +98,27 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         )
         return pb.CreateInstanceResponse(instanceId=instance_id)
 
-    async def GetInstance(self, request: pb.GetInstanceRequest, context):
+    async def GetInstance(self, request: pb.GetInstanceRequest, context: _Context) -> pb.GetInstanceResponse:
         inst = self.client.get(request.instanceId)
         if inst is None:
             return pb.GetInstanceResponse(exists=False)
         return pb.GetInstanceResponse(exists=True, workflowState=workflow_state(inst, request.getInputsAndOutputs))
 
-    async def _wait(self, request: pb.GetInstanceRequest, predicate):
+    async def _wait(
+        self, request: pb.GetInstanceRequest, predicate: Callable[[Instance], bool]
+    ) -> pb.GetInstanceResponse:
         inst = await self.client.wait_for(request.instanceId, predicate)
         return pb.GetInstanceResponse(exists=True, workflowState=workflow_state(inst, request.getInputsAndOutputs))
 
-    async def WaitForInstanceStart(self, request, context):
+    async def WaitForInstanceStart(self, request: pb.GetInstanceRequest, context: _Context) -> pb.GetInstanceResponse:
         return await self._wait(request, lambda i: i.derive_status() != PENDING)
 
-    async def WaitForInstanceCompletion(self, request, context):
+    async def WaitForInstanceCompletion(
+        self, request: pb.GetInstanceRequest, context: _Context
+    ) -> pb.GetInstanceResponse:
         return await self._wait(request, lambda i: i.completed and i.status in TERMINAL)
 
-    async def RaiseEvent(self, request: pb.RaiseEventRequest, context):
+    async def RaiseEvent(self, request: pb.RaiseEventRequest, context: _Context) -> pb.RaiseEventResponse:
         await self._call(
             context,
             self.client.raise_event(
@@ -116,7 +127,7 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         )
         return pb.RaiseEventResponse()
 
-    async def TerminateInstance(self, request: pb.TerminateRequest, context):
+    async def TerminateInstance(self, request: pb.TerminateRequest, context: _Context) -> pb.TerminateResponse:
         await self._call(
             context,
             self.client.terminate(
@@ -126,21 +137,21 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         )
         return pb.TerminateResponse()
 
-    async def SuspendInstance(self, request: pb.SuspendRequest, context):
+    async def SuspendInstance(self, request: pb.SuspendRequest, context: _Context) -> pb.SuspendResponse:
         await self._call(
             context,
             self.client.suspend(request.instanceId, request.reason.value if request.HasField("reason") else None),
         )
         return pb.SuspendResponse()
 
-    async def ResumeInstance(self, request: pb.ResumeRequest, context):
+    async def ResumeInstance(self, request: pb.ResumeRequest, context: _Context) -> pb.ResumeResponse:
         await self._call(
             context,
             self.client.resume(request.instanceId, request.reason.value if request.HasField("reason") else None),
         )
         return pb.ResumeResponse()
 
-    async def PurgeInstances(self, request: pb.PurgeInstancesRequest, context):
+    async def PurgeInstances(self, request: pb.PurgeInstancesRequest, context: _Context) -> pb.PurgeInstancesResponse:
         if request.HasField("purgeInstanceFilter"):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "multi-instance purge is not implemented")
         count = await self._call(
@@ -148,8 +159,10 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         )
         return pb.PurgeInstancesResponse(deletedInstanceCount=count)
 
-    async def ListInstanceIDs(self, request: pb.ListInstanceIDsRequest, context):
-        async def page():
+    async def ListInstanceIDs(
+        self, request: pb.ListInstanceIDsRequest, context: _Context
+    ) -> pb.ListInstanceIDsResponse:
+        async def page() -> tuple[list[str], str | None]:
             return self.client.list_ids(
                 request.pageSize if request.HasField("pageSize") else 0,
                 request.continuationToken if request.HasField("continuationToken") else "",
@@ -161,18 +174,22 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
             response.continuationToken = token
         return response
 
-    async def GetInstanceHistory(self, request: pb.GetInstanceHistoryRequest, context):
+    async def GetInstanceHistory(
+        self, request: pb.GetInstanceHistoryRequest, context: _Context
+    ) -> pb.GetInstanceHistoryResponse:
         inst = self.client.get(request.instanceId)
         if inst is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow instance '{request.instanceId}' not found")
         return pb.GetInstanceHistoryResponse(events=inst.history)
 
-    async def RerunWorkflowFromEvent(self, request, context):
+    async def RerunWorkflowFromEvent(
+        self, request: pb.RerunWorkflowFromEventRequest, context: _Context
+    ) -> pb.RerunWorkflowFromEventResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RerunWorkflowFromEvent is not implemented by this sidecar")
 
     # --- worker -------------------------------------------------------------------------------------
 
-    async def GetWorkItems(self, request, context):
+    async def GetWorkItems(self, request: pb.GetWorkItemsRequest, context: _Context) -> AsyncIterator[pb.WorkItem]:
         stream = self.engine.connect(self.app_id)
         try:
             while not stream.closed:
@@ -181,11 +198,13 @@ class WorkflowServicer(pb_grpc.TaskHubSidecarServiceServicer):
         finally:
             self.engine.disconnect(stream)
 
-    async def CompleteActivityTask(self, request: pb.ActivityResponse, context):
+    async def CompleteActivityTask(self, request: pb.ActivityResponse, context: _Context) -> pb.CompleteTaskResponse:
         self.engine.complete_activity(self.app_id, request)
         return pb.CompleteTaskResponse()
 
-    async def CompleteOrchestratorTask(self, request: pb.WorkflowResponse, context):
+    async def CompleteOrchestratorTask(
+        self, request: pb.WorkflowResponse, context: _Context
+    ) -> pb.CompleteTaskResponse:
         self.engine.complete_turn(self.app_id, request)
         return pb.CompleteTaskResponse()
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import uvicorn
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
 
 from .api_token import TokenMiddleware
 from .client import Client
@@ -29,11 +32,11 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def _error(code: str, message: str, status: int) -> Response:
+def _error(code: str, message: str, status: int) -> Response[dict[str, str]]:
     return Response({"errorCode": code, "message": message}, status_code=status)
 
 
-def _metadata(inst: Instance) -> dict:
+def _metadata(inst: Instance) -> dict[str, str | dict[str, str]]:
     status = inst.derive_status()
     props: dict[str, str] = {}
     if inst.input is not None:
@@ -58,7 +61,7 @@ def _metadata(inst: Instance) -> dict:
     }
 
 
-def _not_found(instance_id: str, cause: str | None = None) -> Response:
+def _not_found(instance_id: str, cause: str | None = None) -> Response[dict[str, str]]:
     message = f"unable to find workflow with the provided instance ID: {instance_id}"
     if cause is not None:
         # daprd 1.18 passes the cause to a format string without a verb for it; Go prints it this way.
@@ -69,7 +72,7 @@ def _not_found(instance_id: str, cause: str | None = None) -> Response:
 def create_http_app(engine: Engine, app_id: str) -> Litestar:
     client = Client(engine, app_id)
 
-    async def call(coro, error_code: str, wrap: str) -> Response | None:
+    async def call(coro: Awaitable[object], error_code: str, wrap: str) -> Response[dict[str, str]] | None:
         """Await ``coro``; an EngineError becomes daprd's error body: 400 for a bad argument, else 500 with
         the error behind daprd's ``wrap`` (a duplicate start included: daprd answers it with 500 too)."""
         try:
@@ -80,7 +83,7 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
             return _error(error_code, wrap + exc.go_text(), 500)
         return None
 
-    async def body_text(request: Request) -> str | None:
+    async def body_text(request: Request[Any, Any, Any]) -> str | None:
         raw = await request.body()
         return raw.decode() if raw else None
 
@@ -89,7 +92,7 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
         return None
 
     @post([f"/{p}/workflows/dapr/{{name:str}}/start" for p in _PREFIXES], status_code=202)
-    async def start(name: str, request: Request) -> Response:
+    async def start(name: str, request: Request[Any, Any, Any]) -> Response[Any]:
         instance_id = request.query_params.get("instanceID") or uuid.uuid4().hex
         trace = trace_context(request.headers.get("traceparent"), request.headers.get("tracestate"))
         err = await call(
@@ -100,14 +103,14 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
         return err or Response({"instanceID": instance_id}, status_code=202)
 
     @get([f"/{p}/workflows/dapr/{{instance_id:str}}" for p in _PREFIXES])
-    async def get_workflow(instance_id: str) -> Response:
+    async def get_workflow(instance_id: str) -> Response[Any]:
         inst = client.get(instance_id)
         if inst is None:
             return _not_found(instance_id)
         return Response(_metadata(inst))
 
     @post([f"/{p}/workflows/dapr/{{instance_id:str}}/raiseEvent/{{event:str}}" for p in _PREFIXES], status_code=202)
-    async def raise_event(instance_id: str, event: str, request: Request) -> Response:
+    async def raise_event(instance_id: str, event: str, request: Request[Any, Any, Any]) -> Response[Any]:
         err = await call(
             client.raise_event(instance_id, event, await body_text(request)),
             "ERR_RAISE_EVENT_WORKFLOW",
@@ -116,12 +119,18 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
         )
         return err or Response(None, status_code=202)
 
-    def management(action: str, error_code: str, run, wrap: str, not_found_cause: str | None = None):
+    def management(
+        action: str,
+        error_code: str,
+        run: Callable[[str, Request[Any, Any, Any]], Awaitable[object]],
+        wrap: str,
+        not_found_cause: str | None = None,
+    ) -> HTTPRouteHandler:
         """``wrap`` is daprd's error prefix (``{id}`` is the instance ID); with ``not_found_cause`` an unknown
         instance is a 404 naming that cause, as daprd answers terminate and purge."""
 
         @post([f"/{p}/workflows/dapr/{{instance_id:str}}/{action}" for p in _PREFIXES], status_code=202, name=action)
-        async def handler(instance_id: str, request: Request) -> Response:
+        async def handler(instance_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
             if not_found_cause is not None and client.get(instance_id) is None:
                 return _not_found(instance_id, not_found_cause)
             err = await call(run(instance_id, request), error_code, wrap.format(id=instance_id))
@@ -129,10 +138,10 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
 
         return handler
 
-    async def _terminate(instance_id: str, request: Request):
+    async def _terminate(instance_id: str, request: Request[Any, Any, Any]) -> None:
         await client.terminate(instance_id, await body_text(request), recursive=True, wait=False)
 
-    async def _reason(request: Request) -> str | None:
+    async def _reason(request: Request[Any, Any, Any]) -> str | None:
         return request.query_params.get("reason")
 
     handlers = [
@@ -168,13 +177,13 @@ def create_http_app(engine: Engine, app_id: str) -> Litestar:
         ),
     ]
 
-    async def _pause(instance_id: str, request: Request):
+    async def _pause(instance_id: str, request: Request[Any, Any, Any]) -> None:
         await client.suspend(instance_id, await _reason(request), wait=False)
 
-    async def _resume(instance_id: str, request: Request):
+    async def _resume(instance_id: str, request: Request[Any, Any, Any]) -> None:
         await client.resume(instance_id, await _reason(request), wait=False)
 
-    def not_found(_: Request, exc: HTTPException) -> Response:
+    def not_found(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
         return _error("ERR_NOT_FOUND", str(exc.detail), exc.status_code)
 
     # logging_config=None: Litestar must not replace the process's logging set-up (the CLI owns it).
@@ -187,12 +196,12 @@ class _Server(uvicorn.Server):
     """uvicorn, minus its signal handlers: the sidecar's command line owns SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
-    def capture_signals(self):
+    def capture_signals(self) -> Iterator[None]:
         yield
 
 
 class HttpListener:
-    def __init__(self, server: _Server, task: asyncio.Task, port: int) -> None:
+    def __init__(self, server: _Server, task: asyncio.Task[None], port: int) -> None:
         self._server, self._task, self.port = server, task, port
 
     async def stop(self) -> None:

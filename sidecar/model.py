@@ -7,13 +7,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from dapr.ext.workflow._durabletask.internal import protos as pb
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
 if TYPE_CHECKING:
     from .dispatcher import WorkerStream
+
+    # The enums' value types as the protobuf stubs declare them (at run time the values are plain ints): for
+    # annotations only, so import them under TYPE_CHECKING.
+    Status: TypeAlias = pb.OrchestrationStatus.ValueType
+    StalledReason: TypeAlias = pb.StalledReason.ValueType
+    PropagationScope: TypeAlias = pb.HistoryPropagationScope.ValueType
 
 S = pb.OrchestrationStatus
 RUNNING = S.ORCHESTRATION_STATUS_RUNNING
@@ -103,7 +109,8 @@ def trace_context(traceparent: str | None, tracestate: str | None = None) -> pb.
     match = _TRACEPARENT.fullmatch(traceparent or "")
     if match is None or set(match.group(1)) == {"0"} or set(match.group(2)) == {"0"}:
         return None
-    return pb.TraceContext(traceParent=traceparent, spanID=match.group(2), traceState=string_value(tracestate))
+    # group(0), the whole match, is ``traceparent`` itself, typed as a str.
+    return pb.TraceContext(traceParent=match.group(0), spanID=match.group(2), traceState=string_value(tracestate))
 
 
 def event(now: float, **kwargs: Any) -> pb.HistoryEvent:
@@ -144,7 +151,7 @@ class Instance:
     app_id: str
     instance_id: str
     name: str = ""
-    status: int = PENDING
+    status: Status = PENDING
     generation: int = 0
     execution_id: str = ""
     created: float = 0.0
@@ -194,7 +201,7 @@ class Instance:
                 out.append((target, e.childWorkflowInstanceCreated.instanceId))
         return out
 
-    def derive_status(self) -> int:
+    def derive_status(self) -> Status:
         if self.completed:
             return self.status
         if not self.started:

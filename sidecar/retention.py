@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .model import CANCELED, COMPLETED, FAILED, TERMINATED
+
+if TYPE_CHECKING:
+    from .model import Status
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
@@ -42,7 +46,7 @@ def parse_duration(text: str) -> float:
 class RetentionPolicy:
     """Seconds a finished instance is kept, by terminal status; a status without one is kept for ever."""
 
-    by_status: dict[int, float]
+    by_status: dict[Status, float]
 
     @classmethod
     def parse(cls, text: str) -> RetentionPolicy:
@@ -73,5 +77,5 @@ class RetentionPolicy:
         return min(max(min(self.by_status.values(), default=60.0) / 4, 0.2), 60.0)
 
 
-def _name(status: int) -> str:
+def _name(status: Status) -> str:
     return next((k for k, v in _KEYS.items() if v == status), "anyTerminal")

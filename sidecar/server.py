@@ -8,6 +8,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
@@ -18,6 +19,9 @@ from .engine import Engine
 from .grpc_api import WorkflowServicer
 from .model import S
 from .retention import RetentionPolicy
+
+if TYPE_CHECKING:
+    from .http_api import HttpListener
 
 log = logging.getLogger("sidecar")
 
@@ -39,7 +43,7 @@ class Sidecar:
         self.engine = engine
         self.ports: dict[str, tuple[int, int | None]] = {}
         self._grpc_servers: list[grpc.aio.Server] = []
-        self._http_servers: list = []
+        self._http_servers: list[HttpListener] = []
         self._sweeper: asyncio.Task[None] | None = None
 
     def keep_for(self, policy: RetentionPolicy) -> None:
@@ -58,8 +62,8 @@ class Sidecar:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-        for server in self._http_servers:
-            await server.stop()
+        for listener in self._http_servers:
+            await listener.stop()
         for server in self._grpc_servers:
             await server.stop(grace)
         await self.engine.close()
@@ -96,7 +100,10 @@ async def start_sidecar(
                     ("grpc.so_reuseport", 0),
                 ],
             )
-            pb_grpc.add_TaskHubSidecarServiceServicer_to_server(WorkflowServicer(engine, app.app_id), server)
+            # The generated registration function carries no annotations.
+            pb_grpc.add_TaskHubSidecarServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                WorkflowServicer(engine, app.app_id), server
+            )
             try:
                 port = server.add_insecure_port(f"{host}:{app.grpc_port}")
             except RuntimeError as exc:  # grpcio raises "Failed to bind" rather than returning 0
@@ -123,12 +130,12 @@ async def start_sidecar(
         await sidecar.stop(grace=0)
         raise
     if policies is not None:
-        for app in ids:
-            if policies.applies_to(app):
+        for app_id in ids:
+            if policies.applies_to(app_id):
                 log.info(
                     "app %s: workflow access policies %s: other apps may schedule only what they allow",
-                    app,
-                    ", ".join(policies.names.get(app, [])) or "(unscoped)",
+                    app_id,
+                    ", ".join(policies.names.get(app_id, [])) or "(unscoped)",
                 )
     if retention is not None:
         sidecar.keep_for(retention)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 
@@ -20,6 +20,10 @@ DEFAULT_CHANNEL_ADDRESS = "127.0.0.1"
 
 class TemplateError(Exception):
     """The template cannot be used. The message is one line naming the file and the problem."""
+
+
+# Makes the TemplateError for a problem, naming the template's file; the caller raises it.
+_Fail: TypeAlias = Callable[[str], TemplateError]
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ def _parse(file: Path, doc: Any) -> RunTemplate:
     )
 
 
-def _app(index: int, raw: Any, common: dict, common_env: dict[str, str], base: Path, fail) -> AppSpec:
+def _app(index: int, raw: Any, common: dict[str, Any], common_env: dict[str, str], base: Path, fail: _Fail) -> AppSpec:
     where = f"apps[{index}]"
     if not isinstance(raw, dict):
         raise fail(f"{where} must be a map")
@@ -173,7 +177,7 @@ def _app(index: int, raw: Any, common: dict, common_env: dict[str, str], base: P
     )
 
 
-def _port(value: Any, what: str, fail) -> int:
+def _port(value: Any, what: str, fail: _Fail) -> int:
     if value is None:
         return 0
     # bool is an int in Python, but `appPort: yes` is a mistake, not port 1.
@@ -182,7 +186,7 @@ def _port(value: Any, what: str, fail) -> int:
     return value
 
 
-def _env(value: Any, what: str, fail) -> dict[str, str]:
+def _env(value: Any, what: str, fail: _Fail) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -204,7 +208,7 @@ def _scalar(item: Any) -> str:
     return str(item)
 
 
-def _check_unique(apps: tuple[AppSpec, ...], fail) -> None:
+def _check_unique(apps: tuple[AppSpec, ...], fail: _Fail) -> None:
     seen_ids: set[str] = set()
     seen_ports: dict[int, str] = {}
     for app in apps:
