@@ -20,7 +20,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,10 @@ async def drop_database(server_url: str, name: str) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An asyncpg engine that survives a database restart (pre-ping)."""
-    return create_async_engine(url, pool_pre_ping=True)
-
-
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """An asyncpg engine that survives a database restart (pre-ping). The pool keeps up to 16 connections (an
+    HTTP loop at concurrency 16 then never opens and closes overflow connections per request), and lets 8 more
+    open for bursts; connections open only as they are needed."""
+    return create_async_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=8)
 
 
 class Database:
@@ -95,26 +93,31 @@ class Database:
 
         async with db.transaction() as session:   # commits on success, rolls back on error
             ...
+
+    A "session" here is SQLAlchemy Core's ``AsyncConnection``, not the ORM's ``AsyncSession``: every query is
+    Core, and a connection costs less per transaction than a session on top of one (measured: 0.67 against
+    0.75 ms of client CPU for one small UPDATE, without pre-ping).
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._lock = threading.Lock()
-        self._by_loop: dict[asyncio.AbstractEventLoop, tuple[AsyncEngine, async_sessionmaker[AsyncSession]]] = {}
+        self._by_loop: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
 
     @property
     def engine(self) -> AsyncEngine:
-        return self._for_running_loop()[0]
+        return self._for_running_loop()
 
-    def session(self) -> AsyncSession:
-        """A new session bound to this loop's engine (the caller closes it: ``async with db.session()``)."""
-        return self._for_running_loop()[1]()
+    def session(self) -> AsyncConnection:
+        """A connection from this loop's pool, for reads (the caller closes it: ``async with db.session()``;
+        what it did is rolled back then)."""
+        return self._for_running_loop().connect()
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed when the block ends, rolled back if it raises."""
-        async with self.session() as session, session.begin():
-            yield session
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction: committed when the block ends, rolled back if it raises."""
+        async with self._for_running_loop().begin() as connection:
+            yield connection
 
     async def dispose(self) -> None:
         """Dispose of the running loop's engine (each loop must dispose of its own)."""
@@ -122,17 +125,16 @@ class Database:
         with self._lock:
             entry = self._by_loop.pop(loop, None)
         if entry is not None:
-            await entry[0].dispose()
+            await entry.dispose()
 
-    def _for_running_loop(self) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    def _for_running_loop(self) -> AsyncEngine:
         loop = asyncio.get_running_loop()
         with self._lock:
             # Forget engines of loops that are gone (the worker may replace its loop on reconnect).
             for stale in [lp for lp in self._by_loop if lp.is_closed()]:
                 del self._by_loop[stale]
             if loop not in self._by_loop:
-                engine = create_engine(self.url)
-                self._by_loop[loop] = (engine, session_factory(engine))
+                self._by_loop[loop] = create_engine(self.url)
             return self._by_loop[loop]
 
 
@@ -151,7 +153,7 @@ def updated_at() -> sa.Column[datetime]:
     return sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
 
 
-async def insert_unless_present(session: AsyncSession, table: sa.Table, **values: Any) -> bool:
+async def insert_unless_present(session: AsyncConnection, table: sa.Table, **values: Any) -> bool:
     """Insert a row unless one with its primary key exists; True if this call inserted it. A concurrent
     insert of the same key makes this wait for that transaction, and then see its row."""
     key = [column.name for column in table.primary_key.columns]
@@ -161,6 +163,6 @@ async def insert_unless_present(session: AsyncSession, table: sa.Table, **values
     return inserted.first() is not None
 
 
-async def update_row(session: AsyncSession, table: sa.Table, where: sa.ColumnElement[bool], **values: Any) -> None:
+async def update_row(session: AsyncConnection, table: sa.Table, where: sa.ColumnElement[bool], **values: Any) -> None:
     """UPDATE the rows ``where`` picks with ``values``, and their ``updated_at`` to now()."""
     await session.execute(sa.update(table).where(where).values(**values, updated_at=sa.func.now()))

@@ -8,7 +8,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy import CursorResult
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orchestrator.domain import PENDING, RUNNING, TERMINAL, OrderStatusUpdate
 from orchestrator.tables import orders
@@ -16,7 +16,7 @@ from orchestrator.tables import orders
 Row = dict[str, Any]
 
 
-async def insert_order(session: AsyncSession, values: Row) -> tuple[Row, bool]:
+async def insert_order(session: AsyncConnection, values: Row) -> tuple[Row, bool]:
     """Insert a PENDING order unless its ID exists. Returns (the row, True if this call created it)."""
     created = (
         await session.execute(
@@ -33,12 +33,12 @@ async def insert_order(session: AsyncSession, values: Row) -> tuple[Row, bool]:
     return existing, False
 
 
-async def get_order(session: AsyncSession, order_id: str) -> Row | None:
+async def get_order(session: AsyncConnection, order_id: str) -> Row | None:
     row = (await session.execute(sa.select(orders).where(orders.c.order_id == order_id))).first()
     return dict(row._mapping) if row is not None else None
 
 
-async def claim_start(session: AsyncSession, order_id: str, ttl: timedelta) -> Row | None:
+async def claim_start(session: AsyncConnection, order_id: str, ttl: timedelta) -> Row | None:
     """Claim the start of a PENDING order's saga: the row if this call won, None if the order is not PENDING or
     another starter claimed it less than ``ttl`` ago. One guarded UPDATE: of concurrent claimers, one wins."""
     c = orders.c
@@ -57,12 +57,12 @@ async def claim_start(session: AsyncSession, order_id: str, ttl: timedelta) -> R
     return dict(claimed._mapping) if claimed is not None else None
 
 
-async def release_start(session: AsyncSession, order_id: str) -> None:
+async def release_start(session: AsyncConnection, order_id: str) -> None:
     """Drop a claim whose start failed, so that the next starter need not wait for it to expire."""
     await session.execute(sa.update(orders).where(orders.c.order_id == order_id).values(start_claimed_at=None))
 
 
-async def list_orders(session: AsyncSession, *, status: str | None, limit: int, before_seq: int | None) -> list[Row]:
+async def list_orders(session: AsyncConnection, *, status: str | None, limit: int, before_seq: int | None) -> list[Row]:
     """Newest first, keyset-paginated on ``seq`` (stable under concurrent inserts, unlike OFFSET)."""
     query = sa.select(orders).order_by(orders.c.seq.desc()).limit(limit)
     if status is not None:
@@ -72,12 +72,12 @@ async def list_orders(session: AsyncSession, *, status: str | None, limit: int, 
     return [dict(r._mapping) for r in await session.execute(query)]
 
 
-async def pending_order_ids(session: AsyncSession, limit: int = 1000) -> list[str]:
+async def pending_order_ids(session: AsyncConnection, limit: int = 1000) -> list[str]:
     query = sa.select(orders.c.order_id).where(orders.c.status == PENDING).order_by(orders.c.seq).limit(limit)
     return list((await session.execute(query)).scalars())
 
 
-async def record_status(session: AsyncSession, update: OrderStatusUpdate) -> bool:
+async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> bool:
     """Apply a status transition once. Idempotent, and never moves an order backwards: RUNNING applies
     only to PENDING, a terminal status only to a non-terminal order. Returns whether the row matched
     (False: unknown order, or a stale or duplicate transition that changes nothing). A duplicate must not

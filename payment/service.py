@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.contracts import ChargeInput, StepResult, UndoInput, UndoResult
 from common.db import Database, insert_unless_present, update_row
@@ -23,7 +23,7 @@ async def refund(db: Database, request: UndoInput) -> UndoResult:
     return await run_once(db, processed_requests, request, lambda session: _refund(session, request), UndoResult)
 
 
-async def _charge(session: AsyncSession, request: ChargeInput) -> dict[str, Any]:
+async def _charge(session: AsyncConnection, request: ChargeInput) -> dict[str, Any]:
     first = domain.first_charge(request.order_id, request.token)
     if await insert_unless_present(
         session,
@@ -43,7 +43,7 @@ async def _charge(session: AsyncSession, request: ChargeInput) -> dict[str, Any]
     return domain.charge_outcome(await _locked(session, request.order_id)).model_dump()
 
 
-async def _refund(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
+async def _refund(session: AsyncConnection, request: UndoInput) -> dict[str, Any]:
     tombstone = domain.refund(None)
     if await insert_unless_present(session, payments, order_id=request.order_id, status=tombstone.status):
         return tombstone.result.model_dump()
@@ -58,12 +58,12 @@ async def _refund(session: AsyncSession, request: UndoInput) -> dict[str, Any]:
     return decision.result.model_dump()
 
 
-async def _locked(session: AsyncSession, order_id: str) -> domain.Payment:
+async def _locked(session: AsyncConnection, order_id: str) -> domain.Payment:
     row = (await session.execute(sa.select(payments).where(payments.c.order_id == order_id).with_for_update())).one()
     return domain.Payment(row.status, row.payment_id, row.decline_reason)
 
 
-async def _net_cents(session: AsyncSession, order_id: str) -> int:
+async def _net_cents(session: AsyncConnection, order_id: str) -> int:
     signed = sa.case((ledger.c.kind == "charge", ledger.c.amount_cents), else_=-ledger.c.amount_cents)
     total = await session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(ledger.c.order_id == order_id)
