@@ -168,6 +168,20 @@ def denied(
     return pb.TaskFailureDetails(errorType=DENIED_TYPE, errorMessage=DENIED_MESSAGE)
 
 
+def refusal(
+    served: frozenset[str], policies: AccessPolicies | None, caller: str, target: str, kind: str, name: str, what: str
+) -> tuple[pb.TaskFailureDetails, str] | None:
+    """Why work for ``target`` cannot run, as the failure the caller gets and a line for the log; None if it can.
+    First an app this sidecar does not serve, then a WorkflowAccessPolicy of the target that denies it."""
+    failure = unserved(target, served, what)
+    if failure is not None:
+        return failure, failure.errorMessage
+    denial = denied(policies, caller, target, kind, name)
+    if denial is not None:
+        return denial, f"app {caller!r} may not schedule {kind} {name!r} on app {target!r}: {DENIED_MESSAGE}"
+    return None
+
+
 def _optional(message: Message, name: str) -> Any:  # a protobuf field of any type
     return getattr(message, name) if message.HasField(name) else None
 
@@ -248,16 +262,10 @@ def apply_turn(
                 ),
             )
             action_events.append(ev)
-            failure = unserved(target, served, f"activity {a.name!r}")
-            refused = denied(policies, app_id, target, ACTIVITY, a.name)
-            if failure is not None or refused is not None:
-                details = failure or refused
+            refused = refusal(served, policies, app_id, target, ACTIVITY, a.name, f"activity {a.name!r}")
+            if refused is not None:
+                details, why = refused
                 failed = event(now, taskFailed=pb.TaskFailedEvent(taskScheduledId=action.id, failureDetails=details))
-                why = (
-                    failure.errorMessage
-                    if failure
-                    else f"app {app_id!r} may not schedule activity {a.name!r} on app {target!r}: {DENIED_MESSAGE}"
-                )
                 out.effects.append(Deliver(failed, now, why))
                 continue
             request = pb.ActivityRequest(
@@ -304,20 +312,16 @@ def apply_turn(
                 )
             )
             propagated = propagate(inst, c.historyPropagationScope, new_events + action_events)
-            failure = unserved(target, served, f"child workflow {c.name!r} ({c.instanceId})")
-            refused = denied(policies, app_id, target, WORKFLOW, c.name)
-            if failure is not None or refused is not None:
-                details = failure or refused
+            refused = refusal(
+                served, policies, app_id, target, WORKFLOW, c.name, f"child workflow {c.name!r} ({c.instanceId})"
+            )
+            if refused is not None:
+                details, why = refused
                 failed = event(
                     now,
                     childWorkflowInstanceFailed=pb.ChildWorkflowInstanceFailedEvent(
                         taskScheduledId=action.id, failureDetails=details
                     ),
-                )
-                why = (
-                    failure.errorMessage
-                    if failure
-                    else f"app {app_id!r} may not schedule workflow {c.name!r} on app {target!r}: {DENIED_MESSAGE}"
                 )
                 out.effects.append(Deliver(failed, now, why))
                 continue

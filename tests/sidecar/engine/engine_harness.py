@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import grpc
 import httpx
-from dapr.ext.workflow import DaprWorkflowClient
+from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
 
 from realdapr.binaries import DaprBinaries
 from realdapr.run import (
@@ -49,6 +49,12 @@ _LISTEN = re.compile(r"app (\S+): gRPC on 127\.0\.0\.1:(\d+)(?:, HTTP on 127\.0\
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def completes(client: DaprWorkflowClient, instance_id: str) -> bool:
+    """Whether the instance ends COMPLETED (waiting for it up to ``WAIT``)."""
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    return state is not None and state.runtime_status == WorkflowStatus.COMPLETED
 
 
 def eventually(probe: Callable[[], T], timeout: float = WAIT, every: float = 0.1, what: str = "condition") -> T:

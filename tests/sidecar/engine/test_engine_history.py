@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from dapr.ext.workflow import WorkflowStatus
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from dapr.ext.workflow._durabletask.internal import protos as pb
-from engine_harness import WAIT, Cluster, unique
+from engine_harness import WAIT, Cluster, completes, unique
 
 
 @pytest.fixture
@@ -36,10 +35,7 @@ def test_the_history_of_a_cross_app_activity_call_names_the_apps_as_daprd_record
     instance_id = client.schedule_new_workflow(
         "call_on", input={"app": "beta", "name": "whoami", "input": "h"}, instance_id=unique("history")
     )
-    assert (
-        client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status
-        == WorkflowStatus.COMPLETED
-    )
+    assert completes(client, instance_id)
     assert history(stub, instance_id) == [
         (-1, "workflowStarted", None, None),
         (-1, "executionStarted", "alpha", None),
@@ -56,10 +52,7 @@ def test_the_history_keeps_each_turn_with_suspension_resumption_timer_and_event(
     client.pause_workflow(instance_id)
     client.resume_workflow(instance_id)
     client.raise_workflow_event(instance_id, "go", data=1)
-    assert (
-        client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status
-        == WorkflowStatus.COMPLETED
-    )
+    assert completes(client, instance_id)
     assert history(stub, instance_id) == [
         (-1, "workflowStarted", None, None),
         (-1, "executionStarted", "alpha", None),
@@ -132,10 +125,7 @@ def test_after_a_continue_as_new_the_history_is_the_last_generations_alone(share
     instance_id = client.schedule_new_workflow(
         "counter", input={"n": 0, "target": 2, "runs": []}, instance_id=unique("history")
     )
-    assert (
-        client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status
-        == WorkflowStatus.COMPLETED
-    )
+    assert completes(client, instance_id)
     assert history(stub, instance_id) == [
         (-1, "workflowStarted", "alpha", None),  # daprd runs a new generation in the work item that continued
         (-1, "executionStarted", "alpha", None),

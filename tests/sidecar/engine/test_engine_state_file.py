@@ -33,6 +33,18 @@ def digest(path: Path) -> str:
 pytestmark = pytest.mark.sidecar_only
 
 
+def one_finished_then_stopped(make_cluster):  # type: ignore[no-untyped-def]
+    """A sidecar that ran one ``clock`` workflow to completion, then stopped (its state file is complete)."""
+    cluster = make_cluster(["alpha"])
+    cluster.start_workers(("alpha", "a1"))
+    client = cluster.client("alpha")
+    instance_id = client.schedule_new_workflow("clock", input="kept", instance_id=unique("kept"))
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED
+    cluster.engine.stop()
+    return cluster, client, instance_id
+
+
 def test_a_state_file_of_garbage_bytes_stops_serve_and_is_left_unchanged(tmp_path: Path):
     state = tmp_path / "state.db"
     state.write_bytes(os.urandom(8192))
@@ -46,15 +58,7 @@ def test_a_state_file_of_garbage_bytes_stops_serve_and_is_left_unchanged(tmp_pat
 
 
 def test_a_state_file_of_another_schema_version_stops_serve_and_is_left_unchanged(make_cluster):
-    cluster = make_cluster(["alpha"])
-    cluster.start_workers(("alpha", "a1"))
-    client = cluster.client("alpha")
-    instance_id = client.schedule_new_workflow("clock", input="kept", instance_id=unique("kept"))
-    assert (
-        client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status
-        == WorkflowStatus.COMPLETED
-    )
-    cluster.engine.stop()
+    cluster, _, instance_id = one_finished_then_stopped(make_cluster)
     state = cluster.engine.state
     with sqlite3.connect(state) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
@@ -72,15 +76,7 @@ def test_a_state_file_of_another_schema_version_stops_serve_and_is_left_unchange
 
 
 def test_a_state_file_of_schema_version_1_is_upgraded_in_place_and_its_instances_kept(make_cluster):
-    cluster = make_cluster(["alpha"])
-    cluster.start_workers(("alpha", "a1"))
-    client = cluster.client("alpha")
-    instance_id = client.schedule_new_workflow("clock", input="kept", instance_id=unique("kept"))
-    assert (
-        client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT).runtime_status
-        == WorkflowStatus.COMPLETED
-    )
-    cluster.engine.stop()
+    cluster, client, instance_id = one_finished_then_stopped(make_cluster)
     state = cluster.engine.state
     with sqlite3.connect(state) as db:  # what version 1 looked like: no incoming_history column
         db.execute("ALTER TABLE instances DROP COLUMN incoming_history")
