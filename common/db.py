@@ -20,7 +20,8 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext import asyncio as sa_asyncio
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def create_engine(url: str) -> AsyncEngine:
     """An asyncpg engine that survives a database restart (pre-ping). The pool keeps up to 16 connections (an
     HTTP loop at concurrency 16 then never opens and closes overflow connections per request), and lets 8 more
     open for bursts; connections open only as they are needed."""
-    return create_async_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=8)
+    # Looked up at call time: when traces are on, common.telemetry has wrapped it to trace each engine's SQL.
+    return sa_asyncio.create_async_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=8)
 
 
 class Database:

@@ -7,7 +7,7 @@ spreads into ``Litestar(...)``; handlers raise ``problem(...)`` or the shortcuts
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, TypeVar, cast
 
@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Schema
+from litestar.plugins import InitPluginProtocol
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 
 from common.body_limit import PROBLEM_MEDIA_TYPE, BodyLimit
@@ -116,12 +117,13 @@ def conflict(detail: str, **extra: Any) -> ProblemDetailsException:
 
 def problem_config(
     errors: Mapping[type[E], Callable[[E], ProblemDetailsException]] | None = None,
+    plugins: Sequence[InitPluginProtocol] = (),
 ) -> dict[str, Any]:
     """Keyword arguments for ``Litestar(...)``: problem details for every HTTP error and every crash,
     and a request body limit. Validation errors (unknown fields, wrong types, malformed JSON) arrive as
     Litestar's 400 ``ValidationException``/``ClientException`` and leave as problem details with an
     ``errors`` list. ``errors`` maps an app's own exceptions (its use cases' domain errors) to problems:
-    the one place where they become HTTP."""
+    the one place where they become HTTP. ``plugins``: the app's other Litestar plugins (e.g. tracing)."""
     plugin = ProblemDetailsPlugin(
         ProblemDetailsConfig(
             enable_for_all_http_exceptions=True,
@@ -129,7 +131,7 @@ def problem_config(
         )
     )
     return {
-        "plugins": [plugin],
+        "plugins": [plugin, *plugins],
         # Before Litestar's own limit below: it drains an oversized body, so the client reads the 413.
         # BodyLimit is plain ASGI with its own dict types; Litestar's scopes are the same dicts, typed as TypedDicts.
         "middleware": [DefineMiddleware(BodyLimit, limit=MAX_BODY_BYTES)],  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from common import telemetry
 from common.db import Database
 from common.fault_api import fault_router
 from common.faults import FaultInjector
@@ -59,7 +60,7 @@ def service_app(
             dependencies={"db": Provide(lambda: db, sync_to_thread=False)},
             on_shutdown=[db.dispose],
             openapi_config=OpenAPIConfig(title=title, version="0.1.0"),
-            **problem_config(),
+            **problem_config(plugins=telemetry.litestar_plugins()),
         )
     )
 
@@ -83,6 +84,7 @@ def run_service(app_id: str, *, migrations: str, create_app: CreateApp, register
         log.error("invalid configuration: %s", exc)
         sys.exit(2)
     logging.getLogger().setLevel(settings.log_level)
+    telemetry.configure(app_id)
     # Alembic's INFO lines ("Context impl PostgresqlImpl.", "Will assume transactional DDL.") say nothing.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     sys.exit(asyncio.run(_main(settings, migrations, create_app, register)))

@@ -11,6 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Schema
 from litestar.types import ControllerRouterHandler
 
+from common import telemetry
 from common.db import Database
 from common.fault_api import fault_router
 from common.faults import FaultInjector
@@ -58,7 +59,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
                 version="0.1.0",
                 description="Submit, follow and cancel orders run by the order saga.",
             ),
-            **problem_config(PROBLEMS),
+            **problem_config(PROBLEMS, plugins=telemetry.litestar_plugins()),
         )
     )
     # Each sku once: JSON Schema cannot say "unique by sku", but it can say "no two items alike".

@@ -11,8 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from dapr.conf import settings as dapr_settings
+from dapr.conf.helpers import GrpcEndpoint
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
+from dapr.ext.workflow._durabletask.internal import protos as pb
+from dapr.ext.workflow._durabletask.internal import shared
 from dapr.ext.workflow.aio import DaprWorkflowClient
+from dapr.ext.workflow.util import getAddress
+from google.protobuf import wrappers_pb2
 
+from common import telemetry
 from common.contracts import ORDER_SAGA
 from common.runner import sdk_logger_options
 from orchestrator.domain import CANCEL_EVENT, OrderSagaInput, WorkflowView
@@ -33,6 +41,7 @@ class Workflows:
     def __init__(self, client_factory: Callable[[], Any] = _sdk_client) -> None:
         self._factory = client_factory
         self._client: Any = None
+        self._traced_stub: tuple[Any, tuple[tuple[str, str], ...]] | None = None
 
     @property
     def client(self) -> Any:
@@ -41,14 +50,47 @@ class Workflows:
         return self._client
 
     async def schedule(self, saga_input: OrderSagaInput) -> bool:
-        """Start the saga for an order; False when an instance with this ID is already active."""
+        """Start the saga for an order; False when an instance with this ID is already active. Inside a traced
+        request the saga joins its trace (the engine hands it to every activity)."""
+        headers = telemetry.current_traceparent()
         try:
-            await self.client.schedule_new_workflow(ORDER_SAGA, input=saga_input, instance_id=saga_input.order_id)
+            if headers:
+                await self._start_in_trace(saga_input, headers)
+            else:
+                await self.client.schedule_new_workflow(ORDER_SAGA, input=saga_input, instance_id=saga_input.order_id)
         except grpc.RpcError as err:
             if _code(err) == grpc.StatusCode.ALREADY_EXISTS:
                 return False
             raise SidecarUnavailable(_describe(err)) from err
         return True
+
+    async def _start_in_trace(self, saga_input: OrderSagaInput, headers: dict[str, str]) -> None:
+        """StartInstance with ``parentTraceContext`` set, which daprd and the sidecar both take as the workflow's
+        trace. The SDK's client cannot set it, so this one call goes through the generated stub, on a channel of
+        its own with the same address and API token as the SDK's."""
+        if self._traced_stub is None:
+            endpoint = GrpcEndpoint(getAddress())
+            token = dapr_settings.DAPR_API_TOKEN
+            metadata: tuple[tuple[str, str], ...] = (("dapr-api-token", token),) if token else ()
+            channel = grpc.aio.insecure_channel(endpoint.endpoint)
+            stub = stubs.TaskHubSidecarServiceStub(channel)  # type: ignore[no-untyped-call]  # generated, unannotated
+            self._traced_stub = (stub, metadata)
+        stub, metadata = self._traced_stub
+        traceparent = headers["traceparent"]
+        state = headers.get("tracestate")
+        await stub.StartInstance(
+            pb.CreateInstanceRequest(
+                name=ORDER_SAGA,
+                instanceId=saga_input.order_id,
+                input=wrappers_pb2.StringValue(value=shared.to_json(saga_input)),  # type: ignore[no-untyped-call]
+                parentTraceContext=pb.TraceContext(
+                    traceParent=traceparent,
+                    spanID=traceparent.split("-")[2],
+                    traceState=wrappers_pb2.StringValue(value=state) if state else None,
+                ),
+            ),
+            metadata=metadata,
+        )
 
     async def state(self, order_id: str) -> WorkflowView | None:
         try:

@@ -29,6 +29,7 @@ import yaml
 from common.db import database_name, drop_database, ensure_database, libpq_url
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprError, find
+from tests.otlp import Receiver
 from tests.processes import answering, stop_runner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,7 +62,9 @@ class System:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _write_template(tmp: Path, pg_server_url: str, databases: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _write_template(
+    tmp: Path, pg_server_url: str, databases: dict[str, str], traces_url: str
+) -> tuple[dict[str, str], dict[str, str]]:
     template = yaml.safe_load((REPO / "dapr.yaml").read_text())
     common_env = template.setdefault("common", {}).setdefault("env", {})
     common_env.update(
@@ -72,6 +75,9 @@ def _write_template(tmp: Path, pg_server_url: str, databases: dict[str, str]) ->
             "SAGA_RETRY_FIRST_INTERVAL_MS": "100",
             "SAGA_RETRY_MAX_INTERVAL_MS": "400",
             "SAGA_RETRY_MAX_ATTEMPTS": "3",
+            # Traces on, to the test's own OTLP receiver (tests/otlp.py), exported within a fifth of a second.
+            "OTEL_EXPORTER_OTLP_ENDPOINT": traces_url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
     )
     # Paths in the template are relative to its folder: point them back at the repository.
@@ -155,9 +161,17 @@ def _skip_reason(engine: str, config: pytest.Config) -> str | None:
     return None
 
 
+@pytest.fixture(scope="session")
+def traces() -> Iterator[Receiver]:
+    """Where every app of every lane sends its spans."""
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
 @pytest.fixture(scope="session", params=ENGINES)
 def system(
-    request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory, traces: Receiver
 ) -> Iterator[System]:
     engine = request.param
     reason = _skip_reason(engine, request.config)
@@ -172,7 +186,7 @@ def system(
     for name in names.values():
         asyncio.run(ensure_database(pg_server_url, name))
     urls, engine_health = _write_template(
-        tmp, pg_server_url, {a: libpq_url(pg_server_url, n) for a, n in names.items()}
+        tmp, pg_server_url, {a: libpq_url(pg_server_url, n) for a, n in names.items()}, traces.url
     )
     log_path = tmp / "system.log"
     token = uuid.uuid4().hex
