@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from litestar import MediaType, Request, Response, Router, delete, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_202_ACCEPTED
 
@@ -103,7 +103,7 @@ async def list_faults(demo: NamedDependency[Demo]) -> list[dict[str, Any]]:
 
 @put("/faults/{app:str}/{activity:str}")
 async def set_fault(
-    demo: NamedDependency[Demo], app: FromPath[str], activity: FromPath[str], data: dict[str, Any]
+    demo: NamedDependency[Demo], app: FromPath[str], activity: FromPath[str], data: JSONBody[dict[str, Any]]
 ) -> Response[bytes]:
     return _passed_on(await _answer(demo.forward("PUT", app, f"/faults/{activity}", data)))
 

@@ -3,7 +3,9 @@ every app's faults, through each app's own ``/faults`` API (REST, the URLs of ``
 
 A scenario arms its faults for its own order, submits the order through the use cases, and is followed in the
 background until the order finishes (cancelling it in flight when the scenario says so); its faults are cleared
-then, whatever happened, or at once if the submission failed.
+then, whatever happened, or at once if the submission failed. An app keeps one fault per activity, so a scenario
+that needs an activity another fault is armed on is refused (409) rather than replacing it, and a scenario clears
+only the faults still armed for its own order.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class Demo:
             request = msgspec.convert(order_body(scenario, order_id), OrderRequest)
             await self.orders.submit(new_order(request), wait=False)
         except BaseException:
-            await self._disarm(armed)
+            await self._disarm(armed, order_id)
             raise
         follower = asyncio.get_running_loop().create_task(self._follow(scenario, order_id, armed))
         self._followers.add(follower)
@@ -102,19 +104,35 @@ class Demo:
         except Exception:
             log.exception("%s: following the scenario failed; clearing its faults", order_id)
         finally:
-            await self._disarm(armed)
+            await self._disarm(armed, order_id)
 
     async def _arm(self, fault: Fault, order_id: str) -> None:
+        current = await self._armed_on(fault)
+        if current is not None and current.get("remaining") != 0:  # a spent fault is as good as none
+            owner = f"order {current['order_id']}" if current.get("order_id") else "every order"
+            raise DemoError(
+                f"{fault.app} already has a {current['mode']} fault on {fault.activity} (for {owner}); "
+                "wait for that scenario to end, or clear it",
+                409,
+            )
         response = await self._call("PUT", fault.app, f"/faults/{fault.activity}", json=fault_body(fault, order_id))
         if not response.is_success:
             raise DemoError(f"{fault.app} refused the fault on {fault.activity}: {_detail(response)}")
 
-    async def _disarm(self, armed: list[Fault]) -> None:
+    async def _disarm(self, armed: list[Fault], order_id: str) -> None:
         for fault in armed:
             try:
-                await self._call("DELETE", fault.app, f"/faults/{fault.activity}")
+                current = await self._armed_on(fault)
+                if current is not None and current.get("order_id") == order_id:
+                    await self._call("DELETE", fault.app, f"/faults/{fault.activity}")
             except (DemoError, asyncio.CancelledError) as err:
                 log.warning("could not clear the %s fault on %s: %s", fault.activity, fault.app, err)
+
+    async def _armed_on(self, fault: Fault) -> dict[str, Any] | None:
+        response = await self._call("GET", fault.app, "/faults")
+        if not response.is_success:
+            raise DemoError(f"{fault.app} did not list its faults: {_detail(response)}")
+        return next((f for f in response.json() if f["activity"] == fault.activity), None)
 
     # --- faults -------------------------------------------------------------------------------------------
 
