@@ -50,7 +50,7 @@ def banner(apps: list[App], shop: str = "shop") -> str:
     for app in apps:
         lines.append(f"  {app.app_id:<{width}}  API {app.url:<24}  docs {app.url}{DOCS_PATH}")
     lines += [
-        f"  {'shop':<{width}}  {shop} scenarios; {shop} submit --scenario declined --watch; {shop} --help",
+        f"  {'shop':<{width}}  {shop} submit --scenario declined --watch   ({shop} scenarios, {shop} --help)",
         "Ctrl-C stops everything.",
         "=" * 100,
         "",
