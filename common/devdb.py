@@ -144,6 +144,9 @@ def main(argv: list[str]) -> int:
         argv = ["run", *argv[3:]]
     if argv[:1] == ["run"] and argv[1:2] == ["--"] and len(argv) > 2:
         logging.basicConfig(level=logging.WARNING)
+        if banner is not None and not banner.is_file():
+            print(f"--banner {banner}: no such run template (dapr.yaml)", file=sys.stderr)
+            return 2
         return run(argv[2:], banner=banner)
     if len(argv) != 1 or argv[0] not in ("start", "stop", "url"):
         print(USAGE, file=sys.stderr)
