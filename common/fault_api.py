@@ -60,12 +60,14 @@ def fault_router(injector: FaultInjector, allow_remote: bool = False) -> Router:
         path="/faults",
         route_handlers=[list_faults, put_fault, delete_faults, delete_fault],
         dependencies={"faults": Provide(lambda: injector, sync_to_thread=False)},
-        guards=[] if allow_remote else [_loopback_only],
+        guards=[] if allow_remote else [loopback_only],
         tags=["faults"],
     )
 
 
-def _loopback_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def loopback_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A guard: a client not on this machine gets a 403 problem. For the fault endpoints, and for anything
+    else that sets faults (the order-api's console)."""
     host = connection.client.host if connection.client else None
     if host not in LOOPBACK:
         raise problem(

@@ -19,7 +19,6 @@ from dapr.ext.workflow import WorkflowRuntime
 from dapr.ext.workflow.logger import LoggerOptions
 from litestar import Litestar, MediaType, get
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from common import telemetry
@@ -27,6 +26,7 @@ from common.db import Database
 from common.fault_api import fault_router
 from common.faults import FaultInjector
 from common.migrate import prepare_database
+from common.openapi import docs_assets_router, openapi_config
 from common.problems import forbid_unknown_fields_in_docs, problem_config
 from common.settings import Settings, SettingsError, load_settings
 
@@ -47,11 +47,12 @@ def service_app(
     settings: Settings, title: str, handlers: Iterable[ControllerRouterHandler], activities: Iterable[str]
 ) -> Litestar:
     """The HTTP app of a service: its read handlers with ``db`` injected, ``/healthz``, the fault endpoints
-    for its ``activities`` when FAULTS_ENABLED, OpenAPI at /schema and problem details for every error."""
+    for its ``activities`` when FAULTS_ENABLED, OpenAPI and its docs page at /schema (``common.openapi``) and
+    problem details for every error."""
     if not settings.database_url:
         raise ValueError("settings.database_url is required (run_service resolves it)")
     db = Database(settings.database_url)
-    route_handlers: list[ControllerRouterHandler] = [healthz, *handlers]
+    route_handlers: list[ControllerRouterHandler] = [healthz, docs_assets_router(), *handlers]
     if settings.faults_enabled:
         route_handlers.append(fault_router(FaultInjector(db, activities, enabled=True), settings.faults_allow_remote))
     return forbid_unknown_fields_in_docs(
@@ -59,7 +60,7 @@ def service_app(
             route_handlers=route_handlers,
             dependencies={"db": Provide(lambda: db, sync_to_thread=False)},
             on_shutdown=[db.dispose],
-            openapi_config=OpenAPIConfig(title=title, version="0.1.0"),
+            openapi_config=openapi_config(title),
             **problem_config(plugins=telemetry.litestar_plugins()),
         )
     )

@@ -111,6 +111,22 @@ class OrderView(msgspec.Struct, omit_defaults=True):
     cancel_requested: bool | None = None
 
 
+class HistoryEvent(msgspec.Struct, omit_defaults=True):
+    """One event of an order's workflow history, as the engine recorded it (inputs left out)."""
+
+    event_id: int
+    type: str  # ExecutionStarted, TaskScheduled, TaskCompleted, TaskFailed, TimerCreated, TimerFired, EventRaised, ...
+    timestamp: str
+    name: str | None = None  # the activity, timer, event or workflow
+    task_id: int | None = None  # a TaskScheduled's event_id, repeated by its TaskCompleted or TaskFailed
+    app: str | None = None  # the app an activity was routed to
+    fire_at: str | None = None  # timers
+    timer_origin: str | None = None
+    status: str | None = None  # ExecutionCompleted
+    result: str | None = None  # JSON, cut to a summary
+    failure: str | None = None
+
+
 class OrderPage(msgspec.Struct):
     items: list[OrderView]
     next_cursor: str | None
@@ -165,6 +181,13 @@ class OrderController(Controller):
     async def get_order(self, orders: NamedDependency[Orders], order_id: FromPath[str]) -> OrderView:
         """The order, its saga's steps and compensations, and why it failed if it did."""
         return _view(await orders.view(order_id))
+
+    @get("/{order_id:str}/history", operation_id="getOrderHistory", responses=problems(404, 503))
+    async def get_history(self, orders: NamedDependency[Orders], order_id: FromPath[str]) -> list[HistoryEvent]:
+        """The events of the order's workflow, oldest first: each activity scheduled and how it ended (a retry is
+        a timer, then the activity scheduled again), timers, events raised. 404 when there is no such order or
+        its workflow is gone (purged); 503 when the workflow engine cannot be reached."""
+        return msgspec.convert(await orders.history(order_id), list[HistoryEvent])
 
     @post(
         "/{order_id:str}/cancel",

@@ -1,4 +1,5 @@
-"""The order-api HTTP app: the only place its parts are wired together."""
+"""The order-api HTTP app: the only place its parts are wired together (the orders API, its console at /console,
+its faults, its OpenAPI document and docs page)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import logging
 
 from litestar import Litestar
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Schema
 from litestar.types import ControllerRouterHandler
 
@@ -15,11 +15,14 @@ from common import telemetry
 from common.db import Database
 from common.fault_api import fault_router
 from common.faults import FaultInjector
+from common.openapi import docs_assets_router, openapi_config
 from common.problems import forbid_unknown_fields_in_docs, problem_config
 from common.runner import healthz
 from common.settings import Settings
 from orchestrator.activities import ACTIVITIES
 from orchestrator.api import PROBLEMS, OrderController
+from orchestrator.console import console_router
+from orchestrator.console.demo import Demo, app_urls, self_url
 from orchestrator.service import START_CLAIM_TTL, Orders
 from orchestrator.settings import ApiSettings
 from orchestrator.workflows import Workflows
@@ -33,7 +36,13 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
     api = api or ApiSettings()
     db = Database(settings.database_url)
     orders = Orders(db, workflows or Workflows(), settings.retry, api.wait_timeout_seconds)
-    handlers: list[ControllerRouterHandler] = [healthz, OrderController]
+    demo = Demo(orders, app_urls(self_url(settings.host, settings.port), api.app_urls))
+    handlers: list[ControllerRouterHandler] = [
+        healthz,
+        OrderController,
+        docs_assets_router(),
+        console_router(demo, faults_enabled=settings.faults_enabled, allow_remote=settings.faults_allow_remote),
+    ]
     if settings.faults_enabled:
         handlers.append(fault_router(FaultInjector(db, ACTIVITIES, enabled=True), settings.faults_allow_remote))
     background: set[asyncio.Task[None]] = set()
@@ -53,12 +62,8 @@ def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Wo
             route_handlers=handlers,
             dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
             on_startup=[start_resuming],
-            on_shutdown=[stop_resuming, db.dispose],
-            openapi_config=OpenAPIConfig(
-                title="order-api",
-                version="0.1.0",
-                description="Submit, follow and cancel orders run by the order saga.",
-            ),
+            on_shutdown=[stop_resuming, demo.close, db.dispose],
+            openapi_config=openapi_config("order-api", "Submit, follow and cancel orders run by the order saga."),
             **problem_config(PROBLEMS, plugins=telemetry.litestar_plugins()),
         )
     )

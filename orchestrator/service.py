@@ -99,6 +99,18 @@ class Orders:
         row = await self._row(order_id)
         return order_view(row, await self._live_state(order_id))
 
+    async def history(self, order_id: str) -> list[dict[str, Any]]:
+        """The events of the order's workflow, oldest first (``Workflows.history``). OrderNotFound when there is
+        no such order or its workflow is gone (purged, or not started yet)."""
+        await self._row(order_id)
+        events = await _engine(self.workflows.history(order_id))
+        if events is None:
+            raise OrderNotFound(
+                f"order {order_id!r} has no workflow history: its workflow was purged or has not started",
+                order_id=order_id,
+            )
+        return events
+
     async def list(self, *, status: str | None, limit: int, cursor: str | None) -> OrderPage:
         if status is not None and status not in STATUSES:
             raise InvalidListing(f"unknown status {status!r}; one of {', '.join(STATUSES)}")

@@ -4,25 +4,54 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from common.settings import SettingsError
+from common.contracts import INVENTORY, NOTIFICATION, PAYMENT, SHIPPING
+from common.settings import DEFAULT_PORTS, SettingsError
+
+# The apps whose REST APIs the console reads and drives (their faults, what the customer was told), each
+# from ``<APP>_URL``, by default where dapr.yaml puts them.
+CONSOLE_APPS = (PAYMENT, INVENTORY, SHIPPING, NOTIFICATION)
+
+
+def _default_urls() -> dict[str, str]:
+    return {app: f"http://127.0.0.1:{DEFAULT_PORTS[app]}" for app in CONSOLE_APPS}
 
 
 @dataclass(frozen=True)
 class ApiSettings:
     wait_timeout_seconds: float = 30.0  # upper bound of POST /orders?wait=true
+    app_urls: dict[str, str] = field(default_factory=_default_urls)  # PAYMENT_URL, INVENTORY_URL, ...
 
 
 def load_api_settings(env: Mapping[str, str] | None = None) -> ApiSettings:
     env = os.environ if env is None else env
+    return ApiSettings(wait_timeout_seconds=_wait_timeout(env), app_urls=_app_urls(env))
+
+
+def _wait_timeout(env: Mapping[str, str]) -> float:
     raw = (env.get("ORDER_WAIT_TIMEOUT_SECONDS") or "").strip()
     if not raw:
-        return ApiSettings()
+        return ApiSettings.wait_timeout_seconds
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
     if not 0 < value <= 600:
         raise SettingsError(f"ORDER_WAIT_TIMEOUT_SECONDS={raw!r}: expected a number of seconds in (0, 600]")
-    return ApiSettings(wait_timeout_seconds=value)
+    return value
+
+
+def _app_urls(env: Mapping[str, str]) -> dict[str, str]:
+    urls = _default_urls()
+    for app in CONSOLE_APPS:
+        name = f"{app.upper()}_URL"
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            continue
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SettingsError(f"{name}={raw!r}: expected an http(s) URL such as http://127.0.0.1:8001")
+        urls[app] = raw.rstrip("/")
+    return urls

@@ -1,4 +1,5 @@
-"""The order-api's handle on the sidecar's workflow API: the SDK's async client, reduced to what orders need.
+"""The order-api's handle on the sidecar's workflow API: the SDK's async client, reduced to what orders need, and
+an instance's history (``GetInstanceHistory``, which the SDK's client lacks: called through its generated stubs).
 
 Boundary: gRPC to the local sidecar (DAPR_GRPC_PORT, read by the SDK when the client is first used).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 import grpc
@@ -19,6 +21,7 @@ from dapr.ext.workflow._durabletask.internal import shared
 from dapr.ext.workflow.aio import DaprWorkflowClient
 from dapr.ext.workflow.util import getAddress
 from google.protobuf import wrappers_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from common import telemetry
 from common.contracts import ORDER_SAGA
@@ -34,14 +37,31 @@ def _sdk_client() -> DaprWorkflowClient:
     return DaprWorkflowClient(logger_options=sdk_logger_options())
 
 
-class Workflows:
-    """Schedules, inspects, waits for and cancels order sagas. The gRPC client is created on first use, in
-    the event loop that uses it (grpc.aio channels belong to one loop)."""
+def _raw_stub() -> Any:
+    """The generated gRPC stub, for the calls the SDK's client does not make (history, a start with a trace)."""
+    uri = GrpcEndpoint(getAddress())  # where the SDK's client connects, read the same way
+    if uri.tls:
+        channel = grpc.aio.secure_channel(uri.endpoint, grpc.ssl_channel_credentials())
+    else:
+        channel = grpc.aio.insecure_channel(uri.endpoint)
+    return stubs.TaskHubSidecarServiceStub(channel)  # type: ignore[no-untyped-call]  # generated, unannotated
 
-    def __init__(self, client_factory: Callable[[], Any] = _sdk_client) -> None:
+
+# Results and failures in a history entry are cut to this many characters: a summary, not the payload.
+SUMMARY_CHARS = 300
+
+
+class Workflows:
+    """Schedules, inspects, waits for and cancels order sagas, and reads their history. The gRPC clients are
+    created on first use, in the event loop that uses them (grpc.aio channels belong to one loop)."""
+
+    def __init__(
+        self, client_factory: Callable[[], Any] = _sdk_client, raw_factory: Callable[[], Any] = _raw_stub
+    ) -> None:
         self._factory = client_factory
         self._client: Any = None
-        self._traced_stub: tuple[Any, tuple[tuple[str, str], ...]] | None = None
+        self._raw_factory = raw_factory
+        self._raw: Any = None
 
     @property
     def client(self) -> Any:
@@ -64,21 +84,19 @@ class Workflows:
             raise SidecarUnavailable(_describe(err)) from err
         return True
 
+    @property
+    def raw(self) -> Any:
+        if self._raw is None:
+            self._raw = self._raw_factory()
+        return self._raw
+
     async def _start_in_trace(self, saga_input: OrderSagaInput, headers: dict[str, str]) -> None:
         """StartInstance with ``parentTraceContext`` set, which daprd and the sidecar both take as the workflow's
-        trace. The SDK's client cannot set it, so this one call goes through the generated stub, on a channel of
-        its own with the same address and API token as the SDK's."""
-        if self._traced_stub is None:
-            endpoint = GrpcEndpoint(getAddress())
-            token = dapr_settings.DAPR_API_TOKEN
-            metadata: tuple[tuple[str, str], ...] = (("dapr-api-token", token),) if token else ()
-            channel = grpc.aio.insecure_channel(endpoint.endpoint)
-            stub = stubs.TaskHubSidecarServiceStub(channel)  # type: ignore[no-untyped-call]  # generated, unannotated
-            self._traced_stub = (stub, metadata)
-        stub, metadata = self._traced_stub
+        trace. The SDK's client cannot set it, so this one call goes through the generated stub (``raw``)."""
+        token = dapr_settings.DAPR_API_TOKEN
         traceparent = headers["traceparent"]
         state = headers.get("tracestate")
-        await stub.StartInstance(
+        await self.raw.StartInstance(
             pb.CreateInstanceRequest(
                 name=ORDER_SAGA,
                 instanceId=saga_input.order_id,
@@ -89,7 +107,7 @@ class Workflows:
                     traceState=wrappers_pb2.StringValue(value=state) if state else None,
                 ),
             ),
-            metadata=metadata,
+            metadata=(("dapr-api-token", token),) if token else None,
         )
 
     async def state(self, order_id: str) -> WorkflowView | None:
@@ -117,6 +135,70 @@ class Workflows:
             await self.client.raise_workflow_event(order_id, CANCEL_EVENT, data={"reason": reason} if reason else None)
         except grpc.RpcError as err:
             raise SidecarUnavailable(_describe(err)) from err
+
+    async def history(self, order_id: str) -> list[dict[str, Any]] | None:
+        """The instance's history events, oldest first, each as a short readable dict (``history_entry``);
+        None when the engine has no such instance (never started, or purged)."""
+        token = dapr_settings.DAPR_API_TOKEN
+        try:
+            response = await self.raw.GetInstanceHistory(
+                pb.GetInstanceHistoryRequest(instanceId=order_id),
+                metadata=(("dapr-api-token", token),) if token else None,
+                timeout=30,
+            )
+        except grpc.RpcError as err:
+            if _code(err) == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise SidecarUnavailable(_describe(err)) from err
+        return [history_entry(event) for event in response.events] or None
+
+
+def history_entry(event: Any) -> dict[str, Any]:
+    """One history event as the order-api shows it: its type (``TaskScheduled``, ``TimerFired``, ...), when, the
+    name of the activity, timer, event or workflow, the task it belongs to, where it ran and how it ended.
+    Inputs are left out (they hold payment tokens and addresses); results are cut to a summary."""
+    kind = event.WhichOneof("eventType") or "unknown"
+    body: Any = getattr(event, kind, None)
+    entry: dict[str, Any] = {
+        "event_id": event.eventId,
+        "type": kind[:1].upper() + kind[1:],
+        "timestamp": _time(event.timestamp),
+    }
+    if kind in ("taskScheduled", "executionStarted", "eventRaised", "eventSent") and body.name:
+        entry["name"] = body.name
+    if kind == "taskScheduled":
+        entry["task_id"] = event.eventId
+    elif kind in ("taskCompleted", "taskFailed"):
+        entry["task_id"] = body.taskScheduledId
+    elif kind == "timerCreated":
+        entry["task_id"] = event.eventId
+        entry["fire_at"] = _time(body.fireAt)
+        if body.name:
+            entry["name"] = body.name
+        if origin := body.WhichOneof("origin"):
+            entry["timer_origin"] = origin
+    elif kind == "timerFired":
+        entry["task_id"] = body.timerId
+        entry["fire_at"] = _time(body.fireAt)
+    if event.HasField("router") and event.router.targetAppID:
+        entry["app"] = event.router.targetAppID
+    if kind == "executionCompleted":
+        entry["status"] = pb.OrchestrationStatus.Name(body.workflowStatus).removeprefix("ORCHESTRATION_STATUS_")
+    if kind in ("taskCompleted", "executionCompleted") and body.HasField("result"):
+        entry["result"] = _cut(body.result.value)
+    if kind in ("taskFailed", "executionCompleted") and body.HasField("failureDetails"):
+        failure = body.failureDetails
+        text = f"{failure.errorType}: {failure.errorMessage}" if failure.errorType else failure.errorMessage
+        entry["failure"] = _cut(text)
+    return entry
+
+
+def _time(stamp: Timestamp) -> str:
+    return stamp.ToDatetime(tzinfo=UTC).isoformat()
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
 
 
 def _view(state: Any) -> WorkflowView | None:

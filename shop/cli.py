@@ -8,13 +8,12 @@ import argparse
 import os
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 import httpx
 
-from shop.scenarios import SCENARIOS, order_body
+from shop.scenarios import SCENARIOS, Fault, fault_body, new_order_id, order_body
 
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
 FAULT_APPS = ("payment", "inventory", "shipping", "notification", "order-api")
@@ -99,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _submit(args: argparse.Namespace, out: TextIO) -> int:
     scenario = SCENARIOS[args.scenario]
-    order_id = args.order_id or f"{scenario.name}-{uuid.uuid4().hex[:8]}"
+    order_id = args.order_id or new_order_id(scenario)
     with httpx.Client(timeout=60) as client:
         armed = [_arm(client, fault, order_id) for fault in scenario.faults]
         try:
@@ -209,13 +208,8 @@ def _cancel(args: argparse.Namespace, out: TextIO) -> int:
 # --- faults -------------------------------------------------------------------------------------------------
 
 
-def _arm(client: httpx.Client, fault: Any, order_id: str) -> tuple[str, str]:
-    body = {"mode": fault.mode, "order_id": order_id}
-    if fault.count is not None:
-        body["count"] = fault.count
-    if fault.delay_ms is not None:
-        body["delay_ms"] = fault.delay_ms
-    _check(client.put(f"{url_of(fault.app)}/faults/{fault.activity}", json=body))
+def _arm(client: httpx.Client, fault: Fault, order_id: str) -> tuple[str, str]:
+    _check(client.put(f"{url_of(fault.app)}/faults/{fault.activity}", json=fault_body(fault, order_id)))
     return fault.app, fault.activity
 
 

@@ -1,8 +1,9 @@
-"""The demo scenarios: what each sends and which faults it needs. Plain data, shared by the command line (and,
-later, by anything else that drives the demo). Faults are armed for the scenario's own order only."""
+"""The demo scenarios: what each sends and which faults it needs. Plain data, shared by the command line and the
+order-api's console (``orchestrator/console``). Faults are armed for the scenario's own order only."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,4 +89,18 @@ def order_body(scenario: Scenario, order_id: str | None) -> dict[str, Any]:
     }
     if order_id:
         body["order_id"] = order_id
+    return body
+
+
+def new_order_id(scenario: Scenario) -> str:
+    return f"{scenario.name}-{uuid.uuid4().hex[:8]}"
+
+
+def fault_body(fault: Fault, order_id: str) -> dict[str, Any]:
+    """The ``PUT /faults/{activity}`` body that arms ``fault`` for ``order_id`` only."""
+    body: dict[str, Any] = {"mode": fault.mode, "order_id": order_id}
+    if fault.count is not None:
+        body["count"] = fault.count
+    if fault.delay_ms is not None:
+        body["delay_ms"] = fault.delay_ms
     return body

@@ -73,9 +73,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 _lanes: dict[str, dict[str, int]] = {}
 _lane_skips: dict[str, str] = {}
+_browser: dict[str, list[str]] = {}  # outcome -> skip reasons (or test ids) of the console's browser tests
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    in_dapr_lane = "[dapr" in report.nodeid  # by design the console is tested in the sidecar lane only
+    if "browser" in report.keywords and not in_dapr_lane and (report.when == "call" or report.outcome != "passed"):
+        reason = report.longrepr[2].removeprefix("Skipped: ") if isinstance(report.longrepr, tuple) else ""
+        _browser.setdefault(report.outcome, []).append(reason)
     lane = next((engine for engine in ("sidecar", "dapr") if f"[{engine}" in report.nodeid), None)
     if lane is None or "/e2e/" not in report.nodeid.replace("\\", "/"):
         return
@@ -87,6 +92,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if _browser:
+        terminalreporter.section("console in a browser")
+        ran = ", ".join(f"{len(v)} {k}" for k, v in sorted(_browser.items()) if k != "skipped")
+        why = sorted(set(_browser.get("skipped", [])))
+        skipped = f"{len(_browser['skipped'])} skipped: {'; '.join(why)}" if why else ""
+        terminalreporter.write_line(f"headless Chromium: {', '.join(p for p in (ran, skipped) if p)}")
     if not _lanes:
         return
     terminalreporter.section("end-to-end lanes")

@@ -36,10 +36,18 @@ REPO = Path(__file__).resolve().parents[2]
 ENGINES = ("sidecar", "dapr")
 
 
+_given_ports: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, and never handed out before in this session (the kernel may offer one twice)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
 
 
 @dataclass
@@ -96,6 +104,9 @@ def _write_template(
         app.setdefault("env", {})["DATABASE_URL"] = databases[app["appID"]]
         urls[app["appID"]] = f"http://127.0.0.1:{app['appPort']}"
         engine_health[app["appID"]] = f"http://127.0.0.1:{app['daprHTTPPort']}/v1.0/healthz"
+    # The order-api's console reaches the other apps (their faults, the notifications) where this lane put them.
+    order_api = next(app for app in template["apps"] if app["appID"] == "order-api")
+    order_api["env"] |= {f"{app_id.upper()}_URL": url for app_id, url in urls.items() if app_id != "order-api"}
     (tmp / "dapr.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
     return urls, engine_health
 
@@ -116,35 +127,23 @@ def _wait_healthy(system: System, timeout: float = 120) -> None:
 
 
 def _command(engine: str, tmp: Path) -> list[str]:
+    # As `make run` and `make run-dapr`: through common.devdb, which prints the banner once the apps answer
+    # (POSTGRES_URL is set, so it starts no database of its own).
+    devdb = [sys.executable, "-m", "common.devdb", "run", "--banner", str(tmp / "dapr.yaml"), "--"]
     if engine == "sidecar":
-        return [
-            sys.executable,
-            "-m",
-            "sidecar",
-            "run",
-            "-f",
-            str(tmp / "dapr.yaml"),
-            "--state",
-            str(tmp / "state.db"),
-            "--policies",
-            str(REPO / "components" / "access-policies"),  # as `make run`
+        runner = ["sidecar", "run", "-f", str(tmp / "dapr.yaml"), "--state", str(tmp / "state.db")]
+        runner += ["--policies", str(REPO / "components" / "access-policies")]  # as `make run`
+    else:
+        runner = ["realdapr", "run", "-f", str(tmp / "dapr.yaml"), "--data-dir", str(tmp / "dapr")]
+        runner += [
+            "--workflow-db",
+            f"{tmp.name.replace('-', '_')}_wf",
+            "--placement-port",
+            "0",
+            "--scheduler-port",
+            "0",
         ]
-    return [
-        sys.executable,
-        "-m",
-        "realdapr",
-        "run",
-        "-f",
-        str(tmp / "dapr.yaml"),
-        "--data-dir",
-        str(tmp / "dapr"),
-        "--workflow-db",
-        f"{tmp.name.replace('-', '_')}_wf",
-        "--placement-port",
-        "0",
-        "--scheduler-port",
-        "0",
-    ]
+    return [*devdb, sys.executable, "-m", *runner]
 
 
 def _skip_reason(engine: str, config: pytest.Config) -> str | None:

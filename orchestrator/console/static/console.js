@@ -1,0 +1,395 @@
+// The saga console: polls the order-api's JSON (orders every second, the open order and its workflow history every
+// second until it has finished) and draws it. No framework, no build step, nothing from the network.
+
+const POLL_MS = 1000;
+const FAULT_POLL_MS = 2000;
+const TERMINAL = new Set(["COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"]);
+const UNDOS = new Set(["release_inventory", "refund", "cancel_shipment"]);
+
+const $ = (id) => document.getElementById(id);
+let config = null;
+let openOrder = null; // {id, done, history, view}
+let orderTimer = null;
+
+// --- small helpers -------------------------------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "style") el.style.cssText = value;
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+async function call(method, url, body) {
+  const init = { method, headers: { accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!response.ok) {
+    const detail = data && data.detail ? data.detail : `${response.status} ${response.statusText}`;
+    const err = new Error(detail);
+    err.status = response.status;
+    throw err;
+  }
+  return data;
+}
+
+function showProblem(message) {
+  const el = $("problem");
+  el.textContent = message || "";
+  el.hidden = !message;
+}
+
+const badge = (status) => h("span", { class: `badge ${String(status).toLowerCase()}` }, status);
+const cents = (value) => (value === null || value === undefined ? "–" : (value / 100).toFixed(2));
+const clock = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour12: false }) : "");
+const seconds = (ms) => `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+
+// --- routing: /console and /console/orders/{id} -------------------------------------------------------------
+
+function orderIdFromPath() {
+  const match = location.pathname.match(/^\/console\/orders\/([^/]+)\/?$/);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+function go(path) {
+  if (location.pathname !== path) history.pushState({}, "", path);
+  route();
+}
+
+function route() {
+  const id = orderIdFromPath();
+  clearTimeout(orderTimer);
+  openOrder = id ? { id, done: false, afterDone: 0 } : null;
+  document.querySelectorAll("#order-rows tr").forEach((tr) => tr.classList.toggle("open", tr.dataset.orderId === id));
+  if (!id) {
+    $("order-body").replaceChildren(h("p", { class: "muted" }, "Pick an order, or start a scenario: its saga shows here."));
+    return;
+  }
+  $("order-body").replaceChildren(h("p", { class: "muted" }, `Loading ${id}…`));
+  pollOrder(id);
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-nav]");
+  if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  go(link.getAttribute("href"));
+});
+window.addEventListener("popstate", route);
+
+// --- the orders --------------------------------------------------------------------------------------------
+
+async function pollOrders() {
+  try {
+    const page = await call("GET", "/orders?limit=50");
+    renderOrders(page.items);
+    $("live").textContent = `live · ${new Date().toLocaleTimeString([], { hour12: false })}`;
+    showProblem(null);
+  } catch (err) {
+    $("live").textContent = "disconnected";
+    showProblem(`The order-api did not answer: ${err.message}`);
+  }
+  setTimeout(pollOrders, POLL_MS);
+}
+
+function renderOrders(orders) {
+  const open = orderIdFromPath();
+  $("order-rows").replaceChildren(
+    ...orders.map((o) =>
+      h("tr", { "data-order-id": o.order_id, class: o.order_id === open ? "open" : null },
+        h("td", {}, h("a", { href: `/console/orders/${encodeURIComponent(o.order_id)}`, "data-nav": true }, o.order_id)),
+        h("td", {}, badge(o.status)),
+        h("td", { class: "num" }, cents(o.total_cents)),
+        h("td", { class: "muted" }, clock(o.created_at)),
+      ),
+    ),
+  );
+  if (!orders.length) $("order-rows").append(h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No orders yet.")));
+}
+
+// --- one order: its saga as a timeline ----------------------------------------------------------------------
+
+async function pollOrder(id) {
+  if (!openOrder || openOrder.id !== id) return;
+  let view, events = null, historyNote = null, told = null;
+  try {
+    view = await call("GET", `/orders/${encodeURIComponent(id)}`);
+  } catch (err) {
+    $("order-body").replaceChildren(h("p", { class: "problem" }, `${id}: ${err.message}`));
+    openOrder.done = err.status === 404;
+    if (!openOrder.done) orderTimer = setTimeout(() => pollOrder(id), POLL_MS);
+    return;
+  }
+  try {
+    events = await call("GET", `/orders/${encodeURIComponent(id)}/history`);
+  } catch (err) {
+    historyNote = `No workflow history: ${err.message}. The bars below come from the saga's own record.`;
+  }
+  if (TERMINAL.has(view.status)) {
+    try { told = await call("GET", `/console/api/orders/${encodeURIComponent(id)}/notifications`); } catch { told = null; }
+  }
+  if (!openOrder || openOrder.id !== id) return;
+  renderOrder(view, events, historyNote, told);
+  // Finished: poll a little longer, until the history has the workflow's own end (it follows the last record).
+  const ended = !events || events.some((e) => e.type === "ExecutionCompleted");
+  if (TERMINAL.has(view.status) && (ended || ++openOrder.afterDone > 10)) return;
+  orderTimer = setTimeout(() => pollOrder(id), POLL_MS);
+}
+
+// Attempts of each activity from the history: TaskScheduled paired with its TaskCompleted/TaskFailed by task id;
+// a retry is the same activity scheduled again after a timer.
+function attemptsFrom(events) {
+  const byTask = new Map();
+  const rows = [];
+  const rowOf = new Map();
+  let lastFailed = null;
+  const timers = [];
+  for (const e of events) {
+    if (e.type === "TaskScheduled") {
+      let row = rowOf.get(e.name);
+      if (!row || row.closed) {
+        row = { name: e.name, app: e.app, attempts: [], timers: [], closed: false };
+        rows.push(row);
+        rowOf.set(e.name, row);
+      }
+      const attempt = { start: Date.parse(e.timestamp), end: null, outcome: "running", failure: null };
+      row.attempts.push(attempt);
+      byTask.set(e.task_id, { row, attempt });
+    } else if (e.type === "TaskCompleted" || e.type === "TaskFailed") {
+      const found = byTask.get(e.task_id);
+      if (!found) continue;
+      found.attempt.end = Date.parse(e.timestamp);
+      found.attempt.outcome = e.type === "TaskCompleted" ? "ok" : "failed";
+      found.attempt.failure = e.failure || null;
+      found.attempt.result = e.result || null;
+      if (e.type === "TaskCompleted") found.row.closed = true;
+      lastFailed = e.type === "TaskFailed" ? found.row : null;
+    } else if (e.type === "TimerCreated") {
+      const timer = { start: Date.parse(e.timestamp), end: Date.parse(e.fire_at), fired: false, id: e.task_id };
+      timers.push(timer);
+      if (lastFailed) lastFailed.timers.push(timer); // the backoff before the next attempt
+      lastFailed = null;
+    } else if (e.type === "TimerFired") {
+      const timer = timers.find((t) => t.id === e.task_id);
+      if (timer) { timer.fired = true; timer.end = Date.parse(e.fire_at); } // when it was due, as recorded
+    }
+  }
+  return rows;
+}
+
+function renderOrder(view, events, historyNote, told) {
+  const now = Date.now();
+  const stepOf = Object.fromEntries(view.steps.map((s) => [s.name, s]));
+  const undoOf = Object.fromEntries(view.compensations.map((c) => [c.name, c]));
+  let rows;
+  if (events) {
+    rows = attemptsFrom(events);
+  } else {
+    rows = view.steps.map((s) => ({
+      name: s.name, app: s.app, timers: [],
+      attempts: s.started_at ? [{ start: Date.parse(s.started_at), end: s.finished_at ? Date.parse(s.finished_at) : null,
+        outcome: s.outcome === "running" ? "running" : s.outcome === "failed" ? "failed" : "ok" }] : [],
+    }));
+    for (const c of view.compensations) rows.push({ name: c.name, timers: [], attempts: [] });
+  }
+  const starts = rows.flatMap((r) => r.attempts.map((a) => a.start));
+  const begin = events && events.length ? Date.parse(events[0].timestamp) : Math.min(Date.parse(view.created_at), ...starts);
+  const ends = rows.flatMap((r) => [...r.attempts.map((a) => a.end ?? now), ...r.timers.map((t) => t.end)]);
+  const last = events && events.length ? Date.parse(events[events.length - 1].timestamp) : begin;
+  const finish = TERMINAL.has(view.status) ? Math.max(last, ...ends) : Math.max(now, ...ends);
+  const span = Math.max(finish - begin, 1);
+  const x = (t) => `${(((t - begin) / span) * 100).toFixed(3)}%`;
+  const w = (a, b) => `${Math.max(((b - a) / span) * 100, 0.4).toFixed(3)}%`;
+
+  const cancelAt = events ? events.filter((e) => e.type === "EventRaised") : [];
+  const lines = rows.map((row) => {
+    const undo = UNDOS.has(row.name) || row.name in undoOf;
+    const record = undo ? undoOf[row.name] : stepOf[row.name];
+    const outcome = record ? record.outcome : row.attempts.some((a) => a.outcome === "ok") ? "done" : "running";
+    const attempts = (record && record.attempts) || row.attempts.length || null;
+    const reason = record && record.reason ? record.reason : null;
+    const app = row.app || (record && record.app) || (row.name === "record_order_status" ? "order-api" : "");
+    const segments = [];
+    row.attempts.forEach((a, i) => {
+      const cls = a.outcome === "failed" ? "failed" : a.outcome === "running" ? "running" : outcome;
+      segments.push(h("div", {
+        class: `bar ${undo ? "undo" : "step"} ${cls}`, "data-name": row.name,
+        style: `left:${x(a.start)};width:${w(a.start, a.end ?? now)}`,
+        title: `${row.name} attempt ${i + 1}: ${a.outcome}${a.failure ? ` (${a.failure})` : ""}, ${seconds((a.end ?? now) - a.start)}`,
+      }));
+    });
+    for (const t of row.timers) {
+      segments.push(h("div", {
+        class: "bar timer", style: `left:${x(t.start)};width:${w(t.start, t.end)}`,
+        title: `retry timer: ${seconds(t.end - t.start)}${t.fired ? "" : " (waiting)"}`,
+      }));
+    }
+    return h("div", { class: `lane ${undo ? "undo" : "step"}${row.name === "record_order_status" ? " quiet" : ""}` },
+      h("div", { class: "label" },
+        h("span", { class: "kind" }, undo ? "undo" : "step"), " ", h("strong", {}, row.name),
+        app ? h("span", { class: "muted" }, ` on ${app}`) : null,
+        h("div", { class: "detail" }, badge(outcome),
+          attempts ? h("span", { class: attempts > 1 ? "retried" : "muted" }, ` ${attempts} attempt${attempts > 1 ? "s" : ""}`) : null,
+          row.timers.length ? h("span", { class: "muted" }, `, ${row.timers.length} retry timer${row.timers.length > 1 ? "s" : ""}`) : null,
+          reason ? h("span", { class: "reason" }, ` ${reason}`) : null),
+      ),
+      h("div", { class: "track" }, ...segments,
+        ...cancelAt.map((e) => h("div", { class: "marker", style: `left:${x(Date.parse(e.timestamp))}`, title: `event ${e.name}` }))),
+    );
+  });
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) =>
+    h("span", { class: "tick", style: `left:${(f * 100).toFixed(1)}%` }, `+${seconds(f * span)}`));
+
+  const stack = view.compensations;
+  const stackBox = h("div", { class: "box", id: "stack" }, h("h3", {}, "Compensation stack"),
+    stack.length
+      ? h("ol", {}, ...stack.map((c) => h("li", {}, h("strong", {}, c.name), " ", badge(c.outcome),
+          c.reason ? h("span", { class: "reason" }, ` ${c.reason}`) : null)))
+      : h("p", { class: "muted" }, view.status === "COMPLETED"
+          ? "Empty: every step succeeded, so the undos pushed before them were dropped."
+          : view.status === "REJECTED" ? "Empty: the order was refused before anything happened."
+          : "Empty so far."),
+    stack.length ? h("p", { class: "muted" }, TERMINAL.has(view.status)
+      ? "As it stood when the saga unwound, top first: each undo in the order it ran."
+      : "Top first: what would be undone, in this order, if a step failed now.") : null,
+  );
+  const toldBox = h("div", { class: "box", id: "told" }, h("h3", {}, "What the customer was told"),
+    told && told.length
+      ? h("ul", {}, ...told.map((n) => h("li", {}, `${n.channel} · `, h("strong", {}, n.kind), ` · ${n.status}`,
+          n.kind === "order_failed" && view.failure ? h("span", { class: "reason" }, ` “${view.failure.reason}”`) : null)))
+      : h("p", { class: "muted" }, TERMINAL.has(view.status) ? "Nothing (yet)." : "Nothing until the saga ends."),
+    view.warnings ? h("p", { class: "reason" }, view.warnings.join("; ")) : null,
+  );
+
+  const link = `/console/orders/${encodeURIComponent(view.order_id)}`;
+  $("order-body").replaceChildren(...[
+    h("h2", {}, h("a", { href: link, "data-nav": true, id: "order-link" }, view.order_id), " ", badge(view.status),
+      view.cancel_requested ? h("span", { class: "muted" }, " cancel requested") : null),
+    h("p", { class: "facts" },
+      `total ${cents(view.total_cents)} · created ${clock(view.created_at)} · updated ${clock(view.updated_at)}`,
+      view.trace_id ? h("span", { id: "trace-id" }, ` · trace id ${view.trace_id}`) : null),
+    view.failure ? h("p", { class: "problem" }, `${view.failure.step}: ${view.failure.reason}`) : null,
+    view.workflow ? h("p", { class: "problem" }, `workflow ${view.workflow.runtime_status}: ${view.workflow.failure || ""}`) : null,
+    historyNote ? h("p", { class: "muted" }, historyNote) : null,
+    h("div", { class: "timeline", id: "timeline" }, h("div", { class: "axis" }, h("div", { class: "label" }), h("div", { class: "track" }, ...ticks)), ...lines),
+    h("p", { class: "legend muted" },
+      h("span", { class: "swatch succeeded" }), "succeeded ", h("span", { class: "swatch failed" }), "failed attempt ",
+      h("span", { class: "swatch timer" }), "retry timer ", h("span", { class: "swatch undo" }), "undo ",
+      h("span", { class: "swatch running" }), "running",
+      cancelAt.length ? [" ", h("span", { class: "swatch marker" }), "event raised (cancel)"] : null),
+    h("div", { class: "boxes" }, stackBox, toldBox),
+  ].filter(Boolean));
+}
+
+// --- scenarios and faults ------------------------------------------------------------------------------------
+
+function renderControls() {
+  const note = $("controls-note");
+  note.textContent = config.controls
+    ? "One click: arms the faults it needs for its own order, submits it, clears them when it ends."
+    : config.why_not;
+  $("scenario-buttons").replaceChildren(...config.scenarios.map((s) =>
+    h("button", { type: "button", "data-scenario": s.name, disabled: !config.controls, title: `${s.summary} (ends ${s.expect})`,
+      onclick: () => runScenario(s.name) }, s.name)));
+  const form = $("fault-form");
+  form.hidden = !config.controls;
+  $("clear-all").hidden = !config.controls;
+  form.app.replaceChildren(...Object.keys(config.activities).map((app) => h("option", {}, app)));
+  const activities = () => form.activity.replaceChildren(...(config.activities[form.app.value] || []).map((a) => h("option", {}, a)));
+  form.app.addEventListener("change", activities);
+  form.app.value = "payment";
+  activities();
+  const links = Object.entries({ "order-api": location.origin, ...config.apps }).filter(([app], i, all) =>
+    all.findIndex(([other]) => other === app) === i);
+  $("links").replaceChildren(...links.map(([app, url]) => h("a", { href: `${url}/schema/swagger`, target: "_blank" }, `${app} API`)));
+}
+
+async function runScenario(name) {
+  try {
+    const started = await call("POST", `/console/api/scenarios/${name}`);
+    showProblem(null);
+    go(`/console/orders/${encodeURIComponent(started.order_id)}`);
+    pollFaults(false);
+  } catch (err) {
+    showProblem(`Scenario ${name}: ${err.message}`);
+  }
+}
+
+async function pollFaults(again = true) {
+  if (config.controls) {
+    try {
+      renderFaults(await call("GET", "/console/api/faults"));
+    } catch (err) {
+      $("fault-list").replaceChildren(h("p", { class: "problem" }, err.message));
+    }
+  } else {
+    $("fault-list").replaceChildren(h("p", { class: "muted" }, config.why_not));
+  }
+  if (again) setTimeout(pollFaults, FAULT_POLL_MS);
+}
+
+function renderFaults(apps) {
+  $("fault-list").replaceChildren(h("table", {}, ...apps.map((a) =>
+    h("tr", { "data-app": a.app }, h("th", {}, a.app),
+      h("td", {}, a.error ? h("span", { class: "muted" }, a.error)
+        : a.faults.length ? a.faults.map((f) => h("span", { class: "fault" },
+            `${f.activity} ${f.mode}`,
+            [["remaining", f.remaining], ["delay_ms", f.delay_ms], ["order", f.order_id]]
+              .filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => ` ${k}=${v}`).join(""),
+            h("button", { type: "button", class: "small", title: "clear",
+              onclick: () => changeFaults("DELETE", `/console/api/faults/${a.app}/${f.activity}`) }, "×")))
+        : h("span", { class: "muted" }, "none"))))));
+}
+
+async function changeFaults(method, url, body) {
+  try {
+    await call(method, url, body);
+    showProblem(null);
+  } catch (err) {
+    showProblem(err.message);
+  }
+  pollFaults(false);
+}
+
+$("fault-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const body = { mode: form.mode.value };
+  for (const key of ["count", "delay_ms"]) if (form[key].value) body[key] = Number(form[key].value);
+  if (form.order_id.value.trim()) body.order_id = form.order_id.value.trim();
+  changeFaults("PUT", `/console/api/faults/${form.app.value}/${form.activity.value}`, body);
+});
+$("clear-all").addEventListener("click", () => changeFaults("DELETE", "/console/api/faults"));
+
+// --- start ------------------------------------------------------------------------------------------------
+
+async function start() {
+  try {
+    config = await call("GET", "/console/api/config");
+  } catch (err) {
+    showProblem(`The console's configuration did not load: ${err.message}`);
+    setTimeout(start, POLL_MS);
+    return;
+  }
+  renderControls();
+  pollOrders();
+  pollFaults();
+  route();
+}
+
+start();
