@@ -125,6 +125,7 @@ class HistoryEvent(msgspec.Struct, omit_defaults=True):
     status: str | None = None  # ExecutionCompleted
     result: str | None = None  # JSON, cut to a summary
     failure: str | None = None
+    trace_id: str | None = None  # ExecutionStarted, when traces are on: the trace the saga runs in
 
 
 class OrderPage(msgspec.Struct):

@@ -166,6 +166,8 @@ def history_entry(event: Any) -> dict[str, Any]:
     }
     if kind in ("taskScheduled", "executionStarted", "eventRaised", "eventSent") and body.name:
         entry["name"] = body.name
+    if kind == "executionStarted" and (trace := telemetry.trace_id(body.parentTraceContext.traceParent)):
+        entry["trace_id"] = trace  # the trace the saga runs in (when traces are on), to look it up in a back end
     if kind == "taskScheduled":
         entry["task_id"] = event.eventId
     elif kind in ("taskCompleted", "taskFailed"):

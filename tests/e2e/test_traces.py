@@ -52,6 +52,10 @@ def test_one_trace_follows_an_order_from_its_request_through_every_activity_app(
     activity_ids = {s.span_id for s in activities}
     sql = [s for s in trace if s.attributes.get("db.system") == "postgresql"]
     assert {s.service for s in sql if s.parent_span_id in activity_ids} >= {"inventory", "payment", "shipping"}
+    # The order's history names the trace too (what the console shows).
+    with system.client("order-api") as api:
+        started = next(e for e in api.get(f"/orders/{order_id}/history").json() if e["type"] == "ExecutionStarted")
+    assert started["trace_id"] == activities[0].trace_id
     if system.engine == "sidecar":  # daprd puts spans of its own (not exported here) between request and activity
         request_ids = {s.span_id for s in requests}
         assert all(s.parent_span_id in request_ids for s in activities), activities

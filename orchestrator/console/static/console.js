@@ -277,12 +277,14 @@ function renderOrder(view, events, historyNote, told) {
   );
 
   const link = `/console/orders/${encodeURIComponent(view.order_id)}`;
+  // The trace the saga runs in (traces on): its ExecutionStarted carries it.
+  const traceId = view.trace_id || (events || []).map((e) => e.trace_id).find(Boolean);
   $("order-body").replaceChildren(...[
     h("h2", {}, h("a", { href: link, "data-nav": true, id: "order-link" }, view.order_id), " ", badge(view.status),
       view.cancel_requested ? h("span", { class: "muted" }, " cancel requested") : null),
     h("p", { class: "facts" },
       `total ${cents(view.total_cents)} · created ${clock(view.created_at)} · updated ${clock(view.updated_at)}`,
-      view.trace_id ? h("span", { id: "trace-id" }, ` · trace id ${view.trace_id}`) : null),
+      traceId ? h("span", { id: "trace-id" }, ` · trace id ${traceId}`) : null),
     view.failure ? h("p", { class: "problem" }, `${view.failure.step}: ${view.failure.reason}`) : null,
     view.workflow ? h("p", { class: "problem" }, `workflow ${view.workflow.runtime_status}: ${view.workflow.failure || ""}`) : null,
     historyNote ? h("p", { class: "muted" }, historyNote) : null,
