@@ -228,6 +228,21 @@ def test_a_run_starts_placement_scheduler_and_daprd_and_sigterm_stops_every_proc
 
 
 @needs_dapr
+def test_a_sigkilled_run_leaves_no_daprd_placement_scheduler_or_app_running(tmp_path: Path, pg_server_url: str):
+    proc, log = start_run(one_app_template(tmp_path / "t"), tmp_path, pg_server_url)
+    try:
+        wait_for(log, "all 1 daprd sidecars are up", proc)
+        started = descendants(proc.pid)
+        assert {"placement", "scheduler", "daprd"} <= {p.name() for p in started}
+        proc.kill()
+        proc.wait(10)
+        assert all_gone(started) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@needs_dapr
 def test_a_taken_port_stops_the_run_before_anything_starts(tmp_path: Path, pg_server_url: str):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

@@ -232,6 +232,24 @@ def test_sigterm_stops_every_app_and_its_children_and_exits_zero(tmp_path: Path,
     assert [group_alive(pgid) for pgid in leaders] == [[], []]
 
 
+def test_a_sigkilled_runner_leaves_no_app_running(tmp_path: Path, runners, monkeypatch) -> None:
+    # The runner runs in tmp_path: make it import this checkout's sidecar, not whichever one is installed.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    # Nothing can be handed on by a runner that is SIGKILLed: its apps, each in a session of its own, must die
+    # with it (the kernel's parent-death signal), or they hold their ports against the runner's restart.
+    template(tmp_path, """\
+        apps:
+          - {appID: one, appDirPath: ., command: ["python", "-c", "import os, time; print('pid', os.getpid(), flush=True); time.sleep(60)"]}
+          - {appID: two, appDirPath: ., command: ["python", "-c", "import os, time; print('pid', os.getpid(), flush=True); time.sleep(60)"]}
+        """)
+    runner = run(runners, tmp_path)
+    apps = [psutil.Process(int(runner.wait_for(f"[{app}] pid", runner.out)[0].split()[2])) for app in ("one", "two")]
+    runner.proc.kill()
+    runner.finish()
+    _, alive = psutil.wait_procs(apps, timeout=TIMEOUT)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+
+
 def test_a_second_stop_request_kills_an_app_that_ignores_sigterm_at_once(tmp_path: Path, runners) -> None:
     script(tmp_path, "stubborn.py", """\
         import os, signal, time
