@@ -11,35 +11,24 @@ through the real SDK; tests drive it through the REST APIs only. ``--engine`` pi
 
 from __future__ import annotations
 
+import asyncio
 import os
-import socket
 import subprocess
-import sys
-import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncio
-import uuid
-
 import httpx
 import pytest
-import yaml
 
 from common.db import database_name, drop_database, ensure_database, libpq_url
+from common.launcher import ENGINES, runner_command, wait_healthy, write_template
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprError, find
 from tests.processes import stop_runner
 
 REPO = Path(__file__).resolve().parents[2]
-ENGINES = ("sidecar", "dapr")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -62,61 +51,21 @@ class System:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _write_template(tmp: Path, pg_server_url: str, databases: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    template = yaml.safe_load((REPO / "dapr.yaml").read_text())
-    common_env = template.setdefault("common", {}).setdefault("env", {})
-    common_env.update({
+def _env(pg_server_url: str) -> dict[str, str]:
+    return {
         "POSTGRES_URL": pg_server_url,
         "FAULTS_ENABLED": "true",
         # Fast retries so fault scenarios finish in seconds; the policy shape is the production one.
         "SAGA_RETRY_FIRST_INTERVAL_MS": "100",
         "SAGA_RETRY_MAX_INTERVAL_MS": "400",
         "SAGA_RETRY_MAX_ATTEMPTS": "3",
-    })
-    # Paths in the template are relative to its folder: point them back at the repository.
-    for key in ("resourcesPaths",):
-        if key in template["common"]:
-            template["common"][key] = [str(REPO / p) for p in template["common"][key]]
-    if "configFilePath" in template["common"]:
-        template["common"]["configFilePath"] = str(REPO / template["common"]["configFilePath"])
-    urls, engine_health = {}, {}
-    for app in template["apps"]:
-        app["appDirPath"] = str(REPO / app["appDirPath"])
-        app["appPort"] = _free_port()
-        app["daprHTTPPort"] = _free_port()
-        app["daprGRPCPort"] = _free_port()
-        # Each lane has databases of its own: a lane never sees the orders the other one left running.
-        app.setdefault("env", {})["DATABASE_URL"] = databases[app["appID"]]
-        urls[app["appID"]] = f"http://127.0.0.1:{app['appPort']}"
-        engine_health[app["appID"]] = f"http://127.0.0.1:{app['daprHTTPPort']}/v1.0/healthz"
-    (tmp / "dapr.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
-    return urls, engine_health
+    }
 
 
-def _wait_healthy(system: System, timeout: float = 120) -> None:
-    """Every app's /healthz and its engine's /v1.0/healthz answer 2xx (each app and each sidecar is up)."""
-    deadline = time.monotonic() + timeout
-    pending = {f"{app_id} app": url + "/healthz" for app_id, url in system.urls.items()}
-    pending |= {f"{app_id} engine": url for app_id, url in system.engine_health.items()}
-    while pending and time.monotonic() < deadline:
-        if system.process.poll() is not None:
-            raise RuntimeError(f"the runner exited with {system.process.returncode}:\n{system.log_tail()}")
-        for name, url in list(pending.items()):
-            try:
-                if httpx.get(url, timeout=1).is_success:
-                    del pending[name]
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.3)
-    if pending:
-        raise RuntimeError(f"not healthy after {timeout}s: {sorted(pending)}\n{system.log_tail()}")
-
-
-def _command(engine: str, tmp: Path) -> list[str]:
+def _command(engine: str, tmp: Path, template: Path) -> list[str]:
     if engine == "sidecar":
-        return [sys.executable, "-m", "sidecar", "run", "-f", str(tmp / "dapr.yaml"), "--state", str(tmp / "state.db")]
-    return [sys.executable, "-m", "realdapr", "run", "-f", str(tmp / "dapr.yaml"), "--data-dir", str(tmp / "dapr"),
-            "--workflow-db", f"{tmp.name.replace('-', '_')}_wf", "--placement-port", "0", "--scheduler-port", "0"]
+        return runner_command(engine, tmp, template)
+    return runner_command(engine, tmp, template, "--workflow-db", f"{tmp.name.replace('-', '_')}_wf")
 
 
 def _skip_reason(engine: str, config: pytest.Config) -> str | None:
@@ -145,17 +94,18 @@ def system(request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory:
              ("order-api", "inventory", "payment", "shipping", "notification")}
     for name in names.values():
         asyncio.run(ensure_database(pg_server_url, name))
-    urls, engine_health = _write_template(tmp, pg_server_url, {a: libpq_url(pg_server_url, n) for a, n in names.items()})
+    layout = write_template(tmp, _env(pg_server_url), {a: libpq_url(pg_server_url, n) for a, n in names.items()})
     log_path = tmp / "system.log"
     token = uuid.uuid4().hex
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            _command(engine, tmp), cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            _command(engine, tmp, layout.template), cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "POSTGRES_URL": pg_server_url, "DAPR_API_TOKEN": token},
         )
-    system = System(engine, urls, log_path, process, engine_health, token)
+    engine_health = {app: url + "/v1.0/healthz" for app, url in layout.engine_urls.items()}
+    system = System(engine, layout.urls, log_path, process, engine_health, token)
     try:
-        _wait_healthy(system)
+        wait_healthy(layout, lambda: process.poll() is None, system.log_tail)
         yield system
     finally:
         stop_runner(process)
