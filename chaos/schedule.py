@@ -155,10 +155,11 @@ def _fault(rng: random.Random, planned: list[PlannedOrder], at: int, activity: s
              "crash_before": 1, "crash_after": 1}[mode]
     delay_ms = rng.randint(100, 3000) if mode == "delay" else None
     order_id = None
-    if mode == "error" and activity in UNDOS and rng.random() < 0.5:
-        # Aimed at an order soon to come that will run this undo by itself: it must end COMPENSATION_FAILED.
+    if mode == "error" and activity in UNDOS:
+        # Half of them aimed at an order soon to come that will run this undo by itself (it must end
+        # COMPENSATION_FAILED naming it); the other half hit whichever orders unwind next.
         soon = [o for o in planned[at + 1: at + 40] if activity in UNWINDS.get(o.kind, ())]
-        if soon:
+        if soon and rng.random() < 0.5:
             order_id, count = rng.choice(soon).order_id, 1
     elif rng.random() < 0.2:
         order_id = planned[min(len(planned) - 1, at + rng.randint(1, 20))].order_id

@@ -82,6 +82,15 @@ def _skip_reason(engine: str, config: pytest.Config) -> str | None:
     return None
 
 
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """An engine lane for a test that starts the system itself (the chaos run), chosen and skipped as ``system``."""
+    reason = _skip_reason(request.param, request.config)
+    if reason:
+        pytest.skip(reason)
+    return request.param
+
+
 @pytest.fixture(scope="session", params=ENGINES)
 def system(request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     engine = request.param
