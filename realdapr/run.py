@@ -93,6 +93,9 @@ def check_ports_free(ports: Iterable[tuple[int, str]]) -> None:
     taken = []
     for port, what in ports:
         with socket.socket() as s:
+            # As the servers themselves bind (uvicorn, Go's net.Listen): a port whose last listener died (a crash,
+            # a SIGKILLed run) keeps connections in TIME_WAIT for a minute, which only a listener blocks.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:

@@ -28,6 +28,7 @@ import pytest
 
 from realdapr import DAPR_VERSION
 from realdapr.binaries import BINARIES, DaprError, find
+from realdapr.run import RunError, check_ports_free
 
 REPO = Path(__file__).resolve().parents[2]
 BUILT = find()
@@ -303,3 +304,20 @@ def test_a_run_gives_daprd_an_api_token_and_daprd_refuses_a_request_without_it(t
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+
+
+def test_a_port_left_in_time_wait_by_a_killed_server_counts_as_free_and_a_listening_one_does_not():
+    # A run restarted right after its apps died finds their ports in TIME_WAIT; the servers can bind them again.
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    with pytest.raises(RunError, match=f"{port} \\(app\\)"):
+        check_ports_free([(port, "app")])
+    accepted.close()  # the server closes first: its side of the connection goes to TIME_WAIT
+    server.close()
+    client.close()
+    check_ports_free([(port, "app")])
