@@ -33,6 +33,7 @@ class Findings:
     violations: list[Violation] = field(default_factory=list)
     endings: Counter = field(default_factory=Counter)  # status -> orders
     by_kind: dict[str, Counter] = field(default_factory=dict)  # workload kind -> status -> orders
+    causes: Counter = field(default_factory=Counter)  # "STATUS at step" -> orders that did not complete
     aimed_undo_errors: Counter = field(default_factory=Counter)  # "ended COMPENSATION_FAILED" / "did not fire"
     stale_rows: int = 0  # stored status behind the saga because the saga's own record of it failed (it says so)
 
@@ -99,6 +100,8 @@ def _check_order(found: Findings, order: PlannedOrder, fact: dict[str, Any], lis
     if status not in TERMINAL:
         found.add(oid, "every order ends", "a terminal status", status)
         return
+    if status != COMPLETED:
+        found.causes[f"{status} at {(view['failure'] or {}).get('step')}"] += 1
     output = fact["output"]
     if not isinstance(output, dict):
         found.add(oid, "the order-api's status equals the saga's output", status, f"no saga output: {output}")

@@ -53,6 +53,8 @@ def render(info: RunInfo, events: list[Event], found: Findings) -> str:
     lines += [f"  {status:<40}{n:>6}" for status, n in sorted(found.endings.items())]
     lines.append("  by workload kind: " + "; ".join(
         f"{kind}: " + ", ".join(f"{s} {n}" for s, n in sorted(c.items())) for kind, c in sorted(found.by_kind.items())))
+    if found.causes:
+        lines.append("  why not completed: " + ", ".join(f"{c} {n}" for c, n in sorted(found.causes.items())))
     if found.aimed_undo_errors:
         lines.append("  errors aimed at an order's undo: " + ", ".join(
             f"{what} {n}" for what, n in sorted(found.aimed_undo_errors.items())))
