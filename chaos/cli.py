@@ -123,12 +123,18 @@ async def _run(args: argparse.Namespace, plan: Plan, system: System) -> int:
     injected = Injected()
     ticker = asyncio.create_task(_tick(progress, injected, len(plan.disruptions), w0))
     injecting = asyncio.create_task(inject(system, plan.disruptions, progress, w0, _say, injected))
+    working = asyncio.create_task(run_workload(system.layout.urls["order-api"], plan.orders, args.concurrency,
+                                               progress, ORDER_TIMEOUT_S))
     try:
-        await run_workload(system.layout.urls["order-api"], plan.orders, args.concurrency, progress, ORDER_TIMEOUT_S)
+        # A system that does not come back from a disruption ends the run at once (ChaosSetupError).
+        await asyncio.wait({working, injecting}, return_when=asyncio.FIRST_EXCEPTION)
+        if injecting.done() and injecting.exception() is not None:
+            raise injecting.exception()  # type: ignore[misc]
+        await working
         await injecting
     finally:
-        ticker.cancel()
-        injecting.cancel()
+        for task in (ticker, injecting, working):
+            task.cancel()
     workload_s = time.monotonic() - w0
 
     await clear_faults(system)
