@@ -235,11 +235,9 @@ async def _get(client: httpx.AsyncClient, url: str, missing: bool = False, **kwa
     raise RuntimeError(f"GET {url}: no answer after many tries")
 
 
-_LIMIT = asyncio.Semaphore  # one per gather, made inside the running loop
-
-
 async def _gather(calls: list) -> list:
-    limit = _LIMIT(16)
+    """Await ``calls``, 16 at a time."""
+    limit = asyncio.Semaphore(16)
 
     async def bounded(call):
         async with limit:
