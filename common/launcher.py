@@ -20,10 +20,19 @@ REPO = Path(__file__).resolve().parents[1]
 ENGINES = ("sidecar", "dapr")
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, never one this process handed out before (the kernel may offer a free port
+    twice, and a template takes fifteen before any app binds one)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 @dataclass(frozen=True)

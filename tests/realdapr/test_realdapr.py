@@ -21,12 +21,15 @@ from pathlib import Path
 import grpc
 import httpx
 import psutil
+import pytest
 import yaml
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as pb
-from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
-import pytest
+from dapr.ext.workflow._durabletask.internal import (
+    orchestrator_service_pb2_grpc as stubs,
+)
 
 from realdapr import DAPR_VERSION
+from realdapr import run as realdapr_run
 from realdapr.binaries import BINARIES, DaprError, find
 from realdapr.run import RunError, check_ports_free
 
@@ -321,3 +324,9 @@ def test_a_port_left_in_time_wait_by_a_killed_server_counts_as_free_and_a_listen
     server.close()
     client.close()
     check_ports_free([(port, "app")])
+
+
+def test_free_ports_handed_out_by_one_run_are_all_different():
+    # A plan takes a dozen free ports before any process binds one; the kernel may offer the same one twice.
+    ports = [realdapr_run.free_port() for _ in range(2000)]
+    assert len(set(ports)) == len(ports)
