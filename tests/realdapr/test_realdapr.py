@@ -28,7 +28,9 @@ from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as 
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
 from realdapr import DAPR_VERSION
+from realdapr import run as realdapr_run
 from realdapr.binaries import BINARIES, DaprError, find
+from realdapr.run import RunError, check_ports_free
 
 REPO = Path(__file__).resolve().parents[2]
 BUILT = find()
@@ -262,6 +264,21 @@ def test_a_run_starts_placement_scheduler_and_daprd_and_sigterm_stops_every_proc
 
 
 @needs_dapr
+def test_a_sigkilled_run_leaves_no_daprd_placement_scheduler_or_app_running(tmp_path: Path, pg_server_url: str):
+    proc, log = start_run(one_app_template(tmp_path / "t"), tmp_path, pg_server_url)
+    try:
+        wait_for(log, "all 1 daprd sidecars are up", proc)
+        started = descendants(proc.pid)
+        assert {"placement", "scheduler", "daprd"} <= {p.name() for p in started}
+        proc.kill()
+        proc.wait(10)
+        assert all_gone(started) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@needs_dapr
 def test_a_taken_port_stops_the_run_before_anything_starts(tmp_path: Path, pg_server_url: str):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -326,3 +343,26 @@ def test_a_run_gives_daprd_an_api_token_and_daprd_refuses_a_request_without_it(t
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+
+
+def test_a_port_left_in_time_wait_by_a_killed_server_counts_as_free_and_a_listening_one_does_not():
+    # A run restarted right after its apps died finds their ports in TIME_WAIT; the servers can bind them again.
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    with pytest.raises(RunError, match=f"{port} \\(app\\)"):
+        check_ports_free([(port, "app")])
+    accepted.close()  # the server closes first: its side of the connection goes to TIME_WAIT
+    server.close()
+    client.close()
+    check_ports_free([(port, "app")])
+
+
+def test_free_ports_handed_out_by_one_run_are_all_different():
+    # A plan takes a dozen free ports before any process binds one; the kernel may offer the same one twice.
+    ports = [realdapr_run.free_port() for _ in range(2000)]
+    assert len(set(ports)) == len(ports)

@@ -85,6 +85,10 @@ def runners():
         runner.kill()
 
 
+# An app that says its pid, then waits: what a SIGKILLed runner must not leave behind.
+SLEEPER = "import os, time; print('pid', os.getpid(), flush=True); time.sleep(60)"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -193,8 +197,8 @@ def test_each_app_gets_the_dapr_run_environment_and_its_output_is_prefixed(
     assert not [line for line in runner.err if "exited" in line]  # both reached the sidecar at the first start
     runner.proc.send_signal(signal.SIGINT)
     assert runner.finish() == 0
-    assert all(line.startswith(("[fixed] ", "[svc] ")) for line in runner.out)
-    assert all(line.startswith(("[fixed] ", "[svc] ", "[sidecar] ")) for line in runner.err)
+    assert all(line.startswith(("[fixed] ", "[svc] ")) for line in runner.out), runner.out
+    assert all(line.startswith(("[fixed] ", "[svc] ", "[sidecar] ")) for line in runner.err), runner.err
 
 
 def test_an_app_that_crashes_is_restarted_with_a_growing_delay(tmp_path: Path, runners) -> None:
@@ -254,6 +258,26 @@ def test_sigterm_stops_every_app_and_its_children_and_exits_zero(tmp_path: Path,
     assert runner.finish() == 0
     assert runner.wait_for("got SIGTERM", runner.out, count=2)
     assert [group_alive(pgid) for pgid in leaders] == [[], []]
+
+
+def test_a_sigkilled_runner_leaves_no_app_running(tmp_path: Path, runners, monkeypatch) -> None:
+    # The runner runs in tmp_path: make it import this checkout's sidecar, not whichever one is installed.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    # Nothing can be handed on by a runner that is SIGKILLed: its apps, each in a session of its own, must die
+    # with it (the kernel's parent-death signal), or they hold their ports against the runner's restart.
+    template(
+        tmp_path,
+        "apps:\n"
+        + "".join(
+            f"  - {{appID: {name}, appDirPath: ., command: [python, -c, {SLEEPER!r}]}}\n" for name in ("one", "two")
+        ),
+    )
+    runner = run(runners, tmp_path)
+    apps = [psutil.Process(int(runner.wait_for(f"[{app}] pid", runner.out)[0].split()[2])) for app in ("one", "two")]
+    runner.proc.kill()
+    runner.finish()
+    _, alive = psutil.wait_procs(apps, timeout=TIMEOUT)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
 
 
 def test_a_second_stop_request_kills_an_app_that_ignores_sigterm_at_once(tmp_path: Path, runners) -> None:

@@ -1,0 +1,94 @@
+"""The injector: carries out the plan's disruptions as the workload reaches them (a fault armed through an app's
+``PUT /faults/{activity}``, an app or the runner SIGKILLed, PostgreSQL restarted), one at a time, in plan order,
+and records what each one did. Also clears every fault at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from .schedule import APPS, Disruption
+from .system import ChaosSetupError, System
+from .workload import Progress
+
+ARM_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Event:
+    at_s: float  # seconds since the run began
+    disruption: Disruption
+    outcome: str
+    done: bool  # False: it could not be carried out (e.g. the app stayed down); said in the report
+
+
+@dataclass
+class Injected:
+    events: list[Event] = field(default_factory=list)
+    survivors: list[str] = field(default_factory=list)  # processes a SIGKILLed runner left running
+
+
+async def inject(
+    system: System, plan: list[Disruption], progress: Progress, t0: float, say: Callable[[str], None], out: Injected
+) -> None:
+    """Carry out ``plan``, recording into ``out`` as it goes (the progress lines read it)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        for disruption in plan:
+            await progress.wait_submitted(disruption.at + 1)
+            try:
+                outcome, done = await _carry_out(system, client, disruption, out)
+            except ChaosSetupError:
+                raise  # the system is gone (a runner that does not come back): nothing left to disrupt
+            except Exception as err:
+                outcome, done = f"failed: {type(err).__name__}: {err}", False
+            event = Event(round(time.monotonic() - t0, 1), disruption, outcome, done)
+            out.events.append(event)
+            say(f"+{event.at_s:7.1f}s after order #{disruption.at}: {disruption.describe()}: {outcome}")
+
+
+async def _carry_out(system: System, client: httpx.AsyncClient, d: Disruption, out: Injected) -> tuple[str, bool]:
+    if d.kind == "fault":
+        assert system.layout is not None and d.app is not None
+        url = f"{system.layout.urls[d.app]}/faults/{d.activity}"
+        await _until_ok(client, "PUT", url, d.fault_body())
+        return "armed", True
+    if d.kind == "kill_app":
+        assert d.app is not None
+        outcome = await asyncio.to_thread(system.kill_app, d.app)
+        return outcome, outcome.startswith("killed")
+    if d.kind == "kill_runner":
+        outcome, survivors = await asyncio.to_thread(system.kill_runner)
+        out.survivors += survivors
+        return outcome + (f"; {len(survivors)} outlived it" if survivors else ""), True
+    if d.kind == "restart_postgres":
+        return await asyncio.to_thread(system.restart_postgres), True
+    raise ValueError(f"unknown disruption {d.kind!r}")
+
+
+async def clear_faults(system: System) -> None:
+    """``DELETE /faults`` on every app (repeated while an app is restarting)."""
+    assert system.layout is not None
+    async with httpx.AsyncClient(timeout=10) as client:
+        for app in APPS:
+            await _until_ok(client, "DELETE", f"{system.layout.urls[app]}/faults", None)
+
+
+async def _until_ok(client: httpx.AsyncClient, method: str, url: str, body: dict | None) -> None:
+    deadline = time.monotonic() + ARM_TIMEOUT_S
+    while True:
+        try:
+            response = await client.request(method, url, json=body)
+            if response.is_success:
+                return
+            if response.status_code < 500:
+                raise RuntimeError(f"{method} {url} answered {response.status_code}: {response.text[:200]}")
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{method} {url}: no answer within {ARM_TIMEOUT_S:.0f} s")
+        await asyncio.sleep(0.3)

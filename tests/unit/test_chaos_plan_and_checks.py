@@ -1,0 +1,164 @@
+"""The chaos run's pure parts: its seeded schedule, and the invariant checks on the facts an order leaves behind
+(so that a broken order is seen, not only clean ones passed)."""
+
+from __future__ import annotations
+
+from chaos.checks import Findings, _check_order
+from chaos.schedule import (
+    ACTIVITIES,
+    MAX_TRANSIENT,
+    MODES,
+    UNDOS,
+    UNWINDS,
+    Disruption,
+    PlannedOrder,
+    make_plan,
+)
+from chaos.system import RETRY_ENV
+
+
+def test_the_same_seed_gives_the_same_plan_and_another_seed_another() -> None:
+    assert make_plan(5, 300) == make_plan(5, 300)
+    assert make_plan(5, 300) != make_plan(6, 300)
+
+
+def test_every_fault_mode_is_planned_on_every_activity() -> None:
+    plan = make_plan(1, 200)
+    pairs = {(d.activity, d.mode) for d in plan.disruptions if d.kind == "fault"}
+    assert pairs == {(a, m) for a in ACTIVITIES for m in MODES}
+
+
+def test_each_kind_of_disruption_can_be_turned_off() -> None:
+    kinds = {d.kind for d in make_plan(1, 300, frozenset({"kill_app", "restart_postgres"})).disruptions}
+    assert kinds == {"kill_app", "restart_postgres"}
+
+
+def test_a_transient_fault_never_outlasts_the_sagas_retries() -> None:
+    plan = make_plan(2, 1000)
+    assert int(RETRY_ENV["SAGA_RETRY_MAX_ATTEMPTS"]) > MAX_TRANSIENT
+    assert all(d.count <= MAX_TRANSIENT for d in plan.disruptions if d.mode == "transient")
+
+
+def test_an_error_aimed_at_an_undo_picks_an_order_that_runs_it_and_is_not_replaced_before_it() -> None:
+    plan = make_plan(3, 1000)
+    kind = {o.order_id: (o.index, o.kind) for o in plan.orders}
+    aimed = [d for d in plan.disruptions if d.mode == "error" and d.activity in UNDOS and d.order_id]
+    assert aimed
+    for d in aimed:
+        index, order_kind = kind[d.order_id]
+        assert d.activity in UNWINDS[order_kind] and index > d.at
+        others = [
+            f
+            for f in plan.disruptions
+            if f.kind == "fault"
+            and f.activity == d.activity
+            and f is not d
+            and f.order_id != d.order_id
+            and d.at <= f.at < index + 20
+            and not (f.mode == "error" and f.order_id)
+        ]
+        assert others == []
+
+
+ORDER = PlannedOrder(0, "o-1", "happy", {})
+
+
+def facts(
+    status: str,
+    *,
+    charges: int = 1,
+    refunded: int = 0,
+    reservation: str | None = "RESERVED",
+    shipment: str | None = "SCHEDULED",
+    compensations: list | None = None,
+    failure: dict | None = None,
+) -> dict:
+    view = {"status": status, "total_cents": 1200, "compensations": compensations or [], "failure": failure}
+    return {
+        "order": view,
+        "output": {"status": status},
+        "payment": {
+            "charged_cents": 1200 * charges,
+            "refunded_cents": refunded,
+            "entries": [{"kind": "charge", "amount_cents": 1200}] * charges,
+        },
+        "reservation": {"status": reservation, "items": []} if reservation else None,
+        "shipment": {"status": shipment} if shipment else None,
+        "notifications": [],
+    }
+
+
+def violations(fact: dict, armed: dict | None = None, order: PlannedOrder = ORDER) -> list[str]:
+    found = Findings()
+    _check_order(found, order, fact, {order.order_id: fact["order"]["status"]}, armed or {"aimed": set()})
+    return [v.invariant for v in found.violations]
+
+
+def test_a_clean_completed_order_passes() -> None:
+    assert violations(facts("COMPLETED")) == []
+
+
+def test_a_second_charge_is_a_violation() -> None:
+    assert "no order is charged twice" in violations(facts("COMPLETED", charges=2))
+
+
+def test_a_compensated_order_that_kept_its_money_stock_or_shipment_is_a_violation() -> None:
+    found = violations(facts("COMPENSATED"))
+    assert found == [
+        "a COMPENSATED order is charged nothing",
+        "a COMPENSATED order holds no stock",
+        "a COMPENSATED order is not shipped",
+    ]
+
+
+def test_an_injected_undo_error_may_leave_its_effect_and_end_compensation_failed() -> None:
+    failed = [
+        {
+            "name": "refund",
+            "outcome": "failed",
+            "reason": "NonRetryableError: injected fault: refund fails permanently",
+        },
+        {"name": "release_inventory", "outcome": "undone"},
+    ]
+    fact = facts(
+        "COMPENSATION_FAILED",
+        reservation="RELEASED",
+        shipment=None,
+        compensations=failed,
+        failure={"step": "refund", "reason": "..."},
+    )
+    assert violations(fact, {"aimed": set(), "refund": {"o-1"}}) == []
+    assert violations(fact, {"aimed": set()}) == ["an undo fails only by an injected permanent error"]
+
+
+def test_an_undo_that_failed_without_its_order_saying_so_is_a_violation() -> None:
+    failed = [
+        {
+            "name": "release_inventory",
+            "outcome": "failed",
+            "reason": "NonRetryableError: injected fault: release_inventory fails permanently",
+        }
+    ]
+    fact = facts("COMPENSATED", charges=0, reservation="RESERVED", shipment=None, compensations=failed)
+    assert violations(fact, {"aimed": set(), "release_inventory": {None}}) == [
+        "a failed undo ends its order COMPENSATION_FAILED naming it"
+    ]
+
+
+def test_a_status_that_differs_from_the_sagas_output_is_a_violation() -> None:
+    fact = facts("COMPLETED")
+    fact["output"] = {"status": "COMPENSATED"}
+    assert "the order-api's status equals the saga's output" in violations(fact)
+
+
+def test_a_declined_order_that_completes_is_a_violation() -> None:
+    assert violations(facts("COMPLETED"), order=PlannedOrder(0, "o-1", "declined", {})) == [
+        "a declined order never completes"
+    ]
+
+
+def test_a_disruption_says_what_it_is() -> None:
+    assert (
+        Disruption(3, "fault", "payment", "charge", "delay", 2, 500).describe()
+        == "fault payment/charge delay count=2 delay_ms=500"
+    )
