@@ -194,11 +194,15 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> OrderVi
     )
 
 
+MAX_SEQ = 2**63 - 1  # orders.seq is a BIGINT
+
+
 def parse_cursor(cursor: str | None) -> int | None:
     """A listing cursor back to the ``seq`` it stands for; InvalidListing when it is not one we handed out."""
     if cursor is None:
         return None
-    if not cursor.isdigit() or int(cursor) < 1 or len(cursor) > 19:
+    # ASCII digits only (str.isdigit also takes "²"), within the BIGINT the seq column is.
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 or not 1 <= int(cursor) <= MAX_SEQ:
         raise InvalidListing(f"invalid cursor {cursor!r}: use the next_cursor of the previous page")
     return int(cursor)
 

@@ -496,6 +496,8 @@ BAD_QUERIES = (
     "cursor=-5",
     "cursor=1.5",
     "cursor=" + "9" * 20,
+    "cursor=9828664582015734898",  # 19 digits, past a BIGINT (found by make fuzz: it was a 500)
+    "cursor=%C2%B2",  # "²", a digit to str.isdigit but not to int()
 )
 
 
