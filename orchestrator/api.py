@@ -173,7 +173,7 @@ class OrderController(Controller):
         orders: NamedDependency[Orders],
         status: FromQuery[StatusName | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        cursor: Annotated[str | None, QueryParameter(pattern=r"^[1-9][0-9]{0,18}$")] = None,
+        cursor: Annotated[str | None, QueryParameter(pattern=r"^[1-9][0-9]{0,17}$")] = None,
     ) -> OrderPage:
         """Orders, newest first. Pass ``next_cursor`` back as ``cursor`` for the next page."""
         return _page(await orders.list(status=status, limit=limit, cursor=cursor))

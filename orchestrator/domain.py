@@ -194,15 +194,13 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> OrderVi
     )
 
 
-MAX_SEQ = 2**63 - 1  # orders.seq is a BIGINT
-
-
 def parse_cursor(cursor: str | None) -> int | None:
     """A listing cursor back to the ``seq`` it stands for; InvalidListing when it is not one we handed out."""
     if cursor is None:
         return None
-    # ASCII digits only (str.isdigit also takes "²"), within the BIGINT the seq column is.
-    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 or not 1 <= int(cursor) <= MAX_SEQ:
+    # ASCII digits only (str.isdigit also takes "²"), at most 18 of them: every such number fits the BIGINT the seq
+    # column is (19 digits may not), and no seq will reach 10**18.
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18 or int(cursor) < 1:
         raise InvalidListing(f"invalid cursor {cursor!r}: use the next_cursor of the previous page")
     return int(cursor)
 
