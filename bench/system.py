@@ -30,8 +30,8 @@ from typing import Any
 import httpx
 import psutil
 
-from common.launcher import free_port as _free_port
 from common.launcher import runner_command, write_template
+from realdapr.run import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SKUS = ("SKU-MUG", "SKU-TEE", "SKU-CAP", "SKU-NOTEBOOK")

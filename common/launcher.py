@@ -6,7 +6,6 @@ answer. A development tool like ``common.devdb``: the apps never import it.
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -16,23 +15,10 @@ from pathlib import Path
 import httpx
 import yaml
 
+from realdapr.run import free_port  # one set of handed-out ports per process, for every template and plan
+
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = ("sidecar", "dapr")
-
-
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A port nothing listens on, never one this process handed out before (the kernel may offer a free port
-    twice, and a template takes fifteen before any app binds one)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
 
 
 @dataclass(frozen=True)
@@ -132,10 +118,18 @@ def wait_healthy(
             raise RuntimeError(f"the runner exited before the system was up:\n{log_tail()}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"not healthy after {timeout:.0f} s: {sorted(pending)}\n{log_tail()}")
-        for name, url in list(pending.items()):
-            try:
-                if httpx.get(url, timeout=1).is_success:
-                    del pending[name]
-            except httpx.HTTPError:
-                pass
+        for name in answering(pending):
+            del pending[name]
         time.sleep(0.3)
+
+
+def answering(urls: Mapping[str, str]) -> set[str]:
+    """The names in ``urls`` whose URL answers 2xx right now (one GET each, one second at the most)."""
+    return {name for name, url in urls.items() if _answers(url)}
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).is_success
+    except httpx.HTTPError:
+        return False

@@ -13,8 +13,6 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import httpx
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -55,15 +53,3 @@ def stop_runner(proc: subprocess.Popen, timeout: float = 60) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-
-
-def answering(urls: Mapping[str, str]) -> set[str]:
-    """The names in ``urls`` whose URL answers 2xx right now (one GET each, one second at the most)."""
-    return {name for name, url in urls.items() if _answers(url)}
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).is_success
-    except httpx.HTTPError:
-        return False

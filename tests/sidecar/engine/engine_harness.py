@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import grpc
-import httpx
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
 
+from common.launcher import answering
 from realdapr.binaries import DaprBinaries
 from realdapr.run import (
     ControlPlanePorts,
@@ -259,12 +259,8 @@ class Daprd:
         pending = dict(urls)
         deadline = time.monotonic() + WAIT
         while pending:
-            for name, url in list(pending.items()):
-                try:
-                    if httpx.get(url, timeout=1).is_success:
-                        del pending[name]
-                except httpx.HTTPError:
-                    pass
+            for name in answering(pending):
+                del pending[name]
             dead = [p for p in processes if not p.running()]
             if dead or (pending and time.monotonic() > deadline):
                 logs = "\n".join(f"--- {p.log.name}\n{p.tail()}" for p in (dead or processes))
