@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml
 ## run: start PostgreSQL (embedded, under .data/, unless POSTGRES_URL is set), the sidecar and all five apps.
 ## The sidecar enforces the WorkflowAccessPolicy files in components/access-policies/ (as daprd with mTLS).
 ## Ctrl-C or SIGTERM stops the apps and the sidecar, then the embedded PostgreSQL if this target started it.
-## `exec`, so that a SIGTERM to make reaches common.devdb, which passes it on; once every app answers, it prints
+## `exec`, so that a SIGTERM to make reaches devtools.devdb, which passes it on; once every app answers, it prints
 ## where the console, the APIs and their docs are (--banner).
 run: $(STAMP)
-	exec $(PY) -m common.devdb run --banner dapr.yaml -- $(PY) -m sidecar run -f dapr.yaml --policies components/access-policies
+	exec $(PY) -m devtools.devdb run --banner dapr.yaml -- $(PY) -m sidecar run -f dapr.yaml --policies components/access-policies
 
 ## dapr: find Dapr (daprd, placement, scheduler) of the pinned 1.18 release, or build it once from its Go
 ## modules into ~/.cache/dapr-saga (needs Go 1.26+; the first build takes many minutes). Stdlib only: no venv.
@@ -29,7 +29,7 @@ dapr:
 ## run-dapr: `make run`, on real Dapr: placement and scheduler on ports 6050/6060, one daprd per app, the
 ## workflow state store in the embedded PostgreSQL (or POSTGRES_URL). Needs `make dapr` first.
 run-dapr: $(STAMP)
-	exec $(PY) -m common.devdb run --banner dapr.yaml -- $(PY) -m realdapr run -f dapr.yaml
+	exec $(PY) -m devtools.devdb run --banner dapr.yaml -- $(PY) -m realdapr run -f dapr.yaml
 
 ## check: the static gates, which `make test` runs first: ruff (lint, then format) and mypy (pyproject.toml says
 ## what and how strictly)

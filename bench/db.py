@@ -18,8 +18,9 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from common.db import async_url, ensure_database, libpq_url
-from common.devdb import start_embedded, stop_embedded
+from common.embedded_db import start_embedded
 from common.migrate import migrate
+from devtools.devdb import stop_embedded
 from orchestrator import repository
 from orchestrator.domain import OrderStatusUpdate
 

@@ -246,7 +246,7 @@ class Deployment:
         for child in [*self.workers, *reversed(self.engines)]:
             child.stop()
         if self.store is not None:
-            from common.devdb import stop_embedded
+            from devtools.devdb import stop_embedded
 
             stop_embedded(self.store)
 
@@ -303,7 +303,8 @@ def _deploy_daprd(workdir: Path) -> Deployment:
     import urllib.request
 
     from common.db import ensure_database, libpq_url
-    from common.devdb import start_embedded
+    from common.embedded_db import start_embedded
+    from devtools.ports import free_port
     from realdapr.binaries import find
     from realdapr.run import (
         ControlPlanePorts,
@@ -311,7 +312,6 @@ def _deploy_daprd(workdir: Path) -> Deployment:
         control_plane_health,
         daprd_command,
         daprd_environment,
-        free_port,
     )
     from sidecar.template import AppSpec
 

@@ -30,8 +30,8 @@ from typing import Any
 import httpx
 import psutil
 
-from common.launcher import runner_command, write_template
-from realdapr.run import free_port as _free_port
+from devtools.launcher import runner_command, write_template
+from devtools.ports import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SKUS = ("SKU-MUG", "SKU-TEE", "SKU-CAP", "SKU-NOTEBOOK")
@@ -285,7 +285,8 @@ def _tree(root: psutil.Process) -> list[psutil.Process]:
 
 async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from common.db import async_url, ensure_database, libpq_url
-    from common.devdb import start_embedded, stop_embedded
+    from common.embedded_db import start_embedded
+    from devtools.devdb import stop_embedded
 
     from . import _baseline
 

@@ -38,7 +38,7 @@ PLENTIFUL = ("SKU-MUG", "SKU-TEE", "SKU-CAP", "SKU-STICKERS", "SKU-NOTEBOOK", "S
 SCARCE = "SKU-HOODIE"
 LAMP = "SKU-LAMP"
 SERVED = ("GB", "US", "DE", "FR", "NL", "SE", "JP", "AU", "CA")
-# Below the saga's retry budget in a chaos run (common.launcher env in chaos.system), so a transient fault is
+# Below the saga's retry budget in a chaos run (devtools.launcher env in chaos.system), so a transient fault is
 # always retried past: it may slow an order, never end it.
 MAX_TRANSIENT = 3
 

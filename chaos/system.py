@@ -1,5 +1,5 @@
 """The system under chaos and the blows it takes: its own embedded PostgreSQL and databases, the runner of either
-engine on a rewritten dapr.yaml (``common.launcher``), and the disruptions that are not faults: SIGKILL of one app,
+engine on a rewritten dapr.yaml (``devtools.launcher``), and the disruptions that are not faults: SIGKILL of one app,
 SIGKILL of the whole runner and a restart on the same state, and an immediate-mode PostgreSQL restart.
 """
 
@@ -18,8 +18,9 @@ import asyncpg
 import psutil
 
 from common.db import database_name, ensure_database, libpq_url
-from common.devdb import restart_embedded, start_embedded, stop_embedded
-from common.launcher import REPO, Layout, runner_command, wait_healthy, write_template
+from common.embedded_db import start_embedded
+from devtools.devdb import restart_embedded, stop_embedded
+from devtools.launcher import REPO, Layout, runner_command, wait_healthy, write_template
 
 from .schedule import APPS, LAMP, PLENTIFUL, SCARCE
 

@@ -1,5 +1,5 @@
 """Databases as every app uses them: URL helpers, creating and dropping a database on a server, and engines and
-sessions (one engine per event loop). Starting the embedded server is ``common.devdb``; making an app's
+sessions (one engine per event loop). Starting the embedded server is ``common.embedded_db``; making an app's
 database ready (created, migrated) is ``common.migrate``. Also the columns and the insert-once that the services'
 tables share.
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from common.db import async_url, database_name, ensure_database
-from common.devdb import embedded_data_dir, start_embedded
+from common.embedded_db import embedded_data_dir, start_embedded
 
 # Alembic's own default; every service keeps its history in its own database under this name.
 VERSION_TABLE = "alembic_version"

@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     if not postgres_url:
         print(
             "[dapr] error: POSTGRES_URL is not set: the workflow state store and the apps need a PostgreSQL "
-            "server. `make run-dapr` starts the embedded one (python -m common.devdb run -- ...).",
+            "server. `make run-dapr` starts the embedded one (python -m devtools.devdb run -- ...).",
             file=sys.stderr,
         )
         return 1

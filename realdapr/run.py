@@ -13,13 +13,11 @@ cannot be built here (README, "Running on real Dapr"). The daprd flags are those
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
 import socket
 import sys
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,8 @@ import httpx
 import yaml
 
 from common.db import ensure_database, libpq_url
+from devtools import health
+from devtools.ports import free_port, taken_ports
 from sidecar.supervisor import Launch, Supervisor
 from sidecar.template import AppSpec, RunTemplate, app_environment
 
@@ -99,34 +99,9 @@ class Plan:
     sidecar_health: dict[str, str]  # app id -> daprd's /v1.0/healthz
 
 
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A port nothing listens on, never one this process handed out before: a plan takes many before any process
-    binds them, and the kernel may offer the same free port twice (daprd then dies on "address already in use",
-    at every restart, since its command line keeps the port)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-
-
 def check_ports_free(ports: Iterable[tuple[int, str]]) -> None:
     """Raise RunError naming every fixed port something else already listens on."""
-    taken = []
-    for port, what in ports:
-        with socket.socket() as s:
-            # As the servers themselves bind (uvicorn, Go's net.Listen): a port whose last listener died (a crash,
-            # a SIGKILLed run) keeps connections in TIME_WAIT for a minute, which only a listener blocks.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                taken.append(f"{port} ({what})")
+    taken = taken_ports(ports)
     if taken:
         raise RunError(
             f"port{'s' if len(taken) > 1 else ''} already in use: {', '.join(taken)}. Stop what holds "
@@ -350,23 +325,12 @@ def daprd_command(
 
 
 async def wait_healthy(urls: dict[str, str], stop: asyncio.Event, timeout: float, what: str) -> None:
-    """Return once every URL answers 2xx; RunError after ``timeout`` naming those that did not."""
-    pending = dict(urls)
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=2) as client:
-        while pending and not stop.is_set():
-            for name, url in list(pending.items()):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(url)).is_success:
-                        del pending[name]
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                raise RunError(
-                    f"{what} not up after {timeout:.0f} s: {', '.join(sorted(pending))} (its log lines above say why)"
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.25)
+    """Return once every URL answers 2xx (or ``stop`` is set); RunError after ``timeout`` naming those that did
+    not."""
+    try:
+        await health.wait_healthy_async(urls, timeout, what, stop=stop)
+    except health.NotHealthy as err:
+        raise RunError(f"{err} (its log lines above say why)") from None
 
 
 async def run(

@@ -18,8 +18,9 @@ import pytest
 import pytest_asyncio
 
 from common.db import async_url, drop_database, ensure_database
-from common.devdb import start_embedded, stop_embedded
+from common.embedded_db import start_embedded
 from common.migrate import migrate
+from devtools.devdb import stop_embedded
 
 DatabaseFactory = Callable[[str, str], Awaitable[str]]
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from common.db import database_name, drop_database, ensure_database, libpq_url
-from common.launcher import ENGINES, runner_command, wait_healthy, write_template
+from devtools.launcher import ENGINES, runner_command, wait_healthy, write_template
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprError, find
 from tests.otlp import Receiver
@@ -68,9 +68,9 @@ def _env(pg_server_url: str, traces_url: str) -> dict[str, str]:
 
 
 def _command(engine: str, tmp: Path, template: Path) -> list[str]:
-    # As `make run` and `make run-dapr`: through common.devdb, which prints the banner once the apps answer
+    # As `make run` and `make run-dapr`: through devtools.devdb, which prints the banner once the apps answer
     # (POSTGRES_URL is set, so it starts no database of its own).
-    devdb = [sys.executable, "-m", "common.devdb", "run", "--banner", str(template), "--"]
+    devdb = [sys.executable, "-m", "devtools.devdb", "run", "--banner", str(template), "--"]
     if engine == "sidecar":
         return [*devdb, *runner_command(engine, tmp, template)]
     return [*devdb, *runner_command(engine, tmp, template, "--workflow-db", f"{tmp.name.replace('-', '_')}_wf")]

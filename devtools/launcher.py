@@ -1,21 +1,21 @@
 """The whole system started as ``make run`` and ``make run-dapr`` start it, for the end-to-end tests, the system
 benchmark and the chaos run: the repository's ``dapr.yaml`` rewritten to free ports (with settings and, if given,
 databases of its own), the runner's command line for either engine, and a wait until every app and its engine
-answer. A development tool like ``common.devdb``: the apps never import it.
+answer.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import yaml
 
-from realdapr.run import free_port  # one set of handed-out ports per process, for every template and plan
+from common.contracts import ORDER_API
+from devtools import health
+from devtools.ports import LOOPBACK, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = ("sidecar", "dapr")
@@ -55,11 +55,11 @@ def write_template(folder: Path, env: Mapping[str, str], databases: Mapping[str,
         app["appPort"], app["daprHTTPPort"], app["daprGRPCPort"] = free_port(), free_port(), free_port()
         if databases and app["appID"] in databases:
             app.setdefault("env", {})["DATABASE_URL"] = databases[app["appID"]]
-        urls[app["appID"]] = f"http://127.0.0.1:{app['appPort']}"
-        engine_urls[app["appID"]] = f"http://127.0.0.1:{app['daprHTTPPort']}"
+        urls[app["appID"]] = f"http://{LOOPBACK}:{app['appPort']}"
+        engine_urls[app["appID"]] = f"http://{LOOPBACK}:{app['daprHTTPPort']}"
     # The order-api's console reaches the other apps (their faults, the notifications) where these ports put them.
     for app in template["apps"]:
-        if app["appID"] == "order-api":
+        if app["appID"] == ORDER_API:
             app.setdefault("env", {}).update(
                 {f"{app_id.upper()}_URL": url for app_id, url in urls.items() if app_id != "order-api"}
             )
@@ -109,27 +109,6 @@ def runner_command(engine: str, folder: Path, template: Path, *extra: str) -> li
 def wait_healthy(
     layout: Layout, running: Callable[[], bool], log_tail: Callable[[], str], timeout: float = 120
 ) -> None:
-    """Return once every app and every engine answers its health check. RuntimeError (with the log's tail) when
-    ``running()`` turns false or ``timeout`` passes first."""
-    deadline = time.monotonic() + timeout
-    pending = layout.health_urls()
-    while pending:
-        if not running():
-            raise RuntimeError(f"the runner exited before the system was up:\n{log_tail()}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not healthy after {timeout:.0f} s: {sorted(pending)}\n{log_tail()}")
-        for name in answering(pending):
-            del pending[name]
-        time.sleep(0.3)
-
-
-def answering(urls: Mapping[str, str]) -> set[str]:
-    """The names in ``urls`` whose URL answers 2xx right now (one GET each, one second at the most)."""
-    return {name for name, url in urls.items() if _answers(url)}
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).is_success
-    except httpx.HTTPError:
-        return False
+    """Return once every app and every engine answers its health check. ``health.NotHealthy`` (with the log's
+    tail) when ``running()`` turns false or ``timeout`` passes first."""
+    health.wait_healthy(layout.health_urls(), timeout, "the system", running=running, context=log_tail)

@@ -1,5 +1,5 @@
 """The banner ``make run`` and ``make run-dapr`` print once the system is up: where the console, each app's API and
-docs page are, and how to use ``shop``. ``common.devdb run --banner TEMPLATE`` watches the apps of the run
+docs page are, and how to use ``shop``. ``devtools.devdb run --banner TEMPLATE`` watches the apps of the run
 template (dapr.yaml) and prints it when every app's /healthz and the console answer; the runners themselves (the
 sidecar's, realdapr's) are left as they are."""
 
