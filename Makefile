@@ -39,9 +39,10 @@ check: $(STAMP)
 	$(PY) -m mypy
 
 ## test: `make check`, then every test (unit, integration on real PostgreSQL, end-to-end on the sidecar and,
-## after `make dapr`, on real daprd)
+## after `make dapr`, on real daprd). LEVEL=unit|integration|e2e runs one level (pytest -m LEVEL); PYTEST_ARGS
+## passes anything else to pytest.
 test: check
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(LEVEL),-m $(LEVEL)) $(PYTEST_ARGS)
 
 ## fuzz: every app's API against its OpenAPI document, 500 generated requests per operation (over 1,000 per app;
 ## make test runs 15)

@@ -6,7 +6,8 @@
 
 The template is the repository's own dapr.yaml, rewritten only to use free ports, the test PostgreSQL server
 and databases of the lane's own. Every app runs in its own process under the runner, talks to its engine
-through the real SDK; tests drive it through the REST APIs only. ``--engine`` picks the lanes.
+through the real SDK; tests drive it through the REST APIs only. ``--engine`` picks the lanes. Every test here is
+marked ``e2e`` (``pytest -m e2e``).
 """
 
 from __future__ import annotations
@@ -27,10 +28,17 @@ from common.db import database_name, drop_database, ensure_database, libpq_url
 from devtools.launcher import ENGINES, runner_command, wait_healthy, write_template
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprError, find
-from tests.otlp import Receiver
-from tests.processes import stop_runner
+from tests.support import REPO
+from tests.support.otlp import Receiver
+from tests.support.processes import stop_runner
 
-REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.e2e)
 
 
 @dataclass

@@ -17,8 +17,6 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-pytestmark = pytest.mark.e2e
-
 # Debian's packages (apt-get install chromium chromium-driver); CHROMIUM / CHROMEDRIVER name others.
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"

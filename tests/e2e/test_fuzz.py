@@ -1,6 +1,6 @@
 """Every app holds to its OpenAPI document under generated requests (Schemathesis, against the running system):
 no server error, no response outside its documented status, content type or schema, no schema-valid request
-refused, and no order stored by a refused request (``tests/fuzz/hooks.py``).
+refused, and no order stored by a refused request (``tests/support/fuzz_hooks.py``).
 
 ``make test`` generates a few cases per operation (``FUZZ_EXAMPLES``, default 15); ``make fuzz`` many more. The
 APIs do not depend on the workflow engine, so this runs in the sidecar lane only. The order-api's own /faults
@@ -19,9 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = pytest.mark.e2e
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 APPS = ("order-api", "payment", "inventory", "shipping", "notification")
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 
@@ -60,7 +59,7 @@ def test_the_api_of_an_app_holds_to_its_openapi_document(system, clear_faults, a
         capture_output=True,
         text=True,
         timeout=1800,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "NO_COLOR": "1"},
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.support.fuzz_hooks", "NO_COLOR": "1"},
     )
     generated = re.search(r"(\d+) generated", done.stdout)
     print(f"{app}: {generated.group(0) if generated else 'no count'}")

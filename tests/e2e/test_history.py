@@ -5,11 +5,8 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import pytest
 
 from shop.scenarios import SCENARIOS, order_body
-
-pytestmark = pytest.mark.e2e
 
 
 def test_the_history_shows_each_attempt_of_a_retried_step_and_the_timer_between_them(system):

@@ -9,38 +9,13 @@ from __future__ import annotations
 import json
 import socket
 import time
-import uuid
 
 import httpx
 import pytest
 
-pytestmark = pytest.mark.e2e
+from tests.support.orders import new_id, order_body
 
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
-
-
-def order_body(order_id: str | None = None, **overrides) -> dict:
-    body = {
-        "customer_id": "cust-1",
-        "email": "ada@example.com",
-        "items": [{"sku": "SKU-MUG", "quantity": 1}],
-        "payment": {"method": "card", "token": "tok_visa"},
-        "shipping_address": {
-            "name": "Ada Lovelace",
-            "line1": "1 Main St",
-            "city": "London",
-            "postal_code": "N1 9GU",
-            "country": "GB",
-        },
-    }
-    if order_id:
-        body["order_id"] = order_id
-    body.update(overrides)
-    return body
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def wait_terminal(api: httpx.Client, order_id: str, timeout: float = 60) -> dict:

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from tests.e2e.test_order_flows import new_id, order_body
-from tests.otlp import Receiver, Span
-
-pytestmark = pytest.mark.e2e
+from tests.support.orders import new_id, order_body
+from tests.support.otlp import Receiver, Span
 
 INSTANCE = "dapr.ext.workflow._durabletask.task.instance_id"  # the SDK's attribute on its activity spans
 

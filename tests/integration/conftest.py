@@ -1,4 +1,7 @@
-"""Fixtures for the services' integration tests (real PostgreSQL through tests/conftest.py).
+"""Integration tests: one component against the real things it talks to (PostgreSQL, the sidecar or real daprd
+as processes, the runners' command lines). Every test here is marked ``integration`` (``pytest -m integration``).
+
+Fixtures for the services' integration tests (real PostgreSQL through tests/conftest.py).
 
 ``db``: a fresh, migrated database of the service a test module is about, shared by the module's tests (which
 use their own order IDs). The module says which with ``SERVICE = "<package>"`` (``inventory``, ``payment``,
@@ -12,12 +15,21 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from common.db import Database
 from common.faults import FaultInjector
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -1,0 +1,94 @@
+"""Workflow patterns through the engine: SDK-side retries of a cross-app activity, a fan-out of 100
+activities shared by the two workers of one app, and when_any against a timer."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+from dapr.ext.workflow import WorkflowStatus
+
+from tests.support.engine_harness import WAIT, Cluster, unique
+
+
+def attempts(cluster: Cluster, key: str) -> int:
+    return int((Path(cluster.workdir) / f"attempts-{key}").read_text())
+
+
+def test_an_activity_that_fails_twice_succeeds_on_its_third_attempt_under_a_retry_policy(shared: Cluster):
+    key = unique("flaky")
+    client = shared.client("alpha")
+    instance_id = client.schedule_new_workflow(
+        "retrying", input={"key": key, "fail_times": 2, "max_attempts": 5, "app": "beta"}, instance_id=unique("retry")
+    )
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == 3
+    assert attempts(shared, key) == 3
+    assert len(shared.reports("flaky", key)) == 3
+
+
+def test_an_activity_still_failing_after_max_attempts_fails_the_workflow_with_its_error(shared: Cluster):
+    key = unique("hopeless")
+    client = shared.client("alpha")
+    instance_id = client.schedule_new_workflow(
+        "retrying", input={"key": key, "fail_times": 10, "max_attempts": 2, "app": "beta"}, instance_id=unique("retry")
+    )
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.FAILED
+    assert state.failure_details.error_type == "TaskFailedError"
+    assert state.failure_details.message.endswith("attempt 2 failed")
+    assert attempts(shared, key) == 2
+
+
+def test_a_fan_out_of_100_activities_is_shared_by_the_two_workers_of_one_app(shared: Cluster):
+    client = shared.client("alpha")
+    instance_id = client.schedule_new_workflow(
+        "fan_out", input={"count": 100, "app": "beta"}, instance_id=unique("fan")
+    )
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == sum(i * i for i in range(100))
+    ran = [r for r in shared.reports("square") if r["key"].startswith(f"{instance_id}:")]
+    assert sorted(int(r["key"].rsplit(":", 1)[1]) for r in ran) == list(range(100))
+    per_worker = collections.Counter(r["worker"] for r in ran)
+    assert set(per_worker) == {"b1", "b2"}
+    assert min(per_worker.values()) >= 10, per_worker
+
+
+def test_when_any_returns_the_timer_when_the_activity_is_slower(shared: Cluster):
+    client = shared.client("beta")
+    instance_id = client.schedule_new_workflow(
+        "race", input={"activity_seconds": 2, "timer_seconds": 0.3}, instance_id=unique("race")
+    )
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == "timer"
+
+
+def test_when_any_returns_the_activity_when_the_timer_is_slower(shared: Cluster):
+    client = shared.client("beta")
+    instance_id = client.schedule_new_workflow(
+        "race", input={"activity_seconds": 0, "timer_seconds": 30}, instance_id=unique("race")
+    )
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == f"{instance_id} done by beta"
+
+
+def test_a_failing_child_on_another_app_is_retried_under_the_same_instance_id_until_it_succeeds(shared: Cluster):
+    key = unique("flaky-child")
+    client = shared.client("alpha")
+    instance_id = client.schedule_new_workflow(
+        "child_retrying",
+        input={"key": key, "fail_times": 2, "max_attempts": 3, "app": "beta"},
+        instance_id=unique("child-retry"),
+    )
+    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    assert state.runtime_status == WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == 3
+    assert attempts(shared, key) == 3
+    # On daprd the child's own status can lag its parent's result (sidecar/README.md, "Known differences").
+    child = shared.client("beta").wait_for_workflow_completion(f"{instance_id}-child", timeout_in_seconds=WAIT)
+    assert (child.runtime_status, json.loads(child.serialized_output)) == (WorkflowStatus.COMPLETED, 3)

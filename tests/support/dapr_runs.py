@@ -1,0 +1,118 @@
+"""Real-Dapr runs for the tests of ``python -m realdapr run``: whether ``make dapr`` has provided the binaries
+(``needs_dapr``), a run's folder with its template and components (``run_template``), the run started in a session
+of its own with its log (``start_run``), and the processes it left (``descendants``, ``all_gone``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import psutil
+import pytest
+
+from devtools.ports import free_port
+from realdapr import DAPR_VERSION
+from realdapr.binaries import find
+from tests.support import REPO
+
+BUILT = find()
+needs_dapr = pytest.mark.skipif(BUILT is None, reason=f"no Dapr {DAPR_VERSION} binaries (run `make dapr`)")
+
+
+# The actor state store of a test's run; realdapr points its connection string at the test's PostgreSQL.
+STORE = """\
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: workflowstore}
+spec:
+  type: state.postgresql
+  version: v2
+  metadata:
+    - {name: connectionString, value: "replaced by the run"}
+    - {name: actorStateStore, value: "true"}
+"""
+
+
+def run_template(folder: Path, apps: str, components: Mapping[str, str] | None = None) -> Path:
+    """A run's folder: ``components/`` with the test's state store (and ``components``: file name to text) and a
+    ``dapr.yaml`` of ``apps`` (the YAML list under ``apps:``). Returns the path of ``dapr.yaml``."""
+    (folder / "components").mkdir(parents=True, exist_ok=True)
+    for name, text in {"store.yaml": STORE, **(components or {})}.items():
+        (folder / "components" / name).write_text(text)
+    header = 'version: 1\ncommon:\n  resourcesPaths: ["./components"]\napps:\n'
+    (folder / "dapr.yaml").write_text(header + textwrap.indent(textwrap.dedent(apps), "  "))
+    return folder / "dapr.yaml"
+
+
+def one_app_template(folder: Path, http_port: int | None = None) -> Path:
+    """One app that only sleeps: the run is about Dapr's processes, not about the app."""
+    return run_template(
+        folder,
+        f"""\
+        - appID: sleeper
+          appDirPath: .
+          daprHTTPPort: {http_port or free_port()}
+          daprGRPCPort: {free_port()}
+          command: ["python", "-c", "import time; time.sleep(600)"]
+        """,
+    )
+
+
+def start_run(template: Path, tmp_path: Path, pg_server_url: str, *extra: str, env: dict[str, str] | None = None):
+    log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 -- returned: the caller reads it while the run goes on
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realdapr",
+            "run",
+            "-f",
+            str(template),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--workflow-db",
+            f"wf_{tmp_path.name[-20:].replace('-', '_').lower()}",
+            "--placement-port",
+            "0",
+            "--scheduler-port",
+            "0",
+            *extra,
+        ],
+        cwd=REPO,
+        env={**(env or os.environ), "POSTGRES_URL": pg_server_url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return proc, log
+
+
+def wait_for(log, text: str, proc: subprocess.Popen, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log.seek(0)
+        seen = log.read()
+        if text in seen:
+            return seen
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    log.seek(0)
+    raise AssertionError(f"{text!r} not seen:\n{log.read()[-4000:]}")
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def all_gone(processes: list[psutil.Process], timeout: float = 15) -> list[psutil.Process]:
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    return [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
