@@ -31,12 +31,13 @@ dapr:
 run-dapr: $(STAMP)
 	exec $(PY) -m devtools.devdb run --banner dapr.yaml -- $(PY) -m realdapr run -f dapr.yaml
 
-## check: the static gates, which `make test` runs first: ruff (lint, then format) and mypy (pyproject.toml says
-## what and how strictly)
+## check: the static gates, which `make test` runs first: ruff (lint, then format), mypy (pyproject.toml says
+## what and how strictly) and the import layers (devtools/layers.py: the apps stand on common alone)
 check: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(PY) -m devtools.layers
 
 ## test: `make check`, then every test (unit, integration on real PostgreSQL, end-to-end on the sidecar and,
 ## after `make dapr`, on real daprd). LEVEL=unit|integration|e2e runs one level (pytest -m LEVEL); PYTEST_ARGS

@@ -26,6 +26,7 @@ INVENTORY = "inventory"
 PAYMENT = "payment"
 SHIPPING = "shipping"
 NOTIFICATION = "notification"
+APP_IDS = (ORDER_API, PAYMENT, INVENTORY, SHIPPING, NOTIFICATION)  # in the order of dapr.yaml
 
 # The saga's registered workflow name.
 ORDER_SAGA = "order_saga"

@@ -21,7 +21,8 @@ T = TypeVar("T")
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-async def _answer(call: Awaitable[T]) -> T:
+async def _as_problem(call: Awaitable[T]) -> T:
+    """``await call``, a fault store's refusal raised as the problem details it stands for (404, 400)."""
     try:
         return await call
     except UnknownActivity as err:
@@ -41,7 +42,7 @@ async def put_fault(
 ) -> Fault:
     """Arm a fault on one of this app's activities (404 for another name), replacing the one it had.
     ``delay_ms`` goes with mode ``delay`` only (a 400 otherwise; JSON Schema cannot say it)."""
-    return await _answer(faults.set(activity, data))
+    return await _as_problem(faults.set(activity, data))
 
 
 @delete("/", operation_id="clearFaults", responses=problems(403))
@@ -51,7 +52,7 @@ async def delete_faults(faults: NamedDependency[FaultInjector]) -> None:
 
 @delete("/{activity:str}", operation_id="clearFault", responses=problems(403, 404))
 async def delete_fault(faults: NamedDependency[FaultInjector], activity: FromPath[str]) -> None:
-    await _answer(faults.clear(activity))
+    await _as_problem(faults.clear(activity))
 
 
 def fault_router(injector: FaultInjector, allow_remote: bool = False) -> Router:
@@ -65,11 +66,16 @@ def fault_router(injector: FaultInjector, allow_remote: bool = False) -> Router:
     )
 
 
+def on_this_machine(host: str | None) -> bool:
+    """Whether a client at ``host`` is on this machine (the only clients fault controls answer by default)."""
+    return host in LOOPBACK
+
+
 def loopback_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """A guard: a client not on this machine gets a 403 problem. For the fault endpoints, and for anything
     else that sets faults (the order-api's console)."""
     host = connection.client.host if connection.client else None
-    if host not in LOOPBACK:
+    if not on_this_machine(host):
         raise problem(
             403,
             f"the fault endpoints answer clients on this machine only, not {host}; "

@@ -93,7 +93,7 @@ def run_service(app_id: str, *, migrations: str, create_app: CreateApp, register
 
 def sdk_logger_options() -> LoggerOptions:
     """For the workflow SDK's runtime and clients: it adds a handler of its own to its loggers, which also
-    propagate to the root handler, so each of its lines was printed twice. A null handler leaves one."""
+    propagate to the root handler; a null handler as its own keeps each line to one, printed by the root's."""
     return LoggerOptions(log_handler=logging.NullHandler())
 
 

@@ -139,7 +139,7 @@ class Saga:
         self.warnings: list[str] = []
         self.status = "RUNNING"
         self.failure: dict[str, str] | None = None
-        self.facts: dict[str, Any] = {}  # small business facts worth showing, e.g. total_cents
+        self.summary_fields: dict[str, Any] = {}  # business facts the summary shows beside the steps, e.g. total_cents
 
     # --- forward steps -------------------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ class Saga:
         """A step whose failure is recorded but changes nothing else (returns None when it failed)."""
         return (yield from self._call(name, app_id, input, result_type, abort_on_failure=False))
 
-    def quietly(self, name: str, input: Any) -> Steps[bool]:
+    def bookkeeping(self, name: str, input: Any) -> Steps[bool]:
         """Bookkeeping on the workflow's own app (no app id): not listed as a step unless it fails."""
         task = self.ctx.call_activity(name, input=input, retry_policy=self.retry_policy)
         try:
@@ -242,7 +242,7 @@ class Saga:
             "failure": self.failure,
             "steps": self.steps,
             "compensations": self.stack.view(),
-            **self.facts,
+            **self.summary_fields,
         }
         if self.warnings:
             out["warnings"] = self.warnings

@@ -25,13 +25,13 @@ from orchestrator.domain import (
     TERMINAL,
     InvalidListing,
     NewOrder,
+    Order,
     OrderConflict,
     OrderError,
+    OrderListing,
     OrderNotFound,
     WorkflowUnavailable,
 )
-from orchestrator.domain import OrderPage as OrderPageValue
-from orchestrator.domain import OrderView as OrderViewValue
 from orchestrator.service import Orders
 
 T = TypeVar("T")
@@ -239,15 +239,15 @@ def new_order(data: OrderRequest) -> NewOrder:
     )
 
 
-def _view(order: OrderViewValue) -> OrderView:
+def _view(order: Order) -> OrderView:
     return msgspec.convert(order, OrderView, from_attributes=True)
 
 
-def _page(page: OrderPageValue) -> OrderPage:
+def _page(page: OrderListing) -> OrderPage:
     return OrderPage(items=[_view(o) for o in page.items], next_cursor=page.next_cursor)
 
 
-def _order_response(order: OrderViewValue) -> Response[OrderView]:
+def _order_response(order: Order) -> Response[OrderView]:
     status = HTTP_200_OK if order.status in TERMINAL else HTTP_202_ACCEPTED
     return Response(_view(order), status_code=status, headers={"Location": f"/orders/{order.order_id}"})
 

@@ -23,19 +23,19 @@ from orchestrator.activities import ACTIVITIES
 from orchestrator.api import PROBLEMS, OrderController
 from orchestrator.console import console_router
 from orchestrator.console.demo import Demo, app_urls, self_url
+from orchestrator.saga_client import SagaClient
 from orchestrator.service import START_CLAIM_TTL, Orders
 from orchestrator.settings import ApiSettings
-from orchestrator.workflows import Workflows
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, api: ApiSettings | None = None, workflows: Workflows | None = None) -> Litestar:
+def create_app(settings: Settings, api: ApiSettings | None = None, sagas: SagaClient | None = None) -> Litestar:
     if not settings.database_url:
         raise ValueError("settings.database_url is required (run_service resolves it)")
     api = api or ApiSettings()
     db = Database(settings.database_url)
-    orders = Orders(db, workflows or Workflows(), settings.retry, api.wait_timeout_seconds)
+    orders = Orders(db, sagas or SagaClient(), settings.retry, api.wait_timeout_seconds)
     demo = Demo(orders, app_urls(self_url(settings.host, settings.port), api.app_urls))
     handlers: list[ControllerRouterHandler] = [
         healthz,

@@ -128,7 +128,7 @@ class WorkflowView:
 
 
 @dataclass(frozen=True)
-class OrderView:
+class Order:
     """The public view of an order: its row, with steps and compensations from the live workflow if there is one,
     else from the summary stored when the saga finished."""
 
@@ -149,12 +149,12 @@ class OrderView:
 
 
 @dataclass(frozen=True)
-class OrderPage:
-    items: list[OrderView] = field(default_factory=list)
+class OrderListing:
+    items: list[Order] = field(default_factory=list)
     next_cursor: str | None = None
 
 
-def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> OrderView:
+def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> Order:
     """The view of an order from its row and, if there is one, its workflow. A saga that finished before its last
     status record landed is shown as it finished (the row catches up when the order is next posted or cancelled)."""
     finished = workflow.finished_update(row["order_id"]) if workflow is not None else None
@@ -174,7 +174,7 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> OrderVi
         if workflow is not None and workflow.runtime_status in ("FAILED", "TERMINATED", "STALLED", "SUSPENDED")
         else None
     )
-    return OrderView(
+    return Order(
         order_id=row["order_id"],
         status=status,
         customer_id=row["customer_id"],

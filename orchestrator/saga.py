@@ -65,14 +65,14 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[di
     saga = Saga(ctx, retry_policy(order.retry), cancel=ctx.wait_for_external_event(CANCEL_EVENT))
     if not ctx.is_patched(RUNNING_RECORDED_BY_API):
         # Sagas started before the order-api recorded RUNNING itself still do it here, as their history says.
-        yield from saga.quietly(RECORD_ORDER_STATUS, OrderStatusUpdate(order.order_id, RUNNING))
+        yield from saga.bookkeeping(RECORD_ORDER_STATUS, OrderStatusUpdate(order.order_id, RUNNING))
     abort = None
     try:
         # 1. Validate and price: a "no" here means nothing has happened yet.
         priced = yield from saga.step(
             VALIDATE_ORDER, INVENTORY, ValidateOrderInput(order.order_id, order.items), ValidateOrderResult
         )
-        saga.facts["total_cents"] = priced.total_cents
+        saga.summary_fields["total_cents"] = priced.total_cents
         # 2-4. Each undo goes on the stack *before* its step: a step that timed out may still have happened.
         saga.push(RELEASE_INVENTORY, INVENTORY, undo(RELEASE_INVENTORY))
         yield from saga.step(
@@ -107,8 +107,8 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[di
         NOTIFY, NOTIFICATION, NotifyInput(order.order_id, order.email, kind, detail, key(NOTIFY)), NotifyResult
     )
 
-    yield from saga.quietly(
+    yield from saga.bookkeeping(
         RECORD_ORDER_STATUS,
-        OrderStatusUpdate(order.order_id, status, failure, saga.facts.get("total_cents"), saga.summary()),
+        OrderStatusUpdate(order.order_id, status, failure, saga.summary_fields.get("total_cents"), saga.summary()),
     )
     return saga.summary()

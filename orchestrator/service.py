@@ -26,18 +26,18 @@ from orchestrator.domain import (
     TERMINAL,
     InvalidListing,
     NewOrder,
+    Order,
     OrderConflict,
+    OrderListing,
     OrderNotFound,
-    OrderPage,
     OrderSagaInput,
     OrderStatusUpdate,
-    OrderView,
     WorkflowUnavailable,
     WorkflowView,
     order_view,
     parse_cursor,
 )
-from orchestrator.workflows import SidecarUnavailable, Workflows
+from orchestrator.saga_client import SagaClient, SidecarUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,7 +49,7 @@ START_CLAIM_TTL = timedelta(seconds=10)
 
 @dataclass(frozen=True)
 class Submitted:
-    order: OrderView
+    order: Order
     created: bool
 
 
@@ -57,12 +57,12 @@ class Orders:
     def __init__(
         self,
         db: Database,
-        workflows: Workflows,
+        sagas: SagaClient,
         retry: SagaRetry,
         wait_seconds: float,
         claim_ttl: timedelta = START_CLAIM_TTL,
     ) -> None:
-        self.db, self.workflows, self.retry, self.wait_seconds = db, workflows, retry, wait_seconds
+        self.db, self.sagas, self.retry, self.wait_seconds = db, sagas, retry, wait_seconds
         self.claim_ttl = claim_ttl
 
     async def submit(self, order: NewOrder, *, wait: bool) -> Submitted:
@@ -87,23 +87,23 @@ class Orders:
             raise OrderConflict(f"order {order_id!r} exists with a different request body", order_id=order_id)
         if row["status"] == PENDING:
             await self._ensure_started(order_id, fresh=created)
-        workflow = await _engine(self.workflows.wait(order_id, self.wait_seconds)) if wait else None
+        workflow = await _engine(self.sagas.wait(order_id, self.wait_seconds)) if wait else None
         if workflow is None:
             workflow = await self._live_state(order_id)
         row = await self._reconcile(await self._row(order_id), workflow)
         return Submitted(order_view(row, workflow), created)
 
-    async def view(self, order_id: str) -> OrderView:
+    async def view(self, order_id: str) -> Order:
         """The order as stored, completed by what its workflow says about itself (steps, compensations).
         Reads only: a view never writes."""
         row = await self._row(order_id)
         return order_view(row, await self._live_state(order_id))
 
     async def history(self, order_id: str) -> list[dict[str, Any]]:
-        """The events of the order's workflow, oldest first (``Workflows.history``). OrderNotFound when there is
+        """The events of the order's workflow, oldest first (``SagaClient.history``). OrderNotFound when there is
         no such order or its workflow is gone (purged, or not started yet)."""
         await self._row(order_id)
-        events = await _engine(self.workflows.history(order_id))
+        events = await _engine(self.sagas.history(order_id))
         if events is None:
             raise OrderNotFound(
                 f"order {order_id!r} has no workflow history: its workflow was purged or has not started",
@@ -111,20 +111,20 @@ class Orders:
             )
         return events
 
-    async def list(self, *, status: str | None, limit: int, cursor: str | None) -> OrderPage:
+    async def list(self, *, status: str | None, limit: int, cursor: str | None) -> OrderListing:
         if status is not None and status not in STATUSES:
             raise InvalidListing(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
         before = parse_cursor(cursor)
         async with self.db.session() as session:
             rows = await repository.list_orders(session, status=status, limit=limit, before_seq=before)
         next_cursor = str(rows[-1]["seq"]) if len(rows) == limit else None
-        return OrderPage([order_view(r, None) for r in rows], next_cursor)
+        return OrderListing([order_view(r, None) for r in rows], next_cursor)
 
-    async def cancel(self, order_id: str, reason: str | None = None) -> OrderView:
+    async def cancel(self, order_id: str, reason: str | None = None) -> Order:
         """Ask the saga to stop and unwind. OrderConflict when the order already finished; the saga decides the
         rest: a cancel that arrives after its last forward step finished changes nothing."""
         row = await self._row(order_id)
-        workflow = await _engine(self.workflows.state(order_id))
+        workflow = await _engine(self.sagas.state(order_id))
         row = await self._reconcile(row, workflow)
         if row["status"] in TERMINAL:
             raise OrderConflict(
@@ -132,7 +132,7 @@ class Orders:
             )
         if workflow is None:
             await self._ensure_started(order_id)  # the event then waits in the new instance
-        await _engine(self.workflows.cancel(order_id, reason))
+        await _engine(self.sagas.cancel(order_id, reason))
         return replace(order_view(row, workflow), cancel_requested=True)
 
     async def resume_pending(self) -> int:
@@ -174,9 +174,9 @@ class Orders:
         if row is None:
             return False  # not PENDING, or another starter is at it
         try:
-            if not fresh and await self.workflows.state(order_id) is not None:
+            if not fresh and await self.sagas.state(order_id) is not None:
                 return False
-            started = await self.workflows.schedule(self.saga_input(row))
+            started = await self.sagas.schedule(self.saga_input(row))
         except BaseException as err:
             # Whatever stopped this start, the next starter need not wait for the claim to expire. (A process
             # that dies here leaves its claim: the start-up sweep comes back for it once it is stale.)
@@ -217,7 +217,7 @@ class Orders:
         """What the workflow says now; None when the engine is unreachable: the row (status, failure, final
         summary) still answers, only live progress is missing."""
         try:
-            return await self.workflows.state(order_id)
+            return await self.sagas.state(order_id)
         except SidecarUnavailable as err:
             log.warning("%s: showing the stored order only: %s", order_id, err)
             return None

@@ -13,10 +13,10 @@ from typing import Any, TextIO
 
 import httpx
 
-from shop.scenarios import SCENARIOS, Fault, fault_body, new_order_id, order_body
+from common.contracts import APP_IDS
+from common.scenarios import SCENARIOS, Fault, fault_body, new_order_id, order_body
 
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
-FAULT_APPS = ("payment", "inventory", "shipping", "notification", "order-api")
 DEFAULT_PORTS = {"order-api": 8000, "payment": 8001, "inventory": 8002, "shipping": 8003, "notification": 8004}
 
 
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     faults.set_defaults(run=_faults_list)
     fsub = faults.add_subparsers(dest="faults_command", metavar="{set,clear}")
     fset = fsub.add_parser("set", help="arm a fault on one activity of one app")
-    fset.add_argument("app", choices=FAULT_APPS)
+    fset.add_argument("app", choices=APP_IDS)
     fset.add_argument("activity", help="e.g. charge, ship, reserve_inventory")
     fset.add_argument("mode", choices=("error", "transient", "delay", "crash_before", "crash_after"))
     fset.add_argument("--count", type=int, help="how many times it fires")
@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     fset.add_argument("--order-id", help="only for this order")
     fset.set_defaults(run=_faults_set)
     fclear = fsub.add_parser("clear", help="clear the faults of one app, or of all of them")
-    fclear.add_argument("app", nargs="?", choices=FAULT_APPS)
+    fclear.add_argument("app", nargs="?", choices=APP_IDS)
     fclear.set_defaults(run=_faults_clear)
     scenarios = sub.add_parser("scenarios", help="the demo scenarios --scenario takes")
     scenarios.set_defaults(run=_scenarios)
@@ -214,7 +214,7 @@ def _arm(client: httpx.Client, fault: Fault, order_id: str) -> tuple[str, str]:
 
 
 def _faults_list(args: argparse.Namespace, out: TextIO) -> int:
-    for app in FAULT_APPS:
+    for app in APP_IDS:
         response = httpx.get(f"{url_of(app)}/faults", timeout=30)
         if response.status_code == 404:
             print(f"{app}: fault endpoints are off (FAULTS_ENABLED is not true)", file=out)
@@ -242,7 +242,7 @@ def _faults_set(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _faults_clear(args: argparse.Namespace, out: TextIO) -> int:
-    for app in [args.app] if args.app else FAULT_APPS:
+    for app in [args.app] if args.app else APP_IDS:
         response = httpx.delete(f"{url_of(app)}/faults", timeout=30)
         if response.status_code != 404:
             _check(response)

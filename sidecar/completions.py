@@ -13,7 +13,18 @@ from typing import TYPE_CHECKING
 from dapr.ext.workflow._durabletask.internal import protos as pb
 
 from . import applier
-from .model import COMPLETED, FAILED, RUNNING, TERMINATED, Activity, Instance, S, seconds, string_value
+from .model import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    STALLED,
+    TERMINATED,
+    Activity,
+    Instance,
+    seconds,
+    status_name,
+    string_value,
+)
 
 if TYPE_CHECKING:
     from .engine import Engine, Transition
@@ -113,7 +124,7 @@ class Completions:
         recorded unless the last one says the same, and the instance is tried again when a worker of its app
         connects, which may carry the code it needs."""
         inst.stalled = True
-        inst.status = S.ORCHESTRATION_STATUS_STALLED
+        inst.status = STALLED
         self.engine.dispatcher.hold(inst.key)
         with self.engine.transition() as t:
             last = inst.history[-1] if inst.history else None
@@ -192,7 +203,7 @@ class Completions:
                         t.wake.append(child)
                     else:
                         t.then.append(functools.partial(self.engine.end_unstarted, child))
-        log.debug("instance %s/%s finished: %s", inst.app_id, inst.instance_id, S.Name(status))
+        log.debug("instance %s/%s finished: %s", inst.app_id, inst.instance_id, status_name(status))
 
     def _continue_as_new(self, t: Transition, inst: Instance, new: applier.ContinueAsNew) -> None:
         now = self.engine.clock.now()

@@ -4,7 +4,7 @@ It follows daprd's engine (dapr/dapr ``pkg/runtime/wfengine`` on dapr/durabletas
 at a time; the history grows by past + new + one event per action, in action order; activities and child
 workflows run on the app named by the action's router and their results come back to the caller's app.
 The parts: ``applier`` works out what a turn's actions produce, ``dispatcher`` hands work to the workers,
-``timers`` wakes instances, ``store`` keeps it all. Every change goes through ``_transition``: the changes are
+``timers`` wakes instances, ``store`` keeps it all. Every change goes through ``transition``: the changes are
 written in one transaction, and only after it commits is anything sent, a waiter woken or work dispatched.
 All of it runs on one asyncio loop, so there are no locks.
 """

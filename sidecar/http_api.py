@@ -22,7 +22,7 @@ from litestar.handlers import HTTPRouteHandler
 from .api_token import TokenMiddleware
 from .client import Client
 from .engine import Engine
-from .model import PENDING, EngineError, Instance, S, trace_context
+from .model import PENDING, EngineError, Instance, status_name, trace_context
 
 _PREFIXES = ("v1.0", "v1.0-beta1", "v1.0-alpha1")
 _NOT_FOUND = "ERR_INSTANCE_ID_NOT_FOUND"
@@ -56,7 +56,7 @@ def _metadata(inst: Instance) -> dict[str, str | dict[str, str]]:
         "workflowName": "" if status == PENDING else inst.name,
         "createdAt": _iso(inst.created),
         "lastUpdatedAt": _iso(inst.updated),
-        "runtimeStatus": S.Name(status).removeprefix("ORCHESTRATION_STATUS_"),
+        "runtimeStatus": status_name(status),
         "properties": props,
     }
 

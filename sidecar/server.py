@@ -17,7 +17,7 @@ from .access_policy import AccessPolicies
 from .api_token import TokenInterceptor, configured_token
 from .engine import Engine
 from .grpc_api import WorkflowServicer
-from .model import S
+from .model import status_name
 from .retention import RetentionPolicy
 
 if TYPE_CHECKING:
@@ -142,8 +142,7 @@ async def start_sidecar(
         log.info(
             "finished instances are purged after: %s",
             ", ".join(
-                f"{S.Name(status).removeprefix('ORCHESTRATION_STATUS_').lower()} {seconds:g} s"
-                for status, seconds in retention.by_status.items()
+                f"{status_name(status).lower()} {seconds:g} s" for status, seconds in retention.by_status.items()
             ),
         )
     return sidecar

@@ -21,11 +21,11 @@ from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from common.contracts import ACTIVITY_APP, ORDER_API
-from common.fault_api import loopback_only
+from common.fault_api import loopback_only, on_this_machine
 from common.problems import problem
+from common.scenarios import SCENARIOS
 from orchestrator.console.demo import Demo, DemoError
 from orchestrator.domain import RECORD_ORDER_STATUS
-from shop.scenarios import SCENARIOS
 
 STATIC = Path(__file__).with_name("static")
 # Which activities each app hosts, for the fault form (the apps' /faults answer 404 for any other name).
@@ -49,7 +49,7 @@ def console_router(demo: Demo, *, faults_enabled: bool, allow_remote: bool) -> R
         why_not = None
         if not faults_enabled:
             why_not = "FAULTS_ENABLED is not true: scenarios and faults are off"
-        elif not allow_remote and (request.client.host if request.client else None) not in _LOOPBACK:
+        elif not allow_remote and not on_this_machine(request.client.host if request.client else None):
             why_not = "scenarios and faults answer clients on this machine only (FAULTS_ALLOW_REMOTE is not true)"
         return {
             "controls": why_not is None,
@@ -62,7 +62,7 @@ def console_router(demo: Demo, *, faults_enabled: bool, allow_remote: bool) -> R
     @get("/api/orders/{order_id:str}/notifications")
     async def notifications(demo: NamedDependency[Demo], order_id: FromPath[str]) -> Response[bytes]:
         """What the customer was told: the notification app's record of this order."""
-        return _passed_on(await _answer(demo.notifications(order_id)))
+        return _passed_on(await _as_problem(demo.notifications(order_id)))
 
     handlers: list[Any] = [
         console_page,
@@ -86,13 +86,10 @@ def console_router(demo: Demo, *, faults_enabled: bool, allow_remote: bool) -> R
     )
 
 
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
 @post("/scenarios/{name:str}", status_code=HTTP_202_ACCEPTED)
 async def run_scenario(demo: NamedDependency[Demo], name: FromPath[str]) -> dict[str, str]:
     """Start a demo scenario: its faults armed for its order, the order submitted; 202 with the order's ID."""
-    order_id = await _answer(demo.run(name))
+    order_id = await _as_problem(demo.run(name))
     return {"order_id": order_id, "scenario": name, "console": f"/console/orders/{order_id}"}
 
 
@@ -105,17 +102,17 @@ async def list_faults(demo: NamedDependency[Demo]) -> list[dict[str, Any]]:
 async def set_fault(
     demo: NamedDependency[Demo], app: FromPath[str], activity: FromPath[str], data: JSONBody[dict[str, Any]]
 ) -> Response[bytes]:
-    return _passed_on(await _answer(demo.forward("PUT", app, f"/faults/{activity}", data)))
+    return _passed_on(await _as_problem(demo.forward("PUT", app, f"/faults/{activity}", data)))
 
 
 @delete("/faults/{app:str}/{activity:str}", status_code=200)
 async def clear_fault(demo: NamedDependency[Demo], app: FromPath[str], activity: FromPath[str]) -> Response[bytes]:
-    return _passed_on(await _answer(demo.forward("DELETE", app, f"/faults/{activity}")))
+    return _passed_on(await _as_problem(demo.forward("DELETE", app, f"/faults/{activity}")))
 
 
 @delete("/faults/{app:str}", status_code=200)
 async def clear_app_faults(demo: NamedDependency[Demo], app: FromPath[str]) -> Response[bytes]:
-    return _passed_on(await _answer(demo.forward("DELETE", app, "/faults")))
+    return _passed_on(await _as_problem(demo.forward("DELETE", app, "/faults")))
 
 
 @delete("/faults", status_code=200)
@@ -127,7 +124,8 @@ async def clear_all_faults(demo: NamedDependency[Demo]) -> list[dict[str, Any]]:
     return await demo.faults()
 
 
-async def _answer(call: Any) -> Any:
+async def _as_problem(call: Any) -> Any:
+    """``await call``, a DemoError raised as the problem details it stands for."""
     try:
         return await call
     except DemoError as err:

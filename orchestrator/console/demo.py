@@ -1,4 +1,4 @@
-"""What the console drives besides orders: the demo scenarios of ``shop.scenarios`` run here, in the order-api, and
+"""What the console drives besides orders: the demo scenarios of ``common.scenarios`` run here, in the order-api, and
 every app's faults, through each app's own ``/faults`` API (REST, the URLs of ``ApiSettings.app_urls``).
 
 A scenario arms its faults for its own order, submits the order through the use cases, and is followed in the
@@ -20,10 +20,10 @@ import httpx
 import msgspec
 
 from common.contracts import ORDER_API
+from common.scenarios import SCENARIOS, Fault, Scenario, fault_body, new_order_id, order_body
 from orchestrator.api import OrderRequest, new_order
 from orchestrator.domain import TERMINAL
 from orchestrator.service import Orders
-from shop.scenarios import SCENARIOS, Fault, Scenario, fault_body, new_order_id, order_body
 
 log = logging.getLogger(__name__)
 

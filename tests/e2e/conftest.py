@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.contracts import APP_IDS
 from common.db import database_name, drop_database, ensure_database, libpq_url
 from devtools.launcher import ENGINES, runner_command, wait_healthy, write_template
 from realdapr import DAPR_VERSION
@@ -125,10 +126,7 @@ def system(
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp(f"e2e-{engine}-{uuid.uuid4().hex[:6]}")
     prefix = tmp.name.replace("-", "_")
-    names = {
-        app_id: f"{prefix}_{database_name(app_id)}"
-        for app_id in ("order-api", "inventory", "payment", "shipping", "notification")
-    }
+    names = {app_id: f"{prefix}_{database_name(app_id)}" for app_id in APP_IDS}
     for name in names.values():
         asyncio.run(ensure_database(pg_server_url, name))
     layout = write_template(

@@ -17,10 +17,11 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
+from common.contracts import APP_IDS
+
 # Debian's packages (apt-get install chromium chromium-driver); CHROMIUM / CHROMEDRIVER name others.
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
-APPS = ("order-api", "payment", "inventory", "shipping", "notification")
 WAIT = 60.0
 
 
@@ -192,7 +193,7 @@ def test_a_docs_page_renders_offline(sidecar_lane, browser):
     assert _external(browser.requests(), sidecar_lane) == []
 
 
-@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize("app", APP_IDS)
 def test_every_apps_docs_page_references_only_its_own_assets_and_they_answer(sidecar_lane, app: str):
     base = sidecar_lane.urls[app]
     for page in ("/schema", "/schema/swagger"):
@@ -217,7 +218,7 @@ def test_the_console_page_answers_at_its_links_and_only_with_local_assets(sideca
 
 def test_the_console_sets_lists_and_clears_every_apps_faults(sidecar_lane):
     with httpx.Client(base_url=sidecar_lane.urls["order-api"], timeout=60) as console:
-        assert {a["app"] for a in console.get("/console/api/faults").json()} == set(APPS)
+        assert {a["app"] for a in console.get("/console/api/faults").json()} == set(APP_IDS)
         armed = console.put("/console/api/faults/shipping/ship", json={"mode": "delay", "delay_ms": 10, "count": 2})
         assert armed.status_code == 200, armed.text
         # What the app itself says, through its own API.

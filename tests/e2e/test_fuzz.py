@@ -19,20 +19,20 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.contracts import APP_IDS
 from tests.support import REPO
 
-APPS = ("order-api", "payment", "inventory", "shipping", "notification")
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 
 
 @pytest.fixture
 def clear_faults(system):
     yield
-    for app in APPS:
+    for app in APP_IDS:
         httpx.delete(system.urls[app] + "/faults", timeout=30)
 
 
-@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize("app", APP_IDS)
 def test_the_api_of_an_app_holds_to_its_openapi_document(system, clear_faults, app: str):
     if system.engine != "sidecar":
         pytest.skip("the APIs do not depend on the engine: fuzzed in the sidecar lane")

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from shop.scenarios import SCENARIOS, order_body
+from common.scenarios import SCENARIOS, order_body
 
 
 def test_the_history_shows_each_attempt_of_a_retried_step_and_the_timer_between_them(system):

@@ -42,9 +42,9 @@ from orchestrator.domain import (
     NewOrder,
     OrderStatusUpdate,
 )
+from orchestrator.saga_client import SagaClient
 from orchestrator.service import Orders
 from orchestrator.tables import orders
-from orchestrator.workflows import Workflows
 
 BODY = {
     "customer_id": "c-1",
@@ -85,7 +85,7 @@ class SimulatedCrash(Exception):
 
 @dataclass
 class StandInState:
-    """The attributes of the SDK's WorkflowState that orchestrator.workflows reads."""
+    """The attributes of the SDK's WorkflowState that orchestrator.saga_client reads."""
 
     runtime_status: WorkflowStatus
     serialized_custom_status: str | None = None
@@ -183,7 +183,7 @@ def sidecar() -> InMemoryWorkflowClient:
 
 def order_api(db_url: str, sidecar: InMemoryWorkflowClient) -> Litestar:
     settings = Settings(app_id=ORDER_API, database_url=db_url, retry=RETRY)
-    return create_app(settings, workflows=Workflows(lambda: sidecar))
+    return create_app(settings, sagas=SagaClient(lambda: sidecar))
 
 
 @pytest_asyncio.fixture
@@ -222,7 +222,7 @@ async def store_then_crash(db: Database, body: dict[str, Any]) -> None:
     dying = InMemoryWorkflowClient()
     dying.crash_on_schedule = True
     with pytest.raises(SimulatedCrash):
-        await Orders(db, Workflows(lambda: dying), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
+        await Orders(db, SagaClient(lambda: dying), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -361,7 +361,7 @@ async def test_record_order_status_moves_an_order_from_pending_through_running_t
 
 async def test_a_late_running_record_or_another_outcome_does_not_move_a_finished_order(db, ctx, record_order_status):
     body = new_body()
-    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
+    await Orders(db, SagaClient(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
     order_id = body["order_id"]
     failure = {"step": "charge", "reason": "card declined"}
     await record_order_status(ctx, OrderStatusUpdate(order_id, COMPENSATED, failure, 4700, summary(COMPENSATED)))
@@ -377,7 +377,7 @@ async def test_a_late_running_record_or_another_outcome_does_not_move_a_finished
 
 async def test_a_repeated_status_record_changes_nothing(db, ctx, record_order_status):
     body = new_body()
-    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
+    await Orders(db, SagaClient(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
     order_id = body["order_id"]
     update = OrderStatusUpdate(order_id, COMPLETED, None, 4700, summary(COMPLETED))
 
@@ -399,7 +399,7 @@ async def test_a_status_record_for_an_unknown_order_applies_nothing(db, ctx, rec
 
 async def test_pending_is_not_a_status_the_saga_can_record(db, ctx, record_order_status):
     body = new_body()
-    await Orders(db, Workflows(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
+    await Orders(db, SagaClient(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
     await record_order_status(ctx, OrderStatusUpdate(body["order_id"], RUNNING))
 
     with pytest.raises(ValueError, match="not a status the saga records"):
@@ -562,7 +562,7 @@ async def test_a_starter_that_died_holding_its_claim_keeps_others_away_until_the
     await store_then_crash(db, body)  # a PENDING row, no workflow
     async with db.transaction() as session:  # a starter claims it, then its process dies: nothing releases it
         assert await repository.claim_start(session, body["order_id"], timedelta(seconds=10)) is not None
-    orders_ = Orders(db, Workflows(lambda: sidecar), SagaRetry(), 1.0, claim_ttl=timedelta(milliseconds=300))
+    orders_ = Orders(db, SagaClient(lambda: sidecar), SagaRetry(), 1.0, claim_ttl=timedelta(milliseconds=300))
 
     assert await orders_.resume_pending() == 0 and sidecar.scheduled == []  # the claim is live
     await asyncio.sleep(0.4)
@@ -584,7 +584,7 @@ async def test_an_order_stored_while_the_sidecar_was_down_is_a_503_and_a_repeate
 async def test_orders_left_pending_are_scheduled_at_start_up_and_no_others(
     db_url, db, sidecar, ctx, record_order_status
 ):
-    orders_ = Orders(db, Workflows(lambda: sidecar), SagaRetry(), 1.0)
+    orders_ = Orders(db, SagaClient(lambda: sidecar), SagaRetry(), 1.0)
     crashed_first, running, scheduled_but_unrecorded, crashed_last = (new_body() for _ in range(4))
     await store_then_crash(db, crashed_first)
     await orders_.submit(as_new_order(running), wait=False)

@@ -1,5 +1,5 @@
-"""The demo scenarios: what each sends and which faults it needs. Plain data, shared by the command line and the
-order-api's console (``orchestrator/console``). Faults are armed for the scenario's own order only."""
+"""The demo scenarios: what each sends and which faults it needs. Plain data, shared by the command line (``shop``)
+and the order-api's console (``orchestrator/console``). Faults are armed for the scenario's own order only."""
 
 from __future__ import annotations
 

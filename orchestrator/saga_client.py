@@ -1,7 +1,9 @@
-"""The order-api's handle on the sidecar's workflow API: the SDK's async client, reduced to what orders need, and
-an instance's history (``GetInstanceHistory``, which the SDK's client lacks: called through its generated stubs).
+"""The order-api's client of the workflow engine (daprd, or the sidecar locally): start an order's saga, read
+its state, wait for it, cancel it, and read its history (``GetInstanceHistory``, which the SDK's client lacks:
+called through its generated stubs). The saga itself is ``orchestrator.saga``; its registration,
+``orchestrator.activities``.
 
-Boundary: gRPC to the local sidecar (DAPR_GRPC_PORT, read by the SDK when the client is first used).
+Boundary: gRPC to the app's own engine (DAPR_GRPC_PORT, read by the SDK when the client is first used).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def _raw_stub() -> Any:
 SUMMARY_CHARS = 300
 
 
-class Workflows:
+class SagaClient:
     """Schedules, inspects, waits for and cancels order sagas, and reads their history. The gRPC clients are
     created on first use, in the event loop that uses them (grpc.aio channels belong to one loop)."""
 
