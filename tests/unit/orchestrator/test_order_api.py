@@ -210,3 +210,10 @@ def test_the_documented_status_filter_lists_exactly_the_order_statuses():
     from orchestrator.domain import STATUSES
 
     assert typing.get_args(StatusName) == STATUSES
+
+
+def test_options_lists_every_method_of_the_path_it_asks_about(api):
+    # Litestar 2 lists only the first handler's methods for a path served by several (litestar#4169).
+    assert api.options("/orders").headers["allow"] == "GET, OPTIONS, POST"
+    assert api.options("/orders/o-1").headers["allow"] == "GET, OPTIONS"
+    assert api.options("/orders/o-1/cancel").headers["allow"] == "OPTIONS, POST"
