@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.contracts import VALIDATE_ORDER, Address, Contract, Item, SagaRetry
+from common.contracts import CHARGE, RESERVE_INVENTORY, SHIP, VALIDATE_ORDER, Address, Contract, Item, SagaRetry
 from common.outcomes import CANCELLED as CANCELLED_KIND
 from common.outcomes import REFUSED, SagaAborted
 
@@ -72,6 +72,30 @@ def conclusion(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) ->
     if abort.kind == REFUSED and abort.step == VALIDATE_ORDER:
         return REJECTED, abort.failure()
     return COMPENSATED, abort.failure()
+
+
+def customer_message(status: str, abort: SagaAborted | None) -> str:
+    """What the customer is told about how their order ended: one plain sentence per outcome, chosen from the
+    status and the step that ended it (and whether that step said no or broke). Never the technical reason: that
+    stays in the order's failure, for the people who run the shop."""
+    if status == COMPLETED:
+        return "Your order is confirmed and on its way."
+    if status == CANCELLED:
+        return "Your order has been cancelled as you asked; any payment has been refunded."
+    if status == COMPENSATION_FAILED or abort is None:
+        return "Something went wrong with your order and our team is looking into it; we will be in touch."
+    refused = abort.kind == REFUSED
+    if refused and abort.step == VALIDATE_ORDER:
+        return "We could not accept your order: an item is unknown or ordered in a larger quantity than we allow."
+    if refused and abort.step == RESERVE_INVENTORY:
+        return "Sorry, some items in your order are out of stock; you have not been charged."
+    if refused and abort.step == CHARGE:
+        return "Your payment was declined, so your order has not been placed."
+    if refused and abort.step == SHIP:
+        return "We cannot deliver to your address, so your order has been cancelled and your payment refunded."
+    if abort.step == SHIP:
+        return "We could not ship your order, so it has been cancelled and your payment refunded."
+    return "We could not complete your order because of a problem on our side; any payment has been refunded."
 
 
 # --- a new order ------------------------------------------------------------------------------------------

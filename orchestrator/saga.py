@@ -48,6 +48,7 @@ from orchestrator.domain import (
     OrderSagaInput,
     OrderStatusUpdate,
     conclusion,
+    customer_message,
 )
 
 # A patch (workflow versioning): sagas started since the order-api records RUNNING itself, once it has started
@@ -100,11 +101,11 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[di
     status, failure = conclusion(abort, saga.stack.failed)
     saga.conclude(status, failure)
 
-    # 5. Tell the customer. Best effort: a failed notification is recorded, never unwinds an order.
+    # 5. Tell the customer, in a sentence for customers. Best effort: a failure is recorded, never unwinds an order.
     kind = "order_confirmed" if status == COMPLETED else "order_failed"
-    detail = failure["reason"] if failure else None
+    told = customer_message(status, abort)
     yield from saga.best_effort(
-        NOTIFY, NOTIFICATION, NotifyInput(order.order_id, order.email, kind, detail, key(NOTIFY)), NotifyResult
+        NOTIFY, NOTIFICATION, NotifyInput(order.order_id, order.email, kind, told, key(NOTIFY)), NotifyResult
     )
 
     yield from saga.bookkeeping(

@@ -205,6 +205,11 @@ def test_a_permanent_ship_fault_refunds_and_releases(system, api: httpx.Client):
         payment = pay.get(f"/payments/{order_id}").json()
     assert payment["refunded_cents"] == payment["charged_cents"] == order["total_cents"]
     assert stock(system, "SKU-MUG") == before
+    # The technical reason stays with the order; the customer is told in words for customers.
+    assert "NonRetryableError" in order["failure"]["reason"]
+    with system.client("notification") as note:
+        [told] = note.get("/notifications", params={"order_id": order_id}).json()
+    assert told["message"] == "We could not ship your order, so it has been cancelled and your payment refunded."
 
 
 def test_cancelling_an_order_in_flight_unwinds_what_was_done(system, api: httpx.Client):

@@ -271,7 +271,7 @@ function renderOrder(view, events, historyNote, told) {
   const toldBox = h("div", { class: "box", id: "told" }, h("h3", {}, "What the customer was told"),
     told && told.length
       ? h("ul", {}, ...told.map((n) => h("li", {}, `${n.channel} · `, h("strong", {}, n.kind), ` · ${n.status}`,
-          n.kind === "order_failed" && view.failure ? h("span", { class: "reason" }, ` “${view.failure.reason}”`) : null)))
+          n.message ? h("span", { class: "told" }, ` “${n.message}”`) : null)))
       : h("p", { class: "muted" }, TERMINAL.has(view.status) ? "Nothing (yet)." : "Nothing until the saga ends."),
     view.warnings ? h("p", { class: "reason" }, view.warnings.join("; ")) : null,
   );

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from common.contracts import NotifyResult, PricedItem, SagaRetry, StepResult, UndoResult, ValidateOrderResult
 from orchestrator.domain import RECORD_ORDER_STATUS, OrderSagaInput
 from orchestrator.saga import order_saga
@@ -98,7 +100,7 @@ def test_every_call_carries_the_retry_policy_from_the_input_and_keys_derived_fro
         "order_id": "order-1",
         "email": "ada@example.com",
         "kind": "order_confirmed",
-        "detail": None,
+        "detail": "Your order is confirmed and on its way.",
         "idempotency_key": "order-1:notify",
     }
 
@@ -135,7 +137,8 @@ def test_a_rejected_order_undoes_nothing_and_tells_the_customer():
     assert out["status"] == "REJECTED"
     assert out["failure"] == {"step": "validate_order", "reason": "unknown sku NOPE"}
     assert out["compensations"] == []
-    assert ctx.calls[-2].input["kind"] == "order_failed" and ctx.calls[-2].input["detail"] == "unknown sku NOPE"
+    assert ctx.calls[-2].input["kind"] == "order_failed"
+    assert ctx.calls[-2].input["detail"].startswith("We could not accept your order")
 
 
 def test_out_of_stock_releases_the_reservation_only():
@@ -228,6 +231,35 @@ def test_an_undo_that_fails_after_its_retries_ends_in_compensation_failed_naming
     ]
     assert out["compensations"][1]["attempts"] == 3
     assert ctx.calls[-2].input["kind"] == "order_failed"
+
+
+def told(ctx: FakeWorkflowContext) -> str:
+    """What the notification told the customer."""
+    return next(c.input["detail"] for c in ctx.calls if c.name == "notify")
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ({"charge": StepResult(ok=False, reason="card declined")}, "Your payment was declined"),
+        ({"reserve_inventory": StepResult(ok=False, reason="out of stock: BOOK-1")}, "out of stock"),
+        ({"ship": StepResult(ok=False, reason="address undeliverable")}, "We cannot deliver to your address"),
+        ({"ship": Boom("injected fault: ship fails permanently", "NonRetryableError")}, "We could not ship your order"),
+        ({"charge": Boom("payment gateway unreachable")}, "a problem on our side"),
+        ({"ship": StepResult(ok=False, reason="undeliverable"), "refund": Boom("ledger locked")}, "looking into it"),
+    ],
+)
+def test_the_customer_is_told_a_plain_sentence_per_outcome_never_the_technical_reason(script, expected):
+    ctx, out = saga(**script)
+
+    assert expected in told(ctx)
+    assert out["failure"]["reason"] not in told(ctx)
+    assert "Error" not in told(ctx) and "injected" not in told(ctx)
+
+
+def test_a_cancelled_order_tells_the_customer_it_was_cancelled():
+    ctx, _ = saga(cancel_during="charge")
+    assert told(ctx) == "Your order has been cancelled as you asked; any payment has been refunded."
 
 
 def test_a_cancel_before_the_first_step_cancels_with_nothing_to_undo():
