@@ -11,23 +11,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.contracts import CHARGE, RESERVE_INVENTORY, SHIP, VALIDATE_ORDER, Address, Contract, Item, SagaRetry
+from common.contracts import (
+    CHARGE,
+    RESERVE_INVENTORY,
+    RISK_REVIEW,
+    SHIP,
+    VALIDATE_ORDER,
+    Address,
+    Contract,
+    Item,
+    SagaRetry,
+)
 from common.outcomes import CANCELLED as CANCELLED_KIND
 from common.outcomes import REFUSED, SagaAborted
 
 PENDING = "PENDING"  # row stored, workflow scheduled (or about to be)
 RUNNING = "RUNNING"
+AWAITING_APPROVAL = "AWAITING_APPROVAL"  # the risk review asked a person to decide; the saga waits, until a deadline
 COMPLETED = "COMPLETED"
 COMPENSATED = "COMPENSATED"  # a step failed or said no; every undo ran
-REJECTED = "REJECTED"  # validation said no; nothing had happened
+REJECTED = "REJECTED"  # validation, the risk review or a person said no (or no one decided in time); all undone
 CANCELLED = "CANCELLED"  # cancelled on request; every undo ran
 COMPENSATION_FAILED = "COMPENSATION_FAILED"  # an undo still failed after its retries: needs a person
 
-STATUSES = (PENDING, RUNNING, COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED)
+STATUSES = (PENDING, RUNNING, AWAITING_APPROVAL, COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED)
 TERMINAL = frozenset({COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED})
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CANCEL_EVENT = "cancel"
+APPROVAL_EVENT = "approval"  # a person's decision: {"approved": bool, "reviewer"?: str, "note"?: str}
+APPROVAL = "approval"  # the saga's wait for that decision, as a step
+DEFAULT_APPROVAL_TIMEOUT_SECONDS = 24 * 3600.0
 
 # The order-api's own activity (hosted by order-api itself, called without an app id).
 RECORD_ORDER_STATUS = "record_order_status"
@@ -35,7 +49,8 @@ RECORD_ORDER_STATUS = "record_order_status"
 
 @dataclass(frozen=True)
 class OrderSagaInput(Contract):
-    """Everything the saga needs, fixed when the order is accepted (retry values included: the saga reads no env)."""
+    """Everything the saga needs, fixed when the order is accepted (retry values and how long a person has to decide
+    included: the saga reads no env)."""
 
     order_id: str
     customer_id: str
@@ -44,6 +59,7 @@ class OrderSagaInput(Contract):
     payment_token: str
     address: Address
     retry: SagaRetry = SagaRetry()
+    approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS  # from the start of the wait to its deadline
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,20 @@ class OrderStatusUpdate(Contract):
     failure: dict[str, str] | None = None
     total_cents: int | None = None
     saga: dict[str, Any] | None = None  # steps and compensations, so the row outlives a purged workflow
+    approved: bool = False  # RUNNING again: a person approved the order it was awaiting approval for
+
+
+def stage(update: OrderStatusUpdate) -> int:
+    """How far an order has got once ``update`` applies: PENDING 0, RUNNING 1, AWAITING_APPROVAL 2, RUNNING again
+    once approved 3, finished 4. A record applies only to a row behind it, so one that arrives late or twice (the
+    activity that writes it runs at least once) never moves an order back."""
+    if update.status in TERMINAL:
+        return 4
+    if update.status == AWAITING_APPROVAL:
+        return 2
+    if update.status == RUNNING:
+        return 3 if update.approved else 1
+    raise ValueError(f"not a status the saga records: {update.status!r}")
 
 
 def conclusion(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) -> tuple[str, dict[str, str] | None]:
@@ -69,7 +99,7 @@ def conclusion(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) ->
         return COMPLETED, None
     if abort.kind == CANCELLED_KIND:
         return CANCELLED, abort.failure()
-    if abort.kind == REFUSED and abort.step == VALIDATE_ORDER:
+    if abort.kind == REFUSED and abort.step in (VALIDATE_ORDER, RISK_REVIEW, APPROVAL):
         return REJECTED, abort.failure()
     return COMPENSATED, abort.failure()
 
@@ -87,6 +117,8 @@ def customer_message(status: str, abort: SagaAborted | None) -> str:
     refused = abort.kind == REFUSED
     if refused and abort.step == VALIDATE_ORDER:
         return "We could not accept your order: an item is unknown or ordered in a larger quantity than we allow."
+    if refused and abort.step in (RISK_REVIEW, APPROVAL):
+        return "We are sorry: after reviewing your order we cannot accept it. You have not been charged."
     if refused and abort.step == RESERVE_INVENTORY:
         return "Sorry, some items in your order are out of stock; you have not been charged."
     if refused and abort.step == CHARGE:
@@ -170,6 +202,8 @@ class Order:
     warnings: list[str] | None = None
     workflow: dict[str, Any] | None = None  # only when the workflow itself stopped (FAILED, TERMINATED, ...)
     cancel_requested: bool | None = None
+    approval: dict[str, Any] | None = None  # only for an order the risk review gave a person to decide
+    decision_requested: str | None = None  # "approve" or "reject": the answer to that request
 
 
 @dataclass(frozen=True)
@@ -191,8 +225,10 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> Order:
         }
     saga = (workflow.summary if workflow is not None else None) or row.get("saga") or {}
     status = row["status"]
-    if status == PENDING and workflow is not None and workflow.runtime_status == "RUNNING":
-        status = RUNNING  # the RUNNING record may lag the workflow by a moment
+    if status not in TERMINAL and workflow is not None and workflow.runtime_status == "RUNNING":
+        # The records of RUNNING and AWAITING_APPROVAL may lag the workflow by a moment; the workflow says where it is.
+        said = (workflow.custom_status or {}).get("status")
+        status = said if said in (RUNNING, AWAITING_APPROVAL) else RUNNING
     stopped = (
         workflow
         if workflow is not None and workflow.runtime_status in ("FAILED", "TERMINATED", "STALLED", "SUSPENDED")
@@ -215,6 +251,7 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> Order:
         workflow={"runtime_status": stopped.runtime_status, "failure": stopped.failure}
         if stopped is not None
         else None,
+        approval=saga.get(APPROVAL) or None,
     )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from orchestrator.domain import PENDING, RUNNING, TERMINAL, OrderStatusUpdate
+from orchestrator.domain import PENDING, TERMINAL, OrderStatusUpdate, stage
 from orchestrator.tables import orders
 
 Row = dict[str, Any]
@@ -78,15 +78,14 @@ async def pending_order_ids(session: AsyncConnection, limit: int = 1000) -> list
 
 
 async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> bool:
-    """Apply a status transition once. Idempotent, and never moves an order backwards: RUNNING applies
-    only to PENDING, a terminal status only to a non-terminal order. Returns whether the row matched
-    (False: unknown order, or a stale or duplicate transition that changes nothing). A duplicate must not
-    match: every submission or cancel of a finished order reconciles from the workflow output, and would
-    rewrite the row."""
-    allowed_from = [PENDING] if update.status == RUNNING else [PENDING, RUNNING]
-    if update.status not in TERMINAL and update.status != RUNNING:
-        raise ValueError(f"not a status the saga records: {update.status!r}")
-    values: Row = {"status": update.status, "updated_at": sa.func.now()}
+    """Apply a status transition once. Idempotent, and never moves an order backwards: it applies only to a row at an
+    earlier stage (``domain.stage``: PENDING, RUNNING, AWAITING_APPROVAL, RUNNING once approved, finished), so a
+    terminal status applies to any unfinished order and a late AWAITING_APPROVAL never undoes an approval. Returns
+    whether the row matched (False: unknown order, or a stale or duplicate transition that changes nothing). A
+    duplicate must not match: every submission or cancel of a finished order reconciles from the workflow output,
+    and would rewrite the row."""
+    reached = stage(update)
+    values: Row = {"status": update.status, "stage": reached, "updated_at": sa.func.now()}
     if update.status in TERMINAL:
         values["failure"] = update.failure if update.failure is not None else sa.null()  # SQL NULL, not JSON null
     if update.total_cents is not None:
@@ -97,9 +96,7 @@ async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> 
     result = cast(
         CursorResult[Any],
         await session.execute(
-            sa.update(orders)
-            .where(orders.c.order_id == update.order_id, orders.c.status.in_(allowed_from))
-            .values(**values)
+            sa.update(orders).where(orders.c.order_id == update.order_id, orders.c.stage < reached).values(**values)
         ),
     )
     return result.rowcount == 1

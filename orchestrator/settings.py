@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from common.contracts import INVENTORY, NOTIFICATION, PAYMENT, SHIPPING
 from common.settings import DEFAULT_PORTS, SettingsError
+from orchestrator.domain import DEFAULT_APPROVAL_TIMEOUT_SECONDS
 
 # The apps whose REST APIs the console reads and drives (their faults, what the customer was told), each
 # from ``<APP>_URL``, by default where dapr.yaml puts them.
@@ -23,23 +24,32 @@ def _default_urls() -> dict[str, str]:
 class ApiSettings:
     wait_timeout_seconds: float = 30.0  # upper bound of POST /orders?wait=true
     app_urls: dict[str, str] = field(default_factory=_default_urls)  # PAYMENT_URL, INVENTORY_URL, ...
+    # How long a person has to approve an order the risk review left to them; fixed in each saga's input when the
+    # order is accepted.
+    approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS
 
 
 def load_api_settings(env: Mapping[str, str] | None = None) -> ApiSettings:
     env = os.environ if env is None else env
-    return ApiSettings(wait_timeout_seconds=_wait_timeout(env), app_urls=_app_urls(env))
+    return ApiSettings(
+        wait_timeout_seconds=_seconds(env, "ORDER_WAIT_TIMEOUT_SECONDS", ApiSettings.wait_timeout_seconds, 600),
+        app_urls=_app_urls(env),
+        approval_timeout_seconds=_seconds(
+            env, "APPROVAL_TIMEOUT_SECONDS", ApiSettings.approval_timeout_seconds, 30 * 24 * 3600
+        ),
+    )
 
 
-def _wait_timeout(env: Mapping[str, str]) -> float:
-    raw = (env.get("ORDER_WAIT_TIMEOUT_SECONDS") or "").strip()
+def _seconds(env: Mapping[str, str], name: str, default: float, most: float) -> float:
+    raw = (env.get(name) or "").strip()
     if not raw:
-        return ApiSettings.wait_timeout_seconds
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0 < value <= 600:
-        raise SettingsError(f"ORDER_WAIT_TIMEOUT_SECONDS={raw!r}: expected a number of seconds in (0, 600]")
+    if not 0 < value <= most:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds in (0, {most:g}]")
     return value
 
 

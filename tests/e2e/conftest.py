@@ -34,6 +34,7 @@ from tests.support.otlp import Receiver
 from tests.support.processes import stop_runner
 
 HERE = Path(__file__).parent
+APPROVAL_TIMEOUT_SECONDS = 20
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -70,6 +71,8 @@ def _env(pg_server_url: str, traces_url: str) -> dict[str, str]:
         "SAGA_RETRY_FIRST_INTERVAL_MS": "100",
         "SAGA_RETRY_MAX_INTERVAL_MS": "400",
         "SAGA_RETRY_MAX_ATTEMPTS": "3",
+        # Long enough to approve an order in a test, short enough to wait out in one (seconds, not a day).
+        "APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS),
         # Traces on, to the test's own OTLP receiver (tests/otlp.py), exported within a fifth of a second.
         "OTEL_EXPORTER_OTLP_ENDPOINT": traces_url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",

@@ -55,7 +55,11 @@ def test_a_happy_order_is_reserved_charged_shipped_and_notified(system, api: htt
     order = r.json()
     assert order["status"] == "COMPLETED", order
     assert order["failure"] is None
-    assert [s["name"] for s in order["steps"]][:4] == ["validate_order", "reserve_inventory", "charge", "ship"]
+    names = [s["name"] for s in order["steps"]]
+    assert names[:5] == ["validate_order", "reserve_inventory", "risk_review", "charge", "ship"]
+    review = order["steps"][2]
+    assert (review["kind"], review["app"], review["decision"]) == ("workflow", "payment", "approve")
+    assert review["custody"]["ok"] is True, review  # the history propagated to it bears out what it was asked
     assert stock(system, "SKU-MUG") == before - 2
     with system.client("payment") as pay:
         payment = pay.get(f"/payments/{order_id}").json()
