@@ -86,6 +86,14 @@ def runners():
         runner.kill()
 
 
+# An app that ignores SIGTERM: only a kill stops it.
+STUBBORN = """\
+import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("pid", os.getpid(), flush=True)
+time.sleep(60)
+"""
+
 # An app that says its pid, then waits: what a SIGKILLed runner must not leave behind.
 SLEEPER = "import os, time; print('pid', os.getpid(), flush=True); time.sleep(60)"
 
@@ -282,16 +290,7 @@ def test_a_sigkilled_runner_leaves_no_app_running(tmp_path: Path, runners, monke
 
 
 def test_a_second_stop_request_kills_an_app_that_ignores_sigterm_at_once(tmp_path: Path, runners) -> None:
-    script(
-        tmp_path,
-        "stubborn.py",
-        """\
-        import os, signal, time
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("pid", os.getpid(), flush=True)
-        time.sleep(60)
-    """,
-    )
+    script(tmp_path, "stubborn.py", STUBBORN)
     template(
         tmp_path,
         """\
@@ -442,16 +441,7 @@ def test_the_restart_delay_doubles_up_to_ten_seconds_and_resets_after_a_stable_r
 
 
 async def test_an_app_that_ignores_sigterm_is_killed_when_the_grace_period_ends(tmp_path: Path) -> None:
-    script(
-        tmp_path,
-        "stubborn.py",
-        """\
-        import os, signal, time
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("pid", os.getpid(), flush=True)
-        time.sleep(60)
-    """,
-    )
+    script(tmp_path, "stubborn.py", STUBBORN)
     out, err = io.BytesIO(), io.BytesIO()
     launch = Launch("stubborn", [sys.executable, "stubborn.py"], tmp_path, dict(os.environ))
     supervisor = Supervisor([launch], grace=0.5, out=out, err=err)
