@@ -116,6 +116,12 @@ def template(folder: Path, text: str) -> Path:
     return path
 
 
+def one_app_template(folder: Path, app_id: str, body: str) -> Path:
+    """A template of one app, ``app_id``, running the script ``body`` from ``folder``."""
+    script(folder, f"{app_id}.py", body)
+    return template(folder, f'apps:\n  - {{appID: {app_id}, appDirPath: ., command: ["python", "{app_id}.py"]}}\n')
+
+
 def run(runners: list[Runner], folder: Path, *extra: str) -> Runner:
     runner = Runner("run", "-f", str(folder / "dapr.yaml"), "--state", str(folder / "state.db"), *extra, cwd=folder)
     runners.append(runner)
@@ -290,14 +296,7 @@ def test_a_sigkilled_runner_leaves_no_app_running(tmp_path: Path, runners, monke
 
 
 def test_a_second_stop_request_kills_an_app_that_ignores_sigterm_at_once(tmp_path: Path, runners) -> None:
-    script(tmp_path, "stubborn.py", STUBBORN)
-    template(
-        tmp_path,
-        """\
-        apps:
-          - {appID: stubborn, appDirPath: ., command: ["python", "stubborn.py"]}
-        """,
-    )
+    one_app_template(tmp_path, "stubborn", STUBBORN)
     runner = run(runners, tmp_path)
     pgid = int(runner.wait_for("[stubborn] pid", runner.out)[0].split()[2])
     runner.proc.send_signal(signal.SIGINT)
@@ -490,14 +489,7 @@ CRASH_IN_ACTIVITY = """\
 def test_an_sdk_app_that_crashes_inside_an_activity_is_restarted_and_its_workflow_completes(
     tmp_path: Path, runners
 ) -> None:
-    script(tmp_path, "app.py", CRASH_IN_ACTIVITY)
-    template(
-        tmp_path,
-        """\
-        apps:
-          - {appID: demo, appDirPath: ., command: ["python", "app.py"]}
-        """,
-    )
+    one_app_template(tmp_path, "demo", CRASH_IN_ACTIVITY)
     runner = run(runners, tmp_path)
     assert runner.wait_for("[demo] result", runner.out) == ["[demo] result COMPLETED 42"]
     assert runner.wait_for("app demo exited with code 70", runner.err)

@@ -60,22 +60,23 @@ def test_a_fan_out_of_100_activities_is_shared_by_the_two_workers_of_one_app(sha
     assert min(per_worker.values()) >= 10, per_worker
 
 
-def test_when_any_returns_the_timer_when_the_activity_is_slower(shared: Cluster):
-    client = shared.client("beta")
+def race(cluster: Cluster, activity_seconds: float, timer_seconds: float) -> tuple[str, Any]:
+    """The ``race`` workflow on beta: an activity against a timer; (instance ID, final state)."""
+    client = cluster.client("beta")
     instance_id = client.schedule_new_workflow(
-        "race", input={"activity_seconds": 2, "timer_seconds": 0.3}, instance_id=unique("race")
+        "race", input={"activity_seconds": activity_seconds, "timer_seconds": timer_seconds}, instance_id=unique("race")
     )
-    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    return instance_id, client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+
+
+def test_when_any_returns_the_timer_when_the_activity_is_slower(shared: Cluster):
+    _, state = race(shared, activity_seconds=2, timer_seconds=0.3)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == "timer"
 
 
 def test_when_any_returns_the_activity_when_the_timer_is_slower(shared: Cluster):
-    client = shared.client("beta")
-    instance_id = client.schedule_new_workflow(
-        "race", input={"activity_seconds": 0, "timer_seconds": 30}, instance_id=unique("race")
-    )
-    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    instance_id, state = race(shared, activity_seconds=0, timer_seconds=30)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == f"{instance_id} done by beta"
 
