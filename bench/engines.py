@@ -306,13 +306,9 @@ def _deploy_daprd(workdir: Path) -> Deployment:
     from common.embedded_db import start_embedded
     from devtools.ports import free_port
     from realdapr.binaries import find
-    from realdapr.run import (
-        ControlPlanePorts,
-        control_plane_commands,
-        control_plane_health,
-        daprd_command,
-        daprd_environment,
-    )
+    from realdapr.commands import control_plane_commands, control_plane_health, daprd_command, daprd_environment
+    from realdapr.ports import ControlPlanePorts
+    from realdapr.resources import state_store_yaml
     from sidecar.template import AppSpec
 
     dapr = find()
@@ -324,18 +320,13 @@ def _deploy_daprd(workdir: Path) -> Deployment:
         asyncio.run(ensure_database(server, "bench_workflows"))
         resources = workdir / "resources"
         resources.mkdir()
-        (resources / "store.yaml").write_text(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: workflowstore}\nspec:\n"
-            "  type: state.postgresql\n  version: v2\n  metadata:\n"
-            f'    - {{name: connectionString, value: "{libpq_url(server, "bench_workflows")}"}}\n'
-            '    - {name: actorStateStore, value: "true"}\n'
-        )
+        (resources / "store.yaml").write_text(state_store_yaml(libpq_url(server, "bench_workflows")))
         ports = ControlPlanePorts.from_bases(0, 0)
         env = daprd_environment({})
         for name, command in control_plane_commands(dapr, ports, workdir / "scheduler", "warn").items():
             deployment.engines.append(Child(name, command, workdir, env, python=False))
         grpc_ports = {}
-        urls = control_plane_health(ports)
+        urls = list(control_plane_health(ports).values())
         for app_id in ("bench-a", "bench-b"):
             grpc_ports[app_id], http = free_port(), free_port()
             app = AppSpec(app_id=app_id, app_dir=workdir, command=("none",))

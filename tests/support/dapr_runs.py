@@ -18,6 +18,7 @@ import pytest
 from devtools.ports import free_port
 from realdapr import DAPR_VERSION
 from realdapr.binaries import find
+from realdapr.resources import state_store_yaml
 from tests.support import REPO
 
 BUILT = find()
@@ -25,17 +26,7 @@ needs_dapr = pytest.mark.skipif(BUILT is None, reason=f"no Dapr {DAPR_VERSION} b
 
 
 # The actor state store of a test's run; realdapr points its connection string at the test's PostgreSQL.
-STORE = """\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata: {name: workflowstore}
-spec:
-  type: state.postgresql
-  version: v2
-  metadata:
-    - {name: connectionString, value: "replaced by the run"}
-    - {name: actorStateStore, value: "true"}
-"""
+STORE = state_store_yaml("replaced by the run")
 
 
 def run_template(folder: Path, apps: str, components: Mapping[str, str] | None = None) -> Path:

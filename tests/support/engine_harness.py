@@ -28,13 +28,9 @@ from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
 
 from devtools.health import answering
 from realdapr.binaries import DaprBinaries
-from realdapr.run import (
-    ControlPlanePorts,
-    control_plane_commands,
-    control_plane_health,
-    daprd_command,
-    daprd_environment,
-)
+from realdapr.commands import control_plane_commands, control_plane_health, daprd_command, daprd_environment
+from realdapr.ports import ControlPlanePorts
+from realdapr.resources import state_store_yaml
 from sidecar.template import AppSpec
 from tests.support import REPO
 
@@ -184,7 +180,7 @@ class Daprd:
         self.apps, self.dapr, self.workdir = apps, dapr, workdir
         self.resources = workdir / "resources"
         self.resources.mkdir(parents=True, exist_ok=True)
-        (self.resources / "statestore.yaml").write_text(_STATE_STORE.format(url=json.dumps(store_url)))
+        (self.resources / "statestore.yaml").write_text(state_store_yaml(store_url))
         self.env = daprd_environment(dict(os.environ))
         self.control_ports = ControlPlanePorts.from_bases(0, 0)
         # grpc, http, internal grpc, metrics: fixed for the cluster's life, so a restart keeps them.
@@ -217,10 +213,7 @@ class Daprd:
             for process in self.control:
                 process.kill()
                 process.launch()
-            self._wait_healthy(
-                dict(zip(("placement", "scheduler"), control_plane_health(self.control_ports), strict=True)),
-                self.control,
-            )
+            self._wait_healthy(control_plane_health(self.control_ports), self.control)
         apps = [app for app in self.apps if not self.daprds[app].running()]
         if not self._store_ready and apps:
             # The state store creates its tables on first use; daprds that race at it on an empty database
@@ -309,22 +302,6 @@ def _port_below_ephemeral() -> int:
             except OSError:
                 continue
             return port
-
-
-_STATE_STORE = """\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: workflowstore
-spec:
-  type: state.postgresql
-  version: v2
-  metadata:
-    - name: connectionString
-      value: {url}
-    - name: actorStateStore
-      value: "true"
-"""
 
 
 Engine = Sidecar | Daprd
