@@ -188,7 +188,7 @@ class Daprd:
         self.control = [_Process(command, workdir / f"{name}.log", self.env) for name, command in commands.items()]
         self.daprds = {app: _Process(self._daprd_command(app), workdir / f"daprd-{app}.log", self.env) for app in apps}
         self._store_ready = False
-        self._started: set[str] = set()  # apps whose daprd has been up once: their ports are now fixed
+        self._started: set[str] = set()  # apps whose daprd has been up once: their ports stay as they are
 
     def _daprd_command(self, app: str) -> list[str]:
         grpc_port, http_port, internal, metrics = self.ports[app]
