@@ -27,7 +27,7 @@ import httpx
 import psutil
 
 from devtools import health, launcher
-from devtools.options import add_engine_option, positive_int
+from devtools.options import add_engine_option, add_load_options, positive_int
 from devtools.ports import LOOPBACK, free_port
 
 from .processes import Processes
@@ -65,14 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--latency-orders", type=positive_int, default=200, metavar="N", help="orders sent one at a time (200)"
     )
-    p.add_argument(
-        "--orders",
-        type=positive_int,
-        default=1000,
-        metavar="N",
-        help="orders sent at --concurrency for throughput and CPU (1000)",
-    )
-    p.add_argument("--concurrency", type=positive_int, default=16, metavar="C", help="orders in flight at once (16)")
+    add_load_options(p, "orders sent at --concurrency for throughput and CPU")
     p.add_argument(
         "--rss-at",
         type=positive_int,

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from devtools.options import add_engine_option, positive_int
+from devtools.options import add_engine_option, add_load_options
 from orchestrator.domain import TERMINAL
 
 from .checks import Urls, check, products, statuses
@@ -46,10 +46,7 @@ def parser() -> argparse.ArgumentParser:
         "order to end and check the invariants through the REST APIs. Exit 1 on any violation, 2 when the system "
         "could not be run.",
     )
-    p.add_argument("--orders", type=positive_int, default=1000, metavar="N", help="orders to send (default 1000)")
-    p.add_argument(
-        "--concurrency", type=positive_int, default=16, metavar="C", help="orders in flight at once (default 16)"
-    )
+    add_load_options(p, "orders to send")
     p.add_argument(
         "--seed",
         type=int,
