@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 import uvicorn
-from litestar import Litestar, post
+from litestar import Litestar, get, post
 from sqlalchemy.ext.asyncio import create_async_engine
 
 STEPS = ("inventory", "payment", "shipping", "notification")
@@ -43,6 +43,11 @@ saga_log = sa.Table(
 )
 
 
+@get("/healthz")
+async def healthz() -> None:
+    """What the benchmark waits for before it sends the first order."""
+
+
 def service(name: str, database_url: str) -> Litestar:
     engine = create_async_engine(database_url, pool_size=20)
 
@@ -52,7 +57,7 @@ def service(name: str, database_url: str) -> Litestar:
             await conn.execute(sa.insert(effects).values(service=name, order_id=data["order_id"]))
         return {"ok": True}
 
-    return Litestar([effect], logging_config=None)
+    return Litestar([effect, healthz], logging_config=None)
 
 
 def orchestrator(database_url: str, service_urls: list[str]) -> Litestar:
@@ -70,7 +75,7 @@ def orchestrator(database_url: str, service_urls: list[str]) -> Litestar:
                 await conn.execute(sa.insert(saga_log).values(order_id=order_id, step=step))
         return {"order_id": order_id, "status": "COMPLETED"}
 
-    return Litestar([submit], logging_config=None)
+    return Litestar([submit, healthz], logging_config=None)
 
 
 async def create_tables(database_url: str) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -17,6 +18,7 @@ from orchestrator.domain import COMPENSATION_FAILED, COMPLETED, TERMINAL
 
 from .schedule import UNDOS, Disruption, PlannedOrder
 
+T = TypeVar("T")
 BUSINESS_FAILURES = ("declined", "out_of_stock", "undeliverable")
 
 
@@ -31,10 +33,10 @@ class Violation:
 @dataclass
 class Findings:
     violations: list[Violation] = field(default_factory=list)
-    endings: Counter = field(default_factory=Counter)  # status -> orders
-    by_kind: dict[str, Counter] = field(default_factory=dict)  # workload kind -> status -> orders
-    causes: Counter = field(default_factory=Counter)  # "STATUS at step" -> orders that did not complete
-    aimed_undo_errors: Counter = field(default_factory=Counter)  # "ended COMPENSATION_FAILED" / "did not fire"
+    endings: Counter[str] = field(default_factory=Counter)  # status -> orders
+    by_kind: dict[str, Counter[str]] = field(default_factory=dict)  # workload kind -> status -> orders
+    causes: Counter[str] = field(default_factory=Counter)  # "STATUS at step" -> orders that did not complete
+    aimed_undo_errors: Counter[str] = field(default_factory=Counter)  # "ended COMPENSATION_FAILED" / "did not fire"
     stale_rows: int = 0  # stored status behind the saga because the saga's own record of it failed (it says so)
 
     def add(self, order_id: str, invariant: str, expected: Any, found: Any) -> None:
@@ -84,7 +86,7 @@ async def check(
         listing = await _listing(client, urls.apps["order-api"])
         facts = await _gather([_facts(client, urls, o.order_id) for o in orders])
         stock_after = {p["sku"]: p["available"] for p in await _get(client, f"{urls.apps['inventory']}/products")}
-    reserved: Counter = Counter()
+    reserved: Counter[str] = Counter()
     for order, fact in zip(orders, facts, strict=True):
         _check_order(found, order, fact, listing, armed)
         if (fact["reservation"] or {}).get("status") == "RESERVED":
@@ -176,7 +178,9 @@ def _check_order(
     _check_effects(found, oid, status, view, fact, {u["name"] for u in failed})
 
 
-def _check_effects(found: Findings, oid: str, status: str, view: dict, fact: dict, left: set[str]) -> None:
+def _check_effects(
+    found: Findings, oid: str, status: str, view: dict[str, Any], fact: dict[str, Any], left: set[str]
+) -> None:
     payment = fact["payment"] or {"charged_cents": 0, "refunded_cents": 0, "entries": []}
     charges = [e for e in payment["entries"] if e["kind"] == "charge"]
     if len(charges) > 1:
@@ -240,7 +244,7 @@ async def _facts(client: httpx.AsyncClient, urls: Urls, oid: str) -> dict[str, A
     }
 
 
-def _output(workflow: dict | None) -> dict | str:
+def _output(workflow: dict[str, Any] | None) -> dict[str, Any] | str:
     """The saga's output from the engine's workflow API, or why there is none."""
     if workflow is None:
         return "the engine knows no such workflow"
@@ -248,7 +252,8 @@ def _output(workflow: dict | None) -> dict | str:
     if workflow.get("runtimeStatus") != "COMPLETED" or raw is None:
         return f"workflow {workflow.get('runtimeStatus')}"
     value = json.loads(raw)
-    return json.loads(value) if isinstance(value, str) else value
+    output: dict[str, Any] | str = json.loads(value) if isinstance(value, str) else value
+    return output
 
 
 async def _listing(client: httpx.AsyncClient, order_api: str) -> dict[str, str]:
@@ -286,11 +291,11 @@ async def _get(client: httpx.AsyncClient, url: str, missing: bool = False, **kwa
     raise RuntimeError(f"GET {url}: no answer after many tries")
 
 
-async def _gather(calls: list) -> list:
+async def _gather(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
     """Await ``calls``, 16 at a time."""
     limit = asyncio.Semaphore(16)
 
-    async def bounded(call):
+    async def bounded(call: Coroutine[Any, Any, T]) -> T:
         async with limit:
             return await call
 

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from devtools.options import add_engine_option, add_load_options
 from orchestrator.domain import TERMINAL
 
 from .checks import Urls, check, products, statuses
@@ -45,20 +46,14 @@ def parser() -> argparse.ArgumentParser:
         "order to end and check the invariants through the REST APIs. Exit 1 on any violation, 2 when the system "
         "could not be run.",
     )
-    p.add_argument("--orders", type=int, default=1000, metavar="N", help="orders to send (default 1000)")
-    p.add_argument("--concurrency", type=int, default=16, metavar="C", help="orders in flight at once (default 16)")
+    add_load_options(p, "orders to send")
     p.add_argument(
         "--seed",
         type=int,
         default=1,
         help="seed of the workload and of the disruption schedule (default 1): the same seed gives the same schedule",
     )
-    p.add_argument(
-        "--engine",
-        choices=("sidecar", "dapr"),
-        default="sidecar",
-        help="the workflow engine: the sidecar (default) or real daprd (needs `make dapr`)",
-    )
+    add_engine_option(p)
     p.add_argument(
         "--settle-timeout",
         type=float,
@@ -79,9 +74,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.orders < 1 or args.concurrency < 1:
-        print("chaos: --orders and --concurrency must be at least 1", file=sys.stderr)
-        return 2
     plan = make_plan(args.seed, args.orders, frozenset(k for k in DISRUPTIONS if getattr(args, k)))
     if args.plan:
         print(_plan_text(plan))
@@ -152,8 +144,9 @@ async def _run(args: argparse.Namespace, plan: Plan, system: System) -> int:
     try:
         # A system that does not come back from a disruption ends the run at once (ChaosSetupError).
         await asyncio.wait({working, injecting}, return_when=asyncio.FIRST_EXCEPTION)
-        if injecting.done() and injecting.exception() is not None:
-            raise injecting.exception()  # type: ignore[misc]
+        failed = injecting.exception() if injecting.done() else None
+        if failed is not None:
+            raise failed
         await working
         await injecting
     finally:

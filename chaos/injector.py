@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -78,7 +79,7 @@ async def clear_faults(system: System) -> None:
             await _until_ok(client, "DELETE", f"{system.layout.urls[app]}/faults", None)
 
 
-async def _until_ok(client: httpx.AsyncClient, method: str, url: str, body: dict | None) -> None:
+async def _until_ok(client: httpx.AsyncClient, method: str, url: str, body: dict[str, Any] | None) -> None:
     deadline = time.monotonic() + ARM_TIMEOUT_S
     while True:
         try:

@@ -24,8 +24,8 @@ class RunInfo:
     unsettled: int  # orders still not ended when the settle timeout passed
 
 
-def disruption_counts(events: list[Event]) -> Counter:
-    counts: Counter = Counter()
+def disruption_counts(events: list[Event]) -> Counter[str]:
+    counts: Counter[str] = Counter()
     for e in events:
         d = e.disruption
         key = f"fault {d.mode}" + (

@@ -8,6 +8,8 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from common.contracts import INVENTORY, NOTIFICATION, ORDER_API, PAYMENT, SHIPPING
+
 # Where each activity runs, in saga order; the undos are the compensations.
 ACTIVITIES: dict[str, str] = {
     "validate_order": "inventory",
@@ -22,7 +24,7 @@ ACTIVITIES: dict[str, str] = {
 }
 UNDOS = ("release_inventory", "refund", "cancel_shipment")
 MODES = ("error", "transient", "delay", "crash_before", "crash_after")
-APPS = ("order-api", "inventory", "payment", "shipping", "notification")
+APPS = (ORDER_API, INVENTORY, PAYMENT, SHIPPING, NOTIFICATION)  # in this order: a seed picks from it by index
 
 # The workload's kinds and their shares.
 KINDS = {"happy": 0.55, "declined": 0.12, "out_of_stock": 0.08, "undeliverable": 0.10, "cancel": 0.15}

@@ -20,6 +20,7 @@ import psutil
 from common.db import database_name, ensure_database, libpq_url
 from common.embedded_db import start_embedded
 from devtools.devdb import restart_embedded, stop_embedded
+from devtools.health import NotHealthy
 from devtools.launcher import REPO, Layout, runner_command, wait_healthy, write_template
 
 from .schedule import APPS, LAMP, PLENTIFUL, SCARCE
@@ -56,7 +57,7 @@ class System:
         self.token = uuid.uuid4().hex
         self.postgres_url = ""
         self.layout: Layout | None = None
-        self.runner: subprocess.Popen | None = None
+        self.runner: subprocess.Popen[bytes] | None = None
 
     # --- start and stop -------------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class System:
         runner = self.runner
         try:
             wait_healthy(self.layout, lambda: runner.poll() is None, self.log_tail, timeout=180)
-        except RuntimeError as err:
+        except NotHealthy as err:
             raise ChaosSetupError(str(err)) from err
 
     def stop(self) -> None:

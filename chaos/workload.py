@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -90,7 +91,12 @@ async def _one(client: httpx.AsyncClient, order: PlannedOrder, progress: Progres
 
 
 async def _until_answered(
-    client: httpx.AsyncClient, method: str, url: str, body: dict, progress: Progress, deadline: float
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    body: dict[str, Any],
+    progress: Progress,
+    deadline: float,
 ) -> httpx.Response | None:
     """The request, repeated while the system does not answer it (down, restarting, 5xx); None after a 409."""
     while True:

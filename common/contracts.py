@@ -321,6 +321,21 @@ class StepResult(Contract):
     reference: str | None = None
     cancelled: bool = False
 
+    @classmethod
+    def done(cls, reference: str | None) -> StepResult:
+        """The step happened (now or before); ``reference`` is its handle."""
+        return cls(ok=True, reference=reference)
+
+    @classmethod
+    def refused(cls, reason: str | None) -> StepResult:
+        """A business "no": out of stock, declined, undeliverable."""
+        return cls(ok=False, reason=reason)
+
+    @classmethod
+    def undone_first(cls, reason: str) -> StepResult:
+        """The step found its undo's tombstone: the undo ran first, so the step did nothing."""
+        return cls(ok=False, cancelled=True, reason=reason)
+
 
 @dataclass(frozen=True)
 class UndoInput(Contract):

@@ -54,8 +54,8 @@ def reserve_outcome(order_id: str, status: str) -> StepResult:
     """What a reserve answers, given the order's reservation: the one it just made, or one that was there (an
     earlier reserve under another key answers the same; a release's tombstone refuses the reserve)."""
     if status == RELEASED:
-        return StepResult(ok=False, cancelled=True, reason="release already ran for this order; not reserving")
-    return StepResult(ok=True, reference=order_id)
+        return StepResult.undone_first("release already ran for this order; not reserving")
+    return StepResult.done(order_id)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ async def _reserve(session: AsyncConnection, request: ReserveInventoryInput, max
     try:
         domain.check_items(request.items, max_quantity)
     except domain.Rejected as rejection:
-        return StepResult(ok=False, reason=str(rejection)).model_dump()
+        return StepResult.refused(str(rejection)).model_dump()
     try:
         async with session.begin_nested():  # out of stock rolls back every decrement and the reservation row
             if not await insert_unless_present(
@@ -78,7 +78,7 @@ async def _reserve(session: AsyncConnection, request: ReserveInventoryInput, max
                 [{"order_id": request.order_id, "sku": i.sku, "quantity": i.quantity} for i in request.items],
             )
     except _OutOfStock as shortage:
-        return StepResult(ok=False, reason=str(shortage)).model_dump()
+        return StepResult.refused(str(shortage)).model_dump()
     return domain.reserve_outcome(request.order_id, domain.RESERVED).model_dump()
 
 

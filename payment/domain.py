@@ -72,12 +72,12 @@ def charge_outcome(payment: Payment) -> StepResult:
     """What a charge answers, given the order's payment: the one it just recorded, or one that was there
     (an earlier charge under another key answers the same; a refund's tombstone refuses the charge)."""
     if payment.status == CHARGED:
-        return StepResult(ok=True, reference=payment.payment_id)
+        return StepResult.done(payment.payment_id)
     if payment.status == DECLINED:
-        return StepResult(ok=False, reason=payment.decline_reason)
+        return StepResult.refused(payment.decline_reason)
     if payment.status == VOIDED:
-        return StepResult(ok=False, cancelled=True, reason="refund already ran for this order; not charging")
-    return StepResult(ok=False, cancelled=True, reason="payment already refunded; not charging again")
+        return StepResult.undone_first("refund already ran for this order; not charging")
+    return StepResult.undone_first("payment already refunded; not charging again")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,14 @@
 
 Nothing of Dapr is vendored: the binaries come from an install the user already has or are built from
 Dapr's own Go modules, fetched by name from the Go module proxy, into a cache outside the repository.
+Modules: ``binaries`` (find or build), ``ports`` and ``resources`` (what a run needs before it starts),
+``commands`` (the command lines), ``run`` (starting, waiting for and stopping them).
 """
 
 # The newest 1.18 patch whose whole dependency graph the Go module proxy serves (see README, "Running
 # on real Dapr": v1.18.3 needs durabletask-go v0.12.4, which the proxy refuses).
 DAPR_VERSION = "1.18.2"
+
+
+class RunError(Exception):
+    """A run cannot start. The message says what to do; nothing is left running."""

@@ -50,7 +50,8 @@ def _install() -> int:
 def _run(args: argparse.Namespace) -> int:
     from sidecar.template import TemplateError, load_template
 
-    from .run import RunError, run
+    from . import RunError
+    from .run import run
 
     dapr = find(warn=log.warning)
     if dapr is None:
@@ -83,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
                 scheduler_port=args.scheduler_port,
                 log_level=args.log_level,
                 ready_timeout=args.ready_timeout,
-                on_signals=lambda first, again: on_stop_signals(first, again, log),
+                on_signals=lambda stop, kill_now: on_stop_signals(stop, kill_now, log),
             )
         )
     except RunError as exc:

@@ -32,8 +32,8 @@ def ship_outcome(status: str, tracking: str) -> StepResult:
     """What a ship answers, given the order's shipment: the one it just scheduled, or one that was there (an
     earlier ship under another key answers the same; a cancel's tombstone refuses the ship)."""
     if status == CANCELLED:
-        return StepResult(ok=False, cancelled=True, reason="shipment already cancelled for this order; not shipping")
-    return StepResult(ok=True, reference=tracking)
+        return StepResult.undone_first("shipment already cancelled for this order; not shipping")
+    return StepResult.done(tracking)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ async def cancel(db: Database, request: UndoInput) -> UndoResult:
 async def _ship(session: AsyncConnection, request: ShipInput) -> dict[str, Any]:
     reason = domain.undeliverable_reason(request.address.country)
     if reason is not None:
-        return StepResult(ok=False, reason=reason).model_dump()
+        return StepResult.refused(reason).model_dump()
     tracking = domain.tracking_number(request.order_id)
     country = request.address.country.strip().upper()
     if await insert_unless_present(

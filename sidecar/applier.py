@@ -18,7 +18,7 @@ from dapr.ext.workflow._durabletask.internal import protos as pb
 from google.protobuf.message import Message
 
 from .access_policy import ACTIVITY, DENIED_MESSAGE, DENIED_TYPE, WORKFLOW, AccessPolicies
-from .model import CONTINUED_AS_NEW, SENTINEL_SECONDS, TERMINATED, Instance, event, seconds, string_value, timestamp
+from .model import CONTINUED_AS_NEW, SENTINEL_SECONDS, TERMINATED, Instance, event, seconds, string_value
 
 if TYPE_CHECKING:
     from .model import PropagationScope, StalledReason, Status
@@ -248,10 +248,10 @@ def apply_turn(
         kind = action.WhichOneof("workflowActionType")
         if kind == "scheduleTask":
             a = action.scheduleTask
-            ev = pb.HistoryEvent(
-                eventId=action.id,
-                timestamp=timestamp(now),
-                router=router,
+            ev = event(
+                now,
+                action.id,
+                router,
                 taskScheduled=pb.TaskScheduledEvent(
                     name=a.name,
                     version=_optional(a, "version"),
@@ -289,19 +289,17 @@ def apply_turn(
             created = pb.TimerCreatedEvent(fireAt=t.fireAt, name=t.name)
             if origin:
                 getattr(created, origin).CopyFrom(getattr(t, origin))
-            action_events.append(
-                pb.HistoryEvent(eventId=action.id, timestamp=timestamp(now), router=router, timerCreated=created)
-            )
+            action_events.append(event(now, action.id, router, timerCreated=created))
             if t.fireAt.seconds < SENTINEL_SECONDS:  # the sentinel "never" timer is never armed
                 fired = event(now, timerFired=pb.TimerFiredEvent(fireAt=t.fireAt, timerId=action.id))
                 out.effects.append(Deliver(fired, seconds(t.fireAt)))
         elif kind == "createChildWorkflow":
             c = action.createChildWorkflow
             action_events.append(
-                pb.HistoryEvent(
-                    eventId=action.id,
-                    timestamp=timestamp(now),
-                    router=router,
+                event(
+                    now,
+                    action.id,
+                    router,
                     childWorkflowInstanceCreated=pb.ChildWorkflowInstanceCreatedEvent(
                         instanceId=c.instanceId,
                         name=c.name,
@@ -344,10 +342,10 @@ def apply_turn(
     out.history = new_events + action_events
     if completion is not None:
         out.history.append(
-            pb.HistoryEvent(
-                eventId=completion_id,
-                timestamp=timestamp(now),
-                router=completion_router,
+            event(
+                now,
+                completion_id,
+                completion_router,
                 executionCompleted=pb.ExecutionCompletedEvent(
                     workflowStatus=completion.workflowStatus,
                     result=_optional(completion, "result"),
@@ -389,7 +387,7 @@ def _continue_as_new(
         parentInstance=_optional(old, "parentInstance"),
     )
     return ContinueAsNew(
-        started=pb.HistoryEvent(eventId=-1, timestamp=timestamp(now), executionStarted=started, router=router),
+        started=event(now, router=router, executionStarted=started),
         carryover=list(completion.carryoverEvents),
         input=completion.result.value if completion.HasField("result") else None,
         incoming_history=incoming,

@@ -157,7 +157,7 @@ async def _serve(
     from .server import AppListen
 
     stop = asyncio.Event()
-    on_stop_signals(first=stop.set, again=lambda signum: os._exit(128 + signum), logger=log)
+    on_stop_signals(stop=stop.set, kill_now=lambda signum: os._exit(128 + signum), logger=log)
     sidecar = await _start([AppListen(*app) for app in apps], state, retention, policies)
     if sidecar is None:
         return 1
@@ -177,13 +177,13 @@ async def _run(
     supervisor: Supervisor | None = None
     forced: list[int] = []
 
-    def again(signum: int) -> None:
+    def kill_now(signum: int) -> None:
         log.warning("second stop request: killing every app now")
         forced.append(signum)
         if supervisor is not None:
             supervisor.kill_now()
 
-    on_stop_signals(first=stop.set, again=again, logger=log)
+    on_stop_signals(stop=stop.set, kill_now=kill_now, logger=log)
     _use_api_token(state.parent / "api-token")
     # Every app gets an HTTP port too (0 = a free one), as daprd always has one.
     listens = [AppListen(app.app_id, app.grpc_port, app.http_port) for app in template.apps]

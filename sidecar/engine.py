@@ -19,6 +19,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from dapr.ext.workflow._durabletask.internal import protos as pb
 
@@ -192,7 +193,8 @@ class Engine:
             del self.instances[inst.key]
             self._keep_finished(inst)
 
-    def event(self, **kwargs: object) -> pb.HistoryEvent:
+    def event(self, **kwargs: Any) -> pb.HistoryEvent:
+        """A history event tied to no action, stamped with the engine's clock."""
         return event(self.clock.now(), **kwargs)
 
     # ------------------------------------------------------------------ waiting
@@ -253,7 +255,7 @@ class Engine:
         t.tx.put_instance(inst.row())
         self.instances[inst.key] = inst  # committed with the transition; nothing is sent before
         self._finished.pop(inst.key, None)
-        ev = pb.HistoryEvent(eventId=-1, timestamp=timestamp(now), executionStarted=started, router=router)
+        ev = event(now, router=router, executionStarted=started)
         self.deliver(t, inst, ev, None, visible_at=scheduled_start or now)
         return inst
 

@@ -120,9 +120,10 @@ def trace_context(traceparent: str | None, tracestate: str | None = None) -> pb.
     return pb.TraceContext(traceParent=match.group(0), spanID=match.group(2), traceState=string_value(tracestate))
 
 
-def event(now: float, **kwargs: Any) -> pb.HistoryEvent:
-    """A history event not tied to an action (``eventId`` -1), stamped ``now``."""
-    return pb.HistoryEvent(eventId=-1, timestamp=timestamp(now), **kwargs)
+def event(now: float, event_id: int = -1, router: pb.TaskRouter | None = None, **kwargs: Any) -> pb.HistoryEvent:
+    """A history event stamped ``now``: of the action ``event_id`` (-1: tied to no action), with ``router`` if
+    given; ``kwargs`` is its one event type, e.g. ``timerFired=pb.TimerFiredEvent(...)``."""
+    return pb.HistoryEvent(eventId=event_id, timestamp=timestamp(now), router=router, **kwargs)
 
 
 @dataclass

@@ -51,19 +51,19 @@ class Backoff:
         return delay
 
 
-def on_stop_signals(first: Callable[[], None], again: Callable[[int], None], logger: logging.Logger = log) -> None:
-    """In the running loop: the first SIGINT or SIGTERM calls ``first`` (stop gracefully), any later one
-    ``again(signum)`` (kill at once), as a user pressing Ctrl-C twice expects."""
+def on_stop_signals(stop: Callable[[], None], kill_now: Callable[[int], None], logger: logging.Logger = log) -> None:
+    """In the running loop: the first SIGINT or SIGTERM calls ``stop`` (stop gracefully), any later one
+    ``kill_now(signum)``, as a user pressing Ctrl-C twice expects."""
     loop = asyncio.get_running_loop()
     seen: list[int] = []
 
     def handle(signum: int) -> None:
         if seen:
-            again(signum)
+            kill_now(signum)
             return
         seen.append(signum)
         logger.info("%s received: stopping (again to kill at once)", signal.Signals(signum).name)
-        first()
+        stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, handle, sig)

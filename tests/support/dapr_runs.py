@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Mapping
@@ -15,9 +14,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from devtools.launcher import runner_command
 from devtools.ports import free_port
 from realdapr import DAPR_VERSION
 from realdapr.binaries import find
+from realdapr.resources import state_store_yaml
 from tests.support import REPO
 
 BUILT = find()
@@ -25,17 +26,7 @@ needs_dapr = pytest.mark.skipif(BUILT is None, reason=f"no Dapr {DAPR_VERSION} b
 
 
 # The actor state store of a test's run; realdapr points its connection string at the test's PostgreSQL.
-STORE = """\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata: {name: workflowstore}
-spec:
-  type: state.postgresql
-  version: v2
-  metadata:
-    - {name: connectionString, value: "replaced by the run"}
-    - {name: actorStateStore, value: "true"}
-"""
+STORE = state_store_yaml("replaced by the run")
 
 
 def run_template(folder: Path, apps: str, components: Mapping[str, str] | None = None) -> Path:
@@ -64,25 +55,13 @@ def one_app_template(folder: Path, http_port: int | None = None) -> Path:
 
 
 def start_run(template: Path, tmp_path: Path, pg_server_url: str, *extra: str, env: dict[str, str] | None = None):
+    """``python -m realdapr run`` of ``template`` as ``devtools.launcher`` starts it (free control-plane ports, its
+    data under ``tmp_path``), on a workflow database of this test's own, in a session of its own; the process and
+    its log (``tmp_path/run.log``), open for reading."""
     log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 -- returned: the caller reads it while the run goes on
+    workflow_db = f"wf_{tmp_path.name[-20:].replace('-', '_').lower()}"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "realdapr",
-            "run",
-            "-f",
-            str(template),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--workflow-db",
-            f"wf_{tmp_path.name[-20:].replace('-', '_').lower()}",
-            "--placement-port",
-            "0",
-            "--scheduler-port",
-            "0",
-            *extra,
-        ],
+        runner_command("dapr", tmp_path, template, "--workflow-db", workflow_db, *extra),
         cwd=REPO,
         env={**(env or os.environ), "POSTGRES_URL": pg_server_url},
         stdout=log,

@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,15 +24,12 @@ from typing import TypeVar
 import grpc
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowStatus
 
-from devtools.health import answering
+from devtools.health import wait_healthy
+from devtools.ports import free_port
 from realdapr.binaries import DaprBinaries
-from realdapr.run import (
-    ControlPlanePorts,
-    control_plane_commands,
-    control_plane_health,
-    daprd_command,
-    daprd_environment,
-)
+from realdapr.commands import control_plane_commands, control_plane_health, daprd_command, daprd_environment
+from realdapr.ports import ControlPlanePorts
+from realdapr.resources import state_store_yaml
 from sidecar.template import AppSpec
 from tests.support import REPO
 
@@ -184,16 +179,16 @@ class Daprd:
         self.apps, self.dapr, self.workdir = apps, dapr, workdir
         self.resources = workdir / "resources"
         self.resources.mkdir(parents=True, exist_ok=True)
-        (self.resources / "statestore.yaml").write_text(_STATE_STORE.format(url=json.dumps(store_url)))
+        (self.resources / "statestore.yaml").write_text(state_store_yaml(store_url))
         self.env = daprd_environment(dict(os.environ))
         self.control_ports = ControlPlanePorts.from_bases(0, 0)
         # grpc, http, internal grpc, metrics: fixed for the cluster's life, so a restart keeps them.
-        self.ports = {app: tuple(_port_below_ephemeral() for _ in range(4)) for app in apps}
+        self.ports = {app: _daprd_ports() for app in apps}
         commands = control_plane_commands(dapr, self.control_ports, workdir / "scheduler-data", "info")
         self.control = [_Process(command, workdir / f"{name}.log", self.env) for name, command in commands.items()]
         self.daprds = {app: _Process(self._daprd_command(app), workdir / f"daprd-{app}.log", self.env) for app in apps}
         self._store_ready = False
-        self._started: set[str] = set()  # apps whose daprd has been up once: their ports are now fixed
+        self._started: set[str] = set()  # apps whose daprd has been up once: their ports stay as they are
 
     def _daprd_command(self, app: str) -> list[str]:
         grpc_port, http_port, internal, metrics = self.ports[app]
@@ -217,10 +212,7 @@ class Daprd:
             for process in self.control:
                 process.kill()
                 process.launch()
-            self._wait_healthy(
-                dict(zip(("placement", "scheduler"), control_plane_health(self.control_ports), strict=True)),
-                self.control,
-            )
+            self._wait_healthy(control_plane_health(self.control_ports), self.control)
         apps = [app for app in self.apps if not self.daprds[app].running()]
         if not self._store_ready and apps:
             # The state store creates its tables on first use; daprds that race at it on an empty database
@@ -250,23 +242,20 @@ class Daprd:
             if not lost or len(lost) < len([a for a in apps if not self.daprds[a].running()]):
                 raise
             for app in lost:
-                self.ports[app] = tuple(_port_below_ephemeral() for _ in range(4))
+                self.ports[app] = _daprd_ports()
                 self.daprds[app].command = self._daprd_command(app)
             self._launch(lost)
         self._started.update(apps)
 
     def _wait_healthy(self, urls: dict[str, str], processes: list[_Process]) -> None:
-        pending = dict(urls)
-        deadline = time.monotonic() + WAIT
-        while pending:
-            for name in answering(pending):
-                del pending[name]
+        """Return once every URL answers; RuntimeError (``NotHealthy``) as soon as one of ``processes`` dies,
+        with the logs of the dead ones, or after ``WAIT``, with the logs of all of them."""
+
+        def logs() -> str:
             dead = [p for p in processes if not p.running()]
-            if dead or (pending and time.monotonic() > deadline):
-                logs = "\n".join(f"--- {p.log.name}\n{p.tail()}" for p in (dead or processes))
-                raise RuntimeError(f"Dapr did not come up ({sorted(pending)} not healthy):\n{logs}")
-            if pending:
-                time.sleep(0.1)
+            return "\n".join(f"--- {p.log.name}\n{p.tail()}" for p in (dead or processes))
+
+        wait_healthy(urls, WAIT, "Dapr", running=lambda: all(p.running() for p in processes), context=logs, every=0.1)
 
     def grpc_port(self, app: str) -> int:
         return self.ports[app][0]
@@ -291,40 +280,10 @@ class Daprd:
             process.kill()
 
 
-_handed_out: set[int] = set()
-
-
-def _port_below_ephemeral() -> int:
-    """A free port under 32768, never the same twice in this process. Ports the OS hands out (32768-60999) are
-    also the source ports of outgoing connections: between a SIGKILL of daprd and its restart, a reconnecting
-    worker can take such a port, and the restarted daprd then cannot listen on it."""
-    while True:
-        port = random.randrange(20000, 32768)
-        if port in _handed_out:
-            continue
-        _handed_out.add(port)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-
-
-_STATE_STORE = """\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: workflowstore
-spec:
-  type: state.postgresql
-  version: v2
-  metadata:
-    - name: connectionString
-      value: {url}
-    - name: actorStateStore
-      value: "true"
-"""
+def _daprd_ports() -> tuple[int, int, int, int]:
+    """One daprd's gRPC, HTTP, internal gRPC and metrics ports: below the ephemeral range, so that a worker
+    reconnecting between a SIGKILL of daprd and its restart cannot hold one of them as its source port."""
+    return free_port(), free_port(), free_port(), free_port()
 
 
 Engine = Sidecar | Daprd

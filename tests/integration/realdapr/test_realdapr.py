@@ -26,10 +26,9 @@ from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as 
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
 from devtools.ports import free_port
-from realdapr import DAPR_VERSION
-from realdapr import run as realdapr_run
+from realdapr import DAPR_VERSION, RunError
 from realdapr.binaries import BINARIES, DaprError, find
-from realdapr.run import RunError, check_ports_free
+from realdapr.ports import check_ports_free
 from tests.support import REPO
 from tests.support.dapr_runs import BUILT, all_gone, descendants, needs_dapr, one_app_template, start_run, wait_for
 
@@ -258,5 +257,5 @@ def test_a_port_left_in_time_wait_by_a_killed_server_counts_as_free_and_a_listen
 
 def test_free_ports_handed_out_by_one_run_are_all_different():
     # A plan takes a dozen free ports before any process binds one; the kernel may offer the same one twice.
-    ports = [realdapr_run.free_port() for _ in range(2000)]
+    ports = [free_port() for _ in range(2000)]
     assert len(set(ports)) == len(ports)

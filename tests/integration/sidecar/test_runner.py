@@ -86,6 +86,14 @@ def runners():
         runner.kill()
 
 
+# An app that ignores SIGTERM: only a kill stops it.
+STUBBORN = """\
+import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("pid", os.getpid(), flush=True)
+time.sleep(60)
+"""
+
 # An app that says its pid, then waits: what a SIGKILLed runner must not leave behind.
 SLEEPER = "import os, time; print('pid', os.getpid(), flush=True); time.sleep(60)"
 
@@ -106,6 +114,12 @@ def template(folder: Path, text: str) -> Path:
     path = folder / "dapr.yaml"
     path.write_text(textwrap.dedent(text))
     return path
+
+
+def one_app_template(folder: Path, app_id: str, body: str) -> Path:
+    """A template of one app, ``app_id``, running the script ``body`` from ``folder``."""
+    script(folder, f"{app_id}.py", body)
+    return template(folder, f'apps:\n  - {{appID: {app_id}, appDirPath: ., command: ["python", "{app_id}.py"]}}\n')
 
 
 def run(runners: list[Runner], folder: Path, *extra: str) -> Runner:
@@ -282,23 +296,7 @@ def test_a_sigkilled_runner_leaves_no_app_running(tmp_path: Path, runners, monke
 
 
 def test_a_second_stop_request_kills_an_app_that_ignores_sigterm_at_once(tmp_path: Path, runners) -> None:
-    script(
-        tmp_path,
-        "stubborn.py",
-        """\
-        import os, signal, time
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("pid", os.getpid(), flush=True)
-        time.sleep(60)
-    """,
-    )
-    template(
-        tmp_path,
-        """\
-        apps:
-          - {appID: stubborn, appDirPath: ., command: ["python", "stubborn.py"]}
-        """,
-    )
+    one_app_template(tmp_path, "stubborn", STUBBORN)
     runner = run(runners, tmp_path)
     pgid = int(runner.wait_for("[stubborn] pid", runner.out)[0].split()[2])
     runner.proc.send_signal(signal.SIGINT)
@@ -442,16 +440,7 @@ def test_the_restart_delay_doubles_up_to_ten_seconds_and_resets_after_a_stable_r
 
 
 async def test_an_app_that_ignores_sigterm_is_killed_when_the_grace_period_ends(tmp_path: Path) -> None:
-    script(
-        tmp_path,
-        "stubborn.py",
-        """\
-        import os, signal, time
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("pid", os.getpid(), flush=True)
-        time.sleep(60)
-    """,
-    )
+    script(tmp_path, "stubborn.py", STUBBORN)
     out, err = io.BytesIO(), io.BytesIO()
     launch = Launch("stubborn", [sys.executable, "stubborn.py"], tmp_path, dict(os.environ))
     supervisor = Supervisor([launch], grace=0.5, out=out, err=err)
@@ -500,14 +489,7 @@ CRASH_IN_ACTIVITY = """\
 def test_an_sdk_app_that_crashes_inside_an_activity_is_restarted_and_its_workflow_completes(
     tmp_path: Path, runners
 ) -> None:
-    script(tmp_path, "app.py", CRASH_IN_ACTIVITY)
-    template(
-        tmp_path,
-        """\
-        apps:
-          - {appID: demo, appDirPath: ., command: ["python", "app.py"]}
-        """,
-    )
+    one_app_template(tmp_path, "demo", CRASH_IN_ACTIVITY)
     runner = run(runners, tmp_path)
     assert runner.wait_for("[demo] result", runner.out) == ["[demo] result COMPLETED 42"]
     assert runner.wait_for("app demo exited with code 70", runner.err)

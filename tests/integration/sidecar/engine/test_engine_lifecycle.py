@@ -51,7 +51,10 @@ def test_a_non_recursive_terminate_leaves_the_child_running(shared: Cluster):
     state = shared.client("beta").wait_for_workflow_completion(child, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == {"got": "still here"}
-    assert status(shared, "alpha", parent) == WorkflowStatus.TERMINATED
+    # The child's result reaches the terminated parent's inbox on alpha; daprd 1.18.2 can answer a read made while
+    # it saves that with UNKNOWN "inbox key ... declared in metadata ... but missing from state store", so the
+    # read is retried (a gRPC error counts as "not yet"); the parent must still say TERMINATED.
+    eventually(lambda: status(shared, "alpha", parent) == WorkflowStatus.TERMINATED, what=f"parent {parent} terminated")
 
 
 def finished_parent_and_child(cluster: Cluster) -> tuple[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import json
 from pathlib import Path
+from typing import Any
 
 from dapr.ext.workflow import WorkflowStatus
 
@@ -16,13 +17,20 @@ def attempts(cluster: Cluster, key: str) -> int:
     return int((Path(cluster.workdir) / f"attempts-{key}").read_text())
 
 
-def test_an_activity_that_fails_twice_succeeds_on_its_third_attempt_under_a_retry_policy(shared: Cluster):
-    key = unique("flaky")
-    client = shared.client("alpha")
+def run_retrying(cluster: Cluster, name: str, fail_times: int, max_attempts: int) -> tuple[str, Any]:
+    """The ``retrying`` workflow on alpha, its activity on beta failing ``fail_times`` first; (key, final state)."""
+    key = unique(name)
+    client = cluster.client("alpha")
     instance_id = client.schedule_new_workflow(
-        "retrying", input={"key": key, "fail_times": 2, "max_attempts": 5, "app": "beta"}, instance_id=unique("retry")
+        "retrying",
+        input={"key": key, "fail_times": fail_times, "max_attempts": max_attempts, "app": "beta"},
+        instance_id=unique("retry"),
     )
-    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    return key, client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+
+
+def test_an_activity_that_fails_twice_succeeds_on_its_third_attempt_under_a_retry_policy(shared: Cluster):
+    key, state = run_retrying(shared, "flaky", fail_times=2, max_attempts=5)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == 3
     assert attempts(shared, key) == 3
@@ -30,12 +38,7 @@ def test_an_activity_that_fails_twice_succeeds_on_its_third_attempt_under_a_retr
 
 
 def test_an_activity_still_failing_after_max_attempts_fails_the_workflow_with_its_error(shared: Cluster):
-    key = unique("hopeless")
-    client = shared.client("alpha")
-    instance_id = client.schedule_new_workflow(
-        "retrying", input={"key": key, "fail_times": 10, "max_attempts": 2, "app": "beta"}, instance_id=unique("retry")
-    )
-    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    key, state = run_retrying(shared, "hopeless", fail_times=10, max_attempts=2)
     assert state.runtime_status == WorkflowStatus.FAILED
     assert state.failure_details.error_type == "TaskFailedError"
     assert state.failure_details.message.endswith("attempt 2 failed")
@@ -57,22 +60,23 @@ def test_a_fan_out_of_100_activities_is_shared_by_the_two_workers_of_one_app(sha
     assert min(per_worker.values()) >= 10, per_worker
 
 
-def test_when_any_returns_the_timer_when_the_activity_is_slower(shared: Cluster):
-    client = shared.client("beta")
+def race(cluster: Cluster, activity_seconds: float, timer_seconds: float) -> tuple[str, Any]:
+    """The ``race`` workflow on beta: an activity against a timer; (instance ID, final state)."""
+    client = cluster.client("beta")
     instance_id = client.schedule_new_workflow(
-        "race", input={"activity_seconds": 2, "timer_seconds": 0.3}, instance_id=unique("race")
+        "race", input={"activity_seconds": activity_seconds, "timer_seconds": timer_seconds}, instance_id=unique("race")
     )
-    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    return instance_id, client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+
+
+def test_when_any_returns_the_timer_when_the_activity_is_slower(shared: Cluster):
+    _, state = race(shared, activity_seconds=2, timer_seconds=0.3)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == "timer"
 
 
 def test_when_any_returns_the_activity_when_the_timer_is_slower(shared: Cluster):
-    client = shared.client("beta")
-    instance_id = client.schedule_new_workflow(
-        "race", input={"activity_seconds": 0, "timer_seconds": 30}, instance_id=unique("race")
-    )
-    state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
+    instance_id, state = race(shared, activity_seconds=0, timer_seconds=30)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == f"{instance_id} done by beta"
 

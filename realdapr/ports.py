@@ -1,0 +1,84 @@
+"""The ports of a real-Dapr run: the control plane's (fixed next to a base, or free), and the check that none of
+the fixed ones a run needs is already taken. Built on ``devtools.ports``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+
+from devtools.ports import free_port, taken_ports
+from sidecar.template import RunTemplate
+
+from . import RunError
+
+# Below 32768 (outbound sockets take ports from 32768-60999) and away from what `dapr init` publishes
+# (placement 50005, scheduler 50006, Redis 6379, Zipkin 9411) and the CLI's defaults (50001, 9090, 7777).
+DEFAULT_PLACEMENT_PORT = 6050
+DEFAULT_SCHEDULER_PORT = 6060
+
+
+@dataclass(frozen=True)
+class ControlPlanePorts:
+    placement: int
+    placement_health: int
+    placement_metrics: int
+    placement_raft: int
+    scheduler: int
+    scheduler_health: int
+    scheduler_metrics: int
+    etcd_client: int
+    etcd_peer: int
+
+    @classmethod
+    def from_bases(cls, placement: int, scheduler: int) -> ControlPlanePorts:
+        """Fixed ports next to each base, or free ports for a base of 0 (what tests use)."""
+
+        def near(base: int, offset: int) -> int:
+            return base + offset if base else free_port()
+
+        return cls(
+            near(placement, 0),
+            near(placement, 1),
+            near(placement, 2),
+            near(placement, 3),
+            near(scheduler, 0),
+            near(scheduler, 1),
+            near(scheduler, 2),
+            near(scheduler, 3),
+            near(scheduler, 4),
+        )
+
+    def named(self) -> list[tuple[int, str]]:
+        """(port, "placement NAME" or "scheduler NAME") for each port, for messages about taken ones."""
+        named = []
+        for field in fields(self):
+            owner = "placement" if field.name.startswith("placement") else "scheduler"
+            named.append((getattr(self, field.name), f"{owner} {field.name}"))
+        return named
+
+
+def run_ports(ports: ControlPlanePorts, template: RunTemplate) -> list[tuple[int, str]]:
+    """Every fixed port a run of ``template`` listens on, named: the control plane's, then each app's own and its
+    daprd's that the template sets."""
+    named = ports.named()
+    for app in template.apps:
+        named += [
+            (port, f"{app.app_id} {what}")
+            for what, port in (
+                ("appPort", app.app_port),
+                ("daprGRPCPort", app.grpc_port),
+                ("daprHTTPPort", app.http_port),
+            )
+            if port
+        ]
+    return named
+
+
+def check_ports_free(ports: Iterable[tuple[int, str]]) -> None:
+    """Raise RunError naming every fixed port something else already listens on."""
+    taken = taken_ports(ports)
+    if taken:
+        raise RunError(
+            f"port{'s' if len(taken) > 1 else ''} already in use: {', '.join(taken)}. Stop what holds "
+            "them (another `make run` or `make run-dapr`?) or change the ports in the template."
+        )
