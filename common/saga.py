@@ -244,7 +244,7 @@ class Saga:
         self.status = "RUNNING"
         data = _event_data(decision) if first is decision else {}
         state, refusal = _verdict(first is decision, first is timer, data, deadline)
-        wait.update(state=state, decided_at=self._now(), **{k: data[k] for k in ("reviewer", "note") if k in data})
+        wait.update(state=state, decided_at=self.now(), **{k: data[k] for k in ("reviewer", "note") if k in data})
         self._finish(entry, None, {"approved": SUCCEEDED, "cancelled": CANCELLED}.get(state, REFUSED), refusal)
         self.check_cancel(name)  # the cancel came first (or with the decision): a cancel, as after any step
         if refusal is not None:
@@ -305,7 +305,7 @@ class Saga:
         return (yield from self._outcome(entry, task, result_type, abort_on_failure))
 
     def _begin(self, name: str, app_id: str | None, **extra: Any) -> dict[str, Any]:
-        entry: dict[str, Any] = {"name": name, "app": app_id, "outcome": RUNNING, "started_at": self._now(), **extra}
+        entry: dict[str, Any] = {"name": name, "app": app_id, "outcome": RUNNING, "started_at": self.now(), **extra}
         self.steps.append(entry)
         self.publish()
         return entry
@@ -332,7 +332,7 @@ class Saga:
             entry["reason"] = reason
         if task is not None and (attempts := attempts_of(task)) is not None:
             entry["attempts"] = attempts
-        entry["finished_at"] = self._now()
+        entry["finished_at"] = self.now()
         self.log("%s %s", entry["name"], outcome)
         self.publish()
 
@@ -371,7 +371,8 @@ class Saga:
         if not self.ctx.is_replaying:
             log.info("%s: " + msg, self.ctx.instance_id, *args)
 
-    def _now(self) -> str:
+    def now(self) -> str:
+        """The workflow's clock (replayed as it was), as an ISO 8601 string in UTC."""
         return self._clock().isoformat()
 
     def _clock(self) -> datetime:

@@ -19,6 +19,7 @@ from common.scenarios import SCENARIOS, Fault, fault_body, new_order_id, order_b
 
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
 AWAITING_APPROVAL = "AWAITING_APPROVAL"
+WORKFLOW_FAILED = "WORKFLOW_FAILED"  # not terminal: an operator resolves it (shop resolve)
 DEFAULT_PORTS = {"order-api": 8000, "payment": 8001, "inventory": 8002, "shipping": 8003, "notification": 8004}
 
 
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shop", description=__doc__)
     sub = p.add_subparsers(
-        dest="command", required=True, metavar="{submit,watch,list,cancel,approve,reject,faults,scenarios}"
+        dest="command", required=True, metavar="{submit,watch,list,cancel,approve,reject,resolve,faults,scenarios}"
     )
     submit = sub.add_parser(
         "submit",
@@ -80,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
         decide.add_argument("--reviewer", help="who decides (kept with the order)")
         decide.add_argument("--note", help="why (kept with the order)")
         decide.set_defaults(run=_decide, verb=verb)
+    resolve = sub.add_parser(
+        "resolve",
+        help="for an operator: unwind an order whose workflow failed (WORKFLOW_FAILED)",
+        description="An order whose saga workflow failed outside the saga (a tampered history, a non-determinism "
+        "error, a terminate) stays WORKFLOW_FAILED until an operator resolves it: every undo runs, each idempotent, "
+        "and the order ends COMPENSATED (or COMPENSATION_FAILED). Prints the undos as they run.",
+    )
+    resolve.add_argument("order_id")
+    resolve.add_argument("--timeout", type=float, default=120.0, help="stop following after this many seconds (120)")
+    resolve.set_defaults(run=_resolve)
     faults = sub.add_parser(
         "faults",
         help="see (default), set or clear injected faults",
@@ -164,7 +175,8 @@ def _follow(
         response = client.get(f"{url_of('order-api')}/orders/{order_id}")
         _check(response)
         order: dict[str, Any] = response.json()
-        for kind, entries in (("step", order["steps"]), ("undo", order["compensations"])):
+        undos = (order.get("resolution") or {}).get("compensations") or order["compensations"]
+        for kind, entries in (("step", order["steps"]), ("undo", undos)):
             for entry in entries:
                 key = f"{kind}:{entry['name']}"
                 if seen.get(key) != entry["outcome"] and not (kind == "undo" and entry["outcome"] == "pending"):
@@ -188,6 +200,11 @@ def _follow(
         approval = order.get("approval") or {}
         if past_deadline and approval.get("state") == "waiting":
             deadline = max(deadline, time.monotonic() + _seconds_until(approval.get("deadline")) + 60)
+        if order["status"] == WORKFLOW_FAILED and not order.get("resolution"):
+            failure = order.get("failure") or {}
+            print(f"{order_id} WORKFLOW_FAILED: {failure.get('reason', 'the workflow failed')}", file=out)
+            print(f"it needs an operator: shop resolve {order_id}", file=out)
+            return order
         if order["status"] in TERMINAL:
             if tty:
                 print("\r" + " " * 60 + "\r", end="", file=out)
@@ -256,6 +273,15 @@ def _cancel(args: argparse.Namespace, out: TextIO) -> int:
         file=out,
     )
     return 0
+
+
+def _resolve(args: argparse.Namespace, out: TextIO) -> int:
+    with httpx.Client(timeout=60) as client:
+        response = client.post(f"{url_of('order-api')}/orders/{args.order_id}/resolve")
+        _check(response)
+        print(f"resolving {args.order_id}: every undo runs", file=out)
+        order = _follow(client, args.order_id, out, quiet=False, timeout=args.timeout)
+    return 0 if order["status"] in TERMINAL else 1
 
 
 # --- faults -------------------------------------------------------------------------------------------------
