@@ -23,9 +23,8 @@ from common.contracts import (
     SagaRetry,
 )
 from common.outcomes import CANCELLED as CANCELLED_KIND
-from common.outcomes import REFUSED, SagaAborted
+from common.outcomes import REFUSED, WAITING, SagaAborted
 from common.outcomes import RUNNING as STEP_RUNNING
-from common.outcomes import WAITING
 
 PENDING = "PENDING"  # row stored, workflow scheduled (or about to be)
 RUNNING = "RUNNING"
