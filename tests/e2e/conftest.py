@@ -13,6 +13,7 @@ marked ``e2e`` (``pytest -m e2e``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from common.contracts import APP_IDS
 from common.db import database_name, drop_database, ensure_database, libpq_url
@@ -34,6 +36,7 @@ from tests.support.otlp import Receiver
 from tests.support.processes import stop_runner
 
 HERE = Path(__file__).parent
+APPROVAL_TIMEOUT_SECONDS = 20
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -70,6 +73,8 @@ def _env(pg_server_url: str, traces_url: str) -> dict[str, str]:
         "SAGA_RETRY_FIRST_INTERVAL_MS": "100",
         "SAGA_RETRY_MAX_INTERVAL_MS": "400",
         "SAGA_RETRY_MAX_ATTEMPTS": "3",
+        # Long enough to approve an order in a test, short enough to wait out in one (seconds, not a day).
+        "APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS),
         # Traces on, to the test's own OTLP receiver (tests/otlp.py), exported within a fifth of a second.
         "OTEL_EXPORTER_OTLP_ENDPOINT": traces_url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
@@ -85,7 +90,7 @@ def _command(engine: str, tmp: Path, template: Path) -> list[str]:
     return [*devdb, *runner_command(engine, tmp, template, "--workflow-db", f"{tmp.name.replace('-', '_')}_wf")]
 
 
-def _skip_reason(engine: str, config: pytest.Config) -> str | None:
+def lane_skip_reason(engine: str, config: pytest.Config) -> str | None:
     chosen = config.getoption("--engine")
     if chosen not in ("both", engine):
         return f"{engine} lane not chosen (--engine {chosen})"
@@ -110,7 +115,7 @@ def traces() -> Iterator[Receiver]:
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> str:
     """An engine lane for a test that starts the system itself (the chaos run), chosen and skipped as ``system``."""
-    reason = _skip_reason(request.param, request.config)
+    reason = lane_skip_reason(request.param, request.config)
     if reason:
         pytest.skip(reason)
     return request.param
@@ -121,10 +126,25 @@ def system(
     request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory, traces: Receiver
 ) -> Iterator[System]:
     engine = request.param
-    reason = _skip_reason(engine, request.config)
+    reason = lane_skip_reason(engine, request.config)
     if reason:
         pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp(f"e2e-{engine}-{uuid.uuid4().hex[:6]}")
+    with started_system(
+        engine, pg_server_url, tmp_path_factory.mktemp(f"e2e-{engine}-{uuid.uuid4().hex[:6]}"), traces
+    ) as up:
+        yield up
+
+
+@contextlib.contextmanager
+def started_system(
+    engine: str,
+    pg_server_url: str,
+    tmp: Path,
+    traces: Receiver,
+    commands: dict[str, list[str]] | None = None,
+) -> Iterator[System]:
+    """The whole system on ``engine``, its databases and state under ``tmp``, until the block ends. ``commands``:
+    app ID -> the command the template runs for that app instead of its own (e.g. another version of it)."""
     prefix = tmp.name.replace("-", "_")
     names = {app_id: f"{prefix}_{database_name(app_id)}" for app_id in APP_IDS}
     for name in names.values():
@@ -132,6 +152,11 @@ def system(
     layout = write_template(
         tmp, _env(pg_server_url, traces.url), {a: libpq_url(pg_server_url, n) for a, n in names.items()}
     )
+    if commands:
+        template = yaml.safe_load(layout.template.read_text())
+        for app in template["apps"]:
+            app["command"] = commands.get(app["appID"], app["command"])
+        layout.template.write_text(yaml.safe_dump(template, sort_keys=False))
     log_path = tmp / "system.log"
     token = uuid.uuid4().hex
     with open(log_path, "wb") as log_file:

@@ -124,6 +124,9 @@ def test_the_console_loads_with_no_error_and_no_request_off_the_machine_and_runs
         "crash",
         "ship-fails",
         "cancel",
+        "review",
+        "approval-timeout",
+        "risk-reject",
     ]
     next(b for b in buttons if b.get_attribute("data-scenario") == "happy").click()
 
@@ -178,10 +181,77 @@ def test_a_declined_cards_timeline_opened_by_its_link_shows_its_compensations(si
         lambda: "order_failed" in (text := browser.driver.find_element(By.ID, "told").text) and text,
         "what the customer was told",
     )
-    assert "card declined" in told
+    assert "Your payment was declined" in told  # in words for customers, not the technical reason
 
     assert browser.errors() == []
     assert _external(browser.requests(), sidecar_lane) == []
+
+
+def open_review(sidecar_lane, browser) -> str:
+    """Start the review scenario from the console's API and open its order: it waits for a person."""
+    from selenium.webdriver.common.by import By
+
+    base = sidecar_lane.urls["order-api"]
+    started = httpx.post(f"{base}/console/api/scenarios/review", timeout=60)
+    assert started.status_code == 202, started.text
+    order_id = started.json()["order_id"]
+    browser.driver.get(f"{base}/console/orders/{order_id}")
+    browser.wait_for(lambda: browser.driver.find_elements(By.ID, "approve-button"), "the approve button")
+    return order_id
+
+
+@pytest.mark.browser
+def test_an_order_awaiting_approval_shows_the_child_workflow_its_custody_check_the_wait_and_approve_completes_it(
+    sidecar_lane, browser
+):
+    from selenium.webdriver.common.by import By
+
+    order_id = open_review(sidecar_lane, browser)
+    approval = browser.driver.find_element(By.ID, "approval").text
+    assert "Awaiting approval" in approval and "total 550.00 is above 500.00" in approval and "s left" in approval
+    lane = {
+        e.get_attribute("data-lane"): e.text.lower()
+        for e in browser.driver.find_elements(By.CSS_SELECTOR, "#timeline .lane")
+    }
+    assert (
+        "child workflow" in lane["risk_review"]
+        and "on payment" in lane["risk_review"]
+        and "review" in lane["risk_review"]
+    )
+    assert "succeeded" in lane["risk_review/check_custody"] and "succeeded" in lane["risk_review/assess_risk"]
+    custody = browser.driver.find_element(By.ID, "custody").text
+    assert "holds" in custody and "total 550.00 as validate_order priced it on inventory" in custody
+    assert "waiting" in lane["approval"] and "until" in lane["approval"]
+    assert (
+        "AWAITING_APPROVAL"
+        in browser.driver.find_element(By.CSS_SELECTOR, f'#order-rows tr[data-order-id="{order_id}"]').text
+    )
+
+    browser.driver.find_element(By.ID, "approve-button").click()
+    browser.wait_for(
+        lambda: "COMPLETED" in browser.driver.find_element(By.ID, "order-body").text, "the order to complete"
+    )
+    browser.wait_for(
+        lambda: "approved" in browser.driver.find_element(By.ID, "approval").text, "the approval shown as approved"
+    )
+    assert "by console" in browser.driver.find_element(By.ID, "approval").text
+    assert browser.driver.find_elements(By.ID, "approve-button") == []
+    assert browser.errors() == []
+    assert _external(browser.requests(), sidecar_lane) == []
+
+
+@pytest.mark.browser
+def test_the_reject_button_rejects_an_order_awaiting_approval_and_releases_its_reservation(sidecar_lane, browser):
+    from selenium.webdriver.common.by import By
+
+    order_id = open_review(sidecar_lane, browser)
+    browser.driver.find_element(By.ID, "reject-button").click()
+    browser.wait_for(lambda: "REJECTED" in browser.driver.find_element(By.ID, "order-body").text, "the order to end")
+
+    order = httpx.get(f"{sidecar_lane.urls['order-api']}/orders/{order_id}", timeout=30).json()
+    assert order["failure"] == {"step": "approval", "reason": "rejected by console"}
+    assert [(c["name"], c["outcome"]) for c in order["compensations"]] == [("release_inventory", "undone")]
+    assert browser.errors() == []
 
 
 @pytest.mark.browser
