@@ -55,6 +55,8 @@ ACTIVITY_APP = {
     CANCEL_SHIPMENT: SHIPPING,
     NOTIFY: NOTIFICATION,
 }
+# Each forward step that changes the world, and its undo, in the order the saga takes the steps.
+UNDO_OF = {RESERVE_INVENTORY: RELEASE_INVENTORY, CHARGE: REFUND, SHIP: CANCEL_SHIPMENT}
 
 
 def idempotency_key(instance_id: str, step: str) -> str:

@@ -111,14 +111,10 @@ class ChildStep(msgspec.Struct, omit_defaults=True):
     finished_at: str | None = None
 
 
-class Step(msgspec.Struct, omit_defaults=True):
-    name: str
-    outcome: str  # running, succeeded, refused, failed; a wait: waiting, then succeeded, refused or cancelled
-    app: str | None = None
-    attempts: int | None = None
-    reason: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
+class Step(ChildStep, omit_defaults=True):
+    """A step of the saga: an activity (outcome running, succeeded, refused or failed), a child workflow, or a wait
+    (waiting, then succeeded, refused or cancelled)."""
+
     kind: Literal["workflow", "wait"] | None = None  # absent: an activity; a child workflow; a wait for a person
     instance_id: str | None = None  # a child workflow's own instance ID
     decision: str | None = None  # a risk review's: approve, reject or review (a person decides)

@@ -177,3 +177,20 @@ def started_system(
         stop_runner(process)
         for name in names.values():
             asyncio.run(drop_database(pg_server_url, name))
+
+
+@pytest.fixture
+def api(system: System) -> Iterator[httpx.Client]:
+    """A client of the order-api's REST API."""
+    with system.client("order-api") as client:
+        yield client
+
+
+@pytest.fixture
+def clear_faults(system: System) -> Iterator[None]:
+    """Clears every fault of every app that hosts activities once the test ends (``usefixtures`` in a module whose
+    tests arm faults)."""
+    yield
+    for app in ("inventory", "payment", "shipping", "notification"):
+        with system.client(app) as client:
+            client.delete("/faults")

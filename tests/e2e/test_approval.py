@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 import httpx
-import pytest
 
 from common.scenarios import LARGE, OVER_THE_LIMIT
 from tests.e2e.conftest import APPROVAL_TIMEOUT_SECONDS
@@ -52,12 +51,6 @@ def stock(system) -> dict[str, int]:
 def told(system, order_id: str) -> list[str]:
     with system.client("notification") as note:
         return [n["message"] for n in note.get("/notifications", params={"order_id": order_id}).json()]
-
-
-@pytest.fixture
-def api(system):
-    with system.client("order-api") as client:
-        yield client
 
 
 def submit_large(api: httpx.Client, prefix: str) -> str:

@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.orders import new_id, order_body
 
+pytestmark = pytest.mark.usefixtures("clear_faults")
+
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
 
 
@@ -31,20 +33,6 @@ def wait_terminal(api: httpx.Client, order_id: str, timeout: float = 60) -> dict
 def stock(system, sku: str) -> int:
     with system.client("inventory") as inv:
         return next(p["available"] for p in inv.get("/products").json() if p["sku"] == sku)
-
-
-@pytest.fixture
-def api(system):
-    with system.client("order-api") as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def no_faults(system):
-    yield
-    for app in ("inventory", "payment", "shipping", "notification"):
-        with system.client(app) as c:
-            c.delete("/faults")
 
 
 def test_a_happy_order_is_reserved_charged_shipped_and_notified(system, api: httpx.Client):

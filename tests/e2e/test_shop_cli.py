@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support import REPO
+from tests.support.orders import new_id, terminated_at_ship
 
 
 @pytest.fixture
@@ -130,22 +129,8 @@ def test_an_unreachable_system_says_to_start_it():
 
 
 def test_watch_says_a_workflow_failed_order_needs_an_operator_and_resolve_prints_each_undo(system, shop):
-    order_id = "cli-failed-1"
-    assert (
-        shop("faults", "set", "shipping", "ship", "delay", "--delay-ms", "2000", "--order-id", order_id).returncode == 0
-    )
-    assert shop("submit", "--order-id", order_id).returncode == 0
-    with system.client("order-api") as api:
-        deadline = time.monotonic() + 60
-        while not any(s["name"] == "ship" for s in api.get(f"/orders/{order_id}").json()["steps"]):
-            assert time.monotonic() < deadline, "the order never reached ship"
-            time.sleep(0.2)
-    stopped = httpx.post(
-        f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}/terminate",
-        headers={"dapr-api-token": system.api_token},
-        timeout=30,
-    )
-    assert stopped.status_code == 202, stopped.text
+    order_id = new_id("cli-failed")
+    terminated_at_ship(system, order_id)
 
     watched = shop("watch", order_id)
     assert watched.returncode == 0, watched.stderr
