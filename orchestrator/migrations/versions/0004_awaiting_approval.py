@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from common.migrate import replace_check
+
 revision = "0004"
 down_revision = "0003"
 
@@ -31,12 +33,10 @@ def upgrade() -> None:
         "UPDATE orders SET stage = CASE status WHEN 'PENDING' THEN 0 WHEN 'RUNNING' THEN 1 "
         "WHEN 'WORKFLOW_FAILED' THEN 4 ELSE 5 END"
     )
-    op.drop_constraint("orders_status_known", "orders", type_="check")
-    op.create_check_constraint("orders_status_known", "orders", AFTER)
+    replace_check(op, "orders", "orders_status_known", AFTER)
 
 
 def downgrade() -> None:
     op.execute("UPDATE orders SET status = 'RUNNING' WHERE status = 'AWAITING_APPROVAL'")
-    op.drop_constraint("orders_status_known", "orders", type_="check")
-    op.create_check_constraint("orders_status_known", "orders", BEFORE)
+    replace_check(op, "orders", "orders_status_known", BEFORE)
     op.drop_column("orders", "stage")
