@@ -60,12 +60,13 @@ def test_an_instance_that_recorded_a_patch_stalls_on_code_without_the_patch_chec
         # The sidecar tries a stalled instance again when a worker of its app connects.
         state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     else:
-        # daprd holds a stalled workflow actor until the actor ends: a new worker does not wake it ...
+        # daprd holds a stalled workflow actor until the actor ends. A new worker wakes it only if the actor was
+        # deactivated meanwhile (daprd drops its workflow actors when no worker stream is open, as between the kill
+        # and the new worker: timing decides); otherwise a restart of daprd does.
         time.sleep(2)
-        assert client.get_workflow_state(instance_id).runtime_status == WorkflowStatus.STALLED
-        # ... a restart of daprd does.
-        cluster.engine.kill()
-        cluster.engine.start()
+        if client.get_workflow_state(instance_id).runtime_status == WorkflowStatus.STALLED:
+            cluster.engine.kill()
+            cluster.engine.start()
         state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=WAIT)
     assert state.runtime_status == WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == {"path": "new", "got": "after the redeploy"}
