@@ -40,10 +40,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _install() -> int:
     found = find(warn=log.warning)
-    if found is not None:
-        print(f"[dapr] using Dapr {found.version} in {found.bin_dir} ({found.source})", file=sys.stderr)
+    if found is None:
+        build()
         return 0
-    build()
+    print(f"[dapr] using Dapr {found.version} in {found.bin_dir} ({found.source})", file=sys.stderr)
+    if found.sentry is None:
+        # `dapr init` installs no sentry (self-hosted Dapr runs without mTLS); `make run-dapr` needs one.
+        print(f"[dapr] {found.bin_dir} has no sentry, which mTLS needs: building it", file=sys.stderr)
+        build(sentry_only=True)
+    elif found.sentry.parent != found.bin_dir:
+        print(f"[dapr] with sentry from {found.sentry.parent} (mTLS)", file=sys.stderr)
     return 0
 
 
