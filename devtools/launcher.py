@@ -105,8 +105,8 @@ def runner_command(engine: str, folder: Path, template: Path, *extra: str) -> li
             "0",
             "--sentry-port",
             "0",
-            "--policies",
-            str(REPO / "components" / "access-policies"),
+            # The policies: components/access-policies, which realdapr finds beside the template's resources
+            # (write_template points them back at the repository); a template of a test's own has none.
             *extra,
         ]
     raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
