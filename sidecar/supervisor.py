@@ -74,7 +74,8 @@ def on_stop_signals(stop: Callable[[], None], kill_now: Callable[[int], None], l
 
 class Supervisor:
     """Keeps every app running until ``stop`` is set, then ends each app's process group: SIGTERM,
-    up to ``grace`` seconds, then SIGKILL. ``kill_now()`` (a second Ctrl-C) skips the wait."""
+    up to ``grace`` seconds, then SIGKILL. ``kill_now()`` (a second Ctrl-C) skips the wait. Each line of
+    output gets ``[app id] `` before it unless ``prefix`` is false."""
 
     def __init__(
         self,
@@ -83,10 +84,11 @@ class Supervisor:
         grace: float = 10.0,
         out: BinaryIO | None = None,
         err: BinaryIO | None = None,
+        prefix: bool = True,
     ) -> None:
         out = out or sys.stdout.buffer
         err = err or sys.stderr.buffer
-        self._apps = [_App(launch, grace, out, err) for launch in launches]
+        self._apps = [_App(launch, grace, out, err, prefix) for launch in launches]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start every app and return once ``stop`` is set and all of them are gone."""
@@ -115,8 +117,9 @@ class Supervisor:
 
 
 class _App:
-    def __init__(self, launch: Launch, grace: float, out: BinaryIO, err: BinaryIO) -> None:
+    def __init__(self, launch: Launch, grace: float, out: BinaryIO, err: BinaryIO, prefix: bool = True) -> None:
         self.launch = launch
+        self.prefix = f"[{launch.app_id}] ".encode() if prefix else b""
         self.grace = grace
         self.out = out
         self.err = err
@@ -166,7 +169,7 @@ class _App:
             return None
         self.pgid = proc.pid
         log.info("app %s started (pid %d): %s", launch.app_id, proc.pid, " ".join(launch.command))
-        prefix = f"[{launch.app_id}] ".encode()
+        prefix = self.prefix
         pumps = [
             asyncio.create_task(_pump(proc.stdout, prefix, self.out, self.tail)),
             asyncio.create_task(_pump(proc.stderr, prefix, self.err, self.tail)),
