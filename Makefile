@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-dapr dapr check test fuzz bench bench-system chaos db-stop clean
+.PHONY: run run-dapr dapr k8s-tools check test fuzz bench bench-system chaos db-stop clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): the first time takes a minute or two; pip's progress follows."
@@ -26,6 +26,11 @@ run: $(STAMP)
 ## as `dapr init` makes, gets sentry built beside it in the cache). Stdlib only: no venv.
 dapr:
 	$(PYTHON) -m realdapr install
+
+## k8s-tools: kustomize built from its Go module, and the Kubernetes API's and Dapr's schemas from theirs, for the
+## checks of deploy/ (tests/integration/deploy; skipped without them). Stdlib only: no venv. About a minute once.
+k8s-tools:
+	$(PYTHON) -m devtools.k8s install
 
 ## run-dapr: `make run`, on real Dapr as production runs it: sentry (mTLS; its trust root made once in
 ## .data/dapr/sentry/), placement and scheduler on ports 6070/6050/6060, one daprd per app with the access

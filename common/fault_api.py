@@ -13,6 +13,7 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody
+from litestar.types import Guard
 
 from common.faults import Fault, FaultInjector, FaultSpec, InvalidFault, UnknownActivity
 from common.problems import bad_request, not_found, problem, problems
@@ -71,13 +72,19 @@ def on_this_machine(host: str | None) -> bool:
     return host in LOOPBACK
 
 
-def loopback_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """A guard: a client not on this machine gets a 403 problem. For the fault endpoints, and for anything
-    else that sets faults (the order-api's console)."""
-    host = connection.client.host if connection.client else None
-    if not on_this_machine(host):
-        raise problem(
-            403,
-            f"the fault endpoints answer clients on this machine only, not {host}; "
-            "set FAULTS_ALLOW_REMOTE=true to open them",
-        )
+def local_only(what: str, setting: str) -> Guard:
+    """A guard: a client not on this machine gets a 403 problem saying that ``what`` answers clients on this
+    machine only, and which ``setting`` opens it."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        host = connection.client.host if connection.client else None
+        if not on_this_machine(host):
+            raise problem(
+                403, f"{what} answer clients on this machine only, not {host}; set {setting}=true to open them"
+            )
+
+    return guard
+
+
+# For the fault endpoints, and for anything else that sets faults (the order-api's console).
+loopback_only = local_only("the fault endpoints", "FAULTS_ALLOW_REMOTE")

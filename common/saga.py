@@ -193,7 +193,7 @@ class Saga:
     def _call(
         self, name: str, app_id: str | None, input: Any, result_type: type[R], abort_on_failure: bool
     ) -> Steps[R | None]:
-        entry: dict[str, Any] = {"name": name, "app": app_id, "outcome": RUNNING, "started_at": self._now()}
+        entry: dict[str, Any] = {"name": name, "app": app_id, "outcome": RUNNING, "started_at": self.now()}
         self.steps.append(entry)
         self.publish()
         task = self.ctx.call_activity(name, input=input, app_id=app_id, retry_policy=self.retry_policy)
@@ -216,7 +216,7 @@ class Saga:
             entry["reason"] = reason
         if (attempts := attempts_of(task)) is not None:
             entry["attempts"] = attempts
-        entry["finished_at"] = self._now()
+        entry["finished_at"] = self.now()
         self.log("%s %s", entry["name"], outcome)
         self.publish()
 
@@ -255,6 +255,7 @@ class Saga:
         if not self.ctx.is_replaying:
             log.info("%s: " + msg, self.ctx.instance_id, *args)
 
-    def _now(self) -> str:
+    def now(self) -> str:
+        """The workflow's clock (replayed as it was), as an ISO 8601 string in UTC."""
         now: datetime = self.ctx.current_utc_datetime  # the SDK hands out naive UTC
         return (now if now.tzinfo else now.replace(tzinfo=UTC)).isoformat()

@@ -50,24 +50,24 @@ def load_settings(app_id: str, env: Mapping[str, str] | None = None) -> Settings
     return Settings(
         app_id=app_id,
         host=env.get("APP_HOST") or "127.0.0.1",
-        port=_read(env, "APP_PORT", DEFAULT_PORTS.get(app_id, 8000), _port),
-        faults_enabled=_read(env, "FAULTS_ENABLED", False, _bool),
-        faults_allow_remote=_read(env, "FAULTS_ALLOW_REMOTE", False, _bool),
+        port=read_setting(env, "APP_PORT", DEFAULT_PORTS.get(app_id, 8000), _port),
+        faults_enabled=read_setting(env, "FAULTS_ENABLED", False, parse_bool),
+        faults_allow_remote=read_setting(env, "FAULTS_ALLOW_REMOTE", False, parse_bool),
         database_url=env.get("DATABASE_URL") or None,
         postgres_url=env.get("POSTGRES_URL") or None,
         data_dir=Path(env.get("DATA_DIR") or ".data"),
-        log_level=_read(env, "LOG_LEVEL", "INFO", _log_level),
+        log_level=read_setting(env, "LOG_LEVEL", "INFO", _log_level),
         retry=SagaRetry(
-            first_interval_ms=_read(env, "SAGA_RETRY_FIRST_INTERVAL_MS", 500, _int_at_least(0)),
-            max_attempts=_read(env, "SAGA_RETRY_MAX_ATTEMPTS", 5, _int_at_least(1)),
-            backoff=_read(env, "SAGA_RETRY_BACKOFF", 2.0, _float_at_least(1.0)),
-            max_interval_ms=_read(env, "SAGA_RETRY_MAX_INTERVAL_MS", 10_000, _int_at_least(0)),
+            first_interval_ms=read_setting(env, "SAGA_RETRY_FIRST_INTERVAL_MS", 500, _int_at_least(0)),
+            max_attempts=read_setting(env, "SAGA_RETRY_MAX_ATTEMPTS", 5, _int_at_least(1)),
+            backoff=read_setting(env, "SAGA_RETRY_BACKOFF", 2.0, _float_at_least(1.0)),
+            max_interval_ms=read_setting(env, "SAGA_RETRY_MAX_INTERVAL_MS", 10_000, _int_at_least(0)),
         ),
-        max_quantity_per_item=_read(env, "MAX_QUANTITY_PER_ITEM", 10, _int_at_least(1)),
+        max_quantity_per_item=read_setting(env, "MAX_QUANTITY_PER_ITEM", 10, _int_at_least(1)),
     )
 
 
-def _read(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T]) -> T:
+def read_setting(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T]) -> T:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -77,7 +77,7 @@ def _read(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], 
         raise SettingsError(f"{name}={raw!r}: {exc}") from None
 
 
-def _bool(raw: str) -> bool:
+def parse_bool(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in ("true", "1", "yes", "on"):
         return True

@@ -1,4 +1,5 @@
-"""The order-api's workflow registrations: the saga itself and its one local activity, record_order_status.
+"""The order-api's workflow registrations: the saga itself, the operator's resolution of a failed one, and their one
+local activity, record_order_status.
 
 Activities run on the SDK worker's own thread and event loop, so they get their own ``Database``.
 """
@@ -16,7 +17,8 @@ from common.db import Database
 from common.faults import FaultInjector
 from common.settings import Settings
 from orchestrator import service
-from orchestrator.domain import RECORD_ORDER_STATUS, OrderStatusUpdate
+from orchestrator.domain import RECORD_ORDER_STATUS, RESOLVE_ORDER, OrderStatusUpdate
+from orchestrator.resolution import resolve_order
 from orchestrator.saga import order_saga
 
 ACTIVITIES = (RECORD_ORDER_STATUS,)
@@ -37,4 +39,5 @@ def build_activities(db: Database, faults: FaultInjector) -> dict[str, Any]:
 
 def register(runtime: WorkflowRuntime, settings: Settings) -> None:
     runtime.register_workflow(order_saga, name=ORDER_SAGA)
+    runtime.register_workflow(resolve_order, name=RESOLVE_ORDER)
     register_activities(runtime, settings, ACTIVITIES, build_activities)

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.plugins.problem_details import ProblemDetailsException
@@ -19,6 +21,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from msgspec import Meta
 
 from common.contracts import Address, Item
+from common.fault_api import local_only
 from common.problems import bad_request, problem, problems
 from orchestrator.domain import (
     ORDER_ID,
@@ -42,7 +45,9 @@ Sku = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 OrderId = Annotated[str, Meta(pattern=ORDER_ID.pattern)]
 # Explicit classes, not \s: Python's and JSON Schema's (ECMA) \s differ on control characters.
 Email = Annotated[str, Meta(pattern=r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+\.[^@\x00-\x20\x7f]+$", max_length=254)]
-StatusName = Literal["PENDING", "RUNNING", "COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"]
+StatusName = Literal[
+    "PENDING", "RUNNING", "COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED", "WORKFLOW_FAILED"
+]
 
 
 class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -94,6 +99,14 @@ class Compensation(msgspec.Struct, omit_defaults=True):
     reason: str | None = None
 
 
+class Resolution(msgspec.Struct, omit_defaults=True):
+    """An operator's resolution of a WORKFLOW_FAILED order: every undo run, and how the order ended."""
+
+    status: str  # RUNNING while the undos run; then COMPENSATED, or COMPENSATION_FAILED
+    compensations: list[Compensation]
+    resolved_at: str | None = None
+
+
 class OrderView(msgspec.Struct, omit_defaults=True):
     order_id: str
     status: str
@@ -109,6 +122,7 @@ class OrderView(msgspec.Struct, omit_defaults=True):
     warnings: list[str] | None = None
     workflow: dict[str, Any] | None = None  # only when the workflow itself stopped (FAILED, TERMINATED, ...)
     cancel_requested: bool | None = None
+    resolution: Resolution | None = None  # only once an operator asked to resolve a WORKFLOW_FAILED order
 
 
 class HistoryEvent(msgspec.Struct, omit_defaults=True):
@@ -135,6 +149,16 @@ class OrderPage(msgspec.Struct):
 
 class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] | None = None
+
+
+_local_operators = local_only("the operator endpoints", "OPERATOR_ALLOW_REMOTE")
+
+
+def operators_only(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """A guard: operator endpoints answer clients on this machine unless the app was told otherwise
+    (``app.state.operator_allow_remote``, from OPERATOR_ALLOW_REMOTE)."""
+    if not connection.app.state.get("operator_allow_remote", False):
+        _local_operators(connection, handler)
 
 
 class OrderController(Controller):
@@ -201,6 +225,21 @@ class OrderController(Controller):
     ) -> OrderView:
         """Ask a running saga to stop and undo what it did (202); 409 when the order already finished."""
         return _view(await orders.cancel(order_id, data.reason if data else None))
+
+    @post(
+        "/{order_id:str}/resolve",
+        status_code=HTTP_202_ACCEPTED,
+        operation_id="resolveOrder",
+        responses=problems(403, 404, 409, 503),
+        guards=[operators_only],
+    )
+    async def resolve(self, orders: NamedDependency[Orders], order_id: FromPath[str]) -> OrderView:
+        """For an operator: an order whose saga workflow failed outside the saga (``WORKFLOW_FAILED``: a tampered
+        history, a non-determinism error, a terminate) gets every undo run, each idempotent, and ends COMPENSATED
+        (or COMPENSATION_FAILED, naming the undo that failed): 202, the order with its ``resolution``. Asking again
+        while it runs changes nothing; 409 for any other order. Clients on this machine only, unless
+        OPERATOR_ALLOW_REMOTE=true (403)."""
+        return _view(await orders.resolve(order_id))
 
 
 async def _strictly(request: Request[Any, Any, Any], model: type[T]) -> T:

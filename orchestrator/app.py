@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.spec import Schema
 from litestar.types import ControllerRouterHandler
@@ -48,7 +50,12 @@ def create_app(settings: Settings, api: ApiSettings | None = None, sagas: SagaCl
     background: set[asyncio.Task[None]] = set()
 
     def start_resuming() -> None:
-        for sweep in (_resume_pending(orders), _resume_after_stale_claims(orders)):
+        sweeps = (
+            _resume_pending(orders),
+            _resume_after_stale_claims(orders),
+            _reconcile_quiet_orders(orders, api.reconcile_interval_seconds),
+        )
+        for sweep in sweeps:
             task = asyncio.get_running_loop().create_task(sweep)
             background.add(task)
             task.add_done_callback(background.discard)
@@ -62,6 +69,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None, sagas: SagaCl
             route_handlers=handlers,
             dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
             on_startup=[start_resuming],
+            state=State({"operator_allow_remote": api.operator_allow_remote}),
             on_shutdown=[stop_resuming, demo.close, db.dispose],
             openapi_config=openapi_config("order-api", "Submit, follow and cancel orders run by the order saga."),
             **problem_config(PROBLEMS, plugins=telemetry.litestar_plugins()),
@@ -80,6 +88,18 @@ async def _resume_after_stale_claims(orders: Orders) -> None:
     # A process that died while starting a saga leaves its claim on the row; once the claim is stale, sweep again.
     await asyncio.sleep(START_CLAIM_TTL.total_seconds())
     await _resume_pending(orders)
+
+
+async def _reconcile_quiet_orders(orders: Orders, every: float) -> None:
+    # Orders whose row lags their workflow: a last status record that never landed, or a workflow that failed outside
+    # the saga (it records nothing). Anyone reading such an order brings its row up to date; this covers the rest.
+    while True:
+        await asyncio.sleep(every)
+        try:
+            if changed := await orders.reconcile_stale(timedelta(seconds=every)):
+                log.info("brought %d order(s) up to date with their workflows", changed)
+        except Exception as err:
+            log.warning("could not reconcile orders with their workflows (will try again): %s", err)
 
 
 async def _resume_pending(orders: Orders) -> None:

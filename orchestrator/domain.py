@@ -14,6 +14,7 @@ from typing import Any
 from common.contracts import VALIDATE_ORDER, Address, Contract, Item, SagaRetry
 from common.outcomes import CANCELLED as CANCELLED_KIND
 from common.outcomes import REFUSED, SagaAborted
+from common.outcomes import RUNNING as STEP_RUNNING
 
 PENDING = "PENDING"  # row stored, workflow scheduled (or about to be)
 RUNNING = "RUNNING"
@@ -22,15 +23,28 @@ COMPENSATED = "COMPENSATED"  # a step failed or said no; every undo ran
 REJECTED = "REJECTED"  # validation said no; nothing had happened
 CANCELLED = "CANCELLED"  # cancelled on request; every undo ran
 COMPENSATION_FAILED = "COMPENSATION_FAILED"  # an undo still failed after its retries: needs a person
+# The saga's workflow itself failed or was terminated, outside the saga's own logic (a tampered history, a bug, an
+# operator's terminate): nothing more will happen until an operator resolves the order (POST .../resolve), which
+# runs every undo and ends it COMPENSATED or COMPENSATION_FAILED.
+WORKFLOW_FAILED = "WORKFLOW_FAILED"
 
-STATUSES = (PENDING, RUNNING, COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED)
+STATUSES = (PENDING, RUNNING, COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED, WORKFLOW_FAILED)
 TERMINAL = frozenset({COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED})
+# The runtime statuses of a saga workflow that stopped without concluding (the saga itself always returns).
+STOPPED_OUTSIDE_THE_SAGA = frozenset({"FAILED", "TERMINATED"})
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CANCEL_EVENT = "cancel"
 
 # The order-api's own activity (hosted by order-api itself, called without an app id).
 RECORD_ORDER_STATUS = "record_order_status"
+# The operator's workflow that unwinds an order whose saga workflow failed (orchestrator.resolution), and its
+# instance ID: one per order, so a repeated resolve finds the one already running.
+RESOLVE_ORDER = "resolve_order"
+
+
+def resolution_id(order_id: str) -> str:
+    return f"{order_id}:resolve"
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,17 @@ class OrderStatusUpdate(Contract):
     failure: dict[str, str] | None = None
     total_cents: int | None = None
     saga: dict[str, Any] | None = None  # steps and compensations, so the row outlives a purged workflow
+
+
+@dataclass(frozen=True)
+class ResolveInput(Contract):
+    """What the operator's resolution needs: the order, the saga's retry policy, and why its workflow failed."""
+
+    order_id: str
+    email: str
+    cause: dict[str, str]  # {step, reason}: the failure the order shows
+    saga: dict[str, Any] | None = None  # what the failed saga last said about itself (its steps), kept with the order
+    retry: SagaRetry = SagaRetry()
 
 
 def conclusion(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) -> tuple[str, dict[str, str] | None]:
@@ -117,6 +142,23 @@ class WorkflowView:
         """What the saga last said about itself: its output once it finished, else its custom status."""
         return self.output if self.output is not None else self.custom_status
 
+    @property
+    def stopped_outside_the_saga(self) -> bool:
+        """The workflow failed or was terminated without the saga concluding: an operator must resolve the order."""
+        return self.runtime_status in STOPPED_OUTSIDE_THE_SAGA and self.finished_update("") is None
+
+    def failed_update(self, order_id: str) -> OrderStatusUpdate | None:
+        """The WORKFLOW_FAILED record a workflow that stopped outside the saga calls for: the step it was at (the
+        last one the saga said was running) and the engine's reason."""
+        if not self.stopped_outside_the_saga:
+            return None
+        steps = (self.custom_status or {}).get("steps") or []
+        running = [s["name"] for s in steps if s.get("outcome") == STEP_RUNNING]
+        step = running[-1] if running else "workflow"
+        reason = self.failure or ("terminated" if self.runtime_status == "TERMINATED" else "failed")
+        failure = {"step": step, "reason": f"the workflow {self.runtime_status.lower()}: {reason}"}
+        return OrderStatusUpdate(order_id, WORKFLOW_FAILED, failure, None, self.custom_status)
+
     def finished_update(self, order_id: str) -> OrderStatusUpdate | None:
         """The status record the saga's output calls for, once it finished with a terminal status."""
         summary = self.output
@@ -146,6 +188,7 @@ class Order:
     warnings: list[str] | None = None
     workflow: dict[str, Any] | None = None  # only when the workflow itself stopped (FAILED, TERMINATED, ...)
     cancel_requested: bool | None = None
+    resolution: dict[str, Any] | None = None  # the operator's resolution of a WORKFLOW_FAILED order, once asked for
 
 
 @dataclass(frozen=True)
@@ -154,18 +197,24 @@ class OrderListing:
     next_cursor: str | None = None
 
 
-def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> Order:
-    """The view of an order from its row and, if there is one, its workflow. A saga that finished before its last
-    status record landed is shown as it finished (the row catches up when the order is next posted or cancelled)."""
-    finished = workflow.finished_update(row["order_id"]) if workflow is not None else None
-    if finished is not None and row["status"] not in TERMINAL:
+def order_view(row: Mapping[str, Any], workflow: WorkflowView | None, resolution: WorkflowView | None = None) -> Order:
+    """The view of an order from its row and, if there is one, its workflow (and the operator's resolution). A saga
+    that finished, or whose workflow failed, before the row said so is shown as the workflow says (the order-api
+    writes the row to match whenever it reads the workflow: ``Orders._reconcile``)."""
+    caught_up = (
+        workflow.finished_update(row["order_id"]) or workflow.failed_update(row["order_id"]) if workflow else None
+    )
+    if caught_up is not None and row["status"] not in TERMINAL and row["status"] != caught_up.status:
         row = {
             **row,
-            "status": finished.status,
-            "failure": finished.failure,
-            "total_cents": row["total_cents"] if finished.total_cents is None else finished.total_cents,
+            "status": caught_up.status,
+            "failure": caught_up.failure,
+            "total_cents": row["total_cents"] if caught_up.total_cents is None else caught_up.total_cents,
         }
-    saga = (workflow.summary if workflow is not None else None) or row.get("saga") or {}
+    if row["status"] in TERMINAL and row.get("saga"):
+        saga = row["saga"]  # the final summary, the resolution's included
+    else:
+        saga = (workflow.summary if workflow is not None else None) or row.get("saga") or {}
     status = row["status"]
     if status == PENDING and workflow is not None and workflow.runtime_status == "RUNNING":
         status = RUNNING  # the RUNNING record may lag the workflow by a moment
@@ -191,7 +240,22 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None) -> Order:
         workflow={"runtime_status": stopped.runtime_status, "failure": stopped.failure}
         if stopped is not None
         else None,
+        resolution=_resolution(resolution, row),
     )
+
+
+def _resolution(resolution: WorkflowView | None, row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the operator's resolution did, from its workflow (live) or, once it recorded the outcome, the row."""
+    summary = (row.get("saga") or {}).get("resolution")
+    if not summary and resolution is not None:
+        summary = resolution.summary or {"status": RUNNING}  # started; its first turn has not said anything yet
+    if not summary:
+        return None
+    return {
+        "status": summary.get("status"),
+        "compensations": summary.get("compensations", []),
+        "resolved_at": summary.get("resolved_at"),
+    }
 
 
 def parse_cursor(cursor: str | None) -> int | None:

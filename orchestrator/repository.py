@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from orchestrator.domain import PENDING, RUNNING, TERMINAL, OrderStatusUpdate
+from orchestrator.domain import PENDING, RUNNING, TERMINAL, WORKFLOW_FAILED, OrderStatusUpdate
 from orchestrator.tables import orders
 
 Row = dict[str, Any]
@@ -72,6 +72,17 @@ async def list_orders(session: AsyncConnection, *, status: str | None, limit: in
     return [dict(r._mapping) for r in await session.execute(query)]
 
 
+async def quiet_order_ids(session: AsyncConnection, older_than: timedelta, limit: int) -> list[str]:
+    """Orders still going (PENDING, RUNNING) whose row has not changed for ``older_than``, least recently first."""
+    query = (
+        sa.select(orders.c.order_id)
+        .where(orders.c.status.in_([PENDING, RUNNING]), orders.c.updated_at < sa.func.now() - older_than)
+        .order_by(orders.c.updated_at)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def pending_order_ids(session: AsyncConnection, limit: int = 1000) -> list[str]:
     query = sa.select(orders.c.order_id).where(orders.c.status == PENDING).order_by(orders.c.seq).limit(limit)
     return list((await session.execute(query)).scalars())
@@ -79,15 +90,21 @@ async def pending_order_ids(session: AsyncConnection, limit: int = 1000) -> list
 
 async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> bool:
     """Apply a status transition once. Idempotent, and never moves an order backwards: RUNNING applies
-    only to PENDING, a terminal status only to a non-terminal order. Returns whether the row matched
+    only to PENDING, WORKFLOW_FAILED only to an order still going, a terminal status only to a non-terminal
+    order (a WORKFLOW_FAILED one included: an operator's resolution ends it). Returns whether the row matched
     (False: unknown order, or a stale or duplicate transition that changes nothing). A duplicate must not
     match: every submission or cancel of a finished order reconciles from the workflow output, and would
     rewrite the row."""
-    allowed_from = [PENDING] if update.status == RUNNING else [PENDING, RUNNING]
-    if update.status not in TERMINAL and update.status != RUNNING:
+    if update.status == RUNNING:
+        allowed_from = [PENDING]
+    elif update.status == WORKFLOW_FAILED:
+        allowed_from = [PENDING, RUNNING]
+    elif update.status in TERMINAL:  # the saga's conclusion, or an operator's resolution of a failed workflow
+        allowed_from = [PENDING, RUNNING, WORKFLOW_FAILED]
+    else:
         raise ValueError(f"not a status the saga records: {update.status!r}")
     values: Row = {"status": update.status, "updated_at": sa.func.now()}
-    if update.status in TERMINAL:
+    if update.status in TERMINAL or update.status == WORKFLOW_FAILED:
         values["failure"] = update.failure if update.failure is not None else sa.null()  # SQL NULL, not JSON null
     if update.total_cents is not None:
         values["total_cents"] = update.total_cents

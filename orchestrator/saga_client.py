@@ -28,7 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from common import telemetry
 from common.contracts import ORDER_SAGA
 from common.runner import sdk_logger_options
-from orchestrator.domain import CANCEL_EVENT, OrderSagaInput, WorkflowView
+from orchestrator.domain import CANCEL_EVENT, RESOLVE_ORDER, OrderSagaInput, ResolveInput, WorkflowView, resolution_id
 
 
 class SidecarUnavailable(Exception):
@@ -113,8 +113,29 @@ class SagaClient:
         )
 
     async def state(self, order_id: str) -> WorkflowView | None:
+        return await self._state(order_id)
+
+    async def resolve(self, request: ResolveInput) -> bool:
+        """Start the operator's resolution of an order whose saga workflow failed; False when one is already
+        there (running or done: resolutions are never repeated)."""
+        instance_id = resolution_id(request.order_id)
+        if await self._state(instance_id) is not None:
+            return False
         try:
-            return _view(await self.client.get_workflow_state(order_id, fetch_payloads=True))
+            await self.client.schedule_new_workflow(RESOLVE_ORDER, input=request, instance_id=instance_id)
+        except grpc.RpcError as err:
+            if _code(err) == grpc.StatusCode.ALREADY_EXISTS:
+                return False
+            raise SidecarUnavailable(_describe(err)) from err
+        return True
+
+    async def resolution(self, order_id: str) -> WorkflowView | None:
+        """The operator's resolution of the order, if one was started."""
+        return await self._state(resolution_id(order_id))
+
+    async def _state(self, instance_id: str) -> WorkflowView | None:
+        try:
+            return _view(await self.client.get_workflow_state(instance_id, fetch_payloads=True))
         except grpc.RpcError as err:
             raise SidecarUnavailable(_describe(err)) from err
 
@@ -208,7 +229,10 @@ def _cut(text: str) -> str:
 def _view(state: Any) -> WorkflowView | None:
     if state is None:
         return None
-    failure = state.failure_details.message if getattr(state, "failure_details", None) is not None else None
+    details = getattr(state, "failure_details", None)
+    failure = None
+    if details is not None:
+        failure = f"{details.error_type}: {details.message}" if details.error_type else details.message
     return WorkflowView(
         state.runtime_status.name, _json(state.serialized_custom_status), _json(state.serialized_output), failure
     )

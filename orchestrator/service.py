@@ -1,4 +1,5 @@
-"""Order use cases: submit (idempotently), view, list, cancel, and record the saga's status transitions.
+"""Order use cases: submit (idempotently), view, list, cancel, resolve (an operator's way out of a failed saga
+workflow), and record the saga's status transitions, catching up with what the workflows say.
 
 Typed values in and out, domain errors (``orchestrator.domain``) for what they refuse; no HTTP here. Each is one
 short transaction on the order-api's own database plus, where needed, calls to the workflow API, never inside a
@@ -24,6 +25,7 @@ from orchestrator.domain import (
     RUNNING,
     STATUSES,
     TERMINAL,
+    WORKFLOW_FAILED,
     InvalidListing,
     NewOrder,
     Order,
@@ -32,6 +34,7 @@ from orchestrator.domain import (
     OrderNotFound,
     OrderSagaInput,
     OrderStatusUpdate,
+    ResolveInput,
     WorkflowUnavailable,
     WorkflowView,
     order_view,
@@ -94,10 +97,52 @@ class Orders:
         return Submitted(order_view(row, workflow), created)
 
     async def view(self, order_id: str) -> Order:
-        """The order as stored, completed by what its workflow says about itself (steps, compensations).
-        Reads only: a view never writes."""
+        """The order as stored, completed by what its workflow says about itself (steps, compensations), and the
+        operator's resolution if the workflow failed. The row is brought up to date when the workflow finished or
+        failed without the row saying so (``_reconcile``)."""
         row = await self._row(order_id)
-        return order_view(row, await self._live_state(order_id))
+        workflow = await self._live_state(order_id)
+        row = await self._reconcile(row, workflow)
+        resolution = await self._live_resolution(order_id) if _needs_resolution(row, workflow) else None
+        return order_view(row, workflow, resolution)
+
+    async def resolve(self, order_id: str) -> Order:
+        """An operator's way out for an order whose saga workflow failed outside the saga (WORKFLOW_FAILED): start
+        its resolution, which runs every undo and records the outcome. OrderConflict when the order is not
+        WORKFLOW_FAILED; asking again while the resolution runs starts nothing and answers the same."""
+        row = await self._row(order_id)
+        workflow = await _engine(self.sagas.state(order_id))
+        row = await self._reconcile(row, workflow)
+        if row["status"] != WORKFLOW_FAILED:
+            raise OrderConflict(
+                f"order {order_id!r} is {row['status']}: only a WORKFLOW_FAILED order is resolved by an operator",
+                order_id=order_id,
+                order_status=row["status"],
+            )
+        request = ResolveInput(
+            order_id=order_id,
+            email=row["email"],
+            cause=row["failure"] or {"step": "workflow", "reason": "the workflow failed"},
+            saga=(workflow.summary if workflow is not None else None) or row.get("saga"),
+            retry=self.retry,
+        )
+        if await _engine(self.sagas.resolve(request)):
+            log.warning("%s: resolution started by an operator (%s)", order_id, request.cause["reason"])
+        return order_view(row, workflow, await _engine(self.sagas.resolution(order_id)))
+
+    async def reconcile_stale(self, older_than: timedelta, limit: int = 100) -> int:
+        """Bring the rows of orders still going (PENDING, RUNNING) that have not changed for ``older_than`` up to
+        what their workflows say: a saga's last status record that never landed, or a workflow that failed
+        outside the saga (which records nothing). Returns how many rows changed."""
+        async with self.db.session() as session:
+            order_ids = await repository.quiet_order_ids(session, older_than, limit)
+        changed = 0
+        for order_id in order_ids:
+            row = await self._row(order_id)
+            workflow = await self.sagas.state(order_id)
+            if (await self._reconcile(row, workflow))["status"] != row["status"]:
+                changed += 1
+        return changed
 
     async def history(self, order_id: str) -> list[dict[str, Any]]:
         """The events of the order's workflow, oldest first (``SagaClient.history``). OrderNotFound when there is
@@ -121,14 +166,21 @@ class Orders:
         return OrderListing([order_view(r, None) for r in rows], next_cursor)
 
     async def cancel(self, order_id: str, reason: str | None = None) -> Order:
-        """Ask the saga to stop and unwind. OrderConflict when the order already finished; the saga decides the
-        rest: a cancel that arrives after its last forward step finished changes nothing."""
+        """Ask the saga to stop and unwind. OrderConflict when the order already finished or its workflow failed;
+        the saga decides the rest: a cancel that arrives after its last forward step finished changes nothing."""
         row = await self._row(order_id)
         workflow = await _engine(self.sagas.state(order_id))
         row = await self._reconcile(row, workflow)
         if row["status"] in TERMINAL:
             raise OrderConflict(
                 f"order {order_id!r} is already {row['status']}", order_id=order_id, order_status=row["status"]
+            )
+        if row["status"] == WORKFLOW_FAILED:
+            raise OrderConflict(
+                f"order {order_id!r} is WORKFLOW_FAILED: its workflow stopped and cannot take a cancel; an operator "
+                f"resolves it (POST /orders/{order_id}/resolve), which undoes it",
+                order_id=order_id,
+                order_status=row["status"],
             )
         if workflow is None:
             await self._ensure_started(order_id)  # the event then waits in the new instance
@@ -204,14 +256,25 @@ class Orders:
 
     async def _reconcile(self, row: dict[str, Any], workflow: WorkflowView | None) -> dict[str, Any]:
         """The row, brought up to date first if the workflow finished but its last status record did not land
-        (written now from its output). A terminal row never changes, so it is returned as it is, unwritten."""
+        (written from its output), or the workflow failed outside the saga (WORKFLOW_FAILED, with the engine's
+        reason). A terminal row never changes, so it is returned as it is, unwritten."""
         order_id = row["order_id"]
-        update = workflow.finished_update(order_id) if workflow is not None else None
-        if update is None or row["status"] in TERMINAL:
+        update = None
+        if workflow is not None:
+            update = workflow.finished_update(order_id) or workflow.failed_update(order_id)
+        if update is None or row["status"] in TERMINAL or row["status"] == update.status:
             return row
         if await record_status(self.db, update):
-            log.info("%s: status reconciled from the workflow output: %s", order_id, update.status)
+            level = logging.WARNING if update.status == WORKFLOW_FAILED else logging.INFO
+            log.log(level, "%s: status reconciled from the workflow: %s %s", order_id, update.status, update.failure)
         return await self._row(order_id)
+
+    async def _live_resolution(self, order_id: str) -> WorkflowView | None:
+        try:
+            return await self.sagas.resolution(order_id)
+        except SidecarUnavailable as err:
+            log.warning("%s: showing the stored resolution only: %s", order_id, err)
+            return None
 
     async def _live_state(self, order_id: str) -> WorkflowView | None:
         """What the workflow says now; None when the engine is unreachable: the row (status, failure, final
@@ -228,6 +291,11 @@ class Orders:
         if row is None:
             raise OrderNotFound(f"no order {order_id!r}")
         return row
+
+
+def _needs_resolution(row: dict[str, Any], workflow: WorkflowView | None) -> bool:
+    """Whether an operator's resolution may exist for the order: its workflow failed outside the saga."""
+    return row["status"] == WORKFLOW_FAILED or (workflow is not None and workflow.stopped_outside_the_saga)
 
 
 async def _engine(call: Awaitable[T]) -> T:

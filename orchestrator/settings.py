@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from common.contracts import INVENTORY, NOTIFICATION, PAYMENT, SHIPPING
-from common.settings import DEFAULT_PORTS, SettingsError
+from common.settings import DEFAULT_PORTS, SettingsError, parse_bool, read_setting
 
 # The apps whose REST APIs the console reads and drives (their faults, what the customer was told), each
 # from ``<APP>_URL``, by default where dapr.yaml puts them.
@@ -23,23 +23,33 @@ def _default_urls() -> dict[str, str]:
 class ApiSettings:
     wait_timeout_seconds: float = 30.0  # upper bound of POST /orders?wait=true
     app_urls: dict[str, str] = field(default_factory=_default_urls)  # PAYMENT_URL, INVENTORY_URL, ...
+    # How often orders still going whose row has not changed for as long are checked against their workflows.
+    reconcile_interval_seconds: float = 30.0
+    operator_allow_remote: bool = False  # POST /orders/{id}/resolve from clients not on this machine
 
 
 def load_api_settings(env: Mapping[str, str] | None = None) -> ApiSettings:
     env = os.environ if env is None else env
-    return ApiSettings(wait_timeout_seconds=_wait_timeout(env), app_urls=_app_urls(env))
+    return ApiSettings(
+        wait_timeout_seconds=_seconds(env, "ORDER_WAIT_TIMEOUT_SECONDS", ApiSettings.wait_timeout_seconds, 600),
+        app_urls=_app_urls(env),
+        reconcile_interval_seconds=_seconds(
+            env, "RECONCILE_INTERVAL_SECONDS", ApiSettings.reconcile_interval_seconds, 3600
+        ),
+        operator_allow_remote=read_setting(env, "OPERATOR_ALLOW_REMOTE", False, parse_bool),
+    )
 
 
-def _wait_timeout(env: Mapping[str, str]) -> float:
-    raw = (env.get("ORDER_WAIT_TIMEOUT_SECONDS") or "").strip()
+def _seconds(env: Mapping[str, str], name: str, default: float, most: float) -> float:
+    raw = (env.get(name) or "").strip()
     if not raw:
-        return ApiSettings.wait_timeout_seconds
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0 < value <= 600:
-        raise SettingsError(f"ORDER_WAIT_TIMEOUT_SECONDS={raw!r}: expected a number of seconds in (0, 600]")
+    if not 0 < value <= most:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds in (0, {most:g}]")
     return value
 
 

@@ -17,6 +17,7 @@ from common.contracts import APP_IDS
 from common.scenarios import SCENARIOS, Fault, fault_body, new_order_id, order_body
 
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
+WORKFLOW_FAILED = "WORKFLOW_FAILED"  # not terminal: an operator resolves it (shop resolve)
 DEFAULT_PORTS = {"order-api": 8000, "payment": 8001, "inventory": 8002, "shipping": 8003, "notification": 8004}
 
 
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shop", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{submit,watch,list,cancel,faults,scenarios}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{submit,watch,list,cancel,resolve,faults,scenarios}")
     submit = sub.add_parser(
         "submit",
         help="submit an order, plain or as a demo scenario",
@@ -70,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("order_id")
     cancel.add_argument("--reason", help="why (kept with the order)")
     cancel.set_defaults(run=_cancel)
+    resolve = sub.add_parser(
+        "resolve",
+        help="for an operator: unwind an order whose workflow failed (WORKFLOW_FAILED)",
+        description="An order whose saga workflow failed outside the saga (a tampered history, a non-determinism "
+        "error, a terminate) stays WORKFLOW_FAILED until an operator resolves it: every undo runs, each idempotent, "
+        "and the order ends COMPENSATED (or COMPENSATION_FAILED). Prints the undos as they run.",
+    )
+    resolve.add_argument("order_id")
+    resolve.add_argument("--timeout", type=float, default=120.0, help="stop following after this many seconds (120)")
+    resolve.set_defaults(run=_resolve)
     faults = sub.add_parser(
         "faults",
         help="see (default), set or clear injected faults",
@@ -142,7 +153,8 @@ def _follow(
         response = client.get(f"{url_of('order-api')}/orders/{order_id}")
         _check(response)
         order: dict[str, Any] = response.json()
-        for kind, entries in (("step", order["steps"]), ("undo", order["compensations"])):
+        undos = (order.get("resolution") or {}).get("compensations") or order["compensations"]
+        for kind, entries in (("step", order["steps"]), ("undo", undos)):
             for entry in entries:
                 key = f"{kind}:{entry['name']}"
                 if seen.get(key) != entry["outcome"] and not (kind == "undo" and entry["outcome"] == "pending"):
@@ -153,6 +165,11 @@ def _follow(
             _check(client.post(f"{url_of('order-api')}/orders/{order_id}/cancel", json={"reason": "shop scenario"}))
             cancelled = True
             print(f"cancel requested while {cancel_during} was running", file=out)
+        if order["status"] == WORKFLOW_FAILED and not order.get("resolution"):
+            failure = order.get("failure") or {}
+            print(f"{order_id} WORKFLOW_FAILED: {failure.get('reason', 'the workflow failed')}", file=out)
+            print(f"it needs an operator: shop resolve {order_id}", file=out)
+            return order
         if order["status"] in TERMINAL:
             if tty:
                 print("\r" + " " * 60 + "\r", end="", file=out)
@@ -203,6 +220,15 @@ def _cancel(args: argparse.Namespace, out: TextIO) -> int:
         file=out,
     )
     return 0
+
+
+def _resolve(args: argparse.Namespace, out: TextIO) -> int:
+    with httpx.Client(timeout=60) as client:
+        response = client.post(f"{url_of('order-api')}/orders/{args.order_id}/resolve")
+        _check(response)
+        print(f"resolving {args.order_id}: every undo runs", file=out)
+        order = _follow(client, args.order_id, out, quiet=False, timeout=args.timeout)
+    return 0 if order["status"] in TERMINAL else 1
 
 
 # --- faults -------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from common.contracts import APP_IDS
+from tests.support.orders import order_body
 
 # Debian's packages (apt-get install chromium chromium-driver); CHROMIUM / CHROMEDRIVER name others.
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -179,6 +180,42 @@ def test_a_declined_cards_timeline_opened_by_its_link_shows_its_compensations(si
     )
     assert "card declined" in told
 
+    assert browser.errors() == []
+    assert _external(browser.requests(), sidecar_lane) == []
+
+
+@pytest.mark.browser
+def test_a_workflow_failed_order_shows_it_needs_an_operator_and_its_resolve_button_undoes_it(sidecar_lane, browser):
+    from selenium.webdriver.common.by import By
+
+    base = sidecar_lane.urls["order-api"]
+    order_id = f"console-failed-{time.monotonic_ns()}"
+    with httpx.Client(timeout=30) as client:
+        fault = {"mode": "delay", "delay_ms": 2000, "order_id": order_id}
+        assert client.put(f"{sidecar_lane.urls['shipping']}/faults/ship", json=fault).status_code == 200
+        assert client.post(f"{base}/orders", json=order_body(order_id)).status_code == 202
+        deadline = time.monotonic() + WAIT
+        while not any(s["name"] == "ship" for s in client.get(f"{base}/orders/{order_id}").json()["steps"]):
+            assert time.monotonic() < deadline, "the order never reached ship"
+            time.sleep(0.2)
+        stopped = client.post(
+            f"{sidecar_lane.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}/terminate",
+            headers={"dapr-api-token": sidecar_lane.api_token},
+        )
+        assert stopped.status_code == 202, stopped.text
+
+    browser.driver.get(f"{base}/console/orders/{order_id}")
+    operator = browser.wait_for(lambda: browser.driver.find_elements(By.ID, "operator"), "the operator box")[0]
+    assert "Needs an operator" in operator.text
+    assert "WORKFLOW_FAILED" in browser.driver.find_element(By.ID, "order-body").text
+    browser.driver.find_element(By.ID, "resolve").click()
+    browser.wait_for(
+        lambda: "COMPENSATED" in browser.driver.find_element(By.CSS_SELECTOR, "#order-body h2").text,
+        "the resolution to end the order",
+    )
+    resolved = browser.driver.find_element(By.ID, "operator").text
+    for undo in ("cancel_shipment", "refund", "release_inventory"):
+        assert undo in resolved
     assert browser.errors() == []
     assert _external(browser.requests(), sidecar_lane) == []
 

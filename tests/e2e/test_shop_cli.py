@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support import REPO
@@ -95,3 +97,33 @@ def test_an_unreachable_system_says_to_start_it():
         env={"SHOP_URL": "http://127.0.0.1:9"},
     )
     assert done.returncode == 1 and "is the system running (make run)?" in done.stderr
+
+
+def test_watch_says_a_workflow_failed_order_needs_an_operator_and_resolve_prints_each_undo(system, shop):
+    order_id = "cli-failed-1"
+    assert (
+        shop("faults", "set", "shipping", "ship", "delay", "--delay-ms", "2000", "--order-id", order_id).returncode == 0
+    )
+    assert shop("submit", "--order-id", order_id).returncode == 0
+    with system.client("order-api") as api:
+        deadline = time.monotonic() + 60
+        while not any(s["name"] == "ship" for s in api.get(f"/orders/{order_id}").json()["steps"]):
+            assert time.monotonic() < deadline, "the order never reached ship"
+            time.sleep(0.2)
+    stopped = httpx.post(
+        f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}/terminate",
+        headers={"dapr-api-token": system.api_token},
+        timeout=30,
+    )
+    assert stopped.status_code == 202, stopped.text
+
+    watched = shop("watch", order_id)
+    assert watched.returncode == 0, watched.stderr
+    assert f"it needs an operator: shop resolve {order_id}" in watched.stdout
+    resolved = shop("resolve", order_id)
+    assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+    undos = [line.split()[1] for line in resolved.stdout.splitlines() if line.strip().startswith("undo")]
+    assert undos == ["cancel_shipment", "refund", "release_inventory"]
+    assert resolved.stdout.splitlines()[-1].split()[1].rstrip(":") == "COMPENSATED"
+    again = shop("resolve", order_id)
+    assert again.returncode == 1 and "409" in again.stderr

@@ -18,14 +18,19 @@ from tests.support import REPO
 
 @contextlib.contextmanager
 def sidecar_serving(
-    apps: list[str], state: Path, env: Mapping[str, str] | None = None, http: bool = False
+    apps: list[str],
+    state: Path,
+    env: Mapping[str, str] | None = None,
+    http: bool = False,
+    python: str = sys.executable,
+    cwd: Path = REPO,
 ) -> Iterator[dict[str, tuple[int, int | None]]]:
-    """``python -m sidecar serve`` for ``apps`` until the block ends; yields app ID -> (gRPC port, HTTP port or
-    None) as the sidecar logged them once ready."""
-    args = [sys.executable, "-m", "sidecar", "serve", "--state", str(state)]
+    """``python -m sidecar serve`` for ``apps`` until the block ends (``python``: which interpreter, and so which
+    installation of the sidecar); yields app ID -> (gRPC port, HTTP port or None) as the sidecar logged them."""
+    args = [python, "-m", "sidecar", "serve", "--state", str(state)]
     for app in apps:
         args += ["--app", f"{app}=0:0" if http else f"{app}=0"]
-    proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(args, cwd=cwd, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     try:
         seen = ""
         deadline = time.monotonic() + 30

@@ -287,6 +287,7 @@ function renderOrder(view, events, historyNote, told) {
       traceId ? h("span", { id: "trace-id" }, ` · trace id ${traceId}`) : null),
     view.failure ? h("p", { class: "problem" }, `${view.failure.step}: ${view.failure.reason}`) : null,
     view.workflow ? h("p", { class: "problem" }, `workflow ${view.workflow.runtime_status}: ${view.workflow.failure || ""}`) : null,
+    view.status === "WORKFLOW_FAILED" || view.resolution ? operatorBox(view) : null,
     historyNote ? h("p", { class: "muted" }, historyNote) : null,
     h("div", { class: "timeline", id: "timeline" }, h("div", { class: "axis" }, h("div", { class: "label" }), h("div", { class: "track" }, ...ticks)), ...lines),
     h("p", { class: "legend muted" },
@@ -296,6 +297,32 @@ function renderOrder(view, events, historyNote, told) {
       cancelAt.length ? [" ", h("span", { class: "swatch marker" }), "event raised (cancel)"] : null),
     h("div", { class: "boxes" }, stackBox, toldBox),
   ].filter(Boolean));
+}
+
+// An order whose saga workflow failed outside the saga needs an operator: the resolution runs every undo.
+function operatorBox(view) {
+  const resolution = view.resolution;
+  const undos = resolution ? resolution.compensations : [];
+  return h("div", { class: "box operator", id: "operator" }, h("h3", {}, "Needs an operator"),
+    h("p", {}, "The saga's workflow itself failed (not a business outcome): nothing more happens until an operator ",
+      "resolves the order. Resolving runs every undo (each idempotent: a no-op where its step never happened) and ",
+      "records how the order ended."),
+    resolution
+      ? h("div", {}, h("p", {}, "Resolution ", badge(resolution.status || "RUNNING"),
+          resolution.resolved_at ? h("span", { class: "muted" }, ` at ${clock(resolution.resolved_at)}`) : null),
+        undos.length ? h("ol", {}, ...undos.map((c) => h("li", {}, h("strong", {}, c.name), " ", badge(c.outcome),
+          c.reason ? h("span", { class: "reason" }, ` ${c.reason}`) : null))) : null)
+      : h("button", { type: "button", id: "resolve", onclick: () => resolveOrder(view.order_id) }, "Resolve: run every undo"),
+  );
+}
+
+async function resolveOrder(id) {
+  try {
+    await call("POST", `/orders/${encodeURIComponent(id)}/resolve`);
+    showProblem("");
+  } catch (err) {
+    showProblem(`resolve ${id}: ${err.message}`);
+  }
 }
 
 // --- scenarios and faults ------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """order-api on a real PostgreSQL: idempotent submission (also under concurrent duplicates), the status record,
-keyset pagination, 404/409 problems, and PENDING orders left by a crash started by a repeated POST or at start-up.
+keyset pagination, 404/409 problems, PENDING orders left by a crash started by a repeated POST or at start-up, and
+a saga workflow that failed outside the saga: WORKFLOW_FAILED, the operator's resolve, the reconcile sweep.
 
 Each test gets a fresh, migrated database. Only the workflow client is a stand-in (see InMemoryWorkflowClient).
 """
@@ -44,6 +45,7 @@ from orchestrator.domain import (
 )
 from orchestrator.saga_client import SagaClient
 from orchestrator.service import Orders
+from orchestrator.settings import ApiSettings
 from orchestrator.tables import orders
 
 BODY = {
@@ -599,3 +601,143 @@ async def test_orders_left_pending_are_scheduled_at_start_up_and_no_others(
 
     assert sidecar.scheduled == [crashed_first["order_id"], crashed_last["order_id"]]
     assert view["status"] == RUNNING  # the row stays PENDING until the saga's RUNNING record lands
+
+
+# --- a saga workflow that failed outside the saga, and the operator's resolution --------------------------------
+
+
+@dataclass
+class StandInFailure:
+    """The attributes of the SDK's FailureDetails that orchestrator.saga_client reads."""
+
+    error_type: str
+    message: str
+    stack_trace: str | None = None
+
+
+TAMPERED = StandInFailure("DAPR_WORKFLOW_HISTORY_TAMPERED", "signature 1: events digest mismatch for range [3, 6)")
+AT_SHIP = json.dumps(
+    {"status": "RUNNING", "steps": [{"name": "charge", "outcome": "succeeded"}, {"name": "ship", "outcome": "running"}]}
+)
+
+
+def fail(sidecar: InMemoryWorkflowClient, order_id: str, failure: Any = TAMPERED) -> None:
+    """The engine failed the saga's workflow (say, its history was tampered with) while it was at ``ship``."""
+    sidecar.instances[order_id].state = StandInState(
+        WorkflowStatus.FAILED, serialized_custom_status=AT_SHIP, failure_details=failure
+    )
+
+
+@pytest_asyncio.fixture
+async def operator_api(db_url: str, sidecar: InMemoryWorkflowClient):
+    """The order-api as an operator reaches it (the test client is not on this machine: OPERATOR_ALLOW_REMOTE)."""
+    settings = Settings(app_id=ORDER_API, database_url=db_url, retry=RETRY)
+    app = create_app(settings, ApiSettings(operator_allow_remote=True), sagas=SagaClient(lambda: sidecar))
+    async with AsyncTestClient(app=app) as client:
+        client.blocking_portal.call(start_up_sweep_finished)
+        yield client
+
+
+async def test_a_failed_saga_workflow_shows_workflow_failed_in_the_order_and_the_list_and_cannot_be_cancelled(
+    api, db, sidecar
+):
+    body = new_body()
+    await api.post("/orders", json=body)
+    fail(sidecar, body["order_id"])
+
+    order = (await api.get(f"/orders/{body['order_id']}")).json()
+    assert order["status"] == "WORKFLOW_FAILED"
+    assert order["failure"] == {
+        "step": "ship",
+        "reason": "the workflow failed: DAPR_WORKFLOW_HISTORY_TAMPERED: signature 1: events digest mismatch for "
+        "range [3, 6)",
+    }
+    assert (await row(db, body["order_id"]))["status"] == "WORKFLOW_FAILED"  # the row caught up as it was read
+    listed = (await api.get("/orders", params={"status": "WORKFLOW_FAILED"})).json()["items"]
+    assert [o["order_id"] for o in listed] == [body["order_id"]]
+    problem = assert_problem(await api.post(f"/orders/{body['order_id']}/cancel"), 409)
+    assert "WORKFLOW_FAILED" in problem["detail"]
+
+
+async def test_resolve_is_for_clients_on_this_machine_unless_operator_allow_remote(api, sidecar):
+    body = new_body()
+    await api.post("/orders", json=body)
+    fail(sidecar, body["order_id"])
+    problem = assert_problem(await api.post(f"/orders/{body['order_id']}/resolve"), 403)
+    assert "OPERATOR_ALLOW_REMOTE=true" in problem["detail"]
+    assert [i for i in sidecar.instances if i.endswith(":resolve")] == []
+
+
+async def test_resolving_starts_one_resolution_with_the_cause_and_the_failed_sagas_steps(operator_api, db, sidecar):
+    body = new_body()
+    order_id = body["order_id"]
+    await operator_api.post("/orders", json=body)
+    fail(sidecar, order_id)
+
+    first = await operator_api.post(f"/orders/{order_id}/resolve")
+    again = await operator_api.post(f"/orders/{order_id}/resolve")  # while it runs: nothing new starts
+
+    assert first.status_code == again.status_code == 202
+    assert first.json()["status"] == "WORKFLOW_FAILED" and first.json()["resolution"]["status"] == "RUNNING"
+    assert sidecar.scheduled == [order_id, f"{order_id}:resolve"]
+    resolution = sidecar.instances[f"{order_id}:resolve"]
+    assert resolution.name == "resolve_order"
+    request = json.loads(json.dumps(resolution.input, default=lambda o: o.model_dump()))
+    assert request["order_id"] == order_id and request["email"] == body["email"]
+    assert request["cause"]["step"] == "ship" and "DAPR_WORKFLOW_HISTORY_TAMPERED" in request["cause"]["reason"]
+    assert request["saga"]["steps"] == json.loads(AT_SHIP)["steps"]
+    assert request["retry"] == RETRY.model_dump()
+
+
+async def test_a_resolution_recorded_ends_the_order_with_its_undos_and_a_second_resolve_is_a_409(
+    operator_api, db, sidecar, record_order_status
+):
+    body = new_body()
+    order_id = body["order_id"]
+    await operator_api.post("/orders", json=body)
+    fail(sidecar, order_id)
+    await operator_api.post(f"/orders/{order_id}/resolve")
+    cause = (await row(db, order_id))["failure"]
+    undone = [{"name": "refund", "outcome": "undone"}, {"name": "release_inventory", "outcome": "undone"}]
+    resolution = {
+        "status": COMPENSATED,
+        "failure": cause,
+        "compensations": undone,
+        "resolved_at": "2030-01-01T00:00:00+00:00",
+    }
+    final = {**json.loads(AT_SHIP), "compensations": undone, "resolution": resolution}
+    await record_order_status(None, OrderStatusUpdate(order_id, COMPENSATED, cause, None, final))
+
+    order = (await operator_api.get(f"/orders/{order_id}")).json()
+    assert (order["status"], order["failure"], order["compensations"]) == (COMPENSATED, cause, undone)
+    assert order["resolution"] == {
+        "status": COMPENSATED,
+        "compensations": undone,
+        "resolved_at": "2030-01-01T00:00:00+00:00",
+    }
+    problem = assert_problem(await operator_api.post(f"/orders/{order_id}/resolve"), 409)
+    assert "COMPENSATED" in problem["detail"]
+
+
+async def test_resolve_refuses_an_order_whose_workflow_did_not_fail(operator_api, sidecar):
+    body = new_body()
+    await operator_api.post("/orders", json=body)
+    problem = assert_problem(await operator_api.post(f"/orders/{body['order_id']}/resolve"), 409)
+    assert "only a WORKFLOW_FAILED order" in problem["detail"]
+    assert_problem(await operator_api.post("/orders/nobody/resolve"), 404)
+
+
+async def test_the_reconcile_sweep_brings_quiet_rows_up_to_date_with_their_workflows(db, sidecar):
+    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
+    failed, finished, going = new_body(), new_body(), new_body()
+    for body in (failed, finished, going):
+        await orders_.submit(as_new_order(body), wait=False)
+    fail(sidecar, failed["order_id"], StandInFailure("NonDeterminismError", "a different activity was scheduled"))
+    sidecar.finish(finished["order_id"], summary(COMPLETED))  # its last status record never landed
+
+    assert await orders_.reconcile_stale(timedelta(0)) == 2
+    assert (await row(db, failed["order_id"]))["status"] == "WORKFLOW_FAILED"
+    assert (await row(db, finished["order_id"]))["status"] == COMPLETED
+    assert (await row(db, going["order_id"]))["status"] == RUNNING
+    assert await orders_.reconcile_stale(timedelta(0)) == 0
+    assert await orders_.reconcile_stale(timedelta(hours=1)) == 0  # nothing quiet for that long: nothing read
