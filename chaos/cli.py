@@ -22,7 +22,7 @@ from orchestrator.domain import TERMINAL
 from .checks import Urls, check, products, statuses
 from .injector import Injected, clear_faults, inject
 from .report import RunInfo, render
-from .schedule import DISRUPTIONS, Plan, make_plan
+from .schedule import DAPR_ONLY, DISRUPTIONS, Plan, make_plan
 from .system import ChaosSetupError, System
 from .workload import Progress, run_workload
 
@@ -33,6 +33,8 @@ SWITCHES = {
     "app-kills": "kill_app",
     "runner-kills": "kill_runner",
     "postgres-restarts": "restart_postgres",
+    "daprd-kills": "kill_daprd",
+    "control-plane-kills": "kill_control_plane",
 }
 
 
@@ -42,9 +44,10 @@ def parser() -> argparse.ArgumentParser:
         description="Start the whole system with its own PostgreSQL on free ports, run a seeded mix of orders "
         "(happy, declined card, out of stock, undeliverable, cancelled at a random moment) while injecting at "
         "random every fault mode on every activity, SIGKILLs of single apps, SIGKILLs of the whole runner (then a "
-        "restart on the same state) and immediate-mode PostgreSQL restarts; then clear the faults, wait for every "
-        "order to end and check the invariants through the REST APIs. Exit 1 on any violation, 2 when the system "
-        "could not be run.",
+        "restart on the same state) and immediate-mode PostgreSQL restarts, and on real Dapr SIGKILLs of single "
+        "daprd processes and of placement, scheduler and sentry; then clear the faults, wait for every order to end "
+        "and check the invariants through the REST APIs. Exit 1 on any violation, 2 when the system could not be "
+        "run.",
     )
     add_load_options(p, "orders to send")
     p.add_argument(
@@ -74,7 +77,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    plan = make_plan(args.seed, args.orders, frozenset(k for k in DISRUPTIONS if getattr(args, k)))
+    enabled = {k for k in DISRUPTIONS if getattr(args, k)}
+    if args.engine != "dapr":
+        enabled -= DAPR_ONLY  # the sidecar has no daprd, placement, scheduler or sentry to kill
+    plan = make_plan(args.seed, args.orders, frozenset(enabled))
     if args.plan:
         print(_plan_text(plan))
         return 0

@@ -33,7 +33,11 @@ def disruption_counts(events: list[Event]) -> Counter[str]:
             if d.mode == "error" and d.order_id and d.activity in ("release_inventory", "refund", "cancel_shipment")
             else ""
         )
-        counts[key if d.kind == "fault" else d.kind] += 1
+        if d.kind == "kill_control_plane":
+            key = f"kill {d.app}"
+        elif d.kind != "fault":
+            key = d.kind
+        counts[key] += 1
         if not e.done:
             counts["  of which could not be carried out"] += 1
     return counts

@@ -1,6 +1,7 @@
 """The system under chaos and the blows it takes: its own embedded PostgreSQL and databases, the runner of either
 engine on a rewritten dapr.yaml (``devtools.launcher``), and the disruptions that are not faults: SIGKILL of one app,
-SIGKILL of the whole runner and a restart on the same state, and an immediate-mode PostgreSQL restart.
+SIGKILL of the whole runner and a restart on the same state, an immediate-mode PostgreSQL restart, and on real Dapr
+SIGKILL of one app's daprd or of placement, the scheduler or sentry (each restarted by the runner's supervisor).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -132,6 +134,20 @@ class System:
             _kill(proc)
         return f"killed pid {', '.join(str(p.pid) for p in found)}" if found else "not running at that moment"
 
+    def kill_daprd(self, app: str) -> str:
+        """SIGKILL ``app``'s daprd; the runner restarts it. Returns what happened."""
+        return self._kill_where(lambda p: _name(p) == "daprd" and _flag(p, "--app-id") == app)
+
+    def kill_control_plane(self, name: str) -> str:
+        """SIGKILL placement, the scheduler or sentry; the runner restarts it. Returns what happened."""
+        return self._kill_where(lambda p: _name(p) == name)
+
+    def _kill_where(self, chosen: Callable[[psutil.Process], bool]) -> str:
+        found = [p for p in self._descendants() if chosen(p)]
+        for proc in found:
+            _kill(proc)
+        return f"killed pid {', '.join(str(p.pid) for p in found)}" if found else "not running at that moment"
+
     def kill_runner(self) -> tuple[str, list[str]]:
         """SIGKILL the runner (the sidecar with it, or the control plane's parent), check that every process it
         had started dies with it, and start it again on the same state. Returns what happened and the processes
@@ -171,6 +187,21 @@ def _is_app(proc: psutil.Process, module: str) -> bool:
     except psutil.Error:
         return False
     return cmd[-2:] == ["-m", module]
+
+
+def _name(proc: psutil.Process) -> str | None:
+    try:
+        return proc.name()
+    except psutil.Error:
+        return None
+
+
+def _flag(proc: psutil.Process, flag: str) -> str | None:
+    try:
+        cmd = proc.cmdline()
+    except psutil.Error:
+        return None
+    return cmd[cmd.index(flag) + 1] if flag in cmd[:-1] else None
 
 
 def _kill(proc: psutil.Process) -> None:

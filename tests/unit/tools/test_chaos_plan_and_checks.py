@@ -6,6 +6,10 @@ from __future__ import annotations
 from chaos.checks import Findings, _check_order
 from chaos.schedule import (
     ACTIVITIES,
+    APPS,
+    CONTROL_PLANE,
+    DAPR_ONLY,
+    DISRUPTIONS,
     MAX_TRANSIENT,
     MODES,
     UNDOS,
@@ -31,6 +35,20 @@ def test_every_fault_mode_is_planned_on_every_activity() -> None:
 def test_each_kind_of_disruption_can_be_turned_off() -> None:
     kinds = {d.kind for d in make_plan(1, 300, frozenset({"kill_app", "restart_postgres"})).disruptions}
     assert kinds == {"kill_app", "restart_postgres"}
+
+
+def test_on_real_dapr_single_daprds_and_each_of_placement_scheduler_and_sentry_are_killed_too() -> None:
+    plan = make_plan(1, 200)
+    daprds = [d for d in plan.disruptions if d.kind == "kill_daprd"]
+    assert len(daprds) >= 2 and all(d.app in APPS for d in daprds)
+    assert {d.app for d in plan.disruptions if d.kind == "kill_control_plane"} == set(CONTROL_PLANE)
+
+
+def test_the_kinds_only_real_dapr_has_leave_the_rest_of_a_seeds_plan_as_it_was() -> None:
+    everything = make_plan(7, 200)
+    without = make_plan(7, 200, frozenset(DISRUPTIONS) - DAPR_ONLY)
+    assert [d for d in everything.disruptions if d.kind not in DAPR_ONLY] == without.disruptions
+    assert everything.orders == without.orders
 
 
 def test_a_transient_fault_never_outlasts_the_sagas_retries() -> None:
