@@ -82,9 +82,9 @@ async def run(
     config = write_config(template, data_dir / "config.yaml", signing=mtls)
     security = None
     if mtls:
-        anchors = await ensure_trust_root(
-            sentry_command(dapr, ports, data_dir, log_level), data_dir / "sentry", data_dir
-        )
+        # At info level whatever the run's: the first start waits for sentry's "persisted successfully" line.
+        first_start = sentry_command(dapr, ports, data_dir, "info")
+        anchors = await ensure_trust_root(first_start, data_dir / "sentry", data_dir)
         security = Mtls(f"127.0.0.1:{ports.sentry}", anchors)
     launches = plan(
         template, dapr, [resources, *folders], config, data_dir, ports, dict(os.environ), log_level, security

@@ -29,8 +29,9 @@ def has_trust_root(folder: Path) -> bool:
 
 
 async def ensure_trust_root(sentry_command: Sequence[str], folder: Path, cwd: Path, timeout: float = 60.0) -> Path:
-    """``folder/ca.crt``, after making the trust root with ``sentry_command`` (sentry, pointed at ``folder``) if
-    the folder does not hold one yet. RunError, with sentry's own reason, when it cannot be made."""
+    """``folder/ca.crt``, after making the trust root with ``sentry_command`` (sentry, pointed at ``folder``, logging
+    at info level: its "persisted successfully" line says the files are whole) if the folder does not hold one yet.
+    RunError, with sentry's own reason, when it cannot be made."""
     if has_trust_root(folder):
         return folder / "ca.crt"
     _prepare(folder)

@@ -197,3 +197,14 @@ def test_an_install_without_sentry_and_no_build_of_it_is_refused_with_what_to_do
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "mTLS needs Dapr's sentry" in done.stderr and "make dapr" in done.stderr and "--no-mtls" in done.stderr
+
+
+def test_a_first_start_logging_at_warn_level_makes_the_trust_root_too(tmp_path: Path, pg_server_url: str) -> None:
+    # What chaos runs (--log-level warn): sentry's first start still says when its files are whole.
+    proc, log = start_run(one_app_template(tmp_path / "t"), tmp_path, pg_server_url, "--log-level", "warn")
+    try:
+        wait_for(log, "all 1 daprd sidecars are up", proc)
+        assert (tmp_path / "dapr" / "sentry" / "ca.crt").is_file()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
