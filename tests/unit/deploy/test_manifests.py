@@ -213,6 +213,36 @@ def test_every_deployment_carries_the_dapr_annotations_the_sidecar_needs(deploym
         assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace, app_id
 
 
+# What the injector of Dapr 1.18 reads for daprd's own probes (pkg/injector/patcher/sidecar.go), and its defaults.
+SIDECAR_PROBE_DEFAULTS = {
+    "liveness": {"delay-seconds": 180, "timeout-seconds": 3, "period-seconds": 10, "threshold": 5},
+    "readiness": {"delay-seconds": 1, "timeout-seconds": 1, "period-seconds": 1, "threshold": 5},
+}
+
+
+def test_every_daprd_gets_liveness_and_readiness_probes_sooner_than_the_injectors_defaults(
+    deployments: dict[str, dict],
+) -> None:
+    for app_id, deployment in deployments.items():
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        probes = {}
+        for probe, defaults in SIDECAR_PROBE_DEFAULTS.items():
+            settings = {}
+            for setting in defaults:
+                value = annotations.get(f"dapr.io/sidecar-{probe}-probe-{setting}")
+                assert isinstance(value, str) and value.isdigit() and int(value) > 0, f"{app_id}: {probe} {setting}"
+                settings[setting] = int(value)
+            probes[probe] = settings
+        liveness, readiness = probes["liveness"], probes["readiness"]
+        # A daprd whose port stops accepting is restarted within a minute of it, not after 180 s plus 50.
+        assert liveness["delay-seconds"] < SIDECAR_PROBE_DEFAULTS["liveness"]["delay-seconds"], app_id
+        assert liveness["period-seconds"] * liveness["threshold"] <= 60, app_id
+        assert liveness["timeout-seconds"] < liveness["period-seconds"], app_id
+        assert readiness["timeout-seconds"] <= readiness["period-seconds"], app_id
+        # Never a restart before daprd could be ready: it is taken out of the Service first.
+        assert readiness["delay-seconds"] < liveness["delay-seconds"], app_id
+
+
 def test_app_port_agrees_across_annotation_env_container_and_dapr_yaml(
     deployments: dict[str, dict], template_apps: dict[str, dict]
 ) -> None:
