@@ -364,16 +364,17 @@ def test_access_policies_let_only_order_api_schedule_exactly_the_activities_each
         assert Counter(names) == Counter(hosted_activities(app_id)), f"{app_id}: {names}"
 
 
-def test_no_access_policy_is_loaded_by_local_daprd_which_has_no_mtls(template: dict) -> None:
+def test_no_access_policy_is_loaded_by_the_dapr_cli_which_has_no_mtls(template: dict) -> None:
     # daprd reads only the top level of each resources path; a policy loaded there without mTLS
-    # makes the callee deny every cross-app activity ("caller identity missing").
+    # makes the callee deny every cross-app activity (it cannot tell who calls). make run-dapr, with
+    # sentry, loads the access-policies folder as a resources path of its own.
     paths = [ROOT / p for p in template["common"]["resourcesPaths"]]
     paths += [ROOT / a["appDirPath"] / p for a in template["apps"] for p in a.get("resourcesPaths", [])]
     assert paths
     for path in paths:
         kinds = {d["kind"] for f in path.glob("*.y*ml") for d in load_docs(f)}
         assert "WorkflowAccessPolicy" not in kinds, path
-    assert access_policies(COMPONENTS), "the local policies still exist, as documentation"
+    assert access_policies(COMPONENTS), "the policies make run and make run-dapr enforce"
 
 
 @pytest.mark.parametrize("root", [COMPONENTS, DEPLOY], ids=["components", "deploy"])
