@@ -17,9 +17,9 @@ from collections import Counter
 from pathlib import Path
 
 from devtools.options import add_engine_option, add_load_options
-from orchestrator.domain import TERMINAL
+from orchestrator.domain import TERMINAL, WORKFLOW_FAILED
 
-from .checks import Urls, check, products, statuses
+from .checks import Urls, check, products, resolve, statuses
 from .injector import Injected, clear_faults, inject
 from .report import RunInfo, render
 from .schedule import DAPR_ONLY, DISRUPTIONS, Plan, make_plan
@@ -195,11 +195,18 @@ async def _tick(progress: Progress, injected: Injected, planned: int, t0: float)
 
 
 async def _settle(urls: Urls, plan: Plan, progress: Progress, timeout: float) -> int:
-    """Wait until every order has ended, or ``timeout``; returns how many have not."""
+    """Wait until every order has ended, or ``timeout``; returns how many have not. An order whose saga workflow
+    failed outside the saga (WORKFLOW_FAILED: nothing more happens to it by itself) is resolved as an operator
+    would, ``POST /orders/{id}/resolve``, and said so; the report counts it."""
     deadline = time.monotonic() + timeout
     pending = [o.order_id for o in plan.orders if o.order_id not in progress.ended]
+    asked: set[str] = set()
     while pending:
         now = await statuses(urls, pending)
+        for oid in sorted(oid for oid, status in now.items() if status == WORKFLOW_FAILED and oid not in asked):
+            asked.add(oid)
+            why = await resolve(urls, oid)
+            _say(f"{oid} is WORKFLOW_FAILED ({why}): resolving it, as an operator would")
         pending = [oid for oid, status in now.items() if status not in TERMINAL]
         if not pending or time.monotonic() > deadline:
             break

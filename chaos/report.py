@@ -76,6 +76,12 @@ def render(info: RunInfo, events: list[Event], found: Findings) -> str:
             "  errors aimed at an order's undo: "
             + ", ".join(f"{what} {n}" for what, n in sorted(found.aimed_undo_errors.items()))
         )
+    if found.operator_resolved:
+        lines.append(
+            "  needed an operator (their saga workflow failed outside the saga; resolved by POST "
+            f"/orders/{{id}}/resolve): {sum(found.operator_resolved.values())}: "
+            + "; ".join(f"{why} {n}" for why, n in sorted(found.operator_resolved.items()))
+        )
     if found.stale_rows:
         lines.append(
             f"  stored status behind the saga (its record_order_status failed, and it says so): {found.stale_rows}"

@@ -437,6 +437,17 @@ def test_resiliency_covers_workflow_store_calls_with_policies_that_exist() -> No
     assert set(resiliency["scopes"]) == APP_IDS
 
 
+def test_local_runs_retry_workflow_store_calls_through_a_store_restart_without_a_circuit_breaker() -> None:
+    # A PostgreSQL restart takes seconds; a breaker tripped by it would keep failing calls after it is back.
+    (resiliency,) = resources(COMPONENTS, "Resiliency")
+    policies = resiliency["spec"]["policies"]
+    outbound = resiliency["spec"]["targets"]["components"]["workflowstore"]["outbound"]
+    assert outbound["timeout"] in policies["timeouts"]
+    assert policies["retries"][outbound["retry"]]["maxRetries"] >= 5
+    assert "circuitBreaker" not in outbound
+    assert set(resiliency["scopes"]) == APP_IDS
+
+
 # --- dapr.yaml ------------------------------------------------------------------------------------------
 
 

@@ -175,6 +175,35 @@ def test_a_declined_order_that_completes_is_a_violation() -> None:
     ]
 
 
+def resolved(status: str, resolution: str, **kwargs: object) -> dict:
+    fact = facts(status, charges=1, refunded=1200, reservation="RELEASED", shipment="CANCELLED", **kwargs)  # type: ignore[arg-type]
+    fact["order"]["resolution"] = {"status": resolution, "resolved_at": "2026-12-07T06:00:00+00:00"}
+    fact["order"]["failure"] = {
+        "step": "charge",
+        "reason": "the workflow failed: DAPR_WORKFLOW_HISTORY_TAMPERED: activity completion references unknown "
+        "task scheduled id 5",
+    }
+    fact["output"] = "workflow FAILED"  # the saga has no output: its workflow failed
+    return fact
+
+
+def test_an_order_an_operator_resolved_is_held_to_its_resolution_and_counted_with_why_it_needed_one() -> None:
+    found = Findings()
+    fact = resolved("COMPENSATED", "COMPENSATED")
+    _check_order(found, ORDER, fact, {ORDER.order_id: "COMPENSATED"}, {"aimed": set()})
+    assert found.violations == []
+    assert found.operator_resolved == {
+        "DAPR_WORKFLOW_HISTORY_TAMPERED: activity completion references unknown task scheduled id 5": 1
+    }
+    assert violations(resolved("COMPENSATED", "COMPENSATION_FAILED")) == [
+        "a resolved order ends as its resolution says, in the order and in the list"
+    ]
+
+
+def test_an_order_left_workflow_failed_is_a_violation() -> None:
+    assert violations(facts("WORKFLOW_FAILED")) == ["every order ends"]
+
+
 def test_a_disruption_says_what_it_is() -> None:
     assert (
         Disruption(3, "fault", "payment", "charge", "delay", 2, 500).describe()
