@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import httpx
 import psutil
 import pytest
 from dapr.ext.workflow._durabletask.internal import history_events_pb2 as events
@@ -87,10 +88,10 @@ def _kill_order_api_daprd(system) -> int:
     return daprd[0].pid
 
 
-def test_a_history_rewritten_in_the_store_fails_the_saga_as_tampered_until_an_operator_resolves_it(system, api):
-    order_id = new_id("tampered")
+def _order_held_at_ship(system, api, prefix: str, delay_ms: int) -> str:
+    order_id = new_id(prefix)
     with system.client("shipping") as shipping:
-        held = {"mode": "delay", "delay_ms": 15000, "order_id": order_id}
+        held = {"mode": "delay", "delay_ms": delay_ms, "order_id": order_id}
         assert shipping.put("/faults/ship", json=held).status_code == 200
     assert api.post("/orders", json=order_body(order_id)).status_code == 202
     until(
@@ -99,7 +100,16 @@ def test_a_history_rewritten_in_the_store_fails_the_saga_as_tampered_until_an_op
         ),
         f"{order_id} charged and at ship",
     )
+    return order_id
 
+
+def _engine(system, method: str, path: str) -> httpx.Response:
+    url = f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{path}"
+    return httpx.request(method, url, headers={"dapr-api-token": system.api_token}, timeout=30)
+
+
+def test_a_history_rewritten_in_the_store_fails_the_saga_as_tampered_until_an_operator_resolves_it(system, api):
+    order_id = _order_held_at_ship(system, api, "tampered", 15000)
     store = libpq_url(system.postgres_url, system.workflow_db)
     key, real_total = asyncio.run(_forge_validated_total(store, order_id))
     assert key.startswith(f"order-api||dapr.internal.default.order-api.workflow||{order_id}||history-")
@@ -146,3 +156,24 @@ def test_a_history_rewritten_in_the_store_fails_the_saga_as_tampered_until_an_op
             timeout=30,
         )
         assert shipment
+
+
+def test_a_history_rewritten_while_daprd_holds_the_workflow_in_memory_is_not_caught_and_leaves_it_unreadable(
+    system, api
+):
+    # What daprd 1.18.2 does when nothing makes it load the history again: it goes on from its own copy (the saga
+    # completes with the real values) and signs on over the rewritten rows, so every later read, terminate and
+    # purge of the instance fails on the signatures. The order reads as its saga recorded it.
+    order_id = _order_held_at_ship(system, api, "cached", 6000)
+    store = libpq_url(system.postgres_url, system.workflow_db)
+    _, real_total = asyncio.run(_forge_validated_total(store, order_id))
+    order = until(lambda: (o := api.get(f"/orders/{order_id}").json())["status"] in TERMINAL and o, "the saga's end")
+    assert order["status"] == "COMPLETED" and order["total_cents"] == real_total
+    with system.client("payment") as payment:
+        assert payment.get(f"/payments/{order_id}").json()["charged_cents"] == real_total
+    for method, path in (("GET", order_id), ("POST", f"{order_id}/terminate"), ("POST", f"{order_id}/purge")):
+        answer = _engine(system, method, path)
+        assert answer.status_code == 500, (path, answer.text)
+        assert "workflow history signature verification failed" in answer.text or "failed to fetch workflow" in (
+            answer.text
+        ), answer.text
