@@ -14,12 +14,13 @@ from typing import Any, TypeVar
 
 import httpx
 
+from common.contracts import REVIEW, RISK_REVIEW
 from orchestrator.domain import COMPENSATION_FAILED, COMPLETED, TERMINAL
 
 from .schedule import UNDOS, Disruption, PlannedOrder
 
 T = TypeVar("T")
-BUSINESS_FAILURES = ("declined", "out_of_stock", "undeliverable")
+BUSINESS_FAILURES = ("declined", "out_of_stock", "undeliverable", "review_rejected", "review_timeout")
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,10 @@ def _check_order(
                 )
     if order.kind in BUSINESS_FAILURES and status == COMPLETED:
         found.add(oid, f"a {order.kind} order never completes", "not COMPLETED", status)
+    reviewed = [s for s in view["steps"] if s["name"] == RISK_REVIEW and s.get("decision") == REVIEW]
+    approval = (view.get("approval") or {}).get("state")
+    if reviewed and status == COMPLETED and approval != "approved":
+        found.add(oid, "an order left to a person completes only once approved", "approval approved", approval)
 
     failed = [c for c in view["compensations"] if c["outcome"] == "failed"]
     for undo in failed:

@@ -42,8 +42,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m chaos",
         description="Start the whole system with its own PostgreSQL on free ports, run a seeded mix of orders "
-        "(happy, declined card, out of stock, undeliverable, cancelled at a random moment) while injecting at "
-        "random every fault mode on every activity, SIGKILLs of single apps, SIGKILLs of the whole runner (then a "
+        "(happy, declined card, out of stock, undeliverable, cancelled at a random moment, large ones the risk "
+        "review leaves to a person who approves, rejects or lets the deadline pass) while injecting at random "
+        "every fault mode on every activity, SIGKILLs of single apps (some while an order's risk review, a child "
+        "workflow, runs or while it awaits approval), SIGKILLs of the whole runner (then a "
         "restart on the same state) and immediate-mode PostgreSQL restarts, and on real Dapr SIGKILLs of single "
         "daprd processes and of placement, scheduler and sentry; then clear the faults, wait for every order to end "
         "and check the invariants through the REST APIs. Exit 1 on any violation, 2 when the system could not be "

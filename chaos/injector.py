@@ -13,11 +13,15 @@ from typing import Any
 
 import httpx
 
+from common.contracts import RISK_REVIEW
+from orchestrator.domain import TERMINAL
+
 from .schedule import APPS, Disruption
 from .system import ChaosSetupError, System
 from .workload import Progress
 
 ARM_TIMEOUT_S = 60.0
+AIM_TIMEOUT_S = 30.0  # how long a kill aimed at an order's moment waits for the order to get there
 
 
 @dataclass
@@ -60,6 +64,8 @@ async def _carry_out(system: System, client: httpx.AsyncClient, d: Disruption, o
         return "armed", True
     if d.kind == "kill_app":
         assert d.app is not None
+        if d.while_ is not None and not await _reached(system, client, d):
+            return f"{d.order_id} was not {d.while_} within {AIM_TIMEOUT_S:.0f} s (it ended, or faults held it)", False
         outcome = await asyncio.to_thread(system.kill_app, d.app)
         return outcome, outcome.startswith("killed")
     if d.kind == "kill_runner":
@@ -74,6 +80,29 @@ async def _carry_out(system: System, client: httpx.AsyncClient, d: Disruption, o
         outcome = await asyncio.to_thread(kill, d.app)
         return outcome, outcome.startswith("killed")
     raise ValueError(f"unknown disruption {d.kind!r}")
+
+
+async def _reached(system: System, client: httpx.AsyncClient, d: Disruption) -> bool:
+    """Wait until the order a kill is aimed at is at its moment: its risk review running, or awaiting approval."""
+    assert system.layout is not None
+    url = f"{system.layout.urls['order-api']}/orders/{d.order_id}"
+    deadline = time.monotonic() + AIM_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            response = await client.get(url)
+            view = response.json() if response.status_code == 200 else None
+        except (httpx.TransportError, ValueError):
+            view = None
+        if view is not None:
+            if view["status"] in TERMINAL:
+                return False
+            if d.while_ == "awaiting" and view["status"] == "AWAITING_APPROVAL":
+                return True
+            running = {s["name"] for s in view["steps"] if s["outcome"] == "running"}
+            if d.while_ == "reviewing" and RISK_REVIEW in running:
+                return True
+        await asyncio.sleep(0.1)
+    return False
 
 
 async def clear_faults(system: System) -> None:

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from common.contracts import INVENTORY, NOTIFICATION, ORDER_API, PAYMENT, SHIPPING
+from common.scenarios import LARGE
 
 # Where each activity runs, in saga order; the undos are the compensations.
 ACTIVITIES: dict[str, str] = {
     "validate_order": "inventory",
     "reserve_inventory": "inventory",
     "release_inventory": "inventory",
+    "assess_risk": "payment",  # in payment's risk review, the saga's child workflow
     "charge": "payment",
     "refund": "payment",
     "ship": "shipping",
@@ -26,8 +28,22 @@ UNDOS = ("release_inventory", "refund", "cancel_shipment")
 MODES = ("error", "transient", "delay", "crash_before", "crash_after")
 APPS = (ORDER_API, INVENTORY, PAYMENT, SHIPPING, NOTIFICATION)  # in this order: a seed picks from it by index
 
-# The workload's kinds and their shares.
-KINDS = {"happy": 0.55, "declined": 0.12, "out_of_stock": 0.08, "undeliverable": 0.10, "cancel": 0.15}
+# The workload's kinds and their shares. A review_* order is large enough that payment's risk review (its default
+# thresholds) leaves it to a person, who approves it, rejects it, or lets its deadline pass.
+KINDS = {
+    "happy": 0.45,
+    "declined": 0.12,
+    "out_of_stock": 0.08,
+    "undeliverable": 0.10,
+    "cancel": 0.15,
+    "review_approved": 0.04,
+    "review_rejected": 0.03,
+    "review_timeout": 0.03,
+}
+DECISIONS = {"review_approved": "approve", "review_rejected": "reject", "review_timeout": None}
+# How long a person has in a chaos run (APPROVAL_TIMEOUT_SECONDS, chaos.system); a decision comes well before it.
+APPROVAL_TIMEOUT_S = 8
+DECIDE_WITHIN_S = 3.0
 # Which undos run when an order of a kind unwinds by itself (the kinds a targeted undo error can pick).
 UNWINDS = {
     "declined": ("release_inventory", "refund"),
@@ -57,6 +73,8 @@ class PlannedOrder:
     kind: str
     body: dict[str, Any]
     cancel_after_s: float | None = None  # cancel kind: how long after submitting
+    decision: str | None = None  # review kinds: "approve" or "reject" (None: nobody decides)
+    decide_after_s: float | None = None  # how long after it awaits approval
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,7 @@ class Disruption:
     count: int | None = None
     delay_ms: int | None = None
     order_id: str | None = None
+    while_: str | None = None  # a kill aimed at ``order_id``: "reviewing" (its risk review runs) or "awaiting"
 
     def fault_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"mode": self.mode, "count": self.count}
@@ -86,6 +105,10 @@ class Disruption:
                 if v is not None
             )
             return f"fault {self.app}/{self.activity} {self.mode}{extra}"
+        if self.kind == "kill_app" and self.while_ == "reviewing":
+            return f"SIGKILL app {self.app} while {self.order_id} is in its risk review (a child workflow)"
+        if self.kind == "kill_app" and self.while_ == "awaiting":
+            return f"SIGKILL app {self.app} while {self.order_id} awaits approval"
         if self.kind == "kill_app":
             return f"SIGKILL app {self.app}"
         if self.kind == "kill_runner":
@@ -105,8 +128,8 @@ class Plan:
 
 
 def make_plan(seed: int, orders: int, enabled: frozenset[str] = frozenset(DISRUPTIONS)) -> Plan:
-    """The plan for ``orders`` orders and the disruptions of the ``enabled`` kinds. Kinds are drawn in the order of
-    ``DISRUPTIONS``, so a kind added at its end leaves the moments of the others as they were for the same seed."""
+    """The plan for ``orders`` orders and the disruptions of the ``enabled`` kinds. The kinds only real Dapr has are
+    drawn last, so they leave the moments of the others as they are for the same seed."""
     if orders < 1:
         raise ValueError("a chaos run needs at least one order")
     rng = random.Random(seed)
@@ -118,10 +141,15 @@ def make_plan(seed: int, orders: int, enabled: frozenset[str] = frozenset(DISRUP
         "kill_app": max(3, orders // 80),
         "kill_runner": max(1, orders // 250),
         "restart_postgres": max(1, orders // 250),
-        "kill_daprd": max(2, orders // 125),
-        "kill_control_plane": max(len(CONTROL_PLANE), orders // 170),
     }
     for kind, count in counts.items():
+        if kind in enabled:
+            disruptions += [_disruption(rng, orders, kind, i) for i in range(count)]
+    if "kill_app" in enabled:
+        disruptions += _kills_in_reviews(rng, planned, "fault" in enabled)
+    # Drawn last, so that on real Dapr the other kinds keep the moments they have on the sidecar for a seed.
+    dapr_counts = {"kill_daprd": max(2, orders // 125), "kill_control_plane": max(len(CONTROL_PLANE), orders // 170)}
+    for kind, count in dapr_counts.items():
         if kind in enabled:
             disruptions += [_disruption(rng, orders, kind, i) for i in range(count)]
     disruptions.sort(key=lambda d: d.at)  # stable: equal ``at`` keep their (seeded) order
@@ -137,6 +165,26 @@ def _disruption(rng: random.Random, orders: int, kind: str, i: int) -> Disruptio
     return Disruption(at, kind)
 
 
+def _kills_in_reviews(rng: random.Random, planned: list[PlannedOrder], faults: bool) -> list[Disruption]:
+    """App kills aimed at review orders: payment or the order-api killed while the order's risk review (the child
+    workflow) runs, held there by a delay on its assess_risk when faults are on; the order-api killed while the
+    order awaits approval (it holds the saga's wait and its timer)."""
+    reviews = [o for o in planned if o.kind in DECISIONS]
+    out: list[Disruption] = []
+    for order in rng.sample(reviews, min(len(reviews), max(2, len(planned) // 100))):
+        at = max(0, order.index - 1)  # armed before the order is sent, killed once it is in its review
+        if faults:
+            out.append(
+                Disruption(at, "fault", PAYMENT, "assess_risk", "delay", 1, rng.randint(2000, 4000), order.order_id)
+            )
+        out.append(
+            Disruption(at, "kill_app", rng.choice((PAYMENT, ORDER_API)), order_id=order.order_id, while_="reviewing")
+        )
+    for order in rng.sample(reviews, min(len(reviews), max(2, len(planned) // 100))):
+        out.append(Disruption(order.index, "kill_app", ORDER_API, order_id=order.order_id, while_="awaiting"))
+    return out
+
+
 def _when(rng: random.Random, orders: int) -> int:
     """Somewhere in the middle of the run, while orders are in flight."""
     return rng.randint(orders * 3 // 100, max(orders * 3 // 100, orders * 85 // 100))
@@ -149,6 +197,8 @@ def _order(rng: random.Random, seed: int, i: int) -> PlannedOrder:
         items.append({"sku": SCARCE, "quantity": rng.randint(1, 2)})
     if kind == "out_of_stock":
         items.append({"sku": LAMP, "quantity": rng.randint(4, 10)})
+    if kind in DECISIONS:
+        items = [{"sku": sku, "quantity": quantity} for sku, quantity in LARGE]
     body: dict[str, Any] = {
         "order_id": f"chaos-{seed}-{i:05d}",
         "customer_id": f"c-{rng.randint(1, 200)}",
@@ -164,7 +214,8 @@ def _order(rng: random.Random, seed: int, i: int) -> PlannedOrder:
         },
     }
     cancel = round(rng.uniform(0.0, 2.0), 2) if kind == "cancel" else None
-    return PlannedOrder(i, body["order_id"], kind, body, cancel)
+    decide = round(rng.uniform(0.1, DECIDE_WITHIN_S), 2) if DECISIONS.get(kind) else None
+    return PlannedOrder(i, body["order_id"], kind, body, cancel, DECISIONS.get(kind), decide)
 
 
 def _faults(rng: random.Random, planned: list[PlannedOrder]) -> list[Disruption]:

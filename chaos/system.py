@@ -25,7 +25,7 @@ from devtools.devdb import restart_embedded, stop_embedded
 from devtools.health import NotHealthy
 from devtools.launcher import REPO, Layout, runner_command, wait_healthy, write_template
 
-from .schedule import APPS, LAMP, PLENTIFUL, SCARCE
+from .schedule import APPROVAL_TIMEOUT_S, APPS, LAMP, PLENTIFUL, SCARCE
 
 # The saga's retry policy in a chaos run: the production shape with a budget (about 14 s of backoff over 10
 # attempts) longer than any one disruption lasts (a PostgreSQL or runner restart takes a few seconds), so a step
@@ -68,7 +68,13 @@ class System:
         databases = {app: libpq_url(self.postgres_url, database_name(app)) for app in APPS}
         for app in APPS:
             asyncio.run(ensure_database(self.postgres_url, database_name(app)))
-        env = {"POSTGRES_URL": self.postgres_url, "FAULTS_ENABLED": "true", "LOG_LEVEL": "WARNING", **RETRY_ENV}
+        env = {
+            "POSTGRES_URL": self.postgres_url,
+            "FAULTS_ENABLED": "true",
+            "LOG_LEVEL": "WARNING",
+            "APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_S),
+            **RETRY_ENV,
+        }
         self.layout = write_template(self.folder, env, databases)
         self.start_runner()
         asyncio.run(self._set_stock(databases["inventory"]))

@@ -14,7 +14,7 @@ import httpx
 
 from orchestrator.domain import TERMINAL, WORKFLOW_FAILED
 
-from .schedule import PlannedOrder
+from .schedule import DECISIONS, PlannedOrder
 
 RETRY_PAUSE_S = 0.5
 
@@ -61,7 +61,8 @@ async def _one(client: httpx.AsyncClient, order: PlannedOrder, progress: Progres
     deadline = time.monotonic() + timeout
     submitted = False
     try:
-        wait = "false" if order.cancel_after_s is not None else "true"
+        later = order.cancel_after_s is not None or order.kind in DECISIONS
+        wait = "false" if later else "true"
         response = await _until_answered(client, "POST", f"/orders?wait={wait}", order.body, progress, deadline)
         await progress.bump(submitted=1)
         submitted = True
@@ -71,6 +72,11 @@ async def _one(client: httpx.AsyncClient, order: PlannedOrder, progress: Progres
             await _until_answered(
                 client, "POST", f"/orders/{order.order_id}/cancel", {"reason": "chaos"}, progress, deadline
             )
+        if order.decision is not None and await _awaits_approval(client, order.order_id, progress, deadline):
+            await asyncio.sleep(order.decide_after_s or 0.0)
+            # 202, or 409 (it no longer waits: a fault ended it, or the deadline passed first): both are answers.
+            decided = f"/orders/{order.order_id}/{order.decision}"
+            await _until_answered(client, "POST", decided, {"reviewer": "chaos"}, progress, deadline)
         while response is None or response.json().get("status") not in TERMINAL:
             if time.monotonic() > deadline:
                 return
@@ -92,19 +98,32 @@ async def _one(client: httpx.AsyncClient, order: PlannedOrder, progress: Progres
         await progress.bump(finished=1)
 
 
+async def _awaits_approval(client: httpx.AsyncClient, order_id: str, progress: Progress, deadline: float) -> bool:
+    """Poll the order until it awaits approval (True) or has ended without (False)."""
+    while True:
+        response = await _until_answered(client, "GET", f"/orders/{order_id}", None, progress, deadline)
+        status = response.json()["status"] if response is not None else None
+        if status == "AWAITING_APPROVAL":
+            return True
+        if status in TERMINAL:
+            return False
+        await asyncio.sleep(0.2)
+
+
 async def _until_answered(
     client: httpx.AsyncClient,
     method: str,
     url: str,
-    body: dict[str, Any],
+    body: dict[str, Any] | None,
     progress: Progress,
     deadline: float,
 ) -> httpx.Response | None:
-    """The request, repeated while the system does not answer it (down, restarting, 5xx); None after a 409."""
+    """The request, repeated while the system does not answer it (down, restarting, 5xx); None after a 409 to a
+    cancel or a decision (the order no longer takes one)."""
     while True:
         try:
             response = await client.request(method, url, json=body)
-            if response.status_code == 409 and url.endswith("/cancel"):
+            if response.status_code == 409 and url.endswith(("/cancel", "/approve", "/reject")):
                 return None
             if response.status_code < 500:
                 response.raise_for_status()

@@ -30,6 +30,9 @@ APP_IDS = (ORDER_API, PAYMENT, INVENTORY, SHIPPING, NOTIFICATION)  # in the orde
 
 # The saga's registered workflow name.
 ORDER_SAGA = "order_saga"
+# Child workflows the saga starts in another app, each registered by the app that hosts it.
+RISK_REVIEW = "risk_review"  # payment: may payment charge this order? (approve, reject, or a person decides)
+WORKFLOW_APP = {RISK_REVIEW: PAYMENT}
 
 # Activity names, registered by the app that hosts them.
 VALIDATE_ORDER = "validate_order"  # inventory
@@ -40,6 +43,7 @@ REFUND = "refund"  # payment (undo of charge)
 SHIP = "ship"  # shipping
 CANCEL_SHIPMENT = "cancel_shipment"  # shipping (undo of ship)
 NOTIFY = "notify"  # notification
+ASSESS_RISK = "assess_risk"  # payment, called by its own risk_review workflow (not by the saga)
 
 ACTIVITY_APP = {
     VALIDATE_ORDER: INVENTORY,
@@ -51,6 +55,8 @@ ACTIVITY_APP = {
     CANCEL_SHIPMENT: SHIPPING,
     NOTIFY: NOTIFICATION,
 }
+# Each forward step that changes the world, and its undo, in the order the saga takes the steps.
+UNDO_OF = {RESERVE_INVENTORY: RELEASE_INVENTORY, CHARGE: REFUND, SHIP: CANCEL_SHIPMENT}
 
 
 def idempotency_key(instance_id: str, step: str) -> str:
@@ -224,6 +230,71 @@ class ChargeInput(Contract):
     amount_cents: int
     token: str
     idempotency_key: str
+
+
+# --- payment: the risk review (a child workflow of the saga, hosted by payment) ---------------------------
+
+# The decisions of a risk review. REVIEW: a person must approve the order before it is charged.
+APPROVE, REJECT, REVIEW = "approve", "reject", "review"
+
+
+@dataclass(frozen=True)
+class RiskReviewInput(Contract):
+    """What the saga asks payment's risk review: may ``amount_cents`` be charged to ``customer_id`` for this order?
+    The review checks the amount against the saga's own history, which the engine hands it (history propagation,
+    ``LINEAGE``), so a caller cannot ask it to approve a total other than the one inventory priced."""
+
+    order_id: str
+    customer_id: str
+    amount_cents: int
+    idempotency_key: str
+    retry: SagaRetry = SagaRetry()
+
+
+@dataclass(frozen=True)
+class CustodyCheck(Contract):
+    """The chain-of-custody check of a risk review: what the propagated history showed (``checks``, one sentence
+    each), and why it does not hold (``reason``) when ``ok`` is False."""
+
+    ok: bool
+    checks: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AssessRiskInput(Contract):
+    order_id: str
+    customer_id: str
+    amount_cents: int
+    custody: CustodyCheck
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class RiskAssessment(Contract):
+    """payment's decision (APPROVE, REJECT or REVIEW), why, and the facts of the customer's payment history it
+    weighed (e.g. ``first_order``, ``declined_payments``)."""
+
+    decision: str
+    reason: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RiskDecision(Contract):
+    """The result of the risk review workflow: its assessment, the custody check, and its own steps (name,
+    outcome, times), which the saga keeps with its own so the console can show the child as a lane of its own.
+    ``ok`` is False only for REJECT: the saga unwinds, the order ends REJECTED with ``reason``."""
+
+    decision: str
+    reason: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    custody: CustodyCheck = CustodyCheck(ok=False)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.decision != REJECT
 
 
 # --- shipping ----------------------------------------------------------------------------------------

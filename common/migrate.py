@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -62,6 +63,13 @@ async def migrate(url: str, migrations: str, revision: str = "head") -> None:
     config.attributes["url"] = async_url(url)
     # Alembic's async env.py calls asyncio.run(), which cannot nest in this loop: run it on a thread.
     await asyncio.to_thread(command.upgrade, config, revision)
+
+
+def replace_check(op: Any, table: str, name: str, condition: str) -> None:
+    """In a migration: the CHECK constraint ``name`` on ``table`` replaced by one of ``condition`` (PostgreSQL has
+    no ALTER for a check's condition)."""
+    op.drop_constraint(name, table, type_="check")
+    op.create_check_constraint(name, table, condition)
 
 
 def run_alembic_env(target_metadata: MetaData) -> None:

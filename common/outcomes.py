@@ -11,6 +11,7 @@ SUCCEEDED = "succeeded"
 REFUSED = "refused"  # the service answered with a business "no" (ok=False)
 FAILED = "failed"  # still raising after every retry
 CANCELLED = "cancelled"  # SagaAborted.kind when the cancel event stopped the forward path
+WAITING = "waiting"  # a wait for a person's decision, until its deadline
 # Compensation outcomes; "undone" and "nothing_to_undo" come from the service (contracts.UndoResult).
 PENDING = "pending"
 

@@ -14,12 +14,15 @@ from typing import Any, TypeVar, cast
 import msgspec
 import msgspec.inspect
 from litestar import Litestar, Request, Response
+from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import HTTPException
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Schema
 from litestar.plugins import InitPluginProtocol
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
+from litestar.routes import HTTPRoute
+from litestar.types import Message, Scope
 
 from common.body_limit import PROBLEM_MEDIA_TYPE, BodyLimit
 
@@ -140,7 +143,23 @@ def problem_config(
         "logging_config": None,
         "request_max_body_size": MAX_BODY_BYTES,
         "exception_handlers": {Exception: _unexpected_error},
+        "before_send": [_allow_every_method],
     }
+
+
+async def _allow_every_method(message: Message, scope: Scope) -> None:
+    """The ``Allow`` of an OPTIONS answer lists every method of its path. Litestar 2's own OPTIONS handler of a
+    path served by several handlers (``GET /orders`` and ``POST /orders``) lists only the methods of the handler
+    registered first (litestar-org/litestar#4169, fixed in 3.0): an OPTIONS /orders said ``GET, OPTIONS``. The
+    route the request matched knows them all."""
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        return
+    template = scope.get("path_template")
+    app = scope.get("app")
+    routes = [r for r in getattr(app, "routes", ()) if isinstance(r, HTTPRoute) and r.path_format == template]
+    headers = MutableScopeHeaders.from_message(message)
+    if len(routes) == 1 and "allow" in headers:
+        headers["allow"] = ", ".join(sorted(routes[0].methods))
 
 
 def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable
 from types import TracebackType
+from typing import TypeVar
 
 import uvicorn
 from dapr.ext.workflow import WorkflowRuntime
@@ -31,6 +32,7 @@ from common.problems import forbid_unknown_fields_in_docs, problem_config
 from common.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Registers the app's workflows and activities on the runtime; called before the runtime starts.
 Register = Callable[[WorkflowRuntime, Settings], None]
@@ -64,6 +66,17 @@ def service_app(
             **problem_config(plugins=telemetry.litestar_plugins()),
         )
     )
+
+
+def own_settings(app_id: str, load: Callable[[], T]) -> T:
+    """Settings only this app has, read once at start (``load()``); bad values: the message and exit code 2, as for
+    the settings every app has."""
+    try:
+        return load()
+    except SettingsError as exc:
+        logging.basicConfig()
+        logging.getLogger(app_id).error("invalid configuration: %s", exc)
+        sys.exit(2)
 
 
 def run_service(app_id: str, *, migrations: str, create_app: CreateApp, register: Register) -> None:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Literal, TypeVar, overload
 
 from dapr.ext import workflow as wf
 
 from common.contracts import Contract, SagaRetry
-from common.outcomes import CANCELLED, FAILED, PENDING, REFUSED, RUNNING, SUCCEEDED, SagaAborted
+from common.outcomes import CANCELLED, FAILED, PENDING, REFUSED, RUNNING, SUCCEEDED, WAITING, SagaAborted
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,28 @@ def _undo_outcome(result: Any) -> str:
     return "undone"
 
 
+def _event_data(task: Any) -> dict[str, Any]:
+    """An external event's data as a dict of the fields a decision may carry (anything else is ignored)."""
+    data = task.get_result()
+    data = vars(data) if isinstance(data, SimpleNamespace) else data
+    if not isinstance(data, dict):
+        return {}
+    kept = {k: v for k in ("reviewer", "note") if isinstance(v := data.get(k), str) and v}
+    return {"approved": data.get("approved") is True, **kept}
+
+
+def _verdict(decided: bool, timed_out: bool, data: dict[str, Any], deadline: datetime) -> tuple[str, str | None]:
+    """How a wait for a decision ended (approved, rejected, timed_out, cancelled) and why it refuses, if it does."""
+    if decided and data.get("approved"):
+        return "approved", None
+    if decided:
+        note = f": {data['note']}" if "note" in data else ""
+        return "rejected", f"rejected by {data.get('reviewer', 'a person')}{note}"
+    if timed_out:
+        return "timed_out", f"no decision before the deadline, {deadline.isoformat()}"
+    return "cancelled", None
+
+
 class Saga:
     """One saga run: calls steps with a retry policy, records every step's outcome, watches a cancel
     event, owns the compensation stack, and publishes all of it as the workflow's custom status."""
@@ -153,6 +176,90 @@ class Saga:
         still fails after its retries, or a cancel has arrived before it or while it was in flight."""
         self.check_cancel(name)
         result = yield from self._call(name, app_id, input, result_type, abort_on_failure=True)
+        return self._accepted(name, result)
+
+    def child(
+        self,
+        name: str,
+        app_id: str | None,
+        input: Any,
+        result_type: type[R],
+        *,
+        instance_id: str,
+        propagation: wf.PropagationScope | None = wf.PropagationScope.LINEAGE,
+    ) -> Steps[R]:
+        """``result = yield from saga.child(...)``: a child workflow ``name`` on app ``app_id``, run as ``step`` runs
+        an activity (cancel checked before and after, the saga's retry policy, SagaAborted when it says no or still
+        fails after its retries). ``instance_id``: the child's own, derived from the saga's so a replay or a retry
+        finds the same child. ``propagation``: what of this saga's history the engine hands the child (LINEAGE: all
+        of it, and what this saga itself was handed). What the child returns about itself (e.g. its own steps) is
+        kept in its entry, so the child can be shown as a lane of its own."""
+        self.check_cancel(name)
+        entry = self._begin(name, app_id, kind="workflow", instance_id=instance_id)
+        task = self.ctx.call_child_workflow(
+            name,
+            input=input,
+            instance_id=instance_id,
+            app_id=app_id,
+            retry_policy=self.retry_policy,
+            propagation=propagation,
+        )
+        result = yield from self._outcome(entry, task, result_type, abort_on_failure=True)
+        assert result is not None  # abort_on_failure: a failed child raised
+        for field, value in result.model_dump().items():
+            entry.setdefault(field, value)
+        self.publish()
+        return self._accepted(name, result)
+
+    def wait_for_decision(
+        self,
+        name: str,
+        event: str,
+        timeout: timedelta,
+        *,
+        reason: str | None,
+        status: str,
+        on_change: Callable[[str], Steps[Any]] | None = None,
+    ) -> Steps[dict[str, Any]]:
+        """``decision = yield from saga.wait_for_decision(...)``: wait for a person's decision, the external ``event``
+        with ``{"approved": bool, "reviewer"?: str, "note"?: str}``, until a durable timer at now + ``timeout``; a
+        cancel ends the wait too. While it waits the saga's status is ``status``, and ``summary_fields[name]`` says
+        why (``reason``), since when and until when (``deadline``). ``on_change(status)`` runs once the wait is
+        published and again with "RUNNING" once approved (e.g. to record it). Approved: returns the decision;
+        rejected, or no decision by the deadline: SagaAborted(REFUSED); cancelled: SagaAborted(CANCELLED)."""
+        self.check_cancel(name)
+        asked = self._clock()
+        deadline = asked + timeout
+        entry = self._begin(name, None, kind="wait", outcome=WAITING, deadline=deadline.isoformat())
+        wait = {"state": WAITING, "requested_at": asked.isoformat(), "deadline": deadline.isoformat(), "reason": reason}
+        self.summary_fields[name] = wait
+        self.status = status
+        self.publish()
+        if on_change is not None:
+            yield from on_change(status)
+        decision = self.ctx.wait_for_external_event(event)
+        timer = self.ctx.create_timer(deadline.replace(tzinfo=None))  # the SDK's clock is naive UTC
+        cancel = [self._cancel] if self._cancel is not None else []
+        first = yield wf.when_any([decision, timer, *cancel])
+        self.status = "RUNNING"
+        data = _event_data(decision) if first is decision else {}
+        state, refusal = _verdict(first is decision, first is timer, data, deadline)
+        wait.update(state=state, decided_at=self.now(), **{k: data[k] for k in ("reviewer", "note") if k in data})
+        self._finish(entry, None, {"approved": SUCCEEDED, "cancelled": CANCELLED}.get(state, REFUSED), refusal)
+        self.check_cancel(name)  # the cancel came first (or with the decision): a cancel, as after any step
+        if refusal is not None:
+            raise SagaAborted(REFUSED, name, refusal)
+        if on_change is not None:
+            yield from on_change(self.status)
+        return data
+
+    def note(self, name: str, app_id: str | None, outcome: str, reason: str | None = None) -> None:
+        """Record a step the workflow decided itself, without calling anything (e.g. a check of its input)."""
+        entry = self._begin(name, app_id)
+        self._finish(entry, None, outcome, reason)
+
+    def _accepted(self, name: str, result: R) -> R:
+        """A forward step's result, once its step finished: SagaAborted if a cancel came meanwhile or it said no."""
         self.check_cancel(name)  # in flight when the cancel came: its undo is already on the stack
         if getattr(result, "cancelled", False):
             # The service found this step's tombstone: its undo ran first, so the step did nothing.
@@ -193,16 +300,25 @@ class Saga:
     def _call(
         self, name: str, app_id: str | None, input: Any, result_type: type[R], abort_on_failure: bool
     ) -> Steps[R | None]:
-        entry: dict[str, Any] = {"name": name, "app": app_id, "outcome": RUNNING, "started_at": self.now()}
+        entry = self._begin(name, app_id)
+        task = self.ctx.call_activity(name, input=input, app_id=app_id, retry_policy=self.retry_policy)
+        return (yield from self._outcome(entry, task, result_type, abort_on_failure))
+
+    def _begin(self, name: str, app_id: str | None, **extra: Any) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": name, "app": app_id, "outcome": RUNNING, "started_at": self.now(), **extra}
         self.steps.append(entry)
         self.publish()
-        task = self.ctx.call_activity(name, input=input, app_id=app_id, retry_policy=self.retry_policy)
+        return entry
+
+    def _outcome(
+        self, entry: dict[str, Any], task: Any, result_type: type[R], abort_on_failure: bool
+    ) -> Steps[R | None]:
         try:
             raw = yield task
         except wf.TaskFailedError as err:
             self._finish(entry, task, FAILED, failure_reason(err))
             if abort_on_failure:
-                raise SagaAborted(FAILED, name, entry["reason"]) from None
+                raise SagaAborted(FAILED, entry["name"], entry["reason"]) from None
             return None
         result = result_type.model_validate(raw)
         refused = not _ok(result)
@@ -214,7 +330,7 @@ class Saga:
         entry["outcome"] = outcome
         if reason:
             entry["reason"] = reason
-        if (attempts := attempts_of(task)) is not None:
+        if task is not None and (attempts := attempts_of(task)) is not None:
             entry["attempts"] = attempts
         entry["finished_at"] = self.now()
         self.log("%s %s", entry["name"], outcome)
@@ -257,5 +373,8 @@ class Saga:
 
     def now(self) -> str:
         """The workflow's clock (replayed as it was), as an ISO 8601 string in UTC."""
+        return self._clock().isoformat()
+
+    def _clock(self) -> datetime:
         now: datetime = self.ctx.current_utc_datetime  # the SDK hands out naive UTC
-        return (now if now.tzinfo else now.replace(tzinfo=UTC)).isoformat()
+        return now if now.tzinfo else now.replace(tzinfo=UTC)

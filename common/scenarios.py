@@ -21,7 +21,7 @@ class Fault:
 class Scenario:
     name: str
     summary: str
-    expect: str  # the status the order should end in
+    expect: str  # the status the order should end in (AWAITING_APPROVAL: wait there, for a person to decide)
     token: str = "tok_visa"
     country: str = "GB"
     quantity: int = 1
@@ -29,6 +29,13 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     cancel_during: str | None = None  # cancel once this step is running
     extra: dict[str, Any] = field(default_factory=dict)
+    items: tuple[tuple[str, int], ...] = ()  # (sku, quantity) of each item, instead of one sku and quantity
+
+
+# With payment's default risk thresholds (RISK_*): 550.00 is above the review threshold (500.00), so a person
+# decides; 1,100.00 is above the card limit (1,000.00), so the review rejects it.
+LARGE = (("SKU-MUG", 10), ("SKU-TEE", 10), ("SKU-CAP", 10))
+OVER_THE_LIMIT = (*LARGE, ("SKU-HOODIE", 10))
 
 
 SCENARIOS = {
@@ -69,6 +76,24 @@ SCENARIOS = {
             faults=(Fault("payment", "charge", "delay", delay_ms=3000),),
             cancel_during="charge",
         ),
+        Scenario(
+            "review",
+            "a large order: the risk review leaves it to a person; approve or reject it before its deadline",
+            "AWAITING_APPROVAL",
+            items=LARGE,
+        ),
+        Scenario(
+            "approval-timeout",
+            "a large order nobody decides on: at its deadline it is rejected and its reservation released",
+            "REJECTED",
+            items=LARGE,
+        ),
+        Scenario(
+            "risk-reject",
+            "an order above the card limit: the risk review rejects it and its reservation is released",
+            "REJECTED",
+            items=OVER_THE_LIMIT,
+        ),
     )
 }
 
@@ -77,7 +102,8 @@ def order_body(scenario: Scenario, order_id: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "customer_id": "shop-cli",
         "email": "ada@example.com",
-        "items": [{"sku": scenario.sku, "quantity": scenario.quantity}],
+        "items": [{"sku": sku, "quantity": quantity} for sku, quantity in scenario.items]
+        or [{"sku": scenario.sku, "quantity": scenario.quantity}],
         "payment": {"method": "card", "token": scenario.token},
         "shipping_address": {
             "name": "Ada Lovelace",

@@ -21,6 +21,7 @@ class Notification(msgspec.Struct):
     channel: str
     status: str
     created_at: datetime
+    message: str | None = None  # what the customer was told, in words for customers
 
 
 @get("/notifications", operation_id="listNotifications", responses=problems(400))

@@ -49,6 +49,7 @@ async def list_for_order(db: Database, order_id: str) -> list[dict[str, Any]]:
                 "channel": r.channel,
                 "status": r.status,
                 "created_at": r.created_at,
+                "message": r.detail,
             }
             for r in rows
         ]

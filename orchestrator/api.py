@@ -46,7 +46,15 @@ OrderId = Annotated[str, Meta(pattern=ORDER_ID.pattern)]
 # Explicit classes, not \s: Python's and JSON Schema's (ECMA) \s differ on control characters.
 Email = Annotated[str, Meta(pattern=r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+\.[^@\x00-\x20\x7f]+$", max_length=254)]
 StatusName = Literal[
-    "PENDING", "RUNNING", "COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED", "WORKFLOW_FAILED"
+    "PENDING",
+    "RUNNING",
+    "AWAITING_APPROVAL",
+    "COMPLETED",
+    "COMPENSATED",
+    "REJECTED",
+    "CANCELLED",
+    "COMPENSATION_FAILED",
+    "WORKFLOW_FAILED",
 ]
 
 
@@ -82,7 +90,18 @@ class Failure(msgspec.Struct):
     reason: str
 
 
-class Step(msgspec.Struct, omit_defaults=True):
+class Custody(msgspec.Struct):
+    """The chain-of-custody check of a risk review: what the saga's propagated history showed, and why it does not
+    hold when ``ok`` is false."""
+
+    ok: bool
+    checks: list[str]
+    reason: str | None = None
+
+
+class ChildStep(msgspec.Struct, omit_defaults=True):
+    """A step of a child workflow (the risk review's own), as it reported it."""
+
     name: str
     outcome: str
     app: str | None = None
@@ -90,6 +109,19 @@ class Step(msgspec.Struct, omit_defaults=True):
     reason: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+
+
+class Step(ChildStep, omit_defaults=True):
+    """A step of the saga: an activity (outcome running, succeeded, refused or failed), a child workflow, or a wait
+    (waiting, then succeeded, refused or cancelled)."""
+
+    kind: Literal["workflow", "wait"] | None = None  # absent: an activity; a child workflow; a wait for a person
+    instance_id: str | None = None  # a child workflow's own instance ID
+    decision: str | None = None  # a risk review's: approve, reject or review (a person decides)
+    facts: dict[str, Any] | None = None  # what the risk review weighed
+    custody: Custody | None = None  # the risk review's check of what it was asked, against the saga's history
+    steps: list[ChildStep] | None = None  # a child workflow's own steps
+    deadline: str | None = None  # a wait's: when no decision becomes a rejection
 
 
 class Compensation(msgspec.Struct, omit_defaults=True):
@@ -105,6 +137,19 @@ class Resolution(msgspec.Struct, omit_defaults=True):
     status: str  # RUNNING while the undos run; then COMPENSATED, or COMPENSATION_FAILED
     compensations: list[Compensation]
     resolved_at: str | None = None
+
+
+class Approval(msgspec.Struct, omit_defaults=True):
+    """A person's decision on an order the risk review left to them: why it was asked (``reason``), by when
+    (``deadline``), and how it went (``state``: waiting, approved, rejected, timed_out or cancelled)."""
+
+    state: str
+    requested_at: str
+    deadline: str
+    reason: str | None = None
+    decided_at: str | None = None
+    reviewer: str | None = None
+    note: str | None = None
 
 
 class OrderView(msgspec.Struct, omit_defaults=True):
@@ -123,6 +168,8 @@ class OrderView(msgspec.Struct, omit_defaults=True):
     workflow: dict[str, Any] | None = None  # only when the workflow itself stopped (FAILED, TERMINATED, ...)
     cancel_requested: bool | None = None
     resolution: Resolution | None = None  # only once an operator asked to resolve a WORKFLOW_FAILED order
+    approval: Approval | None = None  # only for an order the risk review left to a person
+    decision_requested: Literal["approve", "reject"] | None = None  # the answer to POST .../approve or .../reject
 
 
 class HistoryEvent(msgspec.Struct, omit_defaults=True):
@@ -132,8 +179,10 @@ class HistoryEvent(msgspec.Struct, omit_defaults=True):
     type: str  # ExecutionStarted, TaskScheduled, TaskCompleted, TaskFailed, TimerCreated, TimerFired, EventRaised, ...
     timestamp: str
     name: str | None = None  # the activity, timer, event or workflow
-    task_id: int | None = None  # a TaskScheduled's event_id, repeated by its TaskCompleted or TaskFailed
-    app: str | None = None  # the app an activity was routed to
+    task_id: int | None = None  # a TaskScheduled's event_id, repeated by its TaskCompleted or TaskFailed (and so
+    # for a ChildWorkflowInstanceCreated and its ChildWorkflowInstanceCompleted or ChildWorkflowInstanceFailed)
+    app: str | None = None  # the app an activity or a child workflow was routed to
+    instance_id: str | None = None  # a child workflow's own instance ID
     fire_at: str | None = None  # timers
     timer_origin: str | None = None
     status: str | None = None  # ExecutionCompleted
@@ -149,6 +198,13 @@ class OrderPage(msgspec.Struct):
 
 class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] | None = None
+
+
+class DecisionRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Who decides, and why (both optional; kept with the order)."""
+
+    reviewer: Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)] | None = None
+    note: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] | None = None
 
 
 _local_operators = local_only("the operator endpoints", "OPERATOR_ALLOW_REMOTE")
@@ -240,6 +296,36 @@ class OrderController(Controller):
         while it runs changes nothing; 409 for any other order. Clients on this machine only, unless
         OPERATOR_ALLOW_REMOTE=true (403)."""
         return _view(await orders.resolve(order_id))
+
+    @post(
+        "/{order_id:str}/approve",
+        status_code=HTTP_202_ACCEPTED,
+        operation_id="approveOrder",
+        responses=problems(400, 404, 409, 413, 503),
+    )
+    async def approve(
+        self, orders: NamedDependency[Orders], order_id: FromPath[str], data: JSONBody[DecisionRequest | None] = None
+    ) -> OrderView:
+        """Approve an order the risk review left to a person (status AWAITING_APPROVAL): its saga goes on to the
+        charge (202). 409 when the order is not awaiting approval, or its deadline has passed."""
+        return _view(await orders.decide(order_id, True, *_decided_by(data)))
+
+    @post(
+        "/{order_id:str}/reject",
+        status_code=HTTP_202_ACCEPTED,
+        operation_id="rejectOrder",
+        responses=problems(400, 404, 409, 413, 503),
+    )
+    async def reject(
+        self, orders: NamedDependency[Orders], order_id: FromPath[str], data: JSONBody[DecisionRequest | None] = None
+    ) -> OrderView:
+        """Reject an order awaiting approval: its saga releases the reservation and the order ends REJECTED (202).
+        409 when the order is not awaiting approval, or its deadline has passed."""
+        return _view(await orders.decide(order_id, False, *_decided_by(data)))
+
+
+def _decided_by(data: DecisionRequest | None) -> tuple[str | None, str | None]:
+    return (data.reviewer, data.note) if data is not None else (None, None)
 
 
 async def _strictly(request: Request[Any, Any, Any], model: type[T]) -> T:

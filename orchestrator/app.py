@@ -37,7 +37,13 @@ def create_app(settings: Settings, api: ApiSettings | None = None, sagas: SagaCl
         raise ValueError("settings.database_url is required (run_service resolves it)")
     api = api or ApiSettings()
     db = Database(settings.database_url)
-    orders = Orders(db, sagas or SagaClient(), settings.retry, api.wait_timeout_seconds)
+    orders = Orders(
+        db,
+        sagas or SagaClient(),
+        settings.retry,
+        api.wait_timeout_seconds,
+        approval_timeout_seconds=api.approval_timeout_seconds,
+    )
     demo = Demo(orders, app_urls(self_url(settings.host, settings.port), api.app_urls))
     handlers: list[ControllerRouterHandler] = [
         healthz,
@@ -71,7 +77,9 @@ def create_app(settings: Settings, api: ApiSettings | None = None, sagas: SagaCl
             on_startup=[start_resuming],
             state=State({"operator_allow_remote": api.operator_allow_remote}),
             on_shutdown=[stop_resuming, demo.close, db.dispose],
-            openapi_config=openapi_config("order-api", "Submit, follow and cancel orders run by the order saga."),
+            openapi_config=openapi_config(
+                "order-api", "Submit, follow, cancel, approve or reject orders run by the order saga."
+            ),
             **problem_config(PROBLEMS, plugins=telemetry.litestar_plugins()),
         )
     )

@@ -11,16 +11,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.contracts import VALIDATE_ORDER, Address, Contract, Item, SagaRetry
+from common.contracts import (
+    CHARGE,
+    RESERVE_INVENTORY,
+    RISK_REVIEW,
+    SHIP,
+    VALIDATE_ORDER,
+    Address,
+    Contract,
+    Item,
+    SagaRetry,
+)
 from common.outcomes import CANCELLED as CANCELLED_KIND
-from common.outcomes import REFUSED, SagaAborted
+from common.outcomes import REFUSED, WAITING, SagaAborted
 from common.outcomes import RUNNING as STEP_RUNNING
 
 PENDING = "PENDING"  # row stored, workflow scheduled (or about to be)
 RUNNING = "RUNNING"
+AWAITING_APPROVAL = "AWAITING_APPROVAL"  # the risk review asked a person to decide; the saga waits, until a deadline
 COMPLETED = "COMPLETED"
 COMPENSATED = "COMPENSATED"  # a step failed or said no; every undo ran
-REJECTED = "REJECTED"  # validation said no; nothing had happened
+REJECTED = "REJECTED"  # validation, the risk review or a person said no (or no one decided in time); all undone
 CANCELLED = "CANCELLED"  # cancelled on request; every undo ran
 COMPENSATION_FAILED = "COMPENSATION_FAILED"  # an undo still failed after its retries: needs a person
 # The saga's workflow itself failed or was terminated, outside the saga's own logic (a tampered history, a bug, an
@@ -28,13 +39,26 @@ COMPENSATION_FAILED = "COMPENSATION_FAILED"  # an undo still failed after its re
 # runs every undo and ends it COMPENSATED or COMPENSATION_FAILED.
 WORKFLOW_FAILED = "WORKFLOW_FAILED"
 
-STATUSES = (PENDING, RUNNING, COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED, WORKFLOW_FAILED)
+STATUSES = (
+    PENDING,
+    RUNNING,
+    AWAITING_APPROVAL,
+    COMPLETED,
+    COMPENSATED,
+    REJECTED,
+    CANCELLED,
+    COMPENSATION_FAILED,
+    WORKFLOW_FAILED,
+)
 TERMINAL = frozenset({COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED})
 # The runtime statuses of a saga workflow that stopped without concluding (the saga itself always returns).
 STOPPED_OUTSIDE_THE_SAGA = frozenset({"FAILED", "TERMINATED"})
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CANCEL_EVENT = "cancel"
+APPROVAL_EVENT = "approval"  # a person's decision: {"approved": bool, "reviewer"?: str, "note"?: str}
+APPROVAL = "approval"  # the saga's wait for that decision, as a step
+DEFAULT_APPROVAL_TIMEOUT_SECONDS = 24 * 3600.0
 
 # The order-api's own activity (hosted by order-api itself, called without an app id).
 RECORD_ORDER_STATUS = "record_order_status"
@@ -49,7 +73,8 @@ def resolution_id(order_id: str) -> str:
 
 @dataclass(frozen=True)
 class OrderSagaInput(Contract):
-    """Everything the saga needs, fixed when the order is accepted (retry values included: the saga reads no env)."""
+    """Everything the saga needs, fixed when the order is accepted (retry values and how long a person has to decide
+    included: the saga reads no env)."""
 
     order_id: str
     customer_id: str
@@ -58,6 +83,7 @@ class OrderSagaInput(Contract):
     payment_token: str
     address: Address
     retry: SagaRetry = SagaRetry()
+    approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS  # from the start of the wait to its deadline
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,23 @@ class OrderStatusUpdate(Contract):
     failure: dict[str, str] | None = None
     total_cents: int | None = None
     saga: dict[str, Any] | None = None  # steps and compensations, so the row outlives a purged workflow
+    approved: bool = False  # RUNNING again: a person approved the order it was awaiting approval for
+
+
+def stage(update: OrderStatusUpdate) -> int:
+    """How far an order has got once ``update`` applies: PENDING 0, RUNNING 1, AWAITING_APPROVAL 2, RUNNING again
+    once approved 3, WORKFLOW_FAILED 4 (from any of those), finished 5 (from any of those, a WORKFLOW_FAILED one
+    included: an operator's resolution ends it). A record applies only to a row behind it, so one that arrives late
+    or twice (the activity that writes it runs at least once) never moves an order back."""
+    if update.status in TERMINAL:
+        return 5
+    if update.status == WORKFLOW_FAILED:
+        return 4
+    if update.status == AWAITING_APPROVAL:
+        return 2
+    if update.status == RUNNING:
+        return 3 if update.approved else 1
+    raise ValueError(f"not a status the saga records: {update.status!r}")
 
 
 @dataclass(frozen=True)
@@ -94,9 +137,35 @@ def conclusion(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) ->
         return COMPLETED, None
     if abort.kind == CANCELLED_KIND:
         return CANCELLED, abort.failure()
-    if abort.kind == REFUSED and abort.step == VALIDATE_ORDER:
+    if abort.kind == REFUSED and abort.step in (VALIDATE_ORDER, RISK_REVIEW, APPROVAL):
         return REJECTED, abort.failure()
     return COMPENSATED, abort.failure()
+
+
+def customer_message(status: str, abort: SagaAborted | None) -> str:
+    """What the customer is told about how their order ended: one plain sentence per outcome, chosen from the
+    status and the step that ended it (and whether that step said no or broke). Never the technical reason: that
+    stays in the order's failure, for the people who run the shop."""
+    if status == COMPLETED:
+        return "Your order is confirmed and on its way."
+    if status == CANCELLED:
+        return "Your order has been cancelled as you asked; any payment has been refunded."
+    if status == COMPENSATION_FAILED or abort is None:
+        return "Something went wrong with your order and our team is looking into it; we will be in touch."
+    refused = abort.kind == REFUSED
+    if refused and abort.step == VALIDATE_ORDER:
+        return "We could not accept your order: an item is unknown or ordered in a larger quantity than we allow."
+    if refused and abort.step in (RISK_REVIEW, APPROVAL):
+        return "We are sorry: after reviewing your order we cannot accept it. You have not been charged."
+    if refused and abort.step == RESERVE_INVENTORY:
+        return "Sorry, some items in your order are out of stock; you have not been charged."
+    if refused and abort.step == CHARGE:
+        return "Your payment was declined, so your order has not been placed."
+    if refused and abort.step == SHIP:
+        return "We cannot deliver to your address, so your order has been cancelled and your payment refunded."
+    if abort.step == SHIP:
+        return "We could not ship your order, so it has been cancelled and your payment refunded."
+    return "We could not complete your order because of a problem on our side; any payment has been refunded."
 
 
 # --- a new order ------------------------------------------------------------------------------------------
@@ -149,11 +218,11 @@ class WorkflowView:
 
     def failed_update(self, order_id: str) -> OrderStatusUpdate | None:
         """The WORKFLOW_FAILED record a workflow that stopped outside the saga calls for: the step it was at (the
-        last one the saga said was running) and the engine's reason."""
+        last one the saga said was running, or waiting for a person) and the engine's reason."""
         if not self.stopped_outside_the_saga:
             return None
         steps = (self.custom_status or {}).get("steps") or []
-        running = [s["name"] for s in steps if s.get("outcome") == STEP_RUNNING]
+        running = [s["name"] for s in steps if s.get("outcome") in (STEP_RUNNING, WAITING)]
         step = running[-1] if running else "workflow"
         reason = self.failure or ("terminated" if self.runtime_status == "TERMINATED" else "failed")
         failure = {"step": step, "reason": f"the workflow {self.runtime_status.lower()}: {reason}"}
@@ -189,6 +258,8 @@ class Order:
     workflow: dict[str, Any] | None = None  # only when the workflow itself stopped (FAILED, TERMINATED, ...)
     cancel_requested: bool | None = None
     resolution: dict[str, Any] | None = None  # the operator's resolution of a WORKFLOW_FAILED order, once asked for
+    approval: dict[str, Any] | None = None  # only for an order the risk review gave a person to decide
+    decision_requested: str | None = None  # "approve" or "reject": the answer to that request
 
 
 @dataclass(frozen=True)
@@ -216,8 +287,14 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None, resolution
     else:
         saga = (workflow.summary if workflow is not None else None) or row.get("saga") or {}
     status = row["status"]
-    if status == PENDING and workflow is not None and workflow.runtime_status == "RUNNING":
-        status = RUNNING  # the RUNNING record may lag the workflow by a moment
+    if (
+        status in (PENDING, RUNNING, AWAITING_APPROVAL)
+        and workflow is not None
+        and workflow.runtime_status == "RUNNING"
+    ):
+        # The records of RUNNING and AWAITING_APPROVAL may lag the workflow by a moment; the workflow says where it is.
+        said = (workflow.custom_status or {}).get("status")
+        status = said if said in (RUNNING, AWAITING_APPROVAL) else RUNNING
     stopped = (
         workflow
         if workflow is not None and workflow.runtime_status in ("FAILED", "TERMINATED", "STALLED", "SUSPENDED")
@@ -241,6 +318,7 @@ def order_view(row: Mapping[str, Any], workflow: WorkflowView | None, resolution
         if stopped is not None
         else None,
         resolution=_resolution(resolution, row),
+        approval=saga.get(APPROVAL) or None,
     )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from orchestrator.domain import PENDING, RUNNING, TERMINAL, WORKFLOW_FAILED, OrderStatusUpdate
+from orchestrator.domain import AWAITING_APPROVAL, PENDING, RUNNING, TERMINAL, WORKFLOW_FAILED, OrderStatusUpdate, stage
 from orchestrator.tables import orders
 
 Row = dict[str, Any]
@@ -73,10 +73,14 @@ async def list_orders(session: AsyncConnection, *, status: str | None, limit: in
 
 
 async def quiet_order_ids(session: AsyncConnection, older_than: timedelta, limit: int) -> list[str]:
-    """Orders still going (PENDING, RUNNING) whose row has not changed for ``older_than``, least recently first."""
+    """Orders still going (PENDING, RUNNING, AWAITING_APPROVAL) whose row has not changed for ``older_than``, least
+    recently first."""
     query = (
         sa.select(orders.c.order_id)
-        .where(orders.c.status.in_([PENDING, RUNNING]), orders.c.updated_at < sa.func.now() - older_than)
+        .where(
+            orders.c.status.in_([PENDING, RUNNING, AWAITING_APPROVAL]),
+            orders.c.updated_at < sa.func.now() - older_than,
+        )
         .order_by(orders.c.updated_at)
         .limit(limit)
     )
@@ -89,21 +93,15 @@ async def pending_order_ids(session: AsyncConnection, limit: int = 1000) -> list
 
 
 async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> bool:
-    """Apply a status transition once. Idempotent, and never moves an order backwards: RUNNING applies
-    only to PENDING, WORKFLOW_FAILED only to an order still going, a terminal status only to a non-terminal
-    order (a WORKFLOW_FAILED one included: an operator's resolution ends it). Returns whether the row matched
-    (False: unknown order, or a stale or duplicate transition that changes nothing). A duplicate must not
-    match: every submission or cancel of a finished order reconciles from the workflow output, and would
-    rewrite the row."""
-    if update.status == RUNNING:
-        allowed_from = [PENDING]
-    elif update.status == WORKFLOW_FAILED:
-        allowed_from = [PENDING, RUNNING]
-    elif update.status in TERMINAL:  # the saga's conclusion, or an operator's resolution of a failed workflow
-        allowed_from = [PENDING, RUNNING, WORKFLOW_FAILED]
-    else:
-        raise ValueError(f"not a status the saga records: {update.status!r}")
-    values: Row = {"status": update.status, "updated_at": sa.func.now()}
+    """Apply a status transition once. Idempotent, and never moves an order backwards: it applies only to a row at an
+    earlier stage (``domain.stage``: PENDING, RUNNING, AWAITING_APPROVAL, RUNNING once approved, WORKFLOW_FAILED,
+    finished), so a terminal status applies to any unfinished order (a WORKFLOW_FAILED one included: an operator's
+    resolution ends it), WORKFLOW_FAILED to any order still going, and a late AWAITING_APPROVAL never undoes an
+    approval. Returns whether the row matched (False: unknown order, or a stale or duplicate transition that changes
+    nothing). A duplicate must not match: every submission or cancel of a finished order reconciles from the
+    workflow output, and would rewrite the row."""
+    reached = stage(update)
+    values: Row = {"status": update.status, "stage": reached, "updated_at": sa.func.now()}
     if update.status in TERMINAL or update.status == WORKFLOW_FAILED:
         values["failure"] = update.failure if update.failure is not None else sa.null()  # SQL NULL, not JSON null
     if update.total_cents is not None:
@@ -114,9 +112,7 @@ async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> 
     result = cast(
         CursorResult[Any],
         await session.execute(
-            sa.update(orders)
-            .where(orders.c.order_id == update.order_id, orders.c.status.in_(allowed_from))
-            .values(**values)
+            sa.update(orders).where(orders.c.order_id == update.order_id, orders.c.stage < reached).values(**values)
         ),
     )
     return result.rowcount == 1

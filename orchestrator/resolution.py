@@ -15,14 +15,10 @@ from typing import Any
 from dapr.ext import workflow as wf
 
 from common.contracts import (
-    CANCEL_SHIPMENT,
-    INVENTORY,
+    ACTIVITY_APP,
     NOTIFICATION,
     NOTIFY,
-    PAYMENT,
-    REFUND,
-    RELEASE_INVENTORY,
-    SHIPPING,
+    UNDO_OF,
     NotifyInput,
     NotifyResult,
     UndoInput,
@@ -37,8 +33,9 @@ from orchestrator.domain import (
     ResolveInput,
 )
 
-# Every undo the saga can push, in the order it pushes them (orchestrator.saga; a unit test holds the two together).
-EVERY_UNDO = ((RELEASE_INVENTORY, INVENTORY), (REFUND, PAYMENT), (CANCEL_SHIPMENT, SHIPPING))
+# Every undo the saga can push, with the app that hosts it, in the order it pushes them (a unit test holds the saga
+# to it).
+EVERY_UNDO = tuple((undo, ACTIVITY_APP[undo]) for undo in UNDO_OF.values())
 # What the customer is told: a sentence for people, never the engine's reason.
 CUSTOMER_NOTICE = "We could not complete your order. Anything we charged has been refunded."
 

@@ -1,14 +1,16 @@
 """The order saga (`order_saga`, instance ID = order ID): the whole business process of one order.
 
-Deterministic orchestration only: every effect is an activity on the app that owns it. Cancel is checked
-before and after each forward step, never raced against it, so an undo never runs while its step is in flight.
-Cancel interleavings: before the workflow starts (the sidecar keeps the event) or before step k → steps < k
-are undone; while step k is in flight → k finishes (or runs out of retries), then k's undo runs with the rest;
+Deterministic orchestration only: every effect is an activity or a child workflow on the app that owns it. Cancel
+is checked before and after each forward step, never raced against it, so an undo never runs while its step is in
+flight; the one wait on a person is raced against it. Cancel interleavings: before the workflow starts (the engine
+keeps the event) or before step k → steps < k are undone; while step k is in flight → k finishes (or runs out of
+retries), then k's undo runs with the rest; while awaiting approval → the wait ends, the reservation is released;
 after ship finished, during the unwind or the notification → too late, changes nothing; a second cancel → no-op.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -24,6 +26,8 @@ from common.contracts import (
     REFUND,
     RELEASE_INVENTORY,
     RESERVE_INVENTORY,
+    REVIEW,
+    RISK_REVIEW,
     SHIP,
     SHIPPING,
     VALIDATE_ORDER,
@@ -31,6 +35,8 @@ from common.contracts import (
     NotifyInput,
     NotifyResult,
     ReserveInventoryInput,
+    RiskDecision,
+    RiskReviewInput,
     ShipInput,
     StepResult,
     UndoInput,
@@ -41,6 +47,9 @@ from common.contracts import (
 from common.outcomes import SagaAborted
 from common.saga import Saga, Steps, retry_policy
 from orchestrator.domain import (
+    APPROVAL,
+    APPROVAL_EVENT,
+    AWAITING_APPROVAL,
     CANCEL_EVENT,
     COMPLETED,
     RECORD_ORDER_STATUS,
@@ -48,11 +57,13 @@ from orchestrator.domain import (
     OrderSagaInput,
     OrderStatusUpdate,
     conclusion,
+    customer_message,
 )
 
-# A patch (workflow versioning): sagas started since the order-api records RUNNING itself, once it has started
-# the saga, skip that activity; older ones, replayed, take the old path. Remove once no such saga is running.
-RUNNING_RECORDED_BY_API = "running-recorded-by-order-api"
+# Patches (workflow versioning): a saga started since a change takes the new path; an older one, replayed, keeps the
+# path its history records. Remove each once no saga started before it is running.
+RUNNING_RECORDED_BY_API = "running-recorded-by-order-api"  # the order-api records RUNNING itself, not the saga
+RISK_REVIEW_BEFORE_CHARGE = "risk-review-before-charge"  # payment's risk review, and maybe a person, before charge
 
 
 def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[dict[str, Any]]:
@@ -61,6 +72,11 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[di
 
     def undo(name: str) -> UndoInput:
         return UndoInput(order.order_id, key(name))
+
+    def record(status: str) -> Steps[bool]:  # the order's row follows the wait on a person (bookkeeping)
+        total = saga.summary_fields.get("total_cents")
+        update = OrderStatusUpdate(order.order_id, status, None, total, saga.summary(), approved=status == RUNNING)
+        return saga.bookkeeping(RECORD_ORDER_STATUS, update)
 
     saga = Saga(ctx, retry_policy(order.retry), cancel=ctx.wait_for_external_event(CANCEL_EVENT))
     if not ctx.is_patched(RUNNING_RECORDED_BY_API):
@@ -73,7 +89,7 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[di
             VALIDATE_ORDER, INVENTORY, ValidateOrderInput(order.order_id, order.items), ValidateOrderResult
         )
         saga.summary_fields["total_cents"] = priced.total_cents
-        # 2-4. Each undo goes on the stack *before* its step: a step that timed out may still have happened.
+        # 2. Reserve. Each undo goes on the stack *before* its step: a step that timed out may still have happened.
         saga.push(RELEASE_INVENTORY, INVENTORY, undo(RELEASE_INVENTORY))
         yield from saga.step(
             RESERVE_INVENTORY,
@@ -81,6 +97,19 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[di
             ReserveInventoryInput(order.order_id, order.items, key(RESERVE_INVENTORY)),
             StepResult,
         )
+        if ctx.is_patched(RISK_REVIEW_BEFORE_CHARGE):
+            # 3. May it be charged? payment's risk review (a child workflow, handed this saga's history to check what
+            # it is asked) approves, rejects, or leaves it to a person, who has until a deadline.
+            review = RiskReviewInput(
+                order.order_id, order.customer_id, priced.total_cents, key(RISK_REVIEW), order.retry
+            )
+            decided = yield from saga.child(RISK_REVIEW, PAYMENT, review, RiskDecision, instance_id=key(RISK_REVIEW))
+            if decided.decision == REVIEW:  # no decision in time is a no
+                wait = timedelta(seconds=order.approval_timeout_seconds)
+                yield from saga.wait_for_decision(
+                    APPROVAL, APPROVAL_EVENT, wait, reason=decided.reason, status=AWAITING_APPROVAL, on_change=record
+                )
+        # 4-5. Charge, then ship.
         saga.push(REFUND, PAYMENT, undo(REFUND))
         yield from saga.step(
             CHARGE,
@@ -100,11 +129,11 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[di
     status, failure = conclusion(abort, saga.stack.failed)
     saga.conclude(status, failure)
 
-    # 5. Tell the customer. Best effort: a failed notification is recorded, never unwinds an order.
+    # 6. Tell the customer, in a sentence for customers. Best effort: a failure is recorded, never unwinds an order.
     kind = "order_confirmed" if status == COMPLETED else "order_failed"
-    detail = failure["reason"] if failure else None
+    told = customer_message(status, abort)
     yield from saga.best_effort(
-        NOTIFY, NOTIFICATION, NotifyInput(order.order_id, order.email, kind, detail, key(NOTIFY)), NotifyResult
+        NOTIFY, NOTIFICATION, NotifyInput(order.order_id, order.email, kind, told, key(NOTIFY)), NotifyResult
     )
 
     yield from saga.bookkeeping(

@@ -28,7 +28,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from common import telemetry
 from common.contracts import ORDER_SAGA
 from common.runner import sdk_logger_options
-from orchestrator.domain import CANCEL_EVENT, RESOLVE_ORDER, OrderSagaInput, ResolveInput, WorkflowView, resolution_id
+from orchestrator.domain import (
+    APPROVAL_EVENT,
+    CANCEL_EVENT,
+    RESOLVE_ORDER,
+    OrderSagaInput,
+    ResolveInput,
+    WorkflowView,
+    resolution_id,
+)
 
 
 class SidecarUnavailable(Exception):
@@ -159,6 +167,14 @@ class SagaClient:
         except grpc.RpcError as err:
             raise SidecarUnavailable(_describe(err)) from err
 
+    async def decide(self, order_id: str, decision: dict[str, Any]) -> None:
+        """Raise a person's decision on an order awaiting approval (``{"approved": bool, "reviewer", "note"}``)."""
+        data = {k: v for k, v in decision.items() if v is not None}
+        try:
+            await self.client.raise_workflow_event(order_id, APPROVAL_EVENT, data=data)
+        except grpc.RpcError as err:
+            raise SidecarUnavailable(_describe(err)) from err
+
     async def history(self, order_id: str) -> list[dict[str, Any]] | None:
         """The instance's history events, oldest first, each as a short readable dict (``history_entry``);
         None when the engine has no such instance (never started, or purged)."""
@@ -177,8 +193,9 @@ class SagaClient:
 
 
 def history_entry(event: Any) -> dict[str, Any]:
-    """One history event as the order-api shows it: its type (``TaskScheduled``, ``TimerFired``, ...), when, the
-    name of the activity, timer, event or workflow, the task it belongs to, where it ran and how it ended.
+    """One history event as the order-api shows it: its type (``TaskScheduled``, ``TimerFired``,
+    ``ChildWorkflowInstanceCreated``, ...), when, the name of the activity, timer, event or workflow, the task it
+    belongs to (a child workflow's creation and its end share one), where it ran and how it ended.
     Inputs are left out (they hold payment tokens and addresses); results are cut to a summary."""
     kind = event.WhichOneof("eventType") or "unknown"
     body: Any = getattr(event, kind, None)
@@ -187,14 +204,17 @@ def history_entry(event: Any) -> dict[str, Any]:
         "type": kind[:1].upper() + kind[1:],
         "timestamp": _time(event.timestamp),
     }
-    if kind in ("taskScheduled", "executionStarted", "eventRaised", "eventSent") and body.name:
+    named = ("taskScheduled", "executionStarted", "eventRaised", "eventSent", "childWorkflowInstanceCreated")
+    if kind in named and body.name:
         entry["name"] = body.name
     if kind == "executionStarted" and (trace := telemetry.trace_id(body.parentTraceContext.traceParent)):
         entry["trace_id"] = trace  # the trace the saga runs in (when traces are on), to look it up in a back end
-    if kind == "taskScheduled":
+    if kind in ("taskScheduled", "childWorkflowInstanceCreated"):
         entry["task_id"] = event.eventId
-    elif kind in ("taskCompleted", "taskFailed"):
+    elif kind in ("taskCompleted", "taskFailed", "childWorkflowInstanceCompleted", "childWorkflowInstanceFailed"):
         entry["task_id"] = body.taskScheduledId
+    if kind == "childWorkflowInstanceCreated" and body.instanceId:
+        entry["instance_id"] = body.instanceId
     elif kind == "timerCreated":
         entry["task_id"] = event.eventId
         entry["fire_at"] = _time(body.fireAt)
@@ -209,9 +229,10 @@ def history_entry(event: Any) -> dict[str, Any]:
         entry["app"] = event.router.targetAppID
     if kind == "executionCompleted":
         entry["status"] = pb.OrchestrationStatus.Name(body.workflowStatus).removeprefix("ORCHESTRATION_STATUS_")
-    if kind in ("taskCompleted", "executionCompleted") and body.HasField("result"):
+    if kind in ("taskCompleted", "childWorkflowInstanceCompleted", "executionCompleted") and body.HasField("result"):
         entry["result"] = _cut(body.result.value)
-    if kind in ("taskFailed", "executionCompleted") and body.HasField("failureDetails"):
+    failed = ("taskFailed", "childWorkflowInstanceFailed", "executionCompleted")
+    if kind in failed and body.HasField("failureDetails"):
         failure = body.failureDetails
         text = f"{failure.errorType}: {failure.errorMessage}" if failure.errorType else failure.errorMessage
         entry["failure"] = _cut(text)

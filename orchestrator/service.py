@@ -1,5 +1,6 @@
-"""Order use cases: submit (idempotently), view, list, cancel, resolve (an operator's way out of a failed saga
-workflow), and record the saga's status transitions, catching up with what the workflows say.
+"""Order use cases: submit (idempotently), view, list, cancel, approve or reject an order awaiting approval, resolve
+(an operator's way out of a failed saga workflow), and record the saga's status transitions, catching up with what
+the workflows say.
 
 Typed values in and out, domain errors (``orchestrator.domain``) for what they refuse; no HTTP here. Each is one
 short transaction on the order-api's own database plus, where needed, calls to the workflow API, never inside a
@@ -13,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from common.contracts import SagaRetry
@@ -21,6 +22,8 @@ from common.db import Database
 from common.idempotency import request_hash
 from orchestrator import repository
 from orchestrator.domain import (
+    AWAITING_APPROVAL,
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     PENDING,
     RUNNING,
     STATUSES,
@@ -64,9 +67,11 @@ class Orders:
         retry: SagaRetry,
         wait_seconds: float,
         claim_ttl: timedelta = START_CLAIM_TTL,
+        approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     ) -> None:
         self.db, self.sagas, self.retry, self.wait_seconds = db, sagas, retry, wait_seconds
         self.claim_ttl = claim_ttl
+        self.approval_timeout_seconds = approval_timeout_seconds
 
     async def submit(self, order: NewOrder, *, wait: bool) -> Submitted:
         """Store the order (PENDING) and start its saga. The same order_id with the same body returns the
@@ -187,6 +192,32 @@ class Orders:
         await _engine(self.sagas.cancel(order_id, reason))
         return replace(order_view(row, workflow), cancel_requested=True)
 
+    async def decide(
+        self, order_id: str, approved: bool, reviewer: str | None = None, note: str | None = None
+    ) -> Order:
+        """A person's decision on an order the risk review left to them (raised to the saga, which decides what it
+        changes). OrderConflict when the order is not awaiting approval, or its deadline has passed (the saga
+        rejects it then)."""
+        row = await self._row(order_id)
+        workflow = await _engine(self.sagas.state(order_id))
+        row = await self._reconcile(row, workflow)
+        view = order_view(row, workflow)
+        if view.status != AWAITING_APPROVAL or view.approval is None:
+            raise OrderConflict(
+                f"order {order_id!r} is not awaiting approval (it is {view.status})",
+                order_id=order_id,
+                order_status=view.status,
+            )
+        deadline = datetime.fromisoformat(view.approval["deadline"])
+        if datetime.now(UTC) >= deadline:
+            raise OrderConflict(
+                f"the approval deadline of order {order_id!r} passed at {deadline.isoformat()}: it is being rejected",
+                order_id=order_id,
+                order_status=view.status,
+            )
+        await _engine(self.sagas.decide(order_id, {"approved": approved, "reviewer": reviewer, "note": note}))
+        return replace(view, decision_requested="approve" if approved else "reject")
+
     async def resume_pending(self) -> int:
         """Start the sagas of PENDING orders whose workflow does not exist (a crash between insert and
         schedule). Called at start-up; returns how many it started."""
@@ -208,6 +239,7 @@ class Orders:
                 "payment_token": request["payment"]["token"],
                 "address": request["shipping_address"],
                 "retry": self.retry.model_dump(),
+                "approval_timeout_seconds": self.approval_timeout_seconds,
             }
         )
 

@@ -25,6 +25,8 @@ orders = sa.Table(
     sa.Column("customer_id", sa.Text, nullable=False),
     sa.Column("email", sa.Text, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
+    # How far the saga's status records have moved the order (domain.stage): a record applies only to a row behind it.
+    sa.Column("stage", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("total_cents", sa.BigInteger, nullable=True),  # known once validate_order has priced the items
     sa.Column("items", JSONB, nullable=False),
     sa.Column("failure", JSONB, nullable=True),

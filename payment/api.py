@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from litestar import get
@@ -32,3 +33,27 @@ class PaymentView(msgspec.Struct):
 @get("/payments/{order_id:str}", operation_id="getPayment", responses=problems(404))
 async def get_payment(db: NamedDependency[Database], order_id: FromPath[str]) -> PaymentView:
     return found(await service.payment_view(db, order_id), PaymentView, f"no payment for order {order_id!r}")
+
+
+class Custody(msgspec.Struct):
+    ok: bool
+    checks: list[str]
+    reason: str | None = None
+
+
+class ReviewView(msgspec.Struct):
+    """An order's risk review as payment recorded it: approve, reject or review (a person decides), and why."""
+
+    order_id: str
+    customer_id: str
+    amount_cents: int
+    decision: str
+    reason: str | None
+    facts: dict[str, Any]
+    custody: Custody
+    created_at: datetime
+
+
+@get("/reviews/{order_id:str}", operation_id="getRiskReview", responses=problems(404))
+async def get_review(db: NamedDependency[Database], order_id: FromPath[str]) -> ReviewView:
+    return found(await service.review_view(db, order_id), ReviewView, f"no risk review of order {order_id!r}")

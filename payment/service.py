@@ -1,4 +1,5 @@
-"""Payment use cases, each in one transaction with its idempotency record: charge, refund, and the view."""
+"""Payment use cases, each in one transaction with its idempotency record: charge, refund, a risk assessment, and
+the views."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from common.contracts import ChargeInput, StepResult, UndoInput, UndoResult
+from common.contracts import AssessRiskInput, ChargeInput, RiskAssessment, StepResult, UndoInput, UndoResult
 from common.db import Database, insert_unless_present, update_row
 from common.idempotency import run_once
 from payment import domain
-from payment.tables import ledger, payments, processed_requests
+from payment.tables import ledger, payments, processed_requests, risk_reviews
 
 
 async def charge(db: Database, request: ChargeInput) -> StepResult:
@@ -21,6 +22,53 @@ async def charge(db: Database, request: ChargeInput) -> StepResult:
 
 async def refund(db: Database, request: UndoInput) -> UndoResult:
     return await run_once(db, processed_requests, request, lambda session: _refund(session, request), UndoResult)
+
+
+async def assess_risk(db: Database, request: AssessRiskInput, limits: domain.RiskLimits) -> RiskAssessment:
+    """Weigh an order against its customer's payment history and the custody check its review made, and record
+    the decision with its reasons. Once per order: a repeat (a redelivered activity) answers what was decided."""
+    return await run_once(
+        db, processed_requests, request, lambda session: _assess(session, request, limits), RiskAssessment
+    )
+
+
+async def _assess(session: AsyncConnection, request: AssessRiskInput, limits: domain.RiskLimits) -> dict[str, Any]:
+    history = await _history(session, request.customer_id, request.order_id)
+    assessment = domain.assess(request.amount_cents, history, request.custody, limits)
+    if not await insert_unless_present(
+        session,
+        risk_reviews,
+        order_id=request.order_id,
+        customer_id=request.customer_id,
+        amount_cents=request.amount_cents,
+        decision=assessment.decision,
+        reason=assessment.reason,
+        facts=assessment.facts,
+        custody=request.custody.model_dump(),
+    ):
+        row = (await session.execute(sa.select(risk_reviews).where(risk_reviews.c.order_id == request.order_id))).one()
+        assessment = RiskAssessment(row.decision, row.reason, row.facts)  # the first review of the order stands
+    return assessment.model_dump()
+
+
+async def _history(session: AsyncConnection, customer_id: str, order_id: str) -> domain.PaymentHistory:
+    """The customer's other payments: how many orders stayed charged, how many payments were declined."""
+    counted = await session.execute(
+        sa.select(payments.c.status, sa.func.count())
+        .where(payments.c.customer_id == customer_id, payments.c.order_id != order_id)
+        .group_by(payments.c.status)
+    )
+    by_status = {status: count for status, count in counted}
+    return domain.PaymentHistory(by_status.get(domain.CHARGED, 0), by_status.get(domain.DECLINED, 0))
+
+
+async def review_view(db: Database, order_id: str) -> dict[str, Any] | None:
+    """The risk review of an order as payment recorded it, or None if it was never reviewed."""
+    async with db.session() as session:
+        row = (await session.execute(sa.select(risk_reviews).where(risk_reviews.c.order_id == order_id))).first()
+    if row is None:
+        return None
+    return {str(name): value for name, value in row._mapping.items()}  # plain str keys (not SQLAlchemy's quoted_name)
 
 
 async def _charge(session: AsyncConnection, request: ChargeInput) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import httpx
@@ -17,6 +18,7 @@ from common.contracts import APP_IDS
 from common.scenarios import SCENARIOS, Fault, fault_body, new_order_id, order_body
 
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
+AWAITING_APPROVAL = "AWAITING_APPROVAL"
 WORKFLOW_FAILED = "WORKFLOW_FAILED"  # not terminal: an operator resolves it (shop resolve)
 DEFAULT_PORTS = {"order-api": 8000, "payment": 8001, "inventory": 8002, "shipping": 8003, "notification": 8004}
 
@@ -48,7 +50,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shop", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{submit,watch,list,cancel,resolve,faults,scenarios}")
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="{submit,watch,list,cancel,approve,reject,resolve,faults,scenarios}"
+    )
     submit = sub.add_parser(
         "submit",
         help="submit an order, plain or as a demo scenario",
@@ -71,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("order_id")
     cancel.add_argument("--reason", help="why (kept with the order)")
     cancel.set_defaults(run=_cancel)
+    for verb, what in (("approve", "let it go on to the charge"), ("reject", "release what it holds, end it REJECTED")):
+        decide = sub.add_parser(verb, help=f"decide on an order awaiting approval: {what}")
+        decide.add_argument("order_id")
+        decide.add_argument("--reviewer", help="who decides (kept with the order)")
+        decide.add_argument("--note", help="why (kept with the order)")
+        decide.set_defaults(run=_decide, verb=verb)
     resolve = sub.add_parser(
         "resolve",
         help="for an operator: unwind an order whose workflow failed (WORKFLOW_FAILED)",
@@ -116,10 +126,18 @@ def _submit(args: argparse.Namespace, out: TextIO) -> int:
             response = client.post(f"{url_of('order-api')}/orders", json=order_body(scenario, order_id))
             _check(response)
             print(f"submitted {order_id} ({scenario.name}: {scenario.summary})", file=out)
-            if not (args.watch or armed or scenario.cancel_during):
+            if not (args.watch or armed or scenario.cancel_during or scenario.expect == AWAITING_APPROVAL):
                 print(f"follow it with: shop watch {order_id}", file=out)
                 return 0
-            order = _follow(client, order_id, out, quiet=not args.watch, cancel_during=scenario.cancel_during)
+            order = _follow(
+                client,
+                order_id,
+                out,
+                quiet=not args.watch,
+                cancel_during=scenario.cancel_during,
+                stop_at=scenario.expect if scenario.expect not in TERMINAL else None,
+                past_deadline=True,
+            )
         finally:
             for app, activity in armed:
                 client.delete(f"{url_of(app)}/faults/{activity}")
@@ -142,9 +160,13 @@ def _follow(
     *,
     quiet: bool,
     cancel_during: str | None = None,
+    stop_at: str | None = None,
     timeout: float = 120.0,
+    past_deadline: bool = False,
 ) -> dict[str, Any]:
-    """Poll the order until it is terminal; print each step and undo once, as it changes; return the order."""
+    """Poll the order until it is terminal (or in status ``stop_at``); print each step and undo once, as it
+    changes, and a wait for a person once, with its deadline; return the order. ``past_deadline``: while the order
+    waits for a person, follow it until its deadline has passed, whatever ``timeout`` says."""
     seen: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     cancelled = False
@@ -165,6 +187,19 @@ def _follow(
             _check(client.post(f"{url_of('order-api')}/orders/{order_id}/cancel", json={"reason": "shop scenario"}))
             cancelled = True
             print(f"cancel requested while {cancel_during} was running", file=out)
+        if order["status"] == AWAITING_APPROVAL and "awaiting" not in seen:
+            seen["awaiting"] = "shown"
+            waiting = order.get("approval") or {}
+            print(
+                f"{order_id} AWAITING_APPROVAL until {waiting.get('deadline')} ({waiting.get('reason')}): "
+                f"shop approve {order_id}, or shop reject {order_id}",
+                file=out,
+            )
+            if stop_at == AWAITING_APPROVAL:
+                return order
+        approval = order.get("approval") or {}
+        if past_deadline and approval.get("state") == "waiting":
+            deadline = max(deadline, time.monotonic() + _seconds_until(approval.get("deadline")) + 60)
         if order["status"] == WORKFLOW_FAILED and not order.get("resolution"):
             failure = order.get("failure") or {}
             print(f"{order_id} WORKFLOW_FAILED: {failure.get('reason', 'the workflow failed')}", file=out)
@@ -188,12 +223,22 @@ def _follow(
 def _describe(kind: str, entry: dict[str, Any]) -> str:
     line = f"  {'step' if kind == 'step' else 'undo'} {entry['name']:<18} {entry['outcome']}"
     if entry.get("app"):
-        line += f" on {entry['app']}"
+        line += f" on {entry['app']}" + (" (child workflow)" if entry.get("kind") == "workflow" else "")
     if (entry.get("attempts") or 1) > 1:
         line += f" after {entry['attempts']} attempts"
-    if entry.get("reason"):
+    if entry.get("decision"):
+        line += f": {entry['decision']}" + (f" ({entry['reason']})" if entry.get("reason") else "")
+    elif entry.get("reason"):
         line += f": {entry['reason']}"
+    if entry.get("outcome") == "waiting" and entry.get("deadline"):
+        line += f" for a person, until {entry['deadline']}"
     return line
+
+
+def _seconds_until(iso: str | None) -> float:
+    if not iso:
+        return 0.0
+    return (datetime.fromisoformat(iso) - datetime.now(UTC)).total_seconds()
 
 
 def _list(args: argparse.Namespace, out: TextIO) -> int:
@@ -207,6 +252,14 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
             f"{order['order_id']:<40} {order['status']:<20} {order['total_cents'] or '-':>8} {order['created_at']}",
             file=out,
         )
+    return 0
+
+
+def _decide(args: argparse.Namespace, out: TextIO) -> int:
+    body = {k: v for k, v in (("reviewer", args.reviewer), ("note", args.note)) if v}
+    response = httpx.post(f"{url_of('order-api')}/orders/{args.order_id}/{args.verb}", json=body or None, timeout=60)
+    _check(response)
+    print(f"{args.verb} sent for {args.order_id}; follow it with: shop watch {args.order_id}", file=out)
     return 0
 
 

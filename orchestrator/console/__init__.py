@@ -20,7 +20,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from common.contracts import ACTIVITY_APP, ORDER_API
+from common.contracts import ACTIVITY_APP, ASSESS_RISK, ORDER_API, PAYMENT
 from common.fault_api import loopback_only, on_this_machine
 from common.problems import problem
 from common.scenarios import SCENARIOS
@@ -28,9 +28,11 @@ from orchestrator.console.demo import Demo, DemoError
 from orchestrator.domain import RECORD_ORDER_STATUS
 
 STATIC = Path(__file__).with_name("static")
-# Which activities each app hosts, for the fault form (the apps' /faults answer 404 for any other name).
+# Which activities each app hosts, for the fault form (the apps' /faults answer 404 for any other name): the
+# saga's, and payment's own assess_risk, which its risk review calls.
+HOSTED = {**ACTIVITY_APP, ASSESS_RISK: PAYMENT}
 ACTIVITIES = {ORDER_API: [RECORD_ORDER_STATUS]} | {
-    app: [name for name, host in ACTIVITY_APP.items() if host == app] for app in dict.fromkeys(ACTIVITY_APP.values())
+    app: [name for name, host in HOSTED.items() if host == app] for app in dict.fromkeys(HOSTED.values())
 }
 
 

@@ -13,6 +13,7 @@ marked ``e2e`` (``pytest -m e2e``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ from tests.support.otlp import Receiver
 from tests.support.processes import stop_runner
 
 HERE = Path(__file__).parent
+APPROVAL_TIMEOUT_SECONDS = 20
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -76,6 +78,8 @@ def _env(pg_server_url: str, traces_url: str) -> dict[str, str]:
         "SAGA_RETRY_FIRST_INTERVAL_MS": "100",
         "SAGA_RETRY_MAX_INTERVAL_MS": "400",
         "SAGA_RETRY_MAX_ATTEMPTS": "3",
+        # Long enough to approve an order in a test, short enough to wait out in one (seconds, not a day).
+        "APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS),
         # Traces on, to the test's own OTLP receiver (tests/otlp.py), exported within a fifth of a second.
         "OTEL_EXPORTER_OTLP_ENDPOINT": traces_url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
@@ -125,7 +129,7 @@ def _command(engine: str, tmp: Path, template: Path) -> list[str]:
     return [*devdb, *runner_command(engine, tmp, template, "--workflow-db", _workflow_db(tmp))]
 
 
-def _skip_reason(engine: str, config: pytest.Config) -> str | None:
+def lane_skip_reason(engine: str, config: pytest.Config) -> str | None:
     chosen = config.getoption("--engine")
     if chosen not in ("both", engine):
         return f"{engine} lane not chosen (--engine {chosen})"
@@ -150,7 +154,7 @@ def traces() -> Iterator[Receiver]:
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> str:
     """An engine lane for a test that starts the system itself (the chaos run), chosen and skipped as ``system``."""
-    reason = _skip_reason(request.param, request.config)
+    reason = lane_skip_reason(request.param, request.config)
     if reason:
         pytest.skip(reason)
     return request.param
@@ -161,10 +165,25 @@ def system(
     request: pytest.FixtureRequest, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory, traces: Receiver
 ) -> Iterator[System]:
     engine = request.param
-    reason = _skip_reason(engine, request.config)
+    reason = lane_skip_reason(engine, request.config)
     if reason:
         pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp(f"e2e-{engine}-{uuid.uuid4().hex[:6]}")
+    with started_system(
+        engine, pg_server_url, tmp_path_factory.mktemp(f"e2e-{engine}-{uuid.uuid4().hex[:6]}"), traces
+    ) as up:
+        yield up
+
+
+@contextlib.contextmanager
+def started_system(
+    engine: str,
+    pg_server_url: str,
+    tmp: Path,
+    traces: Receiver,
+    commands: dict[str, list[str]] | None = None,
+) -> Iterator[System]:
+    """The whole system on ``engine``, its databases and state under ``tmp``, until the block ends. ``commands``:
+    app ID -> the command the template runs for that app instead of its own (e.g. another version of it)."""
     prefix = tmp.name.replace("-", "_")
     names = {app_id: f"{prefix}_{database_name(app_id)}" for app_id in APP_IDS}
     for name in names.values():
@@ -172,6 +191,11 @@ def system(
     layout = write_template(
         tmp, _env(pg_server_url, traces.url), {a: libpq_url(pg_server_url, n) for a, n in names.items()}
     )
+    if commands:
+        template = yaml.safe_load(layout.template.read_text())
+        for app in template["apps"]:
+            app["command"] = commands.get(app["appID"], app["command"])
+        layout.template.write_text(yaml.safe_dump(template, sort_keys=False))
     intruder_grpc = _add_intruder(layout.template)
     log_path = tmp / "system.log"
     token = uuid.uuid4().hex
@@ -196,3 +220,20 @@ def system(
         stop_runner(process)
         for name in names.values():
             asyncio.run(drop_database(pg_server_url, name))
+
+
+@pytest.fixture
+def api(system: System) -> Iterator[httpx.Client]:
+    """A client of the order-api's REST API."""
+    with system.client("order-api") as client:
+        yield client
+
+
+@pytest.fixture
+def clear_faults(system: System) -> Iterator[None]:
+    """Clears every fault of every app that hosts activities once the test ends (``usefixtures`` in a module whose
+    tests arm faults)."""
+    yield
+    for app in ("inventory", "payment", "shipping", "notification"):
+        with system.client(app) as client:
+            client.delete("/faults")

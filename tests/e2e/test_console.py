@@ -10,15 +10,16 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx
 import pytest
 
 from common.contracts import APP_IDS
-from tests.support.orders import order_body
+from tests.support.orders import new_id, terminated_at_ship
 
 # Debian's packages (apt-get install chromium chromium-driver); CHROMIUM / CHROMEDRIVER name others.
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -71,12 +72,29 @@ class Browser:
         return [m for m in self._messages if m["level"] == "SEVERE"]
 
     def wait_for(self, condition, what: str, timeout: float = WAIT):
+        """``condition()`` once it is truthy. The console redraws the order every second, so an element found a
+        moment ago may be gone: that counts as "not yet"."""
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if value := condition():
-                return value
+            try:
+                if value := condition():
+                    return value
+            except (StaleElementReferenceException, NoSuchElementException):
+                pass
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}; page errors: {self.errors()}")
+
+    def read(self, what: Callable[[], Any]) -> Any:
+        """``what()``, read again if the page redrew what it read in the meantime."""
+        return self.wait_for(lambda: (what(),), "a read of the page")[0]
+
+    def text(self, by: str, value: str) -> str:
+        return str(self.read(lambda: self.driver.find_element(by, value).text))
+
+    def click(self, by: str, value: str) -> None:
+        self.read(lambda: self.driver.find_element(by, value).click())
 
     def quit(self) -> None:
         self.driver.quit()
@@ -124,6 +142,9 @@ def test_the_console_loads_with_no_error_and_no_request_off_the_machine_and_runs
         "crash",
         "ship-fails",
         "cancel",
+        "review",
+        "approval-timeout",
+        "risk-reject",
     ]
     next(b for b in buttons if b.get_attribute("data-scenario") == "happy").click()
 
@@ -168,20 +189,90 @@ def test_a_declined_cards_timeline_opened_by_its_link_shows_its_compensations(si
         lambda: browser.driver.find_elements(By.CSS_SELECTOR, "#timeline .bar.undo"), "the undo bars"
     )
     assert sorted({bar.get_attribute("data-name") for bar in undo_bars}) == ["refund", "release_inventory"]
-    charge = next(
-        lane for lane in browser.driver.find_elements(By.CSS_SELECTOR, "#timeline .lane") if " charge" in lane.text
+    charge = browser.read(
+        lambda: next(
+            text
+            for e in browser.driver.find_elements(By.CSS_SELECTOR, "#timeline .lane")
+            if " charge" in (text := e.text)
+        )
     )
-    assert "refused" in charge.text and "card declined" in charge.text and "on payment" in charge.text
-    stack = browser.driver.find_element(By.ID, "stack").text
+    assert "refused" in charge and "card declined" in charge and "on payment" in charge
+    stack = browser.text(By.ID, "stack")
     assert stack.index("refund") < stack.index("release_inventory")  # top of the stack first: the order they ran
     told = browser.wait_for(
         lambda: "order_failed" in (text := browser.driver.find_element(By.ID, "told").text) and text,
         "what the customer was told",
     )
-    assert "card declined" in told
+    assert "Your payment was declined" in told  # in words for customers, not the technical reason
 
     assert browser.errors() == []
     assert _external(browser.requests(), sidecar_lane) == []
+
+
+def open_review(sidecar_lane, browser) -> str:
+    """Start the review scenario from the console's API and open its order: it waits for a person."""
+    from selenium.webdriver.common.by import By
+
+    base = sidecar_lane.urls["order-api"]
+    started = httpx.post(f"{base}/console/api/scenarios/review", timeout=60)
+    assert started.status_code == 202, started.text
+    order_id = started.json()["order_id"]
+    browser.driver.get(f"{base}/console/orders/{order_id}")
+    browser.wait_for(lambda: browser.driver.find_elements(By.ID, "approve-button"), "the approve button")
+    return order_id
+
+
+@pytest.mark.browser
+def test_an_order_awaiting_approval_shows_the_child_workflow_its_custody_check_the_wait_and_approve_completes_it(
+    sidecar_lane, browser
+):
+    from selenium.webdriver.common.by import By
+
+    order_id = open_review(sidecar_lane, browser)
+    approval = browser.text(By.ID, "approval")
+    assert "Awaiting approval" in approval and "total 550.00 is above 500.00" in approval and "s left" in approval
+    lane = browser.read(
+        lambda: {
+            e.get_attribute("data-lane"): e.text.lower()
+            for e in browser.driver.find_elements(By.CSS_SELECTOR, "#timeline .lane")
+        }
+    )
+    assert (
+        "child workflow" in lane["risk_review"]
+        and "on payment" in lane["risk_review"]
+        and "review" in lane["risk_review"]
+    )
+    assert "succeeded" in lane["risk_review/check_custody"] and "succeeded" in lane["risk_review/assess_risk"]
+    custody = browser.text(By.ID, "custody")
+    assert "holds" in custody and "total 550.00 as validate_order priced it on inventory" in custody
+    assert "waiting" in lane["approval"] and "until" in lane["approval"]
+    assert "AWAITING_APPROVAL" in browser.text(By.CSS_SELECTOR, f'#order-rows tr[data-order-id="{order_id}"]')
+
+    browser.click(By.ID, "approve-button")
+    browser.wait_for(
+        lambda: "COMPLETED" in browser.driver.find_element(By.ID, "order-body").text, "the order to complete"
+    )
+    browser.wait_for(
+        lambda: "approved" in browser.driver.find_element(By.ID, "approval").text, "the approval shown as approved"
+    )
+    assert "by console" in browser.text(By.ID, "approval")
+    assert browser.driver.find_elements(By.ID, "approve-button") == []
+    assert browser.errors() == []
+    assert _external(browser.requests(), sidecar_lane) == []
+
+
+@pytest.mark.browser
+def test_the_reject_button_rejects_an_order_awaiting_approval_and_releases_its_reservation(sidecar_lane, browser):
+    from selenium.webdriver.common.by import By
+
+    order_id = open_review(sidecar_lane, browser)
+    browser.click(By.ID, "reject-button")
+    browser.wait_for(lambda: "REJECTED" in browser.driver.find_element(By.ID, "order-body").text, "the order to end")
+
+    order = httpx.get(f"{sidecar_lane.urls['order-api']}/orders/{order_id}", timeout=30).json()
+    assert order["failure"] == {"step": "approval", "reason": "rejected by console"}
+    assert [(c["name"], c["outcome"]) for c in order["compensations"]] == [("release_inventory", "undone")]
+    assert browser.errors() == []
 
 
 @pytest.mark.browser
@@ -189,31 +280,19 @@ def test_a_workflow_failed_order_shows_it_needs_an_operator_and_its_resolve_butt
     from selenium.webdriver.common.by import By
 
     base = sidecar_lane.urls["order-api"]
-    order_id = f"console-failed-{time.monotonic_ns()}"
-    with httpx.Client(timeout=30) as client:
-        fault = {"mode": "delay", "delay_ms": 2000, "order_id": order_id}
-        assert client.put(f"{sidecar_lane.urls['shipping']}/faults/ship", json=fault).status_code == 200
-        assert client.post(f"{base}/orders", json=order_body(order_id)).status_code == 202
-        deadline = time.monotonic() + WAIT
-        while not any(s["name"] == "ship" for s in client.get(f"{base}/orders/{order_id}").json()["steps"]):
-            assert time.monotonic() < deadline, "the order never reached ship"
-            time.sleep(0.2)
-        stopped = client.post(
-            f"{sidecar_lane.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}/terminate",
-            headers={"dapr-api-token": sidecar_lane.api_token},
-        )
-        assert stopped.status_code == 202, stopped.text
+    order_id = new_id("console-failed")
+    terminated_at_ship(sidecar_lane, order_id)
 
     browser.driver.get(f"{base}/console/orders/{order_id}")
-    operator = browser.wait_for(lambda: browser.driver.find_elements(By.ID, "operator"), "the operator box")[0]
-    assert "Needs an operator" in operator.text
-    assert "WORKFLOW_FAILED" in browser.driver.find_element(By.ID, "order-body").text
-    browser.driver.find_element(By.ID, "resolve").click()
+    browser.wait_for(lambda: browser.driver.find_elements(By.ID, "operator"), "the operator box")
+    assert "Needs an operator" in browser.text(By.ID, "operator")
+    assert "WORKFLOW_FAILED" in browser.text(By.ID, "order-body")
+    browser.click(By.ID, "resolve")
     browser.wait_for(
         lambda: "COMPENSATED" in browser.driver.find_element(By.CSS_SELECTOR, "#order-body h2").text,
         "the resolution to end the order",
     )
-    resolved = browser.driver.find_element(By.ID, "operator").text
+    resolved = browser.text(By.ID, "operator")
     for undo in ("cancel_shipment", "refund", "release_inventory"):
         assert undo in resolved
     assert browser.errors() == []

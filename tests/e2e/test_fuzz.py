@@ -44,8 +44,6 @@ def test_the_api_of_an_app_holds_to_its_openapi_document(system, clear_faults, a
         str(EXAMPLES),
         "--seed",
         "20261130",
-        "--exclude-checks",
-        "allow_header_conformance",
         "--checks",
         "all",
         "--request-timeout",

@@ -7,60 +7,16 @@ history signing: tests/e2e/test_tampering.py.)"""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.orders import new_id, order_body
+from tests.support.orders import engine_api, new_id, terminated_at_ship, until
+
+pytestmark = pytest.mark.usefixtures("clear_faults")
 
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
-
-
-@pytest.fixture
-def api(system):
-    with system.client("order-api") as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def no_faults(system):
-    yield
-    for app in ("inventory", "payment", "shipping", "notification"):
-        with system.client(app) as c:
-            c.delete("/faults")
-
-
-def until(probe: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := probe():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
-
-
-def engine_api(system, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """The order-api's engine (its daprd, or the sidecar's listener for it): the workflow HTTP API, with the token."""
-    url = f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{path}"
-    return httpx.request(method, url, headers={"dapr-api-token": system.api_token}, timeout=30, **kwargs)
-
-
-def order_at_ship(system, api: httpx.Client, prefix: str) -> str:
-    """An order held while ``ship`` runs (a delay fault on it): reserved and charged, not yet shipped."""
-    order_id = new_id(prefix)
-    with system.client("shipping") as shipping:
-        fault = {"mode": "delay", "delay_ms": 3000, "order_id": order_id}
-        assert shipping.put("/faults/ship", json=fault).status_code == 200
-    assert api.post("/orders", json=order_body(order_id)).status_code == 202
-    until(
-        lambda: any(
-            s["name"] == "ship" and s["outcome"] == "running" for s in api.get(f"/orders/{order_id}").json()["steps"]
-        ),
-        f"{order_id} at ship",
-    )
-    return order_id
 
 
 def workflow_failed(api: httpx.Client, order_id: str) -> dict[str, Any]:
@@ -100,8 +56,8 @@ def resolve_and_check_nothing_is_left(system, api: httpx.Client, order_id: str, 
 
 
 def test_a_terminated_saga_is_workflow_failed_until_an_operator_resolves_it(system, api: httpx.Client):
-    order_id = order_at_ship(system, api, "terminated")
-    assert engine_api(system, "POST", f"{order_id}/terminate").status_code == 202
+    order_id = new_id("terminated")
+    terminated_at_ship(system, order_id)
 
     order = workflow_failed(api, order_id)
     assert order["failure"] == {"step": "ship", "reason": "the workflow terminated: terminated"}
@@ -110,8 +66,8 @@ def test_a_terminated_saga_is_workflow_failed_until_an_operator_resolves_it(syst
 
 
 def test_a_saga_workflow_that_failed_is_workflow_failed_until_an_operator_resolves_it(system, api: httpx.Client):
-    order_id = order_at_ship(system, api, "failed")
-    assert engine_api(system, "POST", f"{order_id}/terminate").status_code == 202
+    order_id = new_id("failed")
+    terminated_at_ship(system, order_id)
     until(lambda: engine_api(system, "GET", order_id).json().get("runtimeStatus") == "TERMINATED", "terminated")
     # The same instance ID started again with an input the saga refuses: its first turn fails the workflow.
     started = engine_api(system, "POST", f"order_saga/start?instanceID={order_id}", json={"order_id": 7})

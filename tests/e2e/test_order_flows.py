@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.orders import new_id, order_body
 
+pytestmark = pytest.mark.usefixtures("clear_faults")
+
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
 
 
@@ -33,20 +35,6 @@ def stock(system, sku: str) -> int:
         return next(p["available"] for p in inv.get("/products").json() if p["sku"] == sku)
 
 
-@pytest.fixture
-def api(system):
-    with system.client("order-api") as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def no_faults(system):
-    yield
-    for app in ("inventory", "payment", "shipping", "notification"):
-        with system.client(app) as c:
-            c.delete("/faults")
-
-
 def test_a_happy_order_is_reserved_charged_shipped_and_notified(system, api: httpx.Client):
     before = stock(system, "SKU-MUG")
     order_id = new_id("happy")
@@ -55,7 +43,11 @@ def test_a_happy_order_is_reserved_charged_shipped_and_notified(system, api: htt
     order = r.json()
     assert order["status"] == "COMPLETED", order
     assert order["failure"] is None
-    assert [s["name"] for s in order["steps"]][:4] == ["validate_order", "reserve_inventory", "charge", "ship"]
+    names = [s["name"] for s in order["steps"]]
+    assert names[:5] == ["validate_order", "reserve_inventory", "risk_review", "charge", "ship"]
+    review = order["steps"][2]
+    assert (review["kind"], review["app"], review["decision"]) == ("workflow", "payment", "approve")
+    assert review["custody"]["ok"] is True, review  # the history propagated to it bears out what it was asked
     assert stock(system, "SKU-MUG") == before - 2
     with system.client("payment") as pay:
         payment = pay.get(f"/payments/{order_id}").json()
@@ -205,6 +197,11 @@ def test_a_permanent_ship_fault_refunds_and_releases(system, api: httpx.Client):
         payment = pay.get(f"/payments/{order_id}").json()
     assert payment["refunded_cents"] == payment["charged_cents"] == order["total_cents"]
     assert stock(system, "SKU-MUG") == before
+    # The technical reason stays with the order; the customer is told in words for customers.
+    assert "NonRetryableError" in order["failure"]["reason"]
+    with system.client("notification") as note:
+        [told] = note.get("/notifications", params={"order_id": order_id}).json()
+    assert told["message"] == "We could not ship your order, so it has been cancelled and your payment refunded."
 
 
 def test_cancelling_an_order_in_flight_unwinds_what_was_done(system, api: httpx.Client):

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support import REPO
+from tests.support.orders import new_id, terminated_at_ship
 
 
 @pytest.fixture
@@ -61,6 +60,34 @@ def test_a_plain_submit_returns_at_once_and_the_order_is_listed(shop):
     assert "cli-plain-1" in shop("list", "--status", "COMPLETED").stdout
 
 
+def test_the_review_scenario_stops_awaiting_approval_and_shop_approve_lets_it_complete(shop):
+    done = shop("submit", "--scenario", "review", "--watch")
+    assert done.returncode == 0, done.stdout + done.stderr
+    order_id = done.stdout.split()[1]
+    lines = done.stdout.splitlines()
+    assert any("step risk_review" in line and "on payment (child workflow): review" in line for line in lines)
+    assert any("step approval" in line and "waiting for a person, until" in line for line in lines)
+    assert f"shop approve {order_id}" in lines[-1] and "AWAITING_APPROVAL until" in lines[-1]
+
+    approved = shop("approve", order_id, "--reviewer", "grace")
+    assert approved.returncode == 0 and f"approve sent for {order_id}" in approved.stdout
+    watched = shop("watch", order_id).stdout.splitlines()
+    assert watched[-1].split()[1] == "COMPLETED"
+    assert any("step approval" in line and "succeeded" in line for line in watched)
+    again = shop("reject", order_id)
+    assert again.returncode == 1 and "409" in again.stderr and "not awaiting approval" in again.stderr
+
+
+def test_shop_reject_ends_an_order_awaiting_approval_rejected(shop):
+    done = shop("submit", "--scenario", "review")
+    assert done.returncode == 0, done.stdout + done.stderr
+    order_id = done.stdout.split()[1]
+
+    assert shop("reject", order_id, "--note", "not today").returncode == 0
+    last = shop("watch", order_id).stdout.splitlines()[-1]
+    assert last.split()[1] == "REJECTED:" and "approval rejected by a person: not today" in last
+
+
 def test_mistakes_are_one_line_and_exit_1(shop):
     unknown = shop("cancel", "no-such-order")
     assert (
@@ -77,6 +104,8 @@ def test_every_command_has_help():
         ["watch"],
         ["list"],
         ["cancel"],
+        ["approve"],
+        ["reject"],
         ["faults"],
         ["faults", "set"],
         ["faults", "clear"],
@@ -100,22 +129,8 @@ def test_an_unreachable_system_says_to_start_it():
 
 
 def test_watch_says_a_workflow_failed_order_needs_an_operator_and_resolve_prints_each_undo(system, shop):
-    order_id = "cli-failed-1"
-    assert (
-        shop("faults", "set", "shipping", "ship", "delay", "--delay-ms", "2000", "--order-id", order_id).returncode == 0
-    )
-    assert shop("submit", "--order-id", order_id).returncode == 0
-    with system.client("order-api") as api:
-        deadline = time.monotonic() + 60
-        while not any(s["name"] == "ship" for s in api.get(f"/orders/{order_id}").json()["steps"]):
-            assert time.monotonic() < deadline, "the order never reached ship"
-            time.sleep(0.2)
-    stopped = httpx.post(
-        f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}/terminate",
-        headers={"dapr-api-token": system.api_token},
-        timeout=30,
-    )
-    assert stopped.status_code == 202, stopped.text
+    order_id = new_id("cli-failed")
+    terminated_at_ship(system, order_id)
 
     watched = shop("watch", order_id)
     assert watched.returncode == 0, watched.stderr

@@ -3,7 +3,9 @@
 A fake, because the real context needs a sidecar's history stream. It keeps the contract the saga relies on:
 JSON in and out (through the SDK's own encoder), retries counted against the RetryPolicy's max attempts as the
 SDK does (NonRetryableError is not retried), the real TaskFailedError once retries are exhausted, naive UTC
-clock values, and a cancel event that arrives mid-step.
+clock values, a cancel event that arrives mid-step, child workflows (scripted like activities), external events
+that arrive (``events``) or never do, durable timers that fire when nothing else came first, the SDK's own
+``when_any`` over these tasks, and a propagated history (``propagated``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class Call:
     input: Any
     retry_policy: wf.RetryPolicy | None
     attempts: int = 0
+    kind: str = "activity"  # or "workflow": a child workflow
+    instance_id: str | None = None
+    propagation: Any = None
 
 
 class FakeTask:
@@ -42,6 +47,7 @@ class FakeTask:
         self._result: Any = None
         self._exception: Exception | None = None
         self._attempt_count = 1
+        self._parent: Any = None  # the SDK's when_any adopts its tasks
 
     def complete(self, result: Any) -> None:
         self.is_complete, self._result = True, result
@@ -66,34 +72,65 @@ class FakeWorkflowContext:
     while that activity is in flight; cancel_at_start: it was raised before the workflow first ran."""
 
     script: dict[str, Any]
+    events: dict[str, Any] = field(default_factory=dict)  # external events that arrive when waited for
+    propagated: Any = None  # what get_propagated_history() answers
     instance_id: str = "order-1"
     is_replaying: bool = False
     cancel_during: str | None = None
     cancel_at_start: bool = False
     cancel_data: Any = None
-    patched: bool = True  # what is_patched answers: a new instance (True) or one replayed from before a patch
+    # What is_patched answers: a new instance (True), one replayed from before every patch (False), or the names of
+    # the patches its history records (one started between two changes).
+    patched: bool | set[str] = True
     calls: list[Call] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     events_waited: list[str] = field(default_factory=list)
+    timers: list[datetime] = field(default_factory=list)
     _now: datetime = datetime(2030, 1, 2, 3, 4, 5)  # naive UTC, as the SDK hands it out
     _cancel: FakeTask | None = None
+    _last_event: FakeTask | None = None
 
     @property
     def current_utc_datetime(self) -> datetime:
         return self._now
 
     def is_patched(self, patch_name: str) -> bool:
-        return self.patched
+        return self.patched if isinstance(self.patched, bool) else patch_name in self.patched
 
     def set_custom_status(self, custom_status: str) -> None:
         self.statuses.append(json.loads(custom_status))
 
+    def get_propagated_history(self) -> Any:
+        return self.propagated
+
     def wait_for_external_event(self, name: str, *, timeout: Any = None) -> FakeTask:
         self.events_waited.append(name)
-        self._cancel = FakeTask()
-        if self.cancel_at_start:
+        task = FakeTask()
+        if name == "cancel":
+            self._cancel = task
+            if self.cancel_at_start:
+                self._deliver_cancel()
+            return task
+        if name == self.cancel_during:
             self._deliver_cancel()
-        return self._cancel
+        if name in self.events:
+            task.complete(json.loads(shared.to_json(self.events[name])))
+        self._last_event = task
+        return task
+
+    def create_timer(self, fire_at: datetime | timedelta) -> FakeTask:
+        """Fires (at once, in the fake's time) unless the event waited for just before it has already come, or a
+        cancel has: a timer raced against an event only fires when the event does not come."""
+        assert isinstance(fire_at, datetime) and fire_at.tzinfo is None, "the SDK's clock is naive UTC"
+        self.timers.append(fire_at)
+        task = FakeTask()
+        came = (self._last_event is not None and self._last_event.is_complete) or (
+            self._cancel is not None and self._cancel.is_complete
+        )
+        if not came:
+            self._now = max(self._now, fire_at)
+            task.complete(None)
+        return task
 
     def call_activity(
         self,
@@ -105,13 +142,31 @@ class FakeWorkflowContext:
         propagation: Any = None,
     ) -> FakeTask:
         assert isinstance(activity, str), "the saga calls activities by name"
+        return self._scripted(Call(activity, app_id, json.loads(shared.to_json(input)), retry_policy))
+
+    def call_child_workflow(
+        self,
+        workflow: str,
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        retry_policy: Any = None,
+        app_id: str | None = None,
+        propagation: Any = None,
+    ) -> FakeTask:
+        assert isinstance(workflow, str), "the saga calls child workflows by name"
+        call = Call(workflow, app_id, json.loads(shared.to_json(input)), retry_policy, 0, "workflow", instance_id)
+        call.propagation = propagation
+        return self._scripted(call)
+
+    def _scripted(self, call: Call) -> FakeTask:
+        retry_policy = call.retry_policy
         assert retry_policy is None or isinstance(retry_policy, wf.RetryPolicy)
-        call = Call(activity, app_id, json.loads(shared.to_json(input)), retry_policy)
         self.calls.append(call)
-        if activity == self.cancel_during:
+        if call.name == self.cancel_during:
             self._deliver_cancel()
         task = FakeTask()
-        outcomes = self.script.get(activity)
+        outcomes = self.script.get(call.name)
         outcomes = outcomes if isinstance(outcomes, list) else [outcomes]
         max_attempts = retry_policy.max_number_of_attempts if retry_policy else 1
         for attempt in range(1, max_attempts + 1):
@@ -124,7 +179,7 @@ class FakeWorkflowContext:
             if outcome.error_type == "NonRetryableError":  # the SDK's retry loop gives up at once
                 break
         details = pb.TaskFailureDetails(errorMessage=outcome.message, errorType=outcome.error_type)
-        task.fail(wf.TaskFailedError(f"Activity task {activity} failed: {outcome.message}", details))
+        task.fail(wf.TaskFailedError(f"Task {call.name} failed: {outcome.message}", details))
         return task
 
     def run(self, workflow: Any, payload: Any) -> Any:

@@ -3,7 +3,15 @@
 
 from __future__ import annotations
 
-from common.contracts import NotifyResult, PricedItem, StepResult, UndoResult, ValidateOrderResult
+from common.contracts import (
+    CustodyCheck,
+    NotifyResult,
+    PricedItem,
+    RiskDecision,
+    StepResult,
+    UndoResult,
+    ValidateOrderResult,
+)
 from orchestrator.domain import RECORD_ORDER_STATUS, OrderSagaInput
 from orchestrator.saga import order_saga
 from tests.support.fake_workflow import FakeWorkflowContext
@@ -25,6 +33,9 @@ HAPPY = {
         ok=True, total_cents=4_250, items=[PricedItem("BOOK-1", 2, 1_900), PricedItem("PEN-3", 1, 450)]
     ),
     "reserve_inventory": StepResult(ok=True, reference="res-1"),
+    "risk_review": RiskDecision(
+        "approve", "total 42.50 is within the limits", {"first_order": False}, CustodyCheck(True)
+    ),
     "charge": StepResult(ok=True, reference="pay-1"),
     "ship": StepResult(ok=True, reference="TRACK-1"),
     "release_inventory": UndoResult("undone"),
@@ -34,14 +45,14 @@ HAPPY = {
     RECORD_ORDER_STATUS: None,
 }
 
-FORWARD = ["validate_order", "reserve_inventory", "charge", "ship"]
+FORWARD = ["validate_order", "reserve_inventory", "risk_review", "charge", "ship"]
 
 
 def saga(**overrides) -> tuple[FakeWorkflowContext, dict]:
     """Run the saga once; keyword overrides replace an activity's scripted outcome, the rest is the happy path."""
     options = {
         k: overrides.pop(k)
-        for k in ("cancel_during", "cancel_at_start", "cancel_data", "is_replaying", "patched")
+        for k in ("cancel_during", "cancel_at_start", "cancel_data", "is_replaying", "patched", "events")
         if k in overrides
     }
     ctx = FakeWorkflowContext(script={**HAPPY, **overrides}, **options)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from common.migrate import replace_check
+
 revision = "0003"
 down_revision = "0002"
 
@@ -20,13 +22,11 @@ AFTER = (
 
 
 def upgrade() -> None:
-    op.drop_constraint("orders_status_known", "orders", type_="check")
-    op.create_check_constraint("orders_status_known", "orders", AFTER)
+    replace_check(op, "orders", "orders_status_known", AFTER)
 
 
 def downgrade() -> None:
     # An order left WORKFLOW_FAILED has no older status to go back to: it is shown as RUNNING again, which the
     # reconcile sweep of a newer order-api would correct.
     op.execute("UPDATE orders SET status = 'RUNNING' WHERE status = 'WORKFLOW_FAILED'")
-    op.drop_constraint("orders_status_known", "orders", type_="check")
-    op.create_check_constraint("orders_status_known", "orders", BEFORE)
+    replace_check(op, "orders", "orders_status_known", BEFORE)

@@ -45,6 +45,14 @@ async def test_a_notification_is_recorded_as_sent_by_email(activities, ctx, db):
     )
 
 
+async def test_the_listing_says_what_the_customer_was_told(activities, ctx, db):
+    order = new_order()
+    told = "Your payment was declined, so your order has not been placed."
+    await activities["notify"](ctx, NotifyInput(order, "ada@example.com", "order_failed", told, f"{order}:notify"))
+    [sent] = await listed(db, order)
+    assert sent["message"] == told
+
+
 async def test_repeated_and_concurrent_notifications_are_sent_once(activities, ctx, db):
     order = new_order()
     results = await asyncio.gather(*[activities["notify"](ctx, notify_input(order)) for _ in range(6)])

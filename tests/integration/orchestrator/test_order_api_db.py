@@ -34,11 +34,14 @@ from orchestrator.activities import ACTIVITIES, build_activities
 from orchestrator.api import OrderRequest, new_order
 from orchestrator.app import create_app
 from orchestrator.domain import (
+    APPROVAL_EVENT,
+    AWAITING_APPROVAL,
     CANCEL_EVENT,
     COMPENSATED,
     COMPLETED,
     PENDING,
     RECORD_ORDER_STATUS,
+    REJECTED,
     RUNNING,
     NewOrder,
     OrderStatusUpdate,
@@ -407,6 +410,90 @@ async def test_pending_is_not_a_status_the_saga_can_record(db, ctx, record_order
     with pytest.raises(ValueError, match="not a status the saga records"):
         await record_order_status(ctx, OrderStatusUpdate(body["order_id"], PENDING))
     assert (await row(db, body["order_id"]))["status"] == RUNNING
+
+
+async def test_the_wait_for_a_person_moves_the_row_to_awaiting_approval_and_back_and_a_late_record_never_undoes_it(
+    api, db, ctx, record_order_status
+):
+    body = new_body()
+    await Orders(db, SagaClient(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
+    order_id = body["order_id"]
+    await record_order_status(ctx, OrderStatusUpdate(order_id, RUNNING))
+    waiting = OrderStatusUpdate(order_id, AWAITING_APPROVAL, None, 55_000, summary(AWAITING_APPROVAL))
+
+    assert await record_order_status(ctx, waiting) == {"applied": True}
+    stored = await row(db, order_id)
+    assert (stored["status"], stored["total_cents"]) == (AWAITING_APPROVAL, 55_000)
+    listed = (await api.get("/orders", params={"status": AWAITING_APPROVAL})).json()["items"]
+    assert [o["order_id"] for o in listed] == [order_id]
+    # A late RUNNING record (the order-api's own, after the start) does not move it back.
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, RUNNING)) == {"applied": False}
+
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, RUNNING, approved=True)) == {"applied": True}
+    assert (await row(db, order_id))["status"] == RUNNING
+    # The AWAITING_APPROVAL record delivered again (activities run at least once) changes nothing now.
+    assert await record_order_status(ctx, waiting) == {"applied": False}
+    assert (await row(db, order_id))["status"] == RUNNING
+
+    done = OrderStatusUpdate(order_id, COMPLETED, None, 55_000, summary(COMPLETED))
+    assert await record_order_status(ctx, done) == {"applied": True}
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, RUNNING, approved=True)) == {"applied": False}
+
+
+async def test_a_rejection_while_awaiting_approval_finishes_the_order(db, ctx, record_order_status):
+    body = new_body()
+    await Orders(db, SagaClient(InMemoryWorkflowClient), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
+    order_id = body["order_id"]
+    await record_order_status(ctx, OrderStatusUpdate(order_id, AWAITING_APPROVAL))
+    failure = {"step": "approval", "reason": "rejected by grace"}
+
+    assert await record_order_status(ctx, OrderStatusUpdate(order_id, REJECTED, failure)) == {"applied": True}
+    assert ((await row(db, order_id))["status"], (await row(db, order_id))["failure"]) == (REJECTED, failure)
+
+
+def waiting_summary(deadline: str) -> dict[str, Any]:
+    return summary(
+        AWAITING_APPROVAL,
+        approval={
+            "state": "waiting",
+            "requested_at": "2020-01-01T00:00:00+00:00",
+            "deadline": deadline,
+            "reason": "total 550.00 is above 500.00",
+        },
+    )
+
+
+async def test_approving_an_order_awaiting_approval_raises_the_decision_to_its_saga(api, sidecar):
+    body = new_body()
+    assert (await api.post("/orders", json=body)).status_code == 202
+    order_id = body["order_id"]
+    live = waiting_summary("2999-01-01T00:00:00+00:00")
+    sidecar.instances[order_id].state.serialized_custom_status = json.dumps(live)
+
+    response = await api.post(f"/orders/{order_id}/approve", json={"reviewer": "grace"})
+
+    assert response.status_code == 202, response.text
+    assert (response.json()["status"], response.json()["decision_requested"]) == (AWAITING_APPROVAL, "approve")
+    assert response.json()["approval"]["deadline"] == "2999-01-01T00:00:00+00:00"
+    assert sidecar.events == [(order_id, APPROVAL_EVENT, {"approved": True, "reviewer": "grace"})]
+
+
+async def test_a_decision_on_an_order_not_awaiting_approval_or_past_its_deadline_is_a_409_and_raises_nothing(
+    api, sidecar
+):
+    body = new_body()
+    await api.post("/orders", json=body)
+    order_id = body["order_id"]
+
+    problem = assert_problem(await api.post(f"/orders/{order_id}/reject"), 409)
+    assert problem["order_status"] == RUNNING and "not awaiting approval" in problem["detail"]
+    sidecar.instances[order_id].state.serialized_custom_status = json.dumps(
+        waiting_summary("2020-01-02T00:00:00+00:00")
+    )
+    problem = assert_problem(await api.post(f"/orders/{order_id}/approve"), 409)
+    assert "deadline" in problem["detail"] and "passed" in problem["detail"]
+    assert_problem(await api.post("/orders/no-such-order/approve"), 404)
+    assert sidecar.events == []
 
 
 # --- a finished saga whose status record did not land -----------------------------------------------------

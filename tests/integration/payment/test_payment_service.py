@@ -9,13 +9,21 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
-from common.contracts import ChargeInput, StepResult, UndoInput, UndoResult, idempotency_key
+from common.contracts import (
+    AssessRiskInput,
+    ChargeInput,
+    CustodyCheck,
+    StepResult,
+    UndoInput,
+    UndoResult,
+    idempotency_key,
+)
 from common.db import Database
 from common.faults import FaultInjector, FaultSpec, NonRetryableError, TransientFaultError
 from common.settings import Settings
 from payment.activities import ACTIVITIES, build_activities
 from payment.app import create_app
-from payment.tables import ledger, processed_requests
+from payment.tables import ledger, processed_requests, risk_reviews
 
 SERVICE = "payment"
 
@@ -276,3 +284,64 @@ async def test_healthz_says_ok(db):
     async with AsyncTestClient(app=app_for(db)) as client:
         response = await client.get("/healthz")
     assert (response.status_code, response.text) == (200, "ok")
+
+
+# --- the risk assessment ---------------------------------------------------------------------------------------
+
+HELD = CustodyCheck(True, ["started by order_saga on order-api"])
+
+
+def assess_input(order_id: str, customer: str, amount: int, custody: CustodyCheck = HELD) -> AssessRiskInput:
+    return AssessRiskInput(order_id, customer, amount, custody, idempotency_key(order_id, "assess_risk"))
+
+
+async def test_a_first_order_is_weighed_against_a_lower_threshold_until_the_customer_has_a_charge(activities, ctx):
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    first = await activities["assess_risk"](ctx, assess_input(new_order(), customer, 35_000))
+    assert (first.decision, first.facts) == (
+        "review",
+        {"first_order": True, "charged_orders": 0, "declined_payments": 0},
+    )
+    declined = new_order()
+    await activities["charge"](ctx, ChargeInput(declined, customer, 1000, "tok_declined", f"{declined}:charge"))
+    charged = new_order()
+    await activities["charge"](ctx, ChargeInput(charged, customer, 1000, "tok_visa", f"{charged}:charge"))
+
+    later = await activities["assess_risk"](ctx, assess_input(new_order(), customer, 35_000))
+    assert (later.decision, later.facts) == (
+        "approve",
+        {"first_order": False, "charged_orders": 1, "declined_payments": 1},
+    )
+
+
+async def test_an_assessment_is_made_once_per_order_and_a_repeat_answers_what_was_decided(activities, ctx, db):
+    order = new_order()
+    request = assess_input(order, f"cust-{uuid.uuid4().hex[:8]}", 60_000)
+    results = await asyncio.gather(*[activities["assess_risk"](ctx, request) for _ in range(4)])
+    assert {r.decision for r in results} == {"review"}
+    async with db.session() as s:
+        assert (await s.execute(sa.select(sa.func.count()).where(risk_reviews.c.order_id == order))).scalar_one() == 1
+
+
+async def test_get_review_shows_the_decision_its_reasons_and_the_custody_check(activities, ctx, db):
+    order = new_order()
+    broken = CustodyCheck(False, [], "asked to approve 0.01, but validate_order priced the order at 12.00")
+    await activities["assess_risk"](ctx, assess_input(order, "cust-9", 1, broken))
+    async with AsyncTestClient(app=app_for(db)) as client:
+        response = await client.get(f"/reviews/{order}")
+        missing = await client.get("/reviews/nope")
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["decision"], body["amount_cents"], body["customer_id"]) == ("reject", 1, "cust-9")
+    assert body["reason"] == f"chain of custody broken: {broken.reason}"
+    assert body["custody"] == {"ok": False, "checks": [], "reason": broken.reason}
+    assert missing.status_code == 404 and missing.json()["detail"] == "no risk review of order 'nope'"
+
+
+async def test_an_error_fault_on_assess_risk_fails_it_permanently_and_records_nothing(activities, ctx, db, faults):
+    order = new_order()
+    await faults.set("assess_risk", FaultSpec(mode="error", order_id=order))
+    with pytest.raises(NonRetryableError):
+        await activities["assess_risk"](ctx, assess_input(order, "cust-1", 100))
+    async with db.session() as s:
+        assert (await s.execute(sa.select(risk_reviews).where(risk_reviews.c.order_id == order))).first() is None

@@ -4,6 +4,7 @@ are reached (so nothing is stored and no workflow starts), and the pure view and
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import msgspec
@@ -16,7 +17,16 @@ from common.contracts import SagaRetry
 from common.problems import problem_config
 from common.settings import SettingsError, load_settings
 from orchestrator.api import PROBLEMS, OrderController, OrderRequest, new_order
-from orchestrator.domain import InvalidListing, NewOrder, WorkflowView, order_view, parse_cursor
+from orchestrator.domain import (
+    InvalidListing,
+    NewOrder,
+    OrderConflict,
+    OrderStatusUpdate,
+    WorkflowView,
+    order_view,
+    parse_cursor,
+    stage,
+)
 from orchestrator.service import Orders, Submitted
 from orchestrator.settings import load_api_settings
 
@@ -37,10 +47,18 @@ class RecordingOrders(Orders):
 
     def __init__(self) -> None:  # no database, no workflow client: nothing below submit is reached
         self.submitted: list[NewOrder] = []
+        self.decisions: list[tuple[str, bool, str | None, str | None]] = []
 
     async def submit(self, order: NewOrder, *, wait: bool) -> Submitted:
         self.submitted.append(order)
         return Submitted(order_view({**ROW, "order_id": order.order_id or "generated"}, None), True)
+
+    async def decide(self, order_id: str, approved: bool, reviewer: str | None = None, note: str | None = None):
+        if order_id != "o-1":
+            raise OrderConflict(f"order {order_id!r} is not awaiting approval (it is COMPLETED)", order_id=order_id)
+        self.decisions.append((order_id, approved, reviewer, note))
+        view = order_view({**ROW, "status": "AWAITING_APPROVAL"}, None)
+        return replace(view, decision_requested="approve" if approved else "reject")
 
 
 def as_new_order(body: dict) -> NewOrder:
@@ -210,3 +228,77 @@ def test_the_documented_status_filter_lists_exactly_the_order_statuses():
     from orchestrator.domain import STATUSES
 
     assert typing.get_args(StatusName) == STATUSES
+
+
+def test_options_lists_every_method_of_the_path_it_asks_about(api):
+    # Litestar 2 lists only the first handler's methods for a path served by several (litestar#4169).
+    assert api.options("/orders").headers["allow"] == "GET, OPTIONS, POST"
+    assert api.options("/orders/o-1").headers["allow"] == "GET, OPTIONS"
+    assert api.options("/orders/o-1/cancel").headers["allow"] == "OPTIONS, POST"
+
+
+def test_approve_and_reject_pass_who_decided_and_why_to_the_use_case_and_answer_202(api):
+    approved = api.post("/orders/o-1/approve", json={"reviewer": "grace", "note": "known customer"})
+    rejected = api.post("/orders/o-1/reject")
+
+    assert (approved.status_code, rejected.status_code) == (202, 202)
+    assert approved.json()["decision_requested"] == "approve" and rejected.json()["decision_requested"] == "reject"
+    assert api.orders.decisions == [("o-1", True, "grace", "known customer"), ("o-1", False, None, None)]
+
+
+def test_a_decision_on_an_order_not_awaiting_approval_is_a_409_problem(api):
+    response = api.post("/orders/o-2/approve")
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "not awaiting approval" in response.json()["detail"]
+
+
+def test_a_malformed_decision_is_a_400_problem_and_reaches_nothing(api):
+    for body in ({"approved": True}, {"reviewer": ""}, {"note": "x" * 201}, {"reviewer": 7}):
+        assert api.post("/orders/o-1/reject", json=body).status_code == 400, body
+    assert api.orders.decisions == []
+
+
+WAITING = {
+    "status": "AWAITING_APPROVAL",
+    "steps": [{"name": "approval", "kind": "wait", "outcome": "waiting", "deadline": "2030-01-02T00:00:00+00:00"}],
+    "compensations": [{"name": "release_inventory", "outcome": "pending"}],
+    "approval": {
+        "state": "waiting",
+        "requested_at": "2030-01-01T00:00:00+00:00",
+        "deadline": "2030-01-02T00:00:00+00:00",
+        "reason": "total 550.00 is above 500.00",
+    },
+}
+
+
+def test_a_waiting_order_shows_awaiting_approval_and_its_deadline_from_the_workflow_though_its_row_lags():
+    view = order_view({**ROW, "status": "RUNNING"}, WorkflowView("RUNNING", WAITING, None, None))
+    assert view.status == "AWAITING_APPROVAL"
+    assert view.approval == WAITING["approval"]
+
+
+def test_an_approved_order_shows_running_from_the_workflow_though_its_row_still_says_awaiting_approval():
+    live = {**WAITING, "status": "RUNNING", "approval": {**WAITING["approval"], "state": "approved"}}
+    view = order_view({**ROW, "status": "AWAITING_APPROVAL"}, WorkflowView("RUNNING", live, None, None))
+    assert (view.status, view.approval["state"]) == ("RUNNING", "approved")
+
+
+def test_status_records_move_an_order_forward_only_with_running_again_after_an_approval():
+    stages = [
+        stage(OrderStatusUpdate("o", "RUNNING")),
+        stage(OrderStatusUpdate("o", "AWAITING_APPROVAL")),
+        stage(OrderStatusUpdate("o", "RUNNING", approved=True)),
+        stage(OrderStatusUpdate("o", "REJECTED")),
+    ]
+    assert stages == sorted(set(stages))
+    with pytest.raises(ValueError, match="not a status the saga records"):
+        stage(OrderStatusUpdate("o", "PENDING"))
+
+
+def test_the_approval_timeout_comes_from_the_environment_and_defaults_to_a_day():
+    assert load_api_settings({}).approval_timeout_seconds == 86_400
+    assert load_api_settings({"APPROVAL_TIMEOUT_SECONDS": "15"}).approval_timeout_seconds == 15
+    for bad in ("0", "-5", "never", str(31 * 24 * 3600)):
+        with pytest.raises(SettingsError, match="APPROVAL_TIMEOUT_SECONDS"):
+            load_api_settings({"APPROVAL_TIMEOUT_SECONDS": bad})

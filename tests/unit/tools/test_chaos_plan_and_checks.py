@@ -6,9 +6,11 @@ from __future__ import annotations
 from chaos.checks import Findings, _check_order
 from chaos.schedule import (
     ACTIVITIES,
+    APPROVAL_TIMEOUT_S,
     APPS,
     CONTROL_PLANE,
     DAPR_ONLY,
+    DECISIONS,
     DISRUPTIONS,
     MAX_TRANSIENT,
     MODES,
@@ -19,6 +21,7 @@ from chaos.schedule import (
     make_plan,
 )
 from chaos.system import RETRY_ENV
+from common.scenarios import LARGE
 
 
 def test_the_same_seed_gives_the_same_plan_and_another_seed_another() -> None:
@@ -90,8 +93,17 @@ def facts(
     shipment: str | None = "SCHEDULED",
     compensations: list | None = None,
     failure: dict | None = None,
+    steps: list | None = None,
+    approval: dict | None = None,
 ) -> dict:
-    view = {"status": status, "total_cents": 1200, "compensations": compensations or [], "failure": failure}
+    view = {
+        "status": status,
+        "total_cents": 1200,
+        "steps": steps or [],
+        "compensations": compensations or [],
+        "failure": failure,
+        "approval": approval,
+    }
     return {
         "order": view,
         "output": {"status": status},
@@ -209,3 +221,38 @@ def test_a_disruption_says_what_it_is() -> None:
         Disruption(3, "fault", "payment", "charge", "delay", 2, 500).describe()
         == "fault payment/charge delay count=2 delay_ms=500"
     )
+
+
+REVIEWED = [{"name": "risk_review", "kind": "workflow", "outcome": "succeeded", "decision": "review"}]
+
+
+def test_an_order_left_to_a_person_that_completes_without_an_approval_is_a_violation() -> None:
+    assert violations(facts("COMPLETED", steps=REVIEWED, approval={"state": "approved"})) == []
+    assert violations(facts("COMPLETED", steps=REVIEWED, approval={"state": "timed_out"})) == [
+        "an order left to a person completes only once approved"
+    ]
+
+
+def test_a_rejected_or_timed_out_review_order_that_completes_is_a_violation() -> None:
+    for kind in ("review_rejected", "review_timeout"):
+        order = PlannedOrder(0, "o-1", kind, {}, decision=DECISIONS[kind])
+        approved = facts("COMPLETED", steps=REVIEWED, approval={"state": "approved"})
+        assert violations(approved, order=order) == [f"a {kind} order never completes"]
+
+
+def test_review_orders_are_large_and_decided_in_time_and_some_kills_are_aimed_at_their_review_and_wait() -> None:
+    plan = make_plan(3, 400)
+    reviews = [o for o in plan.orders if o.kind in DECISIONS]
+    assert {o.kind for o in reviews} == set(DECISIONS)
+    assert all(o.body["items"] == [{"sku": s, "quantity": q} for s, q in LARGE] for o in reviews)
+    assert all(o.decision == DECISIONS[o.kind] for o in reviews)
+    assert all(0 < o.decide_after_s < APPROVAL_TIMEOUT_S for o in reviews if o.decision)
+    aimed = [d for d in plan.disruptions if d.kind == "kill_app" and d.while_ is not None]
+    review_ids = {o.order_id for o in reviews}
+    assert {d.while_ for d in aimed} == {"reviewing", "awaiting"}
+    assert all(d.order_id in review_ids for d in aimed)
+    assert all(d.app == "order-api" for d in aimed if d.while_ == "awaiting")
+    # A kill in the review is held there by a delay on that order's assess_risk, armed just before it.
+    held = {d.order_id for d in plan.disruptions if d.activity == "assess_risk" and d.mode == "delay" and d.order_id}
+    assert {d.order_id for d in aimed if d.while_ == "reviewing"} <= held
+    assert "while" in aimed[0].describe()
