@@ -58,6 +58,7 @@ class System:
     postgres_url: str  # the PostgreSQL server of the lane (the apps' databases and real Dapr's workflow store)
     workflow_db: str | None  # real Dapr's workflow state store database on it (table ``state``); None: the sidecar
     intruder_grpc: int  # the workflow gRPC port of app ``intruder`` (tests/support/intruder_app.py): in no policy
+    engine_grpc: dict[str, int]  # app id -> the gRPC port of its daprd (or of the sidecar's listener for it)
 
     def engine_url(self, app_id: str) -> str:
         """The base URL of the app's daprd (or the sidecar's listener for it), e.g. for its workflow HTTP API."""
@@ -197,6 +198,7 @@ def started_system(
             app["command"] = commands.get(app["appID"], app["command"])
         layout.template.write_text(yaml.safe_dump(template, sort_keys=False))
     intruder_grpc = _add_intruder(layout.template)
+    engine_grpc = {a["appID"]: a["daprGRPCPort"] for a in yaml.safe_load(layout.template.read_text())["apps"]}
     log_path = tmp / "system.log"
     token = uuid.uuid4().hex
     with open(log_path, "wb") as log_file:
@@ -211,7 +213,16 @@ def started_system(
     engine_health = {app: url + "/v1.0/healthz" for app, url in layout.engine_urls.items()}
     workflow_db = _workflow_db(tmp) if engine == "dapr" else None
     system = System(
-        engine, layout.urls, log_path, process, engine_health, token, pg_server_url, workflow_db, intruder_grpc
+        engine,
+        layout.urls,
+        log_path,
+        process,
+        engine_health,
+        token,
+        pg_server_url,
+        workflow_db,
+        intruder_grpc,
+        engine_grpc,
     )
     try:
         wait_healthy(layout, lambda: process.poll() is None, system.log_tail)

@@ -133,7 +133,8 @@ def test_a_history_rewritten_in_the_store_fails_the_saga_as_tampered_until_an_op
     with system.client("payment") as payment:
         money = payment.get(f"/payments/{order_id}").json()
     assert money["charged_cents"] == real_total != FORGED_TOTAL
-    assert [s["name"] for s in order["steps"]] == ["validate_order", "reserve_inventory", "charge", "ship"]
+    steps = [s["name"] for s in order["steps"]]
+    assert steps[-2:] == ["charge", "ship"] and "notify" not in steps, steps
 
     resolving = api.post(f"/orders/{order_id}/resolve")
     assert resolving.status_code == 202, resolving.text
