@@ -68,7 +68,8 @@ bench-system: $(STAMP)
 	$(PY) -m bench.system $(BENCH_ARGS)
 
 ## chaos: the whole system under a seeded mixed workload (1,000 orders at concurrency 16) while faults, app and
-## runner SIGKILLs and PostgreSQL restarts are injected at random; then every order is checked through the REST
+## runner SIGKILLs and PostgreSQL restarts are injected at random (on real Dapr, CHAOS_ARGS='--engine dapr', also
+## SIGKILLs of single daprds and of placement, scheduler and sentry); then every order is checked through the REST
 ## APIs (exit 1 on any violation). CHAOS_ARGS passes options (`--orders 200 --engine dapr --seed 7`;
 ## `python -m chaos --help`). Several minutes.
 chaos: $(STAMP)
