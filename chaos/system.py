@@ -36,6 +36,12 @@ RETRY_ENV = {
     "SAGA_RETRY_MAX_INTERVAL_MS": "2000",
     "SAGA_RETRY_MAX_ATTEMPTS": "10",
 }
+# PostgreSQL's default of 100 connections is less than the system may hold under load: each app's pools keep up to
+# 24 connections per event loop (common/db.py) and an app has two loops, then the five daprd and the scheduler's
+# store. A default 1,000-order run on daprd under a heavy machine load (2026-12-07) ran out ("sorry, too many clients
+# already", inventory for two minutes) and could not even clear its faults. The run's own server allows more; the
+# pools' size is the apps' business (README, Chaos).
+MAX_CONNECTIONS = 400
 MODULES = {
     "order-api": "orchestrator",
     "inventory": "inventory",
@@ -65,6 +71,7 @@ class System:
 
     def start(self) -> None:
         self.postgres_url = start_embedded(self.pgdata)
+        asyncio.run(self._allow_connections(MAX_CONNECTIONS))
         databases = {app: libpq_url(self.postgres_url, database_name(app)) for app in APPS}
         for app in APPS:
             asyncio.run(ensure_database(self.postgres_url, database_name(app)))
@@ -78,6 +85,18 @@ class System:
         self.layout = write_template(self.folder, env, databases)
         self.start_runner()
         asyncio.run(self._set_stock(databases["inventory"]))
+
+    async def _allow_connections(self, limit: int) -> None:
+        """Raise the server's connection limit (then restart it) when it is lower: see MAX_CONNECTIONS."""
+        conn = await asyncpg.connect(self.postgres_url)
+        try:
+            current = int(await conn.fetchval("SHOW max_connections"))
+            if current >= limit:
+                return
+            await conn.execute(f"ALTER SYSTEM SET max_connections = {int(limit)}")
+        finally:
+            await conn.close()
+        await asyncio.to_thread(restart_embedded, self.pgdata, "fast")
 
     async def _set_stock(self, inventory_url: str) -> None:
         """Enough stock that happy orders are not refused for want of it, but for one scarce SKU they compete for
