@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	exec $(PY) -m devtools.devdb run --banner dapr.yaml -- $(PY) -m sidecar run -f dapr.yaml --policies components/access-policies
 
-## dapr: find Dapr (daprd, placement, scheduler) of the pinned 1.18 release, or build it once from its Go
-## modules into ~/.cache/dapr-saga (needs Go 1.26+; the first build takes many minutes). Stdlib only: no venv.
+## dapr: find Dapr (daprd, placement, scheduler, sentry) of the pinned 1.18 release, or build it once from its Go
+## modules into ~/.cache/dapr-saga (needs Go 1.26+; the first build takes many minutes; an install without sentry,
+## as `dapr init` makes, gets sentry built beside it in the cache). Stdlib only: no venv.
 dapr:
 	$(PYTHON) -m realdapr install
 
@@ -31,10 +32,12 @@ dapr:
 k8s-tools:
 	$(PYTHON) -m devtools.k8s install
 
-## run-dapr: `make run`, on real Dapr: placement and scheduler on ports 6050/6060, one daprd per app, the
-## workflow state store in the embedded PostgreSQL (or POSTGRES_URL). Needs `make dapr` first.
+## run-dapr: `make run`, on real Dapr as production runs it: sentry (mTLS; its trust root made once in
+## .data/dapr/sentry/), placement and scheduler on ports 6070/6050/6060, one daprd per app with the access
+## policies of components/access-policies/ and signed workflow history, a watchdog that restarts a wedged daprd,
+## the workflow state store in the embedded PostgreSQL (or POSTGRES_URL). Needs `make dapr` first.
 run-dapr: $(STAMP)
-	exec $(PY) -m devtools.devdb run --banner dapr.yaml -- $(PY) -m realdapr run -f dapr.yaml
+	exec $(PY) -m devtools.devdb run --banner dapr.yaml -- $(PY) -m realdapr run -f dapr.yaml --policies components/access-policies
 
 ## check: the static gates, which `make test` runs first: ruff (lint, then format), mypy (pyproject.toml says
 ## what and how strictly) and the import layers (devtools/layers.py: the apps stand on common alone)
@@ -65,7 +68,8 @@ bench-system: $(STAMP)
 	$(PY) -m bench.system $(BENCH_ARGS)
 
 ## chaos: the whole system under a seeded mixed workload (1,000 orders at concurrency 16) while faults, app and
-## runner SIGKILLs and PostgreSQL restarts are injected at random; then every order is checked through the REST
+## runner SIGKILLs and PostgreSQL restarts are injected at random (on real Dapr, CHAOS_ARGS='--engine dapr', also
+## SIGKILLs of single daprds and of placement, scheduler and sentry); then every order is checked through the REST
 ## APIs (exit 1 on any violation). CHAOS_ARGS passes options (`--orders 200 --engine dapr --seed 7`;
 ## `python -m chaos --help`). Several minutes.
 chaos: $(STAMP)

@@ -39,6 +39,9 @@ class Findings:
     causes: Counter[str] = field(default_factory=Counter)  # "STATUS at step" -> orders that did not complete
     aimed_undo_errors: Counter[str] = field(default_factory=Counter)  # "ended COMPENSATION_FAILED" / "did not fire"
     stale_rows: int = 0  # stored status behind the saga because the saga's own record of it failed (it says so)
+    # orders whose saga workflow failed outside the saga (WORKFLOW_FAILED) and an operator's resolve then ended:
+    # why the workflow failed, as the order says it (the engine's reason) -> orders
+    operator_resolved: Counter[str] = field(default_factory=Counter)
 
     def add(self, order_id: str, invariant: str, expected: Any, found: Any) -> None:
         self.violations.append(Violation(order_id, invariant, str(expected), str(found)))
@@ -126,7 +129,17 @@ def _check_order(
     if status != COMPLETED:
         found.causes[f"{status} at {(view['failure'] or {}).get('step')}"] += 1
     output = fact["output"]
-    if not isinstance(output, dict):
+    if view.get("resolution") is not None:
+        # No saga output to hold it against: its workflow failed; the operator's resolution concluded it.
+        found.operator_resolved[_why_it_failed(view)] += 1
+        if view["resolution"].get("status") != status or listing.get(oid) != status:
+            found.add(
+                oid,
+                "a resolved order ends as its resolution says, in the order and in the list",
+                view["resolution"].get("status"),
+                f"GET /orders/{{id}} {status}, GET /orders {listing.get(oid)}",
+            )
+    elif not isinstance(output, dict):
         found.add(oid, "the order-api's status equals the saga's output", status, f"no saga output: {output}")
     else:
         if output.get("status") != status:
@@ -211,6 +224,28 @@ def _check_effects(
     for kind, n in kinds.items():
         if n > 1:
             found.add(oid, "at most one notification of each kind", f"one {kind}", f"{n} {kind}")
+
+
+def _why_it_failed(view: dict[str, Any]) -> str:
+    """The engine's reason a saga workflow failed, as the order gives it, without the instance's own details."""
+    reason = str((view.get("failure") or {}).get("reason") or "?").removeprefix("the workflow failed: ")
+    return reason.split(" for '")[0]
+
+
+async def resolve(urls: Urls, order_id: str) -> str:
+    """Ask the order-api to resolve a WORKFLOW_FAILED order, as an operator would (``POST /orders/{id}/resolve``);
+    why its workflow failed."""
+    async with _client() as client:
+        view = await _get(client, f"{urls.apps['order-api']}/orders/{order_id}")
+        for _ in range(60):
+            try:
+                answer = await client.post(f"{urls.apps['order-api']}/orders/{order_id}/resolve")
+                if answer.status_code in (202, 409):  # 409: it has been resolved, or is being
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(1)
+    return _why_it_failed(view)
 
 
 def _undo_errors(disruptions: list[Disruption]) -> dict[str, set[str | None]]:

@@ -17,12 +17,12 @@ from collections import Counter
 from pathlib import Path
 
 from devtools.options import add_engine_option, add_load_options
-from orchestrator.domain import TERMINAL
+from orchestrator.domain import TERMINAL, WORKFLOW_FAILED
 
-from .checks import Urls, check, products, statuses
+from .checks import Urls, check, products, resolve, statuses
 from .injector import Injected, clear_faults, inject
 from .report import RunInfo, render
-from .schedule import DISRUPTIONS, Plan, make_plan
+from .schedule import DAPR_ONLY, DISRUPTIONS, Plan, make_plan
 from .system import ChaosSetupError, System
 from .workload import Progress, run_workload
 
@@ -33,6 +33,8 @@ SWITCHES = {
     "app-kills": "kill_app",
     "runner-kills": "kill_runner",
     "postgres-restarts": "restart_postgres",
+    "daprd-kills": "kill_daprd",
+    "control-plane-kills": "kill_control_plane",
 }
 
 
@@ -44,9 +46,10 @@ def parser() -> argparse.ArgumentParser:
         "review leaves to a person who approves, rejects or lets the deadline pass) while injecting at random "
         "every fault mode on every activity, SIGKILLs of single apps (some while an order's risk review, a child "
         "workflow, runs or while it awaits approval), SIGKILLs of the whole runner (then a "
-        "restart on the same state) and immediate-mode PostgreSQL restarts; then clear the faults, wait for every "
-        "order to end and check the invariants through the REST APIs. Exit 1 on any violation, 2 when the system "
-        "could not be run.",
+        "restart on the same state) and immediate-mode PostgreSQL restarts, and on real Dapr SIGKILLs of single "
+        "daprd processes and of placement, scheduler and sentry; then clear the faults, wait for every order to end "
+        "and check the invariants through the REST APIs. Exit 1 on any violation, 2 when the system could not be "
+        "run.",
     )
     add_load_options(p, "orders to send")
     p.add_argument(
@@ -76,7 +79,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    plan = make_plan(args.seed, args.orders, frozenset(k for k in DISRUPTIONS if getattr(args, k)))
+    enabled = {k for k in DISRUPTIONS if getattr(args, k)}
+    if args.engine != "dapr":
+        enabled -= DAPR_ONLY  # the sidecar has no daprd, placement, scheduler or sentry to kill
+    plan = make_plan(args.seed, args.orders, frozenset(enabled))
     if args.plan:
         print(_plan_text(plan))
         return 0
@@ -191,11 +197,18 @@ async def _tick(progress: Progress, injected: Injected, planned: int, t0: float)
 
 
 async def _settle(urls: Urls, plan: Plan, progress: Progress, timeout: float) -> int:
-    """Wait until every order has ended, or ``timeout``; returns how many have not."""
+    """Wait until every order has ended, or ``timeout``; returns how many have not. An order whose saga workflow
+    failed outside the saga (WORKFLOW_FAILED: nothing more happens to it by itself) is resolved as an operator
+    would, ``POST /orders/{id}/resolve``, and said so; the report counts it."""
     deadline = time.monotonic() + timeout
     pending = [o.order_id for o in plan.orders if o.order_id not in progress.ended]
+    asked: set[str] = set()
     while pending:
         now = await statuses(urls, pending)
+        for oid in sorted(oid for oid, status in now.items() if status == WORKFLOW_FAILED and oid not in asked):
+            asked.add(oid)
+            why = await resolve(urls, oid)
+            _say(f"{oid} is WORKFLOW_FAILED ({why}): resolving it, as an operator would")
         pending = [oid for oid, status in now.items() if status not in TERMINAL]
         if not pending or time.monotonic() > deadline:
             break

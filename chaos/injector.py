@@ -1,6 +1,6 @@
 """The injector: carries out the plan's disruptions as the workload reaches them (a fault armed through an app's
-``PUT /faults/{activity}``, an app or the runner SIGKILLed, PostgreSQL restarted), one at a time, in plan order,
-and records what each one did. Also clears every fault at the end.
+``PUT /faults/{activity}``, an app, a daprd, placement, the scheduler, sentry or the runner SIGKILLed, PostgreSQL
+restarted), one at a time, in plan order, and records what each one did. Also clears every fault at the end.
 """
 
 from __future__ import annotations
@@ -74,6 +74,11 @@ async def _carry_out(system: System, client: httpx.AsyncClient, d: Disruption, o
         return outcome + (f"; {len(survivors)} outlived it" if survivors else ""), True
     if d.kind == "restart_postgres":
         return await asyncio.to_thread(system.restart_postgres), True
+    if d.kind in ("kill_daprd", "kill_control_plane"):
+        assert d.app is not None
+        kill = system.kill_daprd if d.kind == "kill_daprd" else system.kill_control_plane
+        outcome = await asyncio.to_thread(kill, d.app)
+        return outcome, outcome.startswith("killed")
     raise ValueError(f"unknown disruption {d.kind!r}")
 
 

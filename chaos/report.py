@@ -33,7 +33,11 @@ def disruption_counts(events: list[Event]) -> Counter[str]:
             if d.mode == "error" and d.order_id and d.activity in ("release_inventory", "refund", "cancel_shipment")
             else ""
         )
-        counts[key if d.kind == "fault" else d.kind] += 1
+        if d.kind == "kill_control_plane":
+            key = f"kill {d.app}"
+        elif d.kind != "fault":
+            key = d.kind
+        counts[key] += 1
         if not e.done:
             counts["  of which could not be carried out"] += 1
     return counts
@@ -71,6 +75,12 @@ def render(info: RunInfo, events: list[Event], found: Findings) -> str:
         lines.append(
             "  errors aimed at an order's undo: "
             + ", ".join(f"{what} {n}" for what, n in sorted(found.aimed_undo_errors.items()))
+        )
+    if found.operator_resolved:
+        lines.append(
+            "  needed an operator (their saga workflow failed outside the saga; resolved by POST "
+            f"/orders/{{id}}/resolve): {sum(found.operator_resolved.values())}: "
+            + "; ".join(f"{why} {n}" for why, n in sorted(found.operator_resolved.items()))
         )
     if found.stale_rows:
         lines.append(

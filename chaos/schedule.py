@@ -60,7 +60,10 @@ SERVED = ("GB", "US", "DE", "FR", "NL", "SE", "JP", "AU", "CA")
 # always retried past: it may slow an order, never end it.
 MAX_TRANSIENT = 3
 
-DISRUPTIONS = ("fault", "kill_app", "kill_runner", "restart_postgres")
+DISRUPTIONS = ("fault", "kill_app", "kill_runner", "restart_postgres", "kill_daprd", "kill_control_plane")
+# Only real Dapr has these processes: one daprd per app, and placement, scheduler and sentry.
+DAPR_ONLY = frozenset({"kill_daprd", "kill_control_plane"})
+CONTROL_PLANE = ("placement", "scheduler", "sentry")
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,10 @@ class Disruption:
             return f"SIGKILL app {self.app}"
         if self.kind == "kill_runner":
             return "SIGKILL the runner, then restart it on the same state"
+        if self.kind == "kill_daprd":
+            return f"SIGKILL the daprd of {self.app}"
+        if self.kind == "kill_control_plane":
+            return f"SIGKILL {self.app}"
         return "PostgreSQL restart -m immediate"
 
 
@@ -121,7 +128,8 @@ class Plan:
 
 
 def make_plan(seed: int, orders: int, enabled: frozenset[str] = frozenset(DISRUPTIONS)) -> Plan:
-    """The plan for ``orders`` orders and the disruptions of the ``enabled`` kinds."""
+    """The plan for ``orders`` orders and the disruptions of the ``enabled`` kinds. The kinds only real Dapr has are
+    drawn last, so they leave the moments of the others as they are for the same seed."""
     if orders < 1:
         raise ValueError("a chaos run needs at least one order")
     rng = random.Random(seed)
@@ -136,14 +144,25 @@ def make_plan(seed: int, orders: int, enabled: frozenset[str] = frozenset(DISRUP
     }
     for kind, count in counts.items():
         if kind in enabled:
-            disruptions += [
-                Disruption(_when(rng, orders), kind, app=rng.choice(APPS) if kind == "kill_app" else None)
-                for _ in range(count)
-            ]
+            disruptions += [_disruption(rng, orders, kind, i) for i in range(count)]
     if "kill_app" in enabled:
         disruptions += _kills_in_reviews(rng, planned, "fault" in enabled)
+    # Drawn last, so that on real Dapr the other kinds keep the moments they have on the sidecar for a seed.
+    dapr_counts = {"kill_daprd": max(2, orders // 125), "kill_control_plane": max(len(CONTROL_PLANE), orders // 170)}
+    for kind, count in dapr_counts.items():
+        if kind in enabled:
+            disruptions += [_disruption(rng, orders, kind, i) for i in range(count)]
     disruptions.sort(key=lambda d: d.at)  # stable: equal ``at`` keep their (seeded) order
     return Plan(seed, planned, disruptions)
+
+
+def _disruption(rng: random.Random, orders: int, kind: str, i: int) -> Disruption:
+    at = _when(rng, orders)
+    if kind in ("kill_app", "kill_daprd"):
+        return Disruption(at, kind, app=rng.choice(APPS))
+    if kind == "kill_control_plane":  # each of them in turn, so that every one is hit
+        return Disruption(at, kind, app=CONTROL_PLANE[i % len(CONTROL_PLANE)])
+    return Disruption(at, kind)
 
 
 def _kills_in_reviews(rng: random.Random, planned: list[PlannedOrder], faults: bool) -> list[Disruption]:

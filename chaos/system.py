@@ -1,6 +1,7 @@
 """The system under chaos and the blows it takes: its own embedded PostgreSQL and databases, the runner of either
 engine on a rewritten dapr.yaml (``devtools.launcher``), and the disruptions that are not faults: SIGKILL of one app,
-SIGKILL of the whole runner and a restart on the same state, and an immediate-mode PostgreSQL restart.
+SIGKILL of the whole runner and a restart on the same state, an immediate-mode PostgreSQL restart, and on real Dapr
+SIGKILL of one app's daprd or of placement, the scheduler or sentry (each restarted by the runner's supervisor).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -34,6 +36,12 @@ RETRY_ENV = {
     "SAGA_RETRY_MAX_INTERVAL_MS": "2000",
     "SAGA_RETRY_MAX_ATTEMPTS": "10",
 }
+# PostgreSQL's default of 100 connections is less than the system may hold under load: each app's pools keep up to
+# 24 connections per event loop (common/db.py) and an app has two loops, then the five daprd and the scheduler's
+# store. A default 1,000-order run on daprd under a heavy machine load (2026-12-07) ran out ("sorry, too many clients
+# already", inventory for two minutes) and could not even clear its faults. The run's own server allows more; the
+# pools' size is the apps' business (README, Chaos).
+MAX_CONNECTIONS = 400
 MODULES = {
     "order-api": "orchestrator",
     "inventory": "inventory",
@@ -63,6 +71,7 @@ class System:
 
     def start(self) -> None:
         self.postgres_url = start_embedded(self.pgdata)
+        asyncio.run(self._allow_connections(MAX_CONNECTIONS))
         databases = {app: libpq_url(self.postgres_url, database_name(app)) for app in APPS}
         for app in APPS:
             asyncio.run(ensure_database(self.postgres_url, database_name(app)))
@@ -76,6 +85,18 @@ class System:
         self.layout = write_template(self.folder, env, databases)
         self.start_runner()
         asyncio.run(self._set_stock(databases["inventory"]))
+
+    async def _allow_connections(self, limit: int) -> None:
+        """Raise the server's connection limit (then restart it) when it is lower: see MAX_CONNECTIONS."""
+        conn = await asyncpg.connect(self.postgres_url)
+        try:
+            current = int(await conn.fetchval("SHOW max_connections"))
+            if current >= limit:
+                return
+            await conn.execute(f"ALTER SYSTEM SET max_connections = {int(limit)}")
+        finally:
+            await conn.close()
+        await asyncio.to_thread(restart_embedded, self.pgdata, "fast")
 
     async def _set_stock(self, inventory_url: str) -> None:
         """Enough stock that happy orders are not refused for want of it, but for one scarce SKU they compete for
@@ -138,6 +159,20 @@ class System:
             _kill(proc)
         return f"killed pid {', '.join(str(p.pid) for p in found)}" if found else "not running at that moment"
 
+    def kill_daprd(self, app: str) -> str:
+        """SIGKILL ``app``'s daprd; the runner restarts it. Returns what happened."""
+        return self._kill_where(lambda p: _name(p) == "daprd" and _flag(p, "--app-id") == app)
+
+    def kill_control_plane(self, name: str) -> str:
+        """SIGKILL placement, the scheduler or sentry; the runner restarts it. Returns what happened."""
+        return self._kill_where(lambda p: _name(p) == name)
+
+    def _kill_where(self, chosen: Callable[[psutil.Process], bool]) -> str:
+        found = [p for p in self._descendants() if chosen(p)]
+        for proc in found:
+            _kill(proc)
+        return f"killed pid {', '.join(str(p.pid) for p in found)}" if found else "not running at that moment"
+
     def kill_runner(self) -> tuple[str, list[str]]:
         """SIGKILL the runner (the sidecar with it, or the control plane's parent), check that every process it
         had started dies with it, and start it again on the same state. Returns what happened and the processes
@@ -177,6 +212,21 @@ def _is_app(proc: psutil.Process, module: str) -> bool:
     except psutil.Error:
         return False
     return cmd[-2:] == ["-m", module]
+
+
+def _name(proc: psutil.Process) -> str | None:
+    try:
+        return proc.name()
+    except psutil.Error:
+        return None
+
+
+def _flag(proc: psutil.Process, flag: str) -> str | None:
+    try:
+        cmd = proc.cmdline()
+    except psutil.Error:
+        return None
+    return cmd[cmd.index(flag) + 1] if flag in cmd[:-1] else None
 
 
 def _kill(proc: psutil.Process) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from orchestrator.domain import TERMINAL
+from orchestrator.domain import TERMINAL, WORKFLOW_FAILED
 
 from .schedule import DECISIONS, PlannedOrder
 
@@ -80,6 +80,8 @@ async def _one(client: httpx.AsyncClient, order: PlannedOrder, progress: Progres
         while response is None or response.json().get("status") not in TERMINAL:
             if time.monotonic() > deadline:
                 return
+            if response is not None and response.json().get("status") == WORKFLOW_FAILED:
+                return  # its workflow stopped outside the saga: an operator's to resolve, once the run settles
             # The same order again, waiting server-side (bounded) for its end: idempotent, no polling loop here.
             response = await _until_answered(client, "POST", "/orders?wait=true", order.body, progress, deadline)
         progress.ended[order.order_id] = response.json()["status"]

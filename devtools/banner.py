@@ -29,11 +29,13 @@ class App:
 
 
 def apps_of(template: Path) -> list[App]:
-    """The apps of a run template, each with the URL its REST API answers on."""
+    """The apps of a run template with a REST API (an ``appPort``), each with the URL it answers on."""
     data = yaml.safe_load(template.read_text())
     common_env = (data.get("common") or {}).get("env") or {}
     apps = []
     for app in data.get("apps") or []:
+        if not app.get("appPort"):
+            continue
         env = {**common_env, **(app.get("env") or {})}
         host = str(env.get("APP_HOST") or "127.0.0.1")
         host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host

@@ -70,8 +70,10 @@ def write_template(folder: Path, env: Mapping[str, str], databases: Mapping[str,
 
 def runner_command(engine: str, folder: Path, template: Path, *extra: str) -> list[str]:
     """The runner of ``engine`` for ``template``, its state under ``folder`` (the sidecar's state file, or real
-    Dapr's data folder; a second start with the same ``folder`` resumes the same state). Real Dapr gets free
-    control-plane ports; its workflow database comes from ``extra`` (``--workflow-db``) or the default."""
+    Dapr's data folder, its trust root included; a second start with the same ``folder`` resumes the same state).
+    Both enforce the access policies in components/access-policies/, real Dapr with mTLS (its default) as in
+    Kubernetes. Real Dapr gets free control-plane ports; its workflow database comes from ``extra``
+    (``--workflow-db``) or the default."""
     if engine == "sidecar":
         # The access policies in components/access-policies/ are enforced, as `make run` does.
         return [
@@ -101,6 +103,10 @@ def runner_command(engine: str, folder: Path, template: Path, *extra: str) -> li
             "0",
             "--scheduler-port",
             "0",
+            "--sentry-port",
+            "0",
+            # The policies: components/access-policies, which realdapr finds beside the template's resources
+            # (write_template points them back at the repository); a template of a test's own has none.
             *extra,
         ]
     raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from sidecar.supervisor import on_stop_signals
 
 from . import DAPR_VERSION
-from .binaries import DaprError, build, find
+from .binaries import DaprError, build, find, missing_sentry
 
 log = logging.getLogger("realdapr")
 
@@ -40,10 +40,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _install() -> int:
     found = find(warn=log.warning)
-    if found is not None:
-        print(f"[dapr] using Dapr {found.version} in {found.bin_dir} ({found.source})", file=sys.stderr)
+    if found is None:
+        build()
         return 0
-    build()
+    print(f"[dapr] using Dapr {found.version} in {found.bin_dir} ({found.source})", file=sys.stderr)
+    if found.sentry is None:
+        # `dapr init` installs no sentry (self-hosted Dapr runs without mTLS); `make run-dapr` needs one.
+        print(f"[dapr] {found.bin_dir} has no sentry, which mTLS needs: building it", file=sys.stderr)
+        build(sentry_only=True)
+    elif found.sentry.parent != found.bin_dir:
+        print(f"[dapr] with sentry from {found.sentry.parent} (mTLS)", file=sys.stderr)
     return 0
 
 
@@ -56,6 +62,8 @@ def _run(args: argparse.Namespace) -> int:
     dapr = find(warn=log.warning)
     if dapr is None:
         raise DaprError(f"Dapr {DAPR_VERSION} is not installed: run `make dapr` first (it builds it once)")
+    if args.mtls and dapr.sentry is None:
+        raise DaprError(missing_sentry(dapr))
     try:
         template = load_template(args.file)
     except TemplateError as exc:
@@ -82,8 +90,12 @@ def _run(args: argparse.Namespace) -> int:
                 workflow_db=args.workflow_db,
                 placement_port=args.placement_port,
                 scheduler_port=args.scheduler_port,
+                sentry_port=args.sentry_port,
+                mtls=args.mtls,
+                policies=[Path(p) for p in args.policies] if args.policies else None,
                 log_level=args.log_level,
                 ready_timeout=args.ready_timeout,
+                watchdog_grace=args.watchdog_grace,
                 on_signals=lambda stop, kill_now: on_stop_signals(stop, kill_now, log),
             )
         )
@@ -130,10 +142,39 @@ def _parser() -> argparse.ArgumentParser:
         help="the scheduler's port; its health, metrics and etcd ports follow it (0: free ports)",
     )
     run.add_argument(
+        "--sentry-port",
+        type=int,
+        default=6070,
+        help="sentry's port; its health and metrics ports follow it (0: free ports)",
+    )
+    run.add_argument(
+        "--no-mtls",
+        dest="mtls",
+        action="store_false",
+        help="run as the Dapr CLI does: no sentry, no mTLS, and so no access policies and no history signing "
+        "(daprd refuses signing without mTLS, and a policy loaded without it denies every caller)",
+    )
+    run.add_argument(
+        "--policies",
+        action="append",
+        metavar="DIR",
+        help="a folder of WorkflowAccessPolicy files every daprd loads (again for more; default: the "
+        "access-policies folder inside the template's resources folders, components/access-policies here)",
+    )
+    run.add_argument(
+        "--watchdog-grace",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="restart a daprd that stays unwell this long: health failing, placement lost, or its app's workflow "
+        "worker connected while the workflow actor type is not hosted (default 30; 0: no watchdog)",
+    )
+    run.add_argument(
         "--ready-timeout",
         type=float,
         default=60.0,
-        help="seconds the control plane, then the daprd sidecars, get to come up (default 60)",
+        help="seconds sentry, then placement and scheduler, then the daprd sidecars, each get to come up; a "
+        "process still waiting for its certificate then is stopped and its reason reported (default 60)",
     )
     run.add_argument(
         "--log-level",

@@ -1,9 +1,11 @@
-"""Find or build the Dapr binaries this project runs on: daprd, placement and scheduler of one pinned release.
+"""Find or build the Dapr binaries this project runs on: daprd, placement and scheduler of one pinned release, and
+sentry, the certificate authority that mTLS needs.
 
 Order of preference: ``DAPR_BIN_DIR`` (when set it must hold a matching install), ``~/.dapr/bin`` (used when
 ``daprd --version`` is of the pinned minor release; any other version is reported and left alone), then our own
 build cache, ``$DAPR_CACHE_DIR`` (default ``~/.cache/dapr-saga/``), filled by ``build()`` from Dapr's Go modules.
-The cache keeps the layout the Dapr CLI expects of a runtime path (``<root>/.dapr/bin/daprd``).
+The cache keeps the layout the Dapr CLI expects of a runtime path (``<root>/.dapr/bin/daprd``). An install without
+sentry (``dapr init`` installs none) gets the build cache's, which ``build(sentry_only=True)`` provides.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
 from . import DAPR_VERSION
 
-BINARIES = ("daprd", "placement", "scheduler")
+BINARIES = ("daprd", "placement", "scheduler")  # what an install must hold
+# mTLS's certificate authority: built with the others, taken from the build cache for an install that lacks it.
+# It has no --version flag (its first log line names the version), so the daprd beside it vouches for it.
+SENTRY = "sentry"
 MODULE = "github.com/dapr/dapr"
 # daprd panics at start without a components build tag; the stable set has state.postgresql v2.
 DAPRD_TAGS = "stablecomponents"
@@ -46,14 +51,29 @@ class DaprError(Exception):
 
 @dataclass(frozen=True)
 class DaprBinaries:
-    """A usable set of binaries: ``bin_dir`` holds daprd, placement and scheduler of ``version``."""
+    """A usable set of binaries: ``bin_dir`` holds daprd, placement and scheduler of ``version``; ``sentry`` is
+    the sentry to run with them (beside them or in the build cache), None when there is none yet."""
 
     bin_dir: Path
     version: str
     source: str
+    sentry: Path | None = None
 
     def path(self, name: str) -> str:
+        if name == SENTRY:
+            if self.sentry is None:
+                raise DaprError(missing_sentry(self))
+            return str(self.sentry)
         return str(self.bin_dir / name)
+
+
+def missing_sentry(dapr: DaprBinaries) -> str:
+    """What to do when a run with mTLS finds no sentry."""
+    return (
+        f"mTLS needs Dapr's sentry, and neither {dapr.bin_dir} nor the build cache has one (`dapr init` installs "
+        f"none): run `make dapr`, which builds sentry {DAPR_VERSION} into {built_bin_dir()}; or run without mTLS "
+        "(`python -m realdapr run --no-mtls`: no access policies, no history signing)"
+    )
 
 
 def cache_root(env: Mapping[str, str] = os.environ) -> Path:
@@ -96,16 +116,24 @@ def find(env: Mapping[str, str] = os.environ, warn: Callable[[str], None] | None
                 f"DAPR_BIN_DIR={explicit}: {problem}. Point it at a Dapr {_minor()} install, or unset it "
                 f"to use (or build with `make dapr`) Dapr {DAPR_VERSION}."
             )
-        return found
+        return _with_sentry(found, env)
     home = Path(env.get("HOME", "~")).expanduser() / ".dapr" / "bin"
     if (home / "daprd").exists():
         found, problem = _check_dir(home, "~/.dapr/bin")
         if found is not None:
-            return found
+            return _with_sentry(found, env)
         if warn:
             warn(f"not using ~/.dapr/bin: {problem}; this project needs Dapr {_minor()}")
     built, _ = _check_dir(built_bin_dir(env=env), "build cache", exact=True)
-    return built
+    return None if built is None else _with_sentry(built, env)
+
+
+def _with_sentry(found: DaprBinaries, env: Mapping[str, str]) -> DaprBinaries:
+    """``found`` with the sentry beside it, else the build cache's (same release), else none."""
+    for candidate in (found.bin_dir / SENTRY, built_bin_dir(env=env) / SENTRY):
+        if os.access(candidate, os.X_OK):
+            return replace(found, sentry=candidate)
+    return found
 
 
 def _check_dir(bin_dir: Path, source: str, exact: bool = False) -> tuple[DaprBinaries | None, str]:
@@ -201,8 +229,9 @@ def go_version(go: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-def build(env: Mapping[str, str] = os.environ, out: TextIO = sys.stderr) -> DaprBinaries:
-    """Build daprd, placement and scheduler of ``DAPR_VERSION`` from the Go module proxy into the cache."""
+def build(env: Mapping[str, str] = os.environ, out: TextIO = sys.stderr, *, sentry_only: bool = False) -> DaprBinaries:
+    """Build daprd, placement, scheduler and sentry of ``DAPR_VERSION`` from the Go module proxy into the cache;
+    with ``sentry_only``, sentry alone (for an install that has the others), added to the cache's folder."""
     go = shutil.which("go", path=env.get("PATH"))
     version_of_go = go_version(go) if go else None
     if go is None or version_of_go is None:
@@ -213,16 +242,21 @@ def build(env: Mapping[str, str] = os.environ, out: TextIO = sys.stderr) -> Dapr
             f"(needs {'.'.join(map(str, GO_MINIMUM))}+). " + _install_help(env)
         )
     progress = _Progress(out)
-    progress.say(
-        f"building Dapr {DAPR_VERSION} (daprd, placement, scheduler) from its Go modules with "
-        f"{go}; a first build takes about 6 minutes on 2 cores and downloads 740 MB, later runs reuse it"
-    )
+    if sentry_only:
+        progress.say(f"building sentry {DAPR_VERSION} from Dapr's Go modules with {go}")
+    else:
+        progress.say(
+            f"building Dapr {DAPR_VERSION} (daprd, placement, scheduler, sentry) from its Go modules with "
+            f"{go}; a first build takes about 6 minutes on 2 cores and downloads 740 MB, later runs reuse it"
+        )
     # Never a toolchain download (the go.mod asks for 1.26.x and any 1.26+ builds it); the module
     # proxy is the only source.
     go_env = {**env, "GOTOOLCHAIN": "local"}
     src = cache_root(env) / "src" / f"dapr-{DAPR_VERSION}"
     staging = built_bin_dir(env=env).with_name("bin.partial")
     try:
+        if sentry_only:
+            return _build_sentry(go, go_env, src, staging, progress)
         return _build(go, go_env, src, staging, progress)
     except DaprError as exc:
         raise DaprError(
@@ -243,9 +277,22 @@ def _go_env(go: str, name: str) -> str:
         return "?"
 
 
-def _build(go: str, go_env: Mapping[str, str], src: Path, staging: Path, progress: _Progress) -> DaprBinaries:
+_LDFLAGS = (
+    f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION} "
+    f"-X github.com/dapr/kit/logger.DaprVersion={DAPR_VERSION}"
+)
+
+
+def _compiled(line: str) -> bool:
+    """go build -v prints one package a line."""
+    return not line.startswith(("go: ", "#"))
+
+
+def _module_copy(go: str, go_env: Mapping[str, str], src: Path, progress: _Progress, step: str) -> None:
+    """A writable copy of Dapr's module in ``src``: its go.mod has replace directives, which ``go install
+    pkg@version`` refuses, so the build runs with dapr as the main module."""
     info = progress.run(
-        f"1/4 fetching {MODULE}@v{DAPR_VERSION}",
+        f"{step} fetching {MODULE}@v{DAPR_VERSION}",
         [go, "mod", "download", "-json", f"{MODULE}@v{DAPR_VERSION}"],
         None,
         go_env,
@@ -253,17 +300,25 @@ def _build(go: str, go_env: Mapping[str, str], src: Path, staging: Path, progres
         unit="modules",
     )
     module_dir = Path(_json_field(info, "Dir"))
-    # dapr's go.mod has replace directives, which `go install pkg@version` refuses: build with dapr as the
-    # main module, in a writable copy of the module directory.
     if src.exists():
         shutil.rmtree(src)
     src.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(module_dir, src)
     for path in [src, *src.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
-    packages = ["./cmd/daprd", "./cmd/placement", "./cmd/scheduler"]
+
+
+def _fresh(staging: Path) -> None:
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+
+
+def _build(go: str, go_env: Mapping[str, str], src: Path, staging: Path, progress: _Progress) -> DaprBinaries:
+    _module_copy(go, go_env, src, progress, "1/4")
+    packages = ["./cmd/daprd", "./cmd/placement", "./cmd/scheduler", "./cmd/sentry"]
     progress.run(
-        "2/4 fetching the modules daprd, placement and scheduler need",
+        "2/4 fetching the modules daprd, placement, scheduler and sentry need",
         [go, "list", "-deps", "-tags", DAPRD_TAGS, *packages],
         src,
         go_env,
@@ -274,14 +329,7 @@ def _build(go: str, go_env: Mapping[str, str], src: Path, staging: Path, progres
         [go, "list", "-deps", "-tags", DAPRD_TAGS, "./cmd/daprd"], cwd=src, env=go_env, capture_output=True, text=True
     ).stdout
     total = len(daprd_packages.split())
-    ldflags = (
-        f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION} "
-        f"-X github.com/dapr/kit/logger.DaprVersion={DAPR_VERSION}"
-    )
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    compiled = lambda line: not line.startswith(("go: ", "#"))  # noqa: E731  (go build -v: one package a line)
+    _fresh(staging)
     progress.run(
         "3/4 compiling daprd",
         [
@@ -292,33 +340,23 @@ def _build(go: str, go_env: Mapping[str, str], src: Path, staging: Path, progres
             "-tags",
             DAPRD_TAGS,
             "-ldflags",
-            ldflags,
+            _LDFLAGS,
             "-o",
             str(staging / "daprd"),
             "./cmd/daprd",
         ],
         src,
         go_env,
-        count=compiled,
+        count=_compiled,
         total=total,
     )
+    # sentry, like placement and the scheduler, has no build tags (only daprd's components do).
     progress.run(
-        "4/4 compiling placement and scheduler",
-        [
-            go,
-            "build",
-            "-v",
-            "-trimpath",
-            "-ldflags",
-            ldflags,
-            "-o",
-            str(staging) + "/",
-            "./cmd/placement",
-            "./cmd/scheduler",
-        ],
+        "4/4 compiling placement, scheduler and sentry",
+        [go, "build", "-v", "-trimpath", "-ldflags", _LDFLAGS, "-o", str(staging) + "/", *packages[1:]],
         src,
         go_env,
-        count=compiled,
+        count=_compiled,
     )
     version = daprd_version(staging / "daprd")
     if version != DAPR_VERSION:
@@ -328,7 +366,32 @@ def _build(go: str, go_env: Mapping[str, str], src: Path, staging: Path, progres
         shutil.rmtree(final)
     staging.rename(final)
     progress.say(f"built Dapr {DAPR_VERSION} into {final}")
-    return DaprBinaries(final, version, "build cache")
+    return DaprBinaries(final, version, "build cache", final / SENTRY)
+
+
+def _build_sentry(go: str, go_env: Mapping[str, str], src: Path, staging: Path, progress: _Progress) -> DaprBinaries:
+    _module_copy(go, go_env, src, progress, "1/3")
+    progress.run(
+        "2/3 fetching the modules sentry needs",
+        [go, "list", "-deps", "./cmd/sentry"],
+        src,
+        go_env,
+        count=lambda line: line.startswith("go: downloading"),
+        unit="modules downloaded",
+    )
+    _fresh(staging)
+    progress.run(
+        "3/3 compiling sentry",
+        [go, "build", "-v", "-trimpath", "-ldflags", _LDFLAGS, "-o", str(staging / SENTRY), "./cmd/sentry"],
+        src,
+        go_env,
+        count=_compiled,
+    )
+    final = staging.with_name("bin")
+    final.mkdir(parents=True, exist_ok=True)
+    (staging / SENTRY).replace(final / SENTRY)
+    progress.say(f"built sentry {DAPR_VERSION} into {final}")
+    return DaprBinaries(final, DAPR_VERSION, "build cache", final / SENTRY)
 
 
 def _json_field(text: str, field: str) -> str:

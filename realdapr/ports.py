@@ -15,6 +15,7 @@ from . import RunError
 # (placement 50005, scheduler 50006, Redis 6379, Zipkin 9411) and the CLI's defaults (50001, 9090, 7777).
 DEFAULT_PLACEMENT_PORT = 6050
 DEFAULT_SCHEDULER_PORT = 6060
+DEFAULT_SENTRY_PORT = 6070
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,14 @@ class ControlPlanePorts:
     scheduler_metrics: int
     etcd_client: int
     etcd_peer: int
+    sentry: int
+    sentry_health: int
+    sentry_metrics: int
 
     @classmethod
-    def from_bases(cls, placement: int, scheduler: int) -> ControlPlanePorts:
-        """Fixed ports next to each base, or free ports for a base of 0 (what tests use)."""
+    def from_bases(cls, placement: int, scheduler: int, sentry: int = 0) -> ControlPlanePorts:
+        """Fixed ports next to each base, or free ports for a base of 0 (what tests use). Sentry's are taken
+        whether or not the run has mTLS: a few ports, and the check of taken ones stays the same."""
 
         def near(base: int, offset: int) -> int:
             return base + offset if base else free_port()
@@ -46,21 +51,27 @@ class ControlPlanePorts:
             near(scheduler, 2),
             near(scheduler, 3),
             near(scheduler, 4),
+            near(sentry, 0),
+            near(sentry, 1),
+            near(sentry, 2),
         )
 
-    def named(self) -> list[tuple[int, str]]:
-        """(port, "placement NAME" or "scheduler NAME") for each port, for messages about taken ones."""
+    def named(self, with_sentry: bool = True) -> list[tuple[int, str]]:
+        """(port, "placement NAME", "scheduler NAME" or "sentry NAME") for each port, for messages about taken
+        ones; without sentry's when ``with_sentry`` is false (a run without mTLS does not listen on them)."""
         named = []
         for field in fields(self):
-            owner = "placement" if field.name.startswith("placement") else "scheduler"
+            owner = next((o for o in ("placement", "sentry") if field.name.startswith(o)), "scheduler")
+            if owner == "sentry" and not with_sentry:
+                continue
             named.append((getattr(self, field.name), f"{owner} {field.name}"))
         return named
 
 
-def run_ports(ports: ControlPlanePorts, template: RunTemplate) -> list[tuple[int, str]]:
-    """Every fixed port a run of ``template`` listens on, named: the control plane's, then each app's own and its
-    daprd's that the template sets."""
-    named = ports.named()
+def run_ports(ports: ControlPlanePorts, template: RunTemplate, with_sentry: bool = True) -> list[tuple[int, str]]:
+    """Every fixed port a run of ``template`` listens on, named: the control plane's (sentry's with mTLS), then
+    each app's own and its daprd's that the template sets."""
+    named = ports.named(with_sentry)
     for app in template.apps:
         named += [
             (port, f"{app.app_id} {what}")

@@ -71,22 +71,49 @@ def write_resources(template: RunTemplate, target: Path, store_url: str) -> Path
     return target
 
 
-def write_config(template: RunTemplate, target: Path) -> Path | None:
+# Every daprd of a run gets the same Configuration: with signing on one app and off on another, a cross-app
+# activity result arrives without the attestation the caller requires, and its workflow fails as tampered.
+HISTORY_SIGNING = "WorkflowHistorySigning"
+
+
+def write_config(template: RunTemplate, target: Path, signing: bool = False) -> Path | None:
     """Copy the template's Configuration into ``target``, without the Zipkin exporter when nothing listens at
-    its endpoint (``dapr init`` starts Zipkin; without it daprd logs a failed export every few seconds)."""
-    if template.config_file is None:
+    its endpoint (``dapr init`` starts Zipkin; without it daprd logs a failed export every few seconds), and with
+    ``signing`` the ``WorkflowHistorySigning`` feature on. The template's own file stays as the Dapr CLI loads it:
+    daprd refuses signing without mTLS, which ``dapr run -f`` does not have."""
+    if template.config_file is None and not signing:
         return None
-    if not template.config_file.is_file():
-        raise RunError(f"{template.path}: configFilePath {template.config_file} does not exist")
-    doc = yaml.safe_load(template.config_file.read_text()) or {}
-    tracing = (doc.get("spec") or {}).get("tracing") or {}
+    doc: dict[str, Any] = {"apiVersion": "dapr.io/v1alpha1", "kind": "Configuration", "metadata": {"name": "run"}}
+    if template.config_file is not None:
+        if not template.config_file.is_file():
+            raise RunError(f"{template.path}: configFilePath {template.config_file} does not exist")
+        doc = yaml.safe_load(template.config_file.read_text()) or doc
+    spec = doc.setdefault("spec", {}) or {}
+    doc["spec"] = spec
+    tracing = spec.get("tracing") or {}
     endpoint = (tracing.get("zipkin") or {}).get("endpointAddress")
     if endpoint and not _listening(endpoint):
         log.info("no Zipkin at %s: daprd will not export traces", endpoint)
         del tracing["zipkin"]
+    if signing:
+        features = [f for f in spec.get("features") or [] if f.get("name") != HISTORY_SIGNING]
+        spec["features"] = [*features, {"name": HISTORY_SIGNING, "enabled": True}]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(doc, sort_keys=False))
     return target
+
+
+def policy_folders(template: RunTemplate, given: list[Path] | None) -> list[Path]:
+    """The folders of ``WorkflowAccessPolicy`` files a run loads: ``given``, else the ``access-policies`` folder in
+    any of the template's resources folders (``components/access-policies`` for this repository's dapr.yaml, which
+    lists only ``./components``: the Dapr CLI has no mTLS, and a policy loaded without it denies every caller).
+    daprd loads only the top level of each resources path, so each one becomes a ``--resources-path`` of its own."""
+    if given is not None:
+        for folder in given:
+            if not folder.is_dir():
+                raise RunError(f"--policies {folder}: no such folder")
+        return [folder.resolve() for folder in given]
+    return [folder / "access-policies" for folder in template.resources_paths if (folder / "access-policies").is_dir()]
 
 
 def _listening(url: str) -> bool:

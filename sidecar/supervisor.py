@@ -1,6 +1,7 @@
 """Runs each app's command in its own process group, prefixes its output with its app ID, restarts it
-with exponential backoff when it exits on its own, and stops every group on request. Knows nothing
-of templates or the workflow engine."""
+with exponential backoff when it exits on its own, and stops every group on request. Keeps each app's last
+lines (for a runner that must say why something did not start) and can kill one app on request (it is then
+restarted like any app that died). Knows nothing of templates or the workflow engine."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ log = logging.getLogger("sidecar.supervisor")
 
 _CHUNK = 64 * 1024
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+TAIL_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ def on_stop_signals(stop: Callable[[], None], kill_now: Callable[[int], None], l
 
 class Supervisor:
     """Keeps every app running until ``stop`` is set, then ends each app's process group: SIGTERM,
-    up to ``grace`` seconds, then SIGKILL. ``kill_now()`` (a second Ctrl-C) skips the wait."""
+    up to ``grace`` seconds, then SIGKILL. ``kill_now()`` (a second Ctrl-C) skips the wait. Each line of
+    output gets ``[app id] `` before it unless ``prefix`` is false."""
 
     def __init__(
         self,
@@ -80,10 +84,11 @@ class Supervisor:
         grace: float = 10.0,
         out: BinaryIO | None = None,
         err: BinaryIO | None = None,
+        prefix: bool = True,
     ) -> None:
         out = out or sys.stdout.buffer
         err = err or sys.stderr.buffer
-        self._apps = [_App(launch, grace, out, err) for launch in launches]
+        self._apps = [_App(launch, grace, out, err, prefix) for launch in launches]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start every app and return once ``stop`` is set and all of them are gone."""
@@ -93,16 +98,35 @@ class Supervisor:
         for app in self._apps:
             app.kill_now()
 
+    def tails(self) -> dict[str, list[str]]:
+        """Each app's last lines of output (stdout and stderr, up to ``TAIL_LINES``), by app ID."""
+        return {app.launch.app_id: list(app.tail) for app in self._apps}
+
+    def pid(self, app_id: str) -> int | None:
+        """The pid of ``app_id``'s process while it runs, else None."""
+        return next((app.pgid for app in self._apps if app.launch.app_id == app_id), None)
+
+    def kill(self, app_id: str) -> bool:
+        """SIGKILL ``app_id``'s process group, as a crash would: it is restarted after its backoff. False when it
+        was not running."""
+        for app in self._apps:
+            if app.launch.app_id == app_id and app.pgid is not None:
+                _signal_group(app.pgid, signal.SIGKILL)
+                return True
+        return False
+
 
 class _App:
-    def __init__(self, launch: Launch, grace: float, out: BinaryIO, err: BinaryIO) -> None:
+    def __init__(self, launch: Launch, grace: float, out: BinaryIO, err: BinaryIO, prefix: bool = True) -> None:
         self.launch = launch
+        self.prefix = f"[{launch.app_id}] ".encode() if prefix else b""
         self.grace = grace
         self.out = out
         self.err = err
         self.backoff = Backoff()
         self.pgid: int | None = None
         self.killing = asyncio.Event()
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
 
     async def supervise(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -145,10 +169,10 @@ class _App:
             return None
         self.pgid = proc.pid
         log.info("app %s started (pid %d): %s", launch.app_id, proc.pid, " ".join(launch.command))
-        prefix = f"[{launch.app_id}] ".encode()
+        prefix = self.prefix
         pumps = [
-            asyncio.create_task(_pump(proc.stdout, prefix, self.out)),
-            asyncio.create_task(_pump(proc.stderr, prefix, self.err)),
+            asyncio.create_task(_pump(proc.stdout, prefix, self.out, self.tail)),
+            asyncio.create_task(_pump(proc.stderr, prefix, self.err, self.tail)),
         ]
         exited = asyncio.create_task(proc.wait())
         stopping = asyncio.create_task(stop.wait())
@@ -185,8 +209,9 @@ class _App:
         _signal_group(pgid, signal.SIGKILL)
 
 
-async def _pump(stream: asyncio.StreamReader | None, prefix: bytes, out: BinaryIO) -> None:
-    """Copy ``stream`` to ``out`` line by line with ``prefix``; an over-long line is cut, not held."""
+async def _pump(stream: asyncio.StreamReader | None, prefix: bytes, out: BinaryIO, tail: deque[str]) -> None:
+    """Copy ``stream`` to ``out`` line by line with ``prefix``, keeping the last lines in ``tail``; an over-long
+    line is cut, not held."""
     if stream is None:
         return
     pending = b""
@@ -196,8 +221,10 @@ async def _pump(stream: asyncio.StreamReader | None, prefix: bytes, out: BinaryI
             lines.append(pending)
             pending = b""
         _write(out, b"".join(prefix + line + b"\n" for line in lines))
+        tail.extend(line.decode(errors="replace") for line in lines)
     if pending:
         _write(out, prefix + pending + b"\n")
+        tail.append(pending.decode(errors="replace"))
 
 
 def _write(out: BinaryIO, data: bytes) -> None:

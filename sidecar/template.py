@@ -12,6 +12,8 @@ from typing import Any, TypeAlias
 
 import yaml
 
+from .restarting import unwrap
+
 # `dapr run -f <dir>` looks for this file inside the folder.
 TEMPLATE_NAMES = ("dapr.yaml", "dapr.yml")
 DEFAULT_APP_PROTOCOL = "http"
@@ -29,7 +31,9 @@ _Fail: TypeAlias = Callable[[str], TemplateError]
 @dataclass(frozen=True)
 class AppSpec:
     """One entry of ``apps[]``, defaults applied. Port 0 means "pick a free port" (the sidecar's
-    ports) or "none" (``app_port``); ``env`` is ``common.env`` overlaid with the app's own ``env``."""
+    ports) or "none" (``app_port``); ``env`` is ``common.env`` overlaid with the app's own ``env``;
+    ``command`` without the restart wrapper the Dapr CLI needs (``python -m sidecar.restarting --``),
+    since the runners restart an app themselves."""
 
     app_id: str
     app_dir: Path
@@ -163,6 +167,10 @@ def _app(index: int, raw: Any, common: dict[str, Any], common_env: dict[str, str
         raise fail(f"{where} has no command")
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
         raise fail(f'{where}: command must be a list of strings, e.g. ["python", "-m", "{app_id}"]')
+    # The runners restart an app themselves: they run what the CLI's restart wrapper would (sidecar.restarting).
+    command = list(unwrap(command))
+    if not command:
+        raise fail(f"{where}: the restart wrapper in its command wraps no command")
     protocol = raw.get("appProtocol") or common.get("appProtocol") or DEFAULT_APP_PROTOCOL
     return AppSpec(
         app_id=app_id,

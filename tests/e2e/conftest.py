@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -29,6 +30,7 @@ import yaml
 from common.contracts import APP_IDS
 from common.db import database_name, drop_database, ensure_database, libpq_url
 from devtools.launcher import ENGINES, runner_command, wait_healthy, write_template
+from devtools.ports import free_port
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprError, find
 from tests.support import REPO
@@ -53,6 +55,10 @@ class System:
     process: subprocess.Popen
     engine_health: dict[str, str]  # app id -> its daprd's (or the sidecar's) /v1.0/healthz
     api_token: str  # the runner's DAPR_API_TOKEN: what a call to an engine's own API must send
+    postgres_url: str  # the PostgreSQL server of the lane (the apps' databases and real Dapr's workflow store)
+    workflow_db: str | None  # real Dapr's workflow state store database on it (table ``state``); None: the sidecar
+    intruder_grpc: int  # the workflow gRPC port of app ``intruder`` (tests/support/intruder_app.py): in no policy
+    engine_grpc: dict[str, int]  # app id -> the gRPC port of its daprd (or of the sidecar's listener for it)
 
     def engine_url(self, app_id: str) -> str:
         """The base URL of the app's daprd (or the sidecar's listener for it), e.g. for its workflow HTTP API."""
@@ -81,13 +87,47 @@ def _env(pg_server_url: str, traces_url: str) -> dict[str, str]:
     }
 
 
+def _add_intruder(template: Path) -> int:
+    """Add app ``intruder`` to the lane's template (after the shop's apps, which know nothing of it): an app whose
+    ID no access policy names, run beside the shop as an attacker's process would be. The lane's components become
+    a copy of the repository's with ``intruder`` added to the workflow store's scopes: without the store its daprd
+    could run no workflow at all (in Kubernetes those scopes are one more wall; the policies are what is tested).
+    Its workflow gRPC port."""
+    doc = yaml.safe_load(template.read_text())
+    components = template.parent / "components"
+    shutil.copytree(REPO / "components", components)
+    store = components / "workflowstore.yaml"
+    component = yaml.safe_load(store.read_text())
+    component["scopes"] = [*component.get("scopes", []), "intruder"]
+    store.write_text(yaml.safe_dump(component, sort_keys=False))
+    doc["common"]["resourcesPaths"] = [str(components)]
+    grpc = free_port()
+    doc["apps"].append(
+        {
+            "appID": "intruder",
+            "appDirPath": str(REPO),
+            "daprHTTPPort": free_port(),
+            "daprGRPCPort": grpc,
+            "command": ["python", str(HERE.parent / "support" / "intruder_app.py")],
+            "env": {"PYTHONPATH": str(REPO)},
+        }
+    )
+    template.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return grpc
+
+
+def _workflow_db(tmp: Path) -> str:
+    return f"{tmp.name.replace('-', '_')}_wf"
+
+
 def _command(engine: str, tmp: Path, template: Path) -> list[str]:
     # As `make run` and `make run-dapr`: through devtools.devdb, which prints the banner once the apps answer
-    # (POSTGRES_URL is set, so it starts no database of its own).
+    # (POSTGRES_URL is set, so it starts no database of its own). Real Dapr as make run-dapr runs it: mTLS, the
+    # access policies, signed history, the watchdog.
     devdb = [sys.executable, "-m", "devtools.devdb", "run", "--banner", str(template), "--"]
     if engine == "sidecar":
         return [*devdb, *runner_command(engine, tmp, template)]
-    return [*devdb, *runner_command(engine, tmp, template, "--workflow-db", f"{tmp.name.replace('-', '_')}_wf")]
+    return [*devdb, *runner_command(engine, tmp, template, "--workflow-db", _workflow_db(tmp))]
 
 
 def lane_skip_reason(engine: str, config: pytest.Config) -> str | None:
@@ -157,6 +197,8 @@ def started_system(
         for app in template["apps"]:
             app["command"] = commands.get(app["appID"], app["command"])
         layout.template.write_text(yaml.safe_dump(template, sort_keys=False))
+    intruder_grpc = _add_intruder(layout.template)
+    engine_grpc = {a["appID"]: a["daprGRPCPort"] for a in yaml.safe_load(layout.template.read_text())["apps"]}
     log_path = tmp / "system.log"
     token = uuid.uuid4().hex
     with open(log_path, "wb") as log_file:
@@ -169,7 +211,19 @@ def started_system(
             env={**os.environ, "PYTHONUNBUFFERED": "1", "POSTGRES_URL": pg_server_url, "DAPR_API_TOKEN": token},
         )
     engine_health = {app: url + "/v1.0/healthz" for app, url in layout.engine_urls.items()}
-    system = System(engine, layout.urls, log_path, process, engine_health, token)
+    workflow_db = _workflow_db(tmp) if engine == "dapr" else None
+    system = System(
+        engine,
+        layout.urls,
+        log_path,
+        process,
+        engine_health,
+        token,
+        pg_server_url,
+        workflow_db,
+        intruder_grpc,
+        engine_grpc,
+    )
     try:
         wait_healthy(layout, lambda: process.poll() is None, system.log_tail)
         yield system

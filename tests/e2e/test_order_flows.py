@@ -12,6 +12,8 @@ import time
 
 import httpx
 import pytest
+from dapr.conf import settings as dapr_settings
+from dapr.ext.workflow import DaprWorkflowClient
 
 from tests.support.orders import new_id, order_body
 
@@ -70,12 +72,22 @@ def test_a_finished_order_still_answers_after_its_workflow_is_purged(system, api
     assert r.status_code == 200, r.text
     before = r.json()
     assert before["status"] == "COMPENSATED" and before["compensations"], before
-    purge = httpx.post(
-        f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}/purge",
-        headers={"dapr-api-token": system.api_token},
-        timeout=30,
-    )
-    assert purge.status_code == 202, purge.text
+    if system.engine == "dapr":
+        # The saga alone, as each app's retention purges its own: the HTTP API's purge is always recursive, and
+        # daprd 1.18.2 refuses a recursive purge that crosses into an app with an access policy (here the saga's
+        # risk review on payment: "app 'order-api' cannot invoke method 'RecursivePurgeWorkflowState'").
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(dapr_settings, "DAPR_API_TOKEN", system.api_token)
+            client = DaprWorkflowClient(host="127.0.0.1", port=str(system.engine_grpc["order-api"]))
+            client.purge_workflow(order_id, recursive=False)
+            client.close()
+    else:
+        purge = httpx.post(
+            f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}/purge",
+            headers={"dapr-api-token": system.api_token},
+            timeout=30,
+        )
+        assert purge.status_code == 202, purge.text
     gone = httpx.get(
         f"{system.engine_url('order-api')}/v1.0/workflows/dapr/{order_id}",
         headers={"dapr-api-token": system.api_token},

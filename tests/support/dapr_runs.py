@@ -1,10 +1,13 @@
 """Real-Dapr runs for the tests of ``python -m realdapr run``: whether ``make dapr`` has provided the binaries
 (``needs_dapr``), a run's folder with its template and components (``run_template``), the run started in a session
-of its own with its log (``start_run``), and the processes it left (``descendants``, ``all_gone``)."""
+of its own with its log (``start_run``), a flag a daprd of it was started with (``daprd_flag``), a trust root made
+by the real sentry (``make_trust_root``), and the processes it left (``descendants``, ``all_gone``)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import subprocess
 import textwrap
 import time
@@ -18,7 +21,10 @@ from devtools.launcher import runner_command
 from devtools.ports import free_port
 from realdapr import DAPR_VERSION
 from realdapr.binaries import find
+from realdapr.commands import sentry_command
+from realdapr.ports import ControlPlanePorts
 from realdapr.resources import state_store_yaml
+from realdapr.trust import ensure_trust_root
 from tests.support import REPO
 
 BUILT = find()
@@ -95,3 +101,18 @@ def descendants(pid: int) -> list[psutil.Process]:
 def all_gone(processes: list[psutil.Process], timeout: float = 15) -> list[psutil.Process]:
     _, alive = psutil.wait_procs(processes, timeout=timeout)
     return [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def daprd_flag(log_text: str, app_id: str, flag: str) -> str:
+    """The value of ``flag`` on the command line the run logged for ``app_id``'s daprd (the last start of it)."""
+    lines = re.findall(rf"app {re.escape(app_id)} daprd started \(pid \d+\): (.*)", log_text)
+    assert lines, f"no start of {app_id}'s daprd in the log"
+    words = lines[-1].split()
+    return words[words.index(flag) + 1]
+
+
+def make_trust_root(data_dir: Path) -> Path:
+    """A trust root made by the real sentry, as a run's first start makes it, in ``data_dir/sentry``; its ca.crt."""
+    assert BUILT is not None
+    command = sentry_command(BUILT, ControlPlanePorts.from_bases(0, 0, 0), data_dir)
+    return asyncio.run(ensure_trust_root(command, data_dir / "sentry", data_dir))

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from common.contracts import ACTIVITY_APP, INVENTORY, NOTIFICATION, ORDER_API, PAYMENT, SHIPPING, WORKFLOW_APP
+from sidecar.restarting import unwrap
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPONENTS = ROOT / "components"
@@ -212,6 +213,36 @@ def test_every_deployment_carries_the_dapr_annotations_the_sidecar_needs(deploym
         assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace, app_id
 
 
+# What the injector of Dapr 1.18 reads for daprd's own probes (pkg/injector/patcher/sidecar.go), and its defaults.
+SIDECAR_PROBE_DEFAULTS = {
+    "liveness": {"delay-seconds": 180, "timeout-seconds": 3, "period-seconds": 10, "threshold": 5},
+    "readiness": {"delay-seconds": 1, "timeout-seconds": 1, "period-seconds": 1, "threshold": 5},
+}
+
+
+def test_every_daprd_gets_liveness_and_readiness_probes_sooner_than_the_injectors_defaults(
+    deployments: dict[str, dict],
+) -> None:
+    for app_id, deployment in deployments.items():
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        probes = {}
+        for probe, defaults in SIDECAR_PROBE_DEFAULTS.items():
+            settings = {}
+            for setting in defaults:
+                value = annotations.get(f"dapr.io/sidecar-{probe}-probe-{setting}")
+                assert isinstance(value, str) and value.isdigit() and int(value) > 0, f"{app_id}: {probe} {setting}"
+                settings[setting] = int(value)
+            probes[probe] = settings
+        liveness, readiness = probes["liveness"], probes["readiness"]
+        # A daprd whose port stops accepting is restarted within a minute of it, not after 180 s plus 50.
+        assert liveness["delay-seconds"] < SIDECAR_PROBE_DEFAULTS["liveness"]["delay-seconds"], app_id
+        assert liveness["period-seconds"] * liveness["threshold"] <= 60, app_id
+        assert liveness["timeout-seconds"] < liveness["period-seconds"], app_id
+        assert readiness["timeout-seconds"] <= readiness["period-seconds"], app_id
+        # Never a restart before daprd could be ready: it is taken out of the Service first.
+        assert readiness["delay-seconds"] < liveness["delay-seconds"], app_id
+
+
 def test_app_port_agrees_across_annotation_env_container_and_dapr_yaml(
     deployments: dict[str, dict], template_apps: dict[str, dict]
 ) -> None:
@@ -228,7 +259,8 @@ def test_each_app_runs_the_command_dapr_yaml_runs_and_knows_its_app_id(
 ) -> None:
     for app_id, deployment in deployments.items():
         app = app_container(deployment)
-        assert app["command"] == template_apps[app_id]["command"], app_id
+        # Kubernetes restarts the container itself: the command without dapr.yaml's restart wrapper.
+        assert app["command"] == list(unwrap(template_apps[app_id]["command"])), app_id
         # The Kubernetes injector sets no APP_ID, so the Deployment must.
         assert env_of(app)["APP_ID"]["value"] == app_id
         for container in containers(deployment):
@@ -334,20 +366,23 @@ def test_access_policies_let_only_order_api_schedule_exactly_the_activities_and_
         assert Counter(names) == Counter(hosted_activities(app_id)), f"{app_id}: {names}"
         hosted = [w for w, host in WORKFLOW_APP.items() if host == app_id]
         assert Counter(workflows) == Counter(hosted), f"{app_id}: {workflows}"
-        # Only scheduling is enforced by daprd 1.18 (the other operations are calls within an app).
-        assert all(w["operations"] == ["schedule"] for rule in rules for w in rule.get("workflows", [])), app_id
+        # The parent schedules its child, and a terminate or purge of the parent reaches the child across apps,
+        # which the parent then reads: daprd 1.18.2 checks each on the child's app (a denial stalls the parent).
+        ops = [sorted(w["operations"]) for rule in rules for w in rule.get("workflows", [])]
+        assert all(o == ["get", "purge", "schedule", "terminate"] for o in ops), f"{app_id}: {ops}"
 
 
-def test_no_access_policy_is_loaded_by_local_daprd_which_has_no_mtls(template: dict) -> None:
+def test_no_access_policy_is_loaded_by_the_dapr_cli_which_has_no_mtls(template: dict) -> None:
     # daprd reads only the top level of each resources path; a policy loaded there without mTLS
-    # makes the callee deny every cross-app activity ("caller identity missing").
+    # makes the callee deny every cross-app activity (it cannot tell who calls). make run-dapr, with
+    # sentry, loads the access-policies folder as a resources path of its own.
     paths = [ROOT / p for p in template["common"]["resourcesPaths"]]
     paths += [ROOT / a["appDirPath"] / p for a in template["apps"] for p in a.get("resourcesPaths", [])]
     assert paths
     for path in paths:
         kinds = {d["kind"] for f in path.glob("*.y*ml") for d in load_docs(f)}
         assert "WorkflowAccessPolicy" not in kinds, path
-    assert access_policies(COMPONENTS), "the local policies still exist, as documentation"
+    assert access_policies(COMPONENTS), "the policies make run and make run-dapr enforce"
 
 
 @pytest.mark.parametrize("root", [COMPONENTS, DEPLOY], ids=["components", "deploy"])
@@ -407,6 +442,17 @@ def test_resiliency_covers_workflow_store_calls_with_policies_that_exist() -> No
     assert outbound["timeout"] in policies["timeouts"]
     assert outbound["retry"] in policies["retries"]
     assert outbound["circuitBreaker"] in policies["circuitBreakers"]
+    assert set(resiliency["scopes"]) == APP_IDS
+
+
+def test_local_runs_retry_workflow_store_calls_through_a_store_restart_without_a_circuit_breaker() -> None:
+    # A PostgreSQL restart takes seconds; a breaker tripped by it would keep failing calls after it is back.
+    (resiliency,) = resources(COMPONENTS, "Resiliency")
+    policies = resiliency["spec"]["policies"]
+    outbound = resiliency["spec"]["targets"]["components"]["workflowstore"]["outbound"]
+    assert outbound["timeout"] in policies["timeouts"]
+    assert policies["retries"][outbound["retry"]]["maxRetries"] >= 5
+    assert "circuitBreaker" not in outbound
     assert set(resiliency["scopes"]) == APP_IDS
 
 

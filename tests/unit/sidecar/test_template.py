@@ -221,3 +221,29 @@ def test_a_missing_file_or_a_folder_without_template_is_refused(tmp_path: Path) 
         load_template(tmp_path / "absent.yaml")
     with pytest.raises(TemplateError, match=r"no dapr\.yaml in this folder"):
         load_template(tmp_path)
+
+
+def test_the_restart_wrapper_the_dapr_cli_needs_is_unwrapped_for_the_runners_which_restart_apps_themselves(
+    project: Path,
+) -> None:
+    template = load_template(
+        write(
+            project,
+            """\
+            version: 1
+            apps:
+              - appID: payment
+                appDirPath: .
+                command: ["python", "-m", "sidecar.restarting", "--", "python", "-m", "payment"]
+              - appID: other
+                appDirPath: .
+                command: ["python", "-m", "sidecar.restarting", "-x"]
+            """,
+        )
+    )
+    assert [app.command for app in template.apps] == [
+        ("python", "-m", "payment"),
+        ("python", "-m", "sidecar.restarting", "-x"),
+    ]
+    # The repository's own template wraps every app (for `dapr run -f`); the runners see the app itself.
+    assert [app.command for app in load_template(REPO).apps][1] == ("python", "-m", "payment")

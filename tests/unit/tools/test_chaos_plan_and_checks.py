@@ -7,7 +7,11 @@ from chaos.checks import Findings, _check_order
 from chaos.schedule import (
     ACTIVITIES,
     APPROVAL_TIMEOUT_S,
+    APPS,
+    CONTROL_PLANE,
+    DAPR_ONLY,
     DECISIONS,
+    DISRUPTIONS,
     MAX_TRANSIENT,
     MODES,
     UNDOS,
@@ -34,6 +38,20 @@ def test_every_fault_mode_is_planned_on_every_activity() -> None:
 def test_each_kind_of_disruption_can_be_turned_off() -> None:
     kinds = {d.kind for d in make_plan(1, 300, frozenset({"kill_app", "restart_postgres"})).disruptions}
     assert kinds == {"kill_app", "restart_postgres"}
+
+
+def test_on_real_dapr_single_daprds_and_each_of_placement_scheduler_and_sentry_are_killed_too() -> None:
+    plan = make_plan(1, 200)
+    daprds = [d for d in plan.disruptions if d.kind == "kill_daprd"]
+    assert len(daprds) >= 2 and all(d.app in APPS for d in daprds)
+    assert {d.app for d in plan.disruptions if d.kind == "kill_control_plane"} == set(CONTROL_PLANE)
+
+
+def test_the_kinds_only_real_dapr_has_leave_the_rest_of_a_seeds_plan_as_it_was() -> None:
+    everything = make_plan(7, 200)
+    without = make_plan(7, 200, frozenset(DISRUPTIONS) - DAPR_ONLY)
+    assert [d for d in everything.disruptions if d.kind not in DAPR_ONLY] == without.disruptions
+    assert everything.orders == without.orders
 
 
 def test_a_transient_fault_never_outlasts_the_sagas_retries() -> None:
@@ -167,6 +185,35 @@ def test_a_declined_order_that_completes_is_a_violation() -> None:
     assert violations(facts("COMPLETED"), order=PlannedOrder(0, "o-1", "declined", {})) == [
         "a declined order never completes"
     ]
+
+
+def resolved(status: str, resolution: str, **kwargs: object) -> dict:
+    fact = facts(status, charges=1, refunded=1200, reservation="RELEASED", shipment="CANCELLED", **kwargs)  # type: ignore[arg-type]
+    fact["order"]["resolution"] = {"status": resolution, "resolved_at": "2026-12-07T06:00:00+00:00"}
+    fact["order"]["failure"] = {
+        "step": "charge",
+        "reason": "the workflow failed: DAPR_WORKFLOW_HISTORY_TAMPERED: activity completion references unknown "
+        "task scheduled id 5",
+    }
+    fact["output"] = "workflow FAILED"  # the saga has no output: its workflow failed
+    return fact
+
+
+def test_an_order_an_operator_resolved_is_held_to_its_resolution_and_counted_with_why_it_needed_one() -> None:
+    found = Findings()
+    fact = resolved("COMPENSATED", "COMPENSATED")
+    _check_order(found, ORDER, fact, {ORDER.order_id: "COMPENSATED"}, {"aimed": set()})
+    assert found.violations == []
+    assert found.operator_resolved == {
+        "DAPR_WORKFLOW_HISTORY_TAMPERED: activity completion references unknown task scheduled id 5": 1
+    }
+    assert violations(resolved("COMPENSATED", "COMPENSATION_FAILED")) == [
+        "a resolved order ends as its resolution says, in the order and in the list"
+    ]
+
+
+def test_an_order_left_workflow_failed_is_a_violation() -> None:
+    assert violations(facts("WORKFLOW_FAILED")) == ["every order ends"]
 
 
 def test_a_disruption_says_what_it_is() -> None:

@@ -1,8 +1,9 @@
 """``WorkflowAccessPolicy``: beta lets alpha schedule its ``whoami`` activity and its ``relay`` workflow, nothing
 else, and nobody else. What another app asks of beta fails as daprd fails it (``WorkflowAccessPolicyDenied``,
 ``access denied by workflow access policy``), on both engines. On the sidecar the allowed caller gets through:
-it knows which app's turn scheduled the work. daprd without mTLS (self-hosted, no Sentry) cannot tell who calls
-and denies it too; ``deploy/`` turns mTLS on (see ``tests/realdapr/test_access_policies.py``)."""
+it knows which app's turn scheduled the work. daprd without mTLS (this harness runs no sentry) cannot tell who
+calls and denies it too; ``make run-dapr`` and ``deploy/`` turn mTLS on, and with it the allowed caller gets
+through (``tests/integration/realdapr/test_access_policies.py``)."""
 
 from __future__ import annotations
 

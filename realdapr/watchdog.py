@@ -1,0 +1,145 @@
+"""A liveness probe for every daprd of a run, as Kubernetes would run one, and the restart it leads to.
+
+Per daprd, every few seconds: ``GET /v1.0/healthz`` and ``GET /v1.0/metadata`` (with the run's API token). A daprd
+is unwell when its health endpoint does not answer 2xx; when its actor runtime is not running, not connected to
+placement or its host not ready; or when its app's workflow worker is connected (``workflows.connectedWorkers``)
+while the app's workflow actor type is missing from the actors it hosts (``actors``, the very table whose miss
+daprd logs as "actor type ... not registered": the wedge of dapr/dapr 9070 and of this project's chaos runs, which
+only a restart of that daprd ends). One that stays unwell for ``grace`` seconds is killed with one warning line
+saying why, and its supervisor starts it again.
+
+What it does not judge: an app that is down or restarting (no worker connected, no actor type: daprd is right not
+to host them), and an app whose worker never connects (the app's problem, not its daprd's). ``verdict`` is the
+decision on one observation, pure; ``Watchdog`` polls and acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("realdapr")
+
+DEFAULT_GRACE = 30.0
+CONNECTED = "placement: connected"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One look at a daprd: its health status code (None: no answer) and its metadata (None: no answer)."""
+
+    healthz: int | None
+    metadata: dict[str, Any] | None
+
+
+def workflow_actor_type(app_id: str, namespace: str = "default") -> str:
+    return f"dapr.internal.{namespace}.{app_id}.workflow"
+
+
+def verdict(app_id: str, seen: Observation, namespace: str = "default") -> str | None:
+    """Why the daprd of ``app_id`` looks unwell in ``seen``, or None when it looks well."""
+    if seen.healthz is None:
+        return "/v1.0/healthz does not answer"
+    if not 200 <= seen.healthz < 300:
+        return f"/v1.0/healthz answers {seen.healthz}"
+    metadata = seen.metadata
+    if metadata is None:
+        return "/v1.0/metadata does not answer"
+    runtime = metadata.get("actorRuntime") or {}
+    status = runtime.get("runtimeStatus")
+    if status != "RUNNING":
+        return f"its actor runtime is {status or 'absent'}"
+    if runtime.get("placement") != CONNECTED:
+        return f"its actor runtime says {runtime.get('placement') or 'nothing'} about placement"
+    if not runtime.get("hostReady"):
+        return "its actor host is not ready"
+    workers = int((metadata.get("workflows") or {}).get("connectedWorkers") or 0)
+    hosted = {entry.get("type") for entry in metadata.get("actors") or []}
+    wanted = workflow_actor_type(app_id, namespace)
+    if workers > 0 and wanted not in hosted:
+        return (
+            f"{workers} workflow worker{'s' if workers > 1 else ''} of {app_id} connected, but actor type {wanted} "
+            f"is not hosted (hosted: {', '.join(sorted(t for t in hosted if t)) or 'none'})"
+        )
+    return None
+
+
+async def observe(client: httpx.AsyncClient, base_url: str, token: str | None) -> Observation:
+    """``GET /v1.0/healthz`` and ``/v1.0/metadata`` of the daprd at ``base_url``."""
+    healthz: int | None = None
+    metadata: dict[str, Any] | None = None
+    with contextlib.suppress(httpx.HTTPError):
+        healthz = (await client.get(f"{base_url}/v1.0/healthz")).status_code
+    headers = {"dapr-api-token": token} if token else {}
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        response = await client.get(f"{base_url}/v1.0/metadata", headers=headers)
+        if response.is_success:
+            metadata = response.json()
+    return Observation(healthz, metadata)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A daprd to watch: its app, the name its supervisor knows it by, and its HTTP API."""
+
+    app_id: str
+    launch: str
+    http: str
+
+
+class Watchdog:
+    """Polls every watched daprd; calls ``restart(launch)`` for one that stays unwell for ``grace`` seconds."""
+
+    def __init__(
+        self,
+        watched: list[Watched],
+        restart: Callable[[str], bool],
+        *,
+        grace: float = DEFAULT_GRACE,
+        token: str | None = None,
+        env: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.watched = watched
+        self.restart = restart
+        self.grace = grace
+        self.every = max(0.5, min(5.0, grace / 5))
+        self.token = token if token is not None else env.get("DAPR_API_TOKEN")
+        self.namespace = env.get("NAMESPACE") or "default"
+        self.restarts: list[tuple[str, str]] = []  # (app id, reason), for tests and reports
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until ``stop`` is set."""
+        async with httpx.AsyncClient(timeout=min(2.0, self.every)) as client:
+            await asyncio.gather(*(self._watch(client, one, stop) for one in self.watched))
+
+    async def _watch(self, client: httpx.AsyncClient, one: Watched, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        unwell_since: float | None = None
+        while not stop.is_set():
+            seen = await observe(client, one.http, self.token)
+            reason = verdict(one.app_id, seen, self.namespace)
+            now = loop.time()
+            if reason is None:
+                unwell_since = None
+            elif unwell_since is None:
+                unwell_since = now
+            elif now - unwell_since >= self.grace and not stop.is_set():
+                log.warning(
+                    "watchdog: restarting %s: unwell for %.0f s (grace %.0f s): %s",
+                    one.launch,
+                    now - unwell_since,
+                    self.grace,
+                    reason,
+                )
+                self.restarts.append((one.app_id, reason))
+                self.restart(one.launch)
+                unwell_since = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.every)
