@@ -217,6 +217,18 @@ def operators_only(connection: ASGIConnection[Any, Any, Any, Any], handler: Base
         _local_operators(connection, handler)
 
 
+def _order_action(action: str, *statuses: int, **options: Any) -> post:
+    """``POST /orders/{order_id}/<action>`` (cancel, resolve, approve, reject): 202 with the order, the problems
+    ``statuses`` documented, operation ``<action>Order``."""
+    return post(
+        f"/{{order_id:str}}/{action}",
+        status_code=HTTP_202_ACCEPTED,
+        operation_id=f"{action}Order",
+        responses=problems(*statuses),
+        **options,
+    )
+
+
 class OrderController(Controller):
     path = "/orders"
     tags = ("orders",)
@@ -270,25 +282,14 @@ class OrderController(Controller):
         its workflow is gone (purged); 503 when the workflow engine cannot be reached."""
         return msgspec.convert(await orders.history(order_id), list[HistoryEvent])
 
-    @post(
-        "/{order_id:str}/cancel",
-        status_code=HTTP_202_ACCEPTED,
-        operation_id="cancelOrder",
-        responses=problems(400, 404, 409, 413, 503),
-    )
+    @_order_action("cancel", 400, 404, 409, 413, 503)
     async def cancel(
         self, orders: NamedDependency[Orders], order_id: FromPath[str], data: JSONBody[CancelRequest | None] = None
     ) -> OrderView:
         """Ask a running saga to stop and undo what it did (202); 409 when the order already finished."""
         return _view(await orders.cancel(order_id, data.reason if data else None))
 
-    @post(
-        "/{order_id:str}/resolve",
-        status_code=HTTP_202_ACCEPTED,
-        operation_id="resolveOrder",
-        responses=problems(403, 404, 409, 503),
-        guards=[operators_only],
-    )
+    @_order_action("resolve", 403, 404, 409, 503, guards=[operators_only])
     async def resolve(self, orders: NamedDependency[Orders], order_id: FromPath[str]) -> OrderView:
         """For an operator: an order whose saga workflow failed outside the saga (``WORKFLOW_FAILED``: a tampered
         history, a non-determinism error, a terminate) gets every undo run, each idempotent, and ends COMPENSATED
@@ -297,12 +298,7 @@ class OrderController(Controller):
         OPERATOR_ALLOW_REMOTE=true (403)."""
         return _view(await orders.resolve(order_id))
 
-    @post(
-        "/{order_id:str}/approve",
-        status_code=HTTP_202_ACCEPTED,
-        operation_id="approveOrder",
-        responses=problems(400, 404, 409, 413, 503),
-    )
+    @_order_action("approve", 400, 404, 409, 413, 503)
     async def approve(
         self, orders: NamedDependency[Orders], order_id: FromPath[str], data: JSONBody[DecisionRequest | None] = None
     ) -> OrderView:
@@ -310,12 +306,7 @@ class OrderController(Controller):
         charge (202). 409 when the order is not awaiting approval, or its deadline has passed."""
         return _view(await orders.decide(order_id, True, *_decided_by(data)))
 
-    @post(
-        "/{order_id:str}/reject",
-        status_code=HTTP_202_ACCEPTED,
-        operation_id="rejectOrder",
-        responses=problems(400, 404, 409, 413, 503),
-    )
+    @_order_action("reject", 400, 404, 409, 413, 503)
     async def reject(
         self, orders: NamedDependency[Orders], order_id: FromPath[str], data: JSONBody[DecisionRequest | None] = None
     ) -> OrderView:
