@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ from dapr.ext.workflow._durabletask.internal import history_events_pb2 as events
 
 from common.db import libpq_url
 from tests.support.orders import new_id, order_body
+from tests.support.orders import until as wait_until
 
 TERMINAL = {"COMPLETED", "COMPENSATED", "REJECTED", "CANCELLED", "COMPENSATION_FAILED"}
 FORGED_TOTAL = 1
@@ -41,12 +41,8 @@ def api(system):
 
 
 def until(probe: Callable[[], Any], what: str, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := probe():
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+    """``tests.support.orders.until`` with this file's longer default: daprd's tamper checks and restarts."""
+    return wait_until(probe, what, timeout)
 
 
 async def _forge_validated_total(url: str, order_id: str) -> tuple[str, int]:
