@@ -1,8 +1,4 @@
-"""catalog (seeded with the demo products), reservations, processed_requests, faults
-
-Revision ID: 0001
-Revises:
-"""
+"""catalog (seeded with the demo products), reservations, processed_requests, faults"""
 
 from __future__ import annotations
 

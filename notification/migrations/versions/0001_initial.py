@@ -1,8 +1,4 @@
-"""notifications, processed_requests, faults
-
-Revision ID: 0001
-Revises:
-"""
+"""notifications, processed_requests, faults"""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""orders, faults
-
-Revision ID: 0001
-Revises:
-"""
+"""orders, faults"""
 
 from __future__ import annotations
 

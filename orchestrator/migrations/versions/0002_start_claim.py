@@ -1,8 +1,4 @@
-"""orders.start_claimed_at: starters of a saga claim the row instead of locking it across workflow API calls
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""orders.start_claimed_at: starters of a saga claim the row instead of locking it across workflow API calls"""
 
 from __future__ import annotations
 

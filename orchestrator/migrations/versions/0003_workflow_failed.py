@@ -1,8 +1,4 @@
-"""orders.status may be WORKFLOW_FAILED: a saga workflow that failed outside the saga, for an operator to resolve
-
-Revision ID: 0003
-Revises: 0002
-"""
+"""orders.status may be WORKFLOW_FAILED: a saga workflow that failed outside the saga, for an operator to resolve"""
 
 from __future__ import annotations
 

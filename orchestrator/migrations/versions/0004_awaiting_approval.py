@@ -1,9 +1,5 @@
 """orders: AWAITING_APPROVAL (the saga waits for a person) and ``stage``, how far the status records have moved an
-order, so that one arriving late or twice never moves it back (RUNNING comes before and after AWAITING_APPROVAL)
-
-Revision ID: 0004
-Revises: 0003
-"""
+order, so that one arriving late or twice never moves it back (RUNNING comes before and after AWAITING_APPROVAL)"""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""payments, append-only ledger, processed_requests, faults
-
-Revision ID: 0001
-Revises:
-"""
+"""payments, append-only ledger, processed_requests, faults"""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
 """risk_reviews: payment's record of each order's risk review (what it decided and why, the custody check);
-payments_by_customer: the review counts a customer's payments
-
-Revision ID: 0002
-Revises: 0001
-"""
+payments_by_customer: the review counts a customer's payments"""
 
 from __future__ import annotations
 

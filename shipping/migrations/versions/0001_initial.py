@@ -1,8 +1,4 @@
-"""shipments, processed_requests, faults
-
-Revision ID: 0001
-Revises:
-"""
+"""shipments, processed_requests, faults"""
 
 from __future__ import annotations
 
