@@ -117,6 +117,7 @@ class InMemoryWorkflowClient:
         self.events: list[tuple[str, str, Any]] = []
         self.unavailable = False
         self.crash_on_schedule = False
+        self.unreadable: set[str] = set()  # instances whose state daprd refuses to load (a failed signature check)
 
     async def schedule_new_workflow(
         self,
@@ -140,6 +141,10 @@ class InMemoryWorkflowClient:
 
     async def get_workflow_state(self, instance_id: str, *, fetch_payloads: bool = True) -> StandInState | None:
         await self._round_trip()
+        if instance_id in self.unreadable:
+            raise StandInRpcError(
+                grpc.StatusCode.UNKNOWN, f"workflow history signature verification failed for '{instance_id}'"
+            )
         instance = self.instances.get(instance_id)
         return instance.state if instance is not None else None
 
@@ -774,6 +779,36 @@ async def test_resolving_starts_one_resolution_with_the_cause_and_the_failed_sag
     assert request["cause"]["step"] == "ship" and "DAPR_WORKFLOW_HISTORY_TAMPERED" in request["cause"]["reason"]
     assert request["saga"]["steps"] == json.loads(AT_SHIP)["steps"]
     assert request["retry"] == RETRY.model_dump()
+
+
+async def test_an_order_recorded_as_failed_is_resolved_when_its_workflow_can_no_longer_be_read(operator_api, sidecar):
+    # As chaos found on daprd: once daprd has failed a saga as tampered, loading its history again fails the
+    # signature check, so every read of the workflow errors; the recorded failure is all the resolution needs.
+    body = new_body()
+    order_id = body["order_id"]
+    await operator_api.post("/orders", json=body)
+    fail(sidecar, order_id)
+    assert (await operator_api.get(f"/orders/{order_id}")).json()["status"] == "WORKFLOW_FAILED"  # recorded
+    sidecar.unreadable.add(order_id)
+
+    response = await operator_api.post(f"/orders/{order_id}/resolve")
+
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "WORKFLOW_FAILED" and response.json()["resolution"]["status"] == "RUNNING"
+    request = json.loads(json.dumps(sidecar.instances[f"{order_id}:resolve"].input, default=lambda o: o.model_dump()))
+    assert "DAPR_WORKFLOW_HISTORY_TAMPERED" in request["cause"]["reason"]
+    assert (await operator_api.get(f"/orders/{order_id}")).json()["resolution"]["status"] == "RUNNING"
+
+
+async def test_a_resolve_needs_the_workflow_to_tell_an_order_not_recorded_as_failed(operator_api, sidecar):
+    body = new_body()
+    order_id = body["order_id"]
+    await operator_api.post("/orders", json=body)
+    fail(sidecar, order_id)  # failed, but the row does not say so yet
+    sidecar.unreadable.add(order_id)
+
+    assert_problem(await operator_api.post(f"/orders/{order_id}/resolve"), 503)
+    assert f"{order_id}:resolve" not in sidecar.instances
 
 
 async def test_a_resolution_recorded_ends_the_order_with_its_undos_and_a_second_resolve_is_a_409(
