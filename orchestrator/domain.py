@@ -57,6 +57,8 @@ STOPPED_OUTSIDE_THE_SAGA = frozenset({"FAILED", "TERMINATED"})
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CANCEL_EVENT = "cancel"
 APPROVAL_EVENT = "approval"  # a person's decision: {"approved": bool, "reviewer"?: str, "note"?: str}
+# Raised to a saga the engine created but never started (see Orders.reconcile_stale); the saga never waits for it.
+WAKE_EVENT = "wake"
 APPROVAL = "approval"  # the saga's wait for that decision, as a step
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 24 * 3600.0
 

@@ -32,6 +32,7 @@ from orchestrator.domain import (
     APPROVAL_EVENT,
     CANCEL_EVENT,
     RESOLVE_ORDER,
+    WAKE_EVENT,
     OrderSagaInput,
     ResolveInput,
     WorkflowView,
@@ -172,6 +173,13 @@ class SagaClient:
         data = {k: v for k, v in decision.items() if v is not None}
         try:
             await self.client.raise_workflow_event(order_id, APPROVAL_EVENT, data=data)
+        except grpc.RpcError as err:
+            raise SidecarUnavailable(_describe(err)) from err
+
+    async def wake(self, order_id: str) -> None:
+        """Raise WAKE_EVENT to the order's saga: an event makes the engine run an instance that waits."""
+        try:
+            await self.client.raise_workflow_event(order_id, WAKE_EVENT)
         except grpc.RpcError as err:
             raise SidecarUnavailable(_describe(err)) from err
 

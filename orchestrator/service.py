@@ -143,14 +143,22 @@ class Orders:
     async def reconcile_stale(self, older_than: timedelta, limit: int = 100) -> int:
         """Bring the rows of orders still going (PENDING, RUNNING) that have not changed for ``older_than`` up to
         what their workflows say: a saga's last status record that never landed, or a workflow that failed
-        outside the saga (which records nothing). Returns how many rows changed."""
+        outside the saga (which records nothing). Returns how many rows changed.
+
+        A saga the engine created but never ran (still PENDING by now) is woken with an event: daprd 1.18.2 creates
+        an instance's start reminder before it saves the instance, so a reminder that fires first finds nothing,
+        is dropped ("No workflow state found"), and leaves the instance saved, waiting for a reminder that is gone;
+        an event raised to it saves a new one."""
         async with self.db.session() as session:
             order_ids = await repository.quiet_order_ids(session, older_than, limit)
         changed = 0
         for order_id in order_ids:
             row = await self._row(order_id)
             workflow = await self.sagas.state(order_id)
-            if (await self._reconcile(row, workflow))["status"] != row["status"]:
+            if workflow is not None and workflow.runtime_status == "PENDING":
+                log.warning("%s: its saga was created but has not started; waking it with an event", order_id)
+                await self.sagas.wake(order_id)
+            elif (await self._reconcile(row, workflow))["status"] != row["status"]:
                 changed += 1
         return changed
 

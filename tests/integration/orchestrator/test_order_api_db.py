@@ -863,3 +863,18 @@ async def test_the_reconcile_sweep_brings_quiet_rows_up_to_date_with_their_workf
     assert (await row(db, going["order_id"]))["status"] == RUNNING
     assert await orders_.reconcile_stale(timedelta(0)) == 0
     assert await orders_.reconcile_stale(timedelta(hours=1)) == 0  # nothing quiet for that long: nothing read
+
+
+async def test_the_reconcile_sweep_wakes_a_saga_the_engine_created_but_never_started(db, sidecar):
+    # daprd 1.18.2 can drop an instance's start (its reminder fired before the instance was saved): the instance
+    # stays PENDING with nothing to run it. An event raised to it makes daprd run it.
+    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
+    stranded, going = new_body(), new_body()
+    for body in (stranded, going):
+        await orders_.submit(as_new_order(body), wait=False)
+    sidecar.instances[stranded["order_id"]].state = StandInState(WorkflowStatus.PENDING)
+
+    assert await orders_.reconcile_stale(timedelta(0)) == 0  # no row changed: the saga has yet to run
+
+    assert sidecar.events == [(stranded["order_id"], "wake", None)]
+    assert (await row(db, stranded["order_id"]))["status"] == RUNNING  # as the start recorded it
