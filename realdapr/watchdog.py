@@ -5,11 +5,16 @@ is unwell when its health endpoint does not answer 2xx; when its actor runtime i
 placement or its host not ready; or when its app's workflow worker is connected (``workflows.connectedWorkers``)
 while the app's workflow actor type is missing from the actors it hosts (``actors``, the very table whose miss
 daprd logs as "actor type ... not registered": the wedge of dapr/dapr 9070 and of this project's chaos runs, which
-only a restart of that daprd ends). One that stays unwell for ``grace`` seconds is killed with one warning line
+only a restart of that daprd ends); or when its app answers its health check (``/healthz`` on the app port the
+metadata names) while daprd counts no workflow worker of it and hosts no workflow actor type: the wedge as a
+default 1,000-order chaos run on daprd 1.18.2 caught it (2026-12-07), the app's worker stream open on daprd's gRPC
+port and daprd's metadata without ``workflows`` or ``actors``, for minutes, until that daprd was restarted
+(``tests/unit/tools/recorded``). One that stays unwell for ``grace`` seconds is killed with one warning line
 saying why, and its supervisor starts it again.
 
 What it does not judge: an app that is down or restarting (no worker connected, no actor type: daprd is right not
-to host them), and an app whose worker never connects (the app's problem, not its daprd's). ``verdict`` is the
+to host them). An app that is up and whose worker stays unconnected for the grace gets its daprd restarted, which
+also makes the worker connect again. ``verdict`` is the
 decision on one observation, pure; ``Watchdog`` polls and acts.
 """
 
@@ -28,15 +33,18 @@ import httpx
 log = logging.getLogger("realdapr")
 
 DEFAULT_GRACE = 30.0
+APP_HEALTH_PATH = "/healthz"  # every app's (common.runner.healthz)
 CONNECTED = "placement: connected"
 
 
 @dataclass(frozen=True)
 class Observation:
-    """One look at a daprd: its health status code (None: no answer) and its metadata (None: no answer)."""
+    """One look at a daprd: its health status code (None: no answer) and its metadata (None: no answer); and
+    whether its app answered its own health check (None: not asked, or no app port in the metadata)."""
 
     healthz: int | None
     metadata: dict[str, Any] | None
+    app_up: bool | None = None
 
 
 def workflow_actor_type(app_id: str, namespace: str = "default") -> str:
@@ -68,11 +76,16 @@ def verdict(app_id: str, seen: Observation, namespace: str = "default") -> str |
             f"{workers} workflow worker{'s' if workers > 1 else ''} of {app_id} connected, but actor type {wanted} "
             f"is not hosted (hosted: {', '.join(sorted(t for t in hosted if t)) or 'none'})"
         )
+    if seen.app_up and workers == 0 and wanted not in hosted:
+        return f"{app_id} answers its health check, but daprd counts no workflow worker of it and hosts no {wanted}"
     return None
 
 
-async def observe(client: httpx.AsyncClient, base_url: str, token: str | None) -> Observation:
-    """``GET /v1.0/healthz`` and ``/v1.0/metadata`` of the daprd at ``base_url``."""
+async def observe(
+    client: httpx.AsyncClient, base_url: str, token: str | None, app_health_path: str = APP_HEALTH_PATH
+) -> Observation:
+    """``GET /v1.0/healthz`` and ``/v1.0/metadata`` of the daprd at ``base_url``, and its app's health check on the
+    app address the metadata names."""
     healthz: int | None = None
     metadata: dict[str, Any] | None = None
     with contextlib.suppress(httpx.HTTPError):
@@ -82,7 +95,18 @@ async def observe(client: httpx.AsyncClient, base_url: str, token: str | None) -
         response = await client.get(f"{base_url}/v1.0/metadata", headers=headers)
         if response.is_success:
             metadata = response.json()
-    return Observation(healthz, metadata)
+    return Observation(healthz, metadata, await _app_up(client, metadata, app_health_path))
+
+
+async def _app_up(client: httpx.AsyncClient, metadata: dict[str, Any] | None, path: str) -> bool | None:
+    app = (metadata or {}).get("appConnectionProperties") or {}
+    if not app.get("port"):
+        return None
+    try:
+        answer = await client.get(f"http://{app.get('channelAddress') or '127.0.0.1'}:{app['port']}{path}")
+    except httpx.HTTPError:
+        return False
+    return answer.is_success
 
 
 @dataclass(frozen=True)

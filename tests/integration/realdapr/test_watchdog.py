@@ -70,12 +70,12 @@ def test_a_daprd_that_stops_answering_is_restarted_with_the_reason_logged(tmp_pa
 def fake_daprd() -> Iterator[tuple[str, dict]]:
     """fake-daprd: /v1.0/healthz and /v1.0/metadata answering what ``state["metadata"]`` holds."""
     healthy = json.loads(RECORDED.read_text())["healthy"]
-    state = {"healthz": healthy["healthz"], "metadata": copy.deepcopy(healthy["metadata"])}
+    state = {"healthz": healthy["healthz"], "metadata": copy.deepcopy(healthy["metadata"]), "app_healthz": 503}
 
     class Daprd(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/v1.0/healthz":
-                self.send_response(state["healthz"])
+            if self.path in ("/v1.0/healthz", "/healthz"):  # its own, and its app's (the app port: this server)
+                self.send_response(state["healthz" if self.path == "/v1.0/healthz" else "app_healthz"])
                 self.end_headers()
                 return
             body = json.dumps(state["metadata"]).encode()
@@ -88,6 +88,7 @@ def fake_daprd() -> Iterator[tuple[str, dict]]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Daprd)
+    state["metadata"]["appConnectionProperties"]["port"] = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", state
@@ -125,3 +126,30 @@ def test_a_daprd_whose_worker_is_connected_while_its_workflow_actors_are_not_hos
         "watchdog: restarting order-api daprd: unwell for" in r.getMessage() and "is not hosted" in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_a_daprd_that_counts_no_worker_of_an_app_that_is_up_is_restarted(
+    fake_daprd: tuple[str, dict], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The wedge as chaos caught it on daprd 1.18.2 (recorded): no workflows, no actors, placement connected.
+    url, state = fake_daprd
+    port = state["metadata"]["appConnectionProperties"]["port"]
+    state["metadata"] = json.loads(RECORDED.read_text())["wedged"]["metadata"]
+    state["metadata"]["appConnectionProperties"]["port"] = port
+    restarted: list[str] = []
+
+    async def watch(seconds: float) -> Watchdog:
+        dog = Watchdog([Watched("order-api", "order-api daprd", url)], restarted.append, grace=1.0, token="t", env={})
+        stop = asyncio.Event()
+        task = asyncio.create_task(dog.run(stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await task
+        return dog
+
+    assert asyncio.run(watch(2.5)).restarts == []  # its app does not answer: restarting, daprd is right
+    state["app_healthz"] = 200
+    with caplog.at_level(logging.WARNING, logger="realdapr"):
+        dog = asyncio.run(watch(3.0))
+    assert set(restarted) == {"order-api daprd"}
+    assert "order-api answers its health check, but daprd counts no workflow worker" in dog.restarts[0][1]

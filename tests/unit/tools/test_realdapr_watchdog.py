@@ -17,8 +17,8 @@ from realdapr.watchdog import Observation, verdict
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "daprd_metadata_1.18.2.json").read_text())
 
 
-def recorded(name: str) -> Observation:
-    return Observation(RECORDED[name]["healthz"], copy.deepcopy(RECORDED[name]["metadata"]))
+def recorded(name: str, app_up: bool | None = None) -> Observation:
+    return Observation(RECORDED[name]["healthz"], copy.deepcopy(RECORDED[name]["metadata"]), app_up)
 
 
 def wedged() -> Observation:
@@ -75,3 +75,29 @@ def test_an_actor_runtime_without_placement_or_not_ready_is_unwell(change: dict[
 def test_the_actor_type_looked_for_is_the_apps_own_in_its_namespace() -> None:
     assert verdict("payment", recorded("healthy")) is not None  # order-api's types are not payment's
     assert verdict("order-api", recorded("healthy"), namespace="shop") is not None
+
+
+def test_an_app_up_while_its_daprd_counts_no_worker_and_hosts_no_workflow_type_is_the_wedge_chaos_caught() -> None:
+    # Recorded in a default 1,000-order chaos run on daprd 1.18.2: the order-api's worker stream was open on its
+    # daprd's gRPC port, its /healthz answered 200, and daprd's metadata had neither workflows nor actors.
+    seen = recorded("wedged", app_up=RECORDED["wedged"]["app_healthz"] == 200)
+    metadata = seen.metadata or {}
+    assert "workflows" not in metadata and "actors" not in metadata
+    assert metadata["actorRuntime"] == {
+        "runtimeStatus": "RUNNING",
+        "hostReady": True,
+        "placement": "placement: connected",
+    }
+
+    reason = verdict("order-api", seen)
+
+    assert reason == (
+        "order-api answers its health check, but daprd counts no workflow worker of it and hosts no "
+        "dapr.internal.default.order-api.workflow"
+    )
+
+
+def test_the_same_metadata_while_the_app_is_down_or_unasked_is_well() -> None:
+    assert verdict("order-api", recorded("wedged", app_up=False)) is None  # the app restarting: daprd is right
+    assert verdict("order-api", recorded("wedged", app_up=None)) is None
+    assert verdict("order-api", recorded("healthy", app_up=True)) is None
