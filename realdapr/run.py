@@ -159,7 +159,7 @@ async def _supervise(
         if grace > 0:
             daprds = supervisors[-1]
             watched = [Watched(app, d.launch, d.http) for app, d in launches.daprd.items()]
-            watchdog = Watchdog(watched, daprds.kill, grace=grace)
+            watchdog = Watchdog(watched, daprds.restart, grace=grace)
             await watchdog.run(stop)
         await stop.wait()
     except RunError as exc:

@@ -9,13 +9,14 @@ only a restart of that daprd ends); or when its app answers its health check (``
 metadata names) while daprd counts no workflow worker of it and hosts no workflow actor type: the wedge as a
 default 1,000-order chaos run on daprd 1.18.2 caught it (2026-12-07), the app's worker stream open on daprd's gRPC
 port and daprd's metadata without ``workflows`` or ``actors``, for minutes, until that daprd was restarted
-(``tests/unit/tools/recorded``). One that stays unwell for ``grace`` seconds is killed with one warning line
+(``tests/unit/tools/recorded``). One that stays unwell for ``grace`` seconds is restarted as Kubernetes restarts
+a container that fails its liveness probe (SIGTERM, SIGKILL after the supervisor's grace), with one warning line
 saying why, and its supervisor starts it again.
 
 What it does not judge: an app that is down or restarting (no worker connected, no actor type: daprd is right not
 to host them). An app that is up and whose worker stays unconnected for the grace gets its daprd restarted, which
-also makes the worker connect again. ``verdict`` is the
-decision on one observation, pure; ``Watchdog`` polls and acts.
+also makes the worker connect again. ``verdict`` is the decision on one observation, pure; ``Watchdog`` polls and
+acts.
 """
 
 from __future__ import annotations

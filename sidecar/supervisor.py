@@ -115,6 +115,18 @@ class Supervisor:
                 return True
         return False
 
+    def restart(self, app_id: str) -> bool:
+        """Restart ``app_id`` as a Kubernetes liveness failure does: SIGTERM to its process group, SIGKILL if it
+        still runs after the grace; then it is started again, like any app that exited. False when it was not
+        running."""
+        for app in self._apps:
+            if app.launch.app_id == app_id and app.pgid is not None:
+                pgid = app.pgid
+                _signal_group(pgid, signal.SIGTERM)
+                asyncio.get_running_loop().call_later(app.grace, app.kill_if_still, pgid)
+                return True
+        return False
+
 
 class _App:
     def __init__(self, launch: Launch, grace: float, out: BinaryIO, err: BinaryIO, prefix: bool = True) -> None:
@@ -142,6 +154,11 @@ class _App:
             log.warning("app %s %s after %.1f s; restarting in %.1f s", name, _describe(code), ran_for, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
+
+    def kill_if_still(self, pgid: int) -> None:
+        """SIGKILL process group ``pgid`` if it is still this app's running one."""
+        if self.pgid == pgid:
+            _signal_group(pgid, signal.SIGKILL)
 
     def kill_now(self) -> None:
         self.killing.set()

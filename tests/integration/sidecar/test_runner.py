@@ -458,6 +458,41 @@ async def test_an_app_that_ignores_sigterm_is_killed_when_the_grace_period_ends(
     assert group_alive(pgid) == []
 
 
+async def test_a_restart_stops_the_app_with_sigterm_then_sigkill_after_the_grace_and_starts_it_again(
+    tmp_path: Path,
+) -> None:
+    # What the watchdog does to a wedged daprd, as a Kubernetes liveness failure would.
+    script(tmp_path, "stubborn.py", STUBBORN)
+    script(tmp_path, "polite.py", SLEEPER)
+    out, err = io.BytesIO(), io.BytesIO()
+    launches = [
+        Launch(name, [sys.executable, f"{name}.py"], tmp_path, dict(os.environ)) for name in ("stubborn", "polite")
+    ]
+    supervisor = Supervisor(launches, grace=1.0, out=out, err=err)
+    stop = asyncio.Event()
+    running = asyncio.create_task(supervisor.run(stop))
+
+    async def pids(name: str, count: int) -> list[int]:
+        deadline = time.monotonic() + TIMEOUT
+        while (found := out.getvalue().count(f"[{name}] pid".encode())) < count:
+            assert time.monotonic() < deadline, (found, err.getvalue())
+            await asyncio.sleep(0.05)
+        lines = [x for x in out.getvalue().decode().splitlines() if x.startswith(f"[{name}] pid")]
+        return [int(x.split()[2]) for x in lines]
+
+    try:
+        (polite,) = await pids("polite", 1)
+        (stubborn,) = await pids("stubborn", 1)
+        assert supervisor.restart("polite") and supervisor.restart("stubborn")
+        assert supervisor.restart("nobody") is False
+        assert (await pids("polite", 2))[1] != polite
+        assert (await pids("stubborn", 2))[1] != stubborn  # only after its SIGKILL, at the end of the grace
+        assert group_alive(polite) == [] and group_alive(stubborn) == []
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, TIMEOUT)
+
+
 CRASH_IN_ACTIVITY = """\
     import os, pathlib, time
     import dapr.ext.workflow as wf
