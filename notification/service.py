@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.contracts import NotifyInput, NotifyResult
@@ -21,8 +22,10 @@ async def notify(db: Database, request: NotifyInput) -> NotifyResult:
 
 async def _send(session: AsyncConnection, request: NotifyInput) -> dict[str, Any]:
     # There is no mail server: "sent" means recorded, in the same transaction as the idempotency record.
-    await session.execute(
-        sa.insert(notifications).values(
+    # A message of this kind already went to this order's customer (under another key): not sent again.
+    sent = await session.execute(
+        insert(notifications)
+        .values(
             idempotency_key=request.idempotency_key,
             order_id=request.order_id,
             kind=request.kind,
@@ -31,7 +34,13 @@ async def _send(session: AsyncConnection, request: NotifyInput) -> dict[str, Any
             recipient=request.email,
             detail=request.detail,
         )
+        .on_conflict_do_nothing(index_elements=["order_id", "kind"])
+        .returning(notifications.c.id)
     )
+    if sent.first() is None:
+        return NotifyResult(
+            sent=False, channel=domain.CHANNEL, detail=f"{request.kind} was already sent for this order"
+        ).model_dump()
     return NotifyResult(
         sent=True, channel=domain.CHANNEL, detail=f"{request.kind} sent to {request.email}"
     ).model_dump()

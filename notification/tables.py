@@ -22,6 +22,9 @@ notifications = sa.Table(
     sa.Column("recipient", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=True),
     created_at(),
+    # One message of each kind per order: a second (say, an operator's resolution after the saga's own notice) is
+    # not sent.
+    sa.Index("notifications_one_per_kind", "order_id", "kind", unique=True),
 )
 
 processed_requests = processed_requests_table(metadata)

@@ -52,6 +52,7 @@ def resolve_order(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps
     saga.conclude(status, request.cause)
 
     # The failed saga's own notification key may be spent (a confirmation sent before it failed): this one has its own.
+    # A customer the saga already told of a failure is not told twice (notification sends one message of a kind).
     notice = NotifyInput(order_id, request.email, "order_failed", CUSTOMER_NOTICE, f"{order_id}:notify-resolution")
     yield from saga.best_effort(NOTIFY, NOTIFICATION, notice, NotifyResult)
 

@@ -68,6 +68,20 @@ async def test_different_kinds_for_one_order_are_different_messages(activities, 
     assert [n["kind"] for n in await listed(db, order)] == ["order_confirmed", "order_failed"]
 
 
+async def test_a_second_message_of_a_kind_under_another_key_is_not_sent(activities, ctx, db):
+    # The saga told the customer the order failed; an operator's resolution then tells them again, under its own key.
+    order = new_order()
+    first = await activities["notify"](
+        ctx, NotifyInput(order, "ada@example.com", "order_failed", "a", f"{order}:notify")
+    )
+    again = await activities["notify"](
+        ctx, NotifyInput(order, "ada@example.com", "order_failed", "b", f"{order}:notify-resolution")
+    )
+    assert first.sent is True
+    assert again == NotifyResult(sent=False, channel="email", detail="order_failed was already sent for this order")
+    assert [(n["kind"], n["message"]) for n in await listed(db, order)] == [("order_failed", "a")]
+
+
 async def test_a_notification_without_a_key_is_refused_permanently(activities, ctx, db):
     order = new_order()
     with pytest.raises(NonRetryableError, match="idempotency_key"):
