@@ -42,6 +42,9 @@ class Findings:
     # orders whose saga workflow failed outside the saga (WORKFLOW_FAILED) and an operator's resolve then ended:
     # why the workflow failed, as the order says it (the engine's reason) -> orders
     operator_resolved: Counter[str] = field(default_factory=Counter)
+    # orders the saga concluded (its record of the ending stored) whose workflow the engine failed after: status ->
+    # orders (daprd 1.18.2's false tamper detections; the stored ending stands and the effects are held to it)
+    failed_after_concluding: Counter[str] = field(default_factory=Counter)
 
     def add(self, order_id: str, invariant: str, expected: Any, found: Any) -> None:
         self.violations.append(Violation(order_id, invariant, str(expected), str(found)))
@@ -139,6 +142,8 @@ def _check_order(
                 view["resolution"].get("status"),
                 f"GET /orders/{{id}} {status}, GET /orders {listing.get(oid)}",
             )
+    elif output == "workflow FAILED":
+        found.failed_after_concluding[status] += 1  # terminal: only the saga's own record or output makes it so
     elif not isinstance(output, dict):
         found.add(oid, "the order-api's status equals the saga's output", status, f"no saga output: {output}")
     else:

@@ -82,6 +82,11 @@ def render(info: RunInfo, events: list[Event], found: Findings) -> str:
             f"/orders/{{id}}/resolve): {sum(found.operator_resolved.values())}: "
             + "; ".join(f"{why} {n}" for why, n in sorted(found.operator_resolved.items()))
         )
+    if found.failed_after_concluding:
+        lines.append(
+            "  concluded by their saga, then failed by the engine (the stored ending stands): "
+            + ", ".join(f"{status} {n}" for status, n in sorted(found.failed_after_concluding.items()))
+        )
     if found.stale_rows:
         lines.append(
             f"  stored status behind the saga (its record_order_status failed, and it says so): {found.stale_rows}"

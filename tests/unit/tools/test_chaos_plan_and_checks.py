@@ -256,3 +256,16 @@ def test_review_orders_are_large_and_decided_in_time_and_some_kills_are_aimed_at
     held = {d.order_id for d in plan.disruptions if d.activity == "assess_risk" and d.mode == "delay" and d.order_id}
     assert {d.order_id for d in aimed if d.while_ == "reviewing"} <= held
     assert "while" in aimed[0].describe()
+
+
+def test_an_order_its_saga_concluded_whose_workflow_the_engine_failed_after_is_counted_and_held_to_its_ending() -> None:
+    # daprd 1.18.2 failed some sagas as tampered after their last record (COMPLETED) had landed.
+    fact = facts("COMPLETED")
+    fact["output"] = "workflow FAILED"
+    found = Findings()
+    _check_order(found, ORDER, fact, {ORDER.order_id: "COMPLETED"}, {"aimed": set()})
+    assert found.violations == []
+    assert found.failed_after_concluding == {"COMPLETED": 1}
+    twice = facts("COMPLETED", charges=2)
+    twice["output"] = "workflow FAILED"
+    assert "no order is charged twice" in violations(twice)
