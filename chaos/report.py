@@ -76,17 +76,18 @@ def render(info: RunInfo, events: list[Event], found: Findings) -> str:
             "  errors aimed at an order's undo: "
             + ", ".join(f"{what} {n}" for what, n in sorted(found.aimed_undo_errors.items()))
         )
-    if found.operator_resolved:
-        lines.append(
-            "  needed an operator (their saga workflow failed outside the saga; resolved by POST "
-            f"/orders/{{id}}/resolve): {sum(found.operator_resolved.values())}: "
-            + "; ".join(f"{why} {n}" for why, n in sorted(found.operator_resolved.items()))
-        )
-    if found.failed_after_concluding:
-        lines.append(
-            "  concluded by their saga, then failed by the engine (the stored ending stands): "
-            + ", ".join(f"{status} {n}" for status, n in sorted(found.failed_after_concluding.items()))
-        )
+    for what, counted in (
+        (
+            "needed an operator (their saga workflow failed outside the saga; resolved by POST /orders/{id}/resolve)",
+            found.operator_resolved,
+        ),
+        (
+            "concluded by their saga, then failed by the engine (the stored ending stands)",
+            found.failed_after_concluding,
+        ),
+    ):
+        if counted:
+            lines.append(f"  {what}: {counted.total()}: " + "; ".join(f"{k} {n}" for k, n in sorted(counted.items())))
     if found.stale_rows:
         lines.append(
             f"  stored status behind the saga (its record_order_status failed, and it says so): {found.stale_rows}"

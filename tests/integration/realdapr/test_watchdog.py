@@ -101,25 +101,11 @@ def test_a_daprd_whose_worker_is_connected_while_its_workflow_actors_are_not_hos
 ) -> None:
     url, state = fake_daprd
     restarted: list[str] = []
-
-    def restart(launch: str) -> bool:
-        restarted.append(launch)
-        return True
-
-    async def watch(seconds: float) -> Watchdog:
-        dog = Watchdog([Watched("order-api", "order-api daprd", url)], restart, grace=1.0, token="t", env={})
-        stop = asyncio.Event()
-        task = asyncio.create_task(dog.run(stop))
-        await asyncio.sleep(seconds)
-        stop.set()
-        await task
-        return dog
-
-    assert asyncio.run(watch(2.5)).restarts == []  # well: nothing done
+    assert asyncio.run(watch(url, restarted, 2.5)).restarts == []  # well: nothing done
     kept = [a for a in state["metadata"]["actors"] if a["type"].endswith(".retentioner")]
     state["metadata"]["actors"] = state["metadata"]["actorRuntime"]["activeActors"] = kept
     with caplog.at_level(logging.WARNING, logger="realdapr"):
-        dog = asyncio.run(watch(3.0))
+        dog = asyncio.run(watch(url, restarted, 3.0))
     assert restarted and set(restarted) == {"order-api daprd"}
     assert "dapr.internal.default.order-api.workflow is not hosted" in dog.restarts[0][1]
     assert any(
@@ -137,19 +123,26 @@ def test_a_daprd_that_counts_no_worker_of_an_app_that_is_up_is_restarted(
     state["metadata"] = json.loads(RECORDED.read_text())["wedged"]["metadata"]
     state["metadata"]["appConnectionProperties"]["port"] = port
     restarted: list[str] = []
-
-    async def watch(seconds: float) -> Watchdog:
-        dog = Watchdog([Watched("order-api", "order-api daprd", url)], restarted.append, grace=1.0, token="t", env={})
-        stop = asyncio.Event()
-        task = asyncio.create_task(dog.run(stop))
-        await asyncio.sleep(seconds)
-        stop.set()
-        await task
-        return dog
-
-    assert asyncio.run(watch(2.5)).restarts == []  # its app does not answer: restarting, daprd is right
+    assert asyncio.run(watch(url, restarted, 2.5)).restarts == []  # its app does not answer: daprd is right
     state["app_healthz"] = 200
     with caplog.at_level(logging.WARNING, logger="realdapr"):
-        dog = asyncio.run(watch(3.0))
+        dog = asyncio.run(watch(url, restarted, 3.0))
     assert set(restarted) == {"order-api daprd"}
     assert "order-api answers its health check, but daprd counts no workflow worker" in dog.restarts[0][1]
+
+
+async def watch(url: str, restarted: list[str], seconds: float) -> Watchdog:
+    """A watchdog on the order-api daprd at ``url`` (grace 1 s) for ``seconds``; what it restarts goes to
+    ``restarted``."""
+
+    def restart(launch: str) -> bool:
+        restarted.append(launch)
+        return True
+
+    dog = Watchdog([Watched("order-api", "order-api daprd", url)], restart, grace=1.0, token="t", env={})
+    stop = asyncio.Event()
+    task = asyncio.create_task(dog.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await task
+    return dog
