@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-dapr dapr k8s-tools check test fuzz bench bench-system chaos db-stop clean
+.PHONY: run run-dapr run-cluster dapr k8s-tools check test fuzz bench bench-system chaos db-stop clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): the first time takes a minute or two; pip's progress follows."
@@ -38,6 +38,15 @@ k8s-tools:
 ## the workflow state store in the embedded PostgreSQL (or POSTGRES_URL). Needs `make dapr` first.
 run-dapr: $(STAMP)
 	exec $(PY) -m devtools.devdb run --banner dapr.yaml -- $(PY) -m realdapr run -f dapr.yaml --policies components/access-policies
+
+## run-cluster: real Dapr across simulated hosts (Linux network namespaces on a bridge; needs root): a
+## control-plane host (sentry, placement, scheduler), a PostgreSQL host and NODES app hosts (default 2), each
+## running one replica of every app with its own daprd, all as deploy/overlays/cluster renders it (kustomize).
+## Each app at http://127.0.0.1:<its Service port + 10000> (order-api and the console: 18000), spread over its
+## replicas. Ctrl-C removes everything; `python -m realdapr.cluster down` removes what a killed run left. Needs
+## `make dapr` and `make k8s-tools` first. CLUSTER_ARGS passes options (`--nodes 3`; `--help`).
+run-cluster: $(STAMP)
+	exec $(PY) -m realdapr.cluster run $(if $(NODES),--nodes $(NODES)) --env FAULTS_ENABLED=true --env FAULTS_ALLOW_REMOTE=true $(CLUSTER_ARGS)
 
 ## check: the static gates, which `make test` runs first: ruff (lint, then format), mypy (pyproject.toml says
 ## what and how strictly) and the import layers (devtools/layers.py: the apps stand on common alone)
