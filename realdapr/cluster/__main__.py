@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     data_dir = Path(args.data_dir)
     if args.command == "down":
-        found = netns.down(data_dir.resolve() / "network.json")
+        found = netns.down(data_dir.resolve() / "network.json", args.prefix)
         print(f"[cluster] removed: {', '.join(found) or 'nothing'}", file=sys.stderr)
         return 0
     try:
@@ -80,6 +80,7 @@ def _run(args: argparse.Namespace, data_dir: Path) -> int:
         nodes=nodes,
         data_dir=data_dir,
         subnet=args.subnet,
+        prefix=args.prefix,
         proxy_offset=args.proxy_offset,
         overrides=overrides,
         log_level=args.log_level,
@@ -103,6 +104,11 @@ def parser() -> argparse.ArgumentParser:
         "--data-dir",
         default=os.path.join(os.environ.get("DATA_DIR", ".data"), "cluster"),
         help="the run's PostgreSQL data, trust root, resources and state files (default $DATA_DIR/cluster)",
+    )
+    p.add_argument(
+        "--prefix",
+        default=netns.PREFIX,
+        help=f"of every namespace and link the run makes (default {netns.PREFIX}); `down` removes those with it",
     )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("down", help="remove whatever a run left (processes, namespaces, links, bridge)")

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PREFIX = "sgc"  # every namespace and link of a cluster run starts with it
-BRIDGE = f"{PREFIX}br0"
+PREFIX = "sgc"  # every namespace and link of a cluster run starts with its prefix (tests use their own)
 DEFAULT_SUBNET = "10.213.0.0/24"
 CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
 
@@ -85,8 +84,10 @@ class Host:
 class Network:
     """The bridge and the hosts of one run; ``state`` is the JSON file that outlives a SIGKILLed runner."""
 
-    def __init__(self, state: Path, subnet: str = DEFAULT_SUBNET) -> None:
-        self.state = state
+    def __init__(self, state: Path, subnet: str = DEFAULT_SUBNET, prefix: str = PREFIX) -> None:
+        if not prefix.isalnum() or len(prefix) > 6:
+            raise NetError(f"prefix {prefix!r}: up to 6 letters or digits (interface names have 15 characters)")
+        self.state, self.prefix = state, prefix
         self.subnet = ipaddress.ip_network(subnet)
         self.hosts: dict[str, Host] = {}
 
@@ -104,21 +105,22 @@ class Network:
     def up(self, hosts: dict[str, int]) -> dict[str, Host]:
         """Make the bridge and one namespace per host (name -> address number), after removing whatever an
         earlier run left. Returns the hosts by name."""
-        down(self.state)
+        down(self.state, self.prefix)
         self._check_subnet_free()
         self._save()
-        ip("link", "add", BRIDGE, "type", "bridge")
-        ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", BRIDGE)
-        ip("link", "set", BRIDGE, "up")
+        bridge = f"{self.prefix}br0"
+        ip("link", "add", bridge, "type", "bridge")
+        ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", bridge)
+        ip("link", "set", bridge, "up")
         for number, (name, index) in enumerate(hosts.items()):
-            ns, veth, peer = f"{PREFIX}-{name}", f"{PREFIX}v{number}", f"{PREFIX}p{number}"
+            ns, veth, peer = f"{self.prefix}-{name}", f"{self.prefix}v{number}", f"{self.prefix}p{number}"
             address = self.address(index)
             ip("netns", "add", ns)
             inode = os.stat(f"/run/netns/{ns}").st_ino
             self.hosts[name] = Host(name, ns, veth, address, inode)
             self._save()
             ip("link", "add", veth, "type", "veth", "peer", "name", peer)
-            ip("link", "set", veth, "master", BRIDGE, "up")
+            ip("link", "set", veth, "master", bridge, "up")
             ip("link", "set", peer, "netns", ns)
             ip("-n", ns, "link", "set", peer, "name", "eth0")
             ip("-n", ns, "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", "eth0")
@@ -128,7 +130,7 @@ class Network:
 
     def _check_subnet_free(self) -> None:
         for link in json.loads(ip("-j", "addr", "show").stdout or "[]"):
-            if str(link.get("ifname", "")).startswith(PREFIX):
+            if str(link.get("ifname", "")).startswith(self.prefix):
                 continue
             for info in link.get("addr_info", []):
                 if info.get("family") != "inet":
@@ -212,14 +214,14 @@ def drop_connections(host: Host, address: str, port: int) -> None:
     )
 
 
-def down(state: Path) -> list[str]:
+def down(state: Path, prefix: str = PREFIX) -> list[str]:
     """Remove everything a run made (found by prefix and in ``state``): its processes killed, its links, namespaces
     and bridge deleted, the state file removed. Idempotent. Returns what it found, for a message."""
     hosts = load_hosts(state)
     listed = json.loads(ip("-j", "netns", "list", check=False).stdout or "[]")
     for entry in listed:
         name = str(entry.get("name", ""))
-        if name.startswith(f"{PREFIX}-") and not any(h.ns == name for h in hosts.values()):
+        if name.startswith(f"{prefix}-") and not any(h.ns == name for h in hosts.values()):
             hosts[name] = Host(name, name, "", "")
     found = []
     killed = kill_hosts(list(hosts.values()))
@@ -228,7 +230,7 @@ def down(state: Path) -> list[str]:
     # The root-side veth first: deleting it removes both ends at once (a namespace's deletion does it later).
     for link in json.loads(ip("-j", "link", "show", check=False).stdout or "[]"):
         name = str(link.get("ifname", ""))
-        if name.startswith(PREFIX):
+        if name.startswith(prefix):
             ip("link", "del", name, check=False)
             found.append(name)
     for host in hosts.values():
@@ -238,11 +240,11 @@ def down(state: Path) -> list[str]:
     return found
 
 
-def leftovers() -> list[str]:
+def leftovers(prefix: str = PREFIX) -> list[str]:
     """Namespaces and links with the run's prefix that exist now (for tests and the stop message)."""
     names = [str(e.get("name")) for e in json.loads(ip("-j", "netns", "list", check=False).stdout or "[]")]
     links = [str(e.get("ifname")) for e in json.loads(ip("-j", "link", "show", check=False).stdout or "[]")]
-    return [n for n in names if n.startswith(f"{PREFIX}-")] + [n for n in links if n.startswith(PREFIX)]
+    return [n for n in names if n.startswith(f"{prefix}-")] + [n for n in links if n.startswith(prefix)]
 
 
 def _alive(pid: int) -> bool:

@@ -45,6 +45,7 @@ class Options:
     nodes: int = 2
     data_dir: Path = Path(".data/cluster")
     subnet: str = netns.DEFAULT_SUBNET
+    prefix: str = netns.PREFIX  # of every namespace and link: a test runs beside a user's cluster with its own
     proxy_offset: int = 10000  # each app's proxy listens on 127.0.0.1:<its Service port + this> (0: free ports)
     overrides: dict[str, str] = field(default_factory=dict)
     log_level: str = "info"
@@ -69,9 +70,9 @@ async def run(
         raise RunError("the manifests deploy no PostgreSQL: render an overlay that does (deploy/overlays/trial)")
     data = options.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    network = netns.Network(data / "network.json", options.subnet)
+    network = netns.Network(data / "network.json", options.subnet, options.prefix)
     state_file(data).unlink(missing_ok=True)
-    left = await asyncio.to_thread(netns.down, network.state)
+    left = await asyncio.to_thread(netns.down, network.state, options.prefix)
     if left:
         log.info("removed what an earlier run left: %s", ", ".join(left[:8]) + (" ..." if len(left) > 8 else ""))
     stop = asyncio.Event()
@@ -95,8 +96,8 @@ async def run(
             await asyncio.to_thread(database.stop, pgdata)
         except RuntimeError as err:
             log.warning("PostgreSQL did not stop cleanly: %s", err)
-        await asyncio.to_thread(netns.down, network.state)
-        log.info("stopped; left behind: %s", ", ".join(netns.leftovers()) or "nothing")
+        await asyncio.to_thread(netns.down, network.state, options.prefix)
+        log.info("stopped; left behind: %s", ", ".join(netns.leftovers(options.prefix)) or "nothing")
     if failure:
         log.error("%s", failure)
         return 1
