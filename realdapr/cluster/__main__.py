@@ -146,7 +146,13 @@ def parser() -> argparse.ArgumentParser:
         help="the log level of the Dapr control plane (daprd's comes from its annotations)",
     )
     r.add_argument("--ready-timeout", type=float, default=120.0, help="seconds each stage gets to come up")
-    r.add_argument("--watchdog-grace", type=float, default=30.0, help="restart a daprd unwell this long (0: off)")
+    r.add_argument(
+        "--watchdog-grace",
+        type=float,
+        default=None,
+        help="restart a daprd unwell this long "
+        "(default: its liveness probe's period x threshold from the annotations; 0: off)",
+    )
     r.add_argument(
         "--heal-grace",
         type=float,

@@ -50,7 +50,7 @@ class Options:
     overrides: dict[str, str] = field(default_factory=dict)
     log_level: str = "info"
     ready_timeout: float = READY_TIMEOUT
-    watchdog_grace: float = 30.0
+    watchdog_grace: float | None = None  # None: from the pods' liveness probes (``liveness_grace``); 0: off
     heal_grace: float = 10.0
 
 
@@ -251,7 +251,8 @@ async def _watch(
     stop: asyncio.Event,
 ) -> None:
     """Start the watchdog and the placement healer in the background (they end with ``stop``)."""
-    if options.watchdog_grace > 0:
+    grace = liveness_grace(topology) if options.watchdog_grace is None else options.watchdog_grace
+    if grace > 0:
         watched = [Watched(p.app_id, f"{p.name} daprd", plan.daprd_api(hosts[p.name])) for p in pods]
         watchdog = Watchdog(
             watched, daprds.kill, grace=options.watchdog_grace, token="", env={"NAMESPACE": topology.namespace}
@@ -274,6 +275,13 @@ async def _watch(
             f"http://{cp.address}:{PORTS.placement_health}/placement/state", members, cut, options.heal_grace
         )
         asyncio.get_running_loop().create_task(healer.run(stop))
+
+
+def liveness_grace(topology: Topology) -> float:
+    """How long the watchdog lets a daprd stay unwell: what its liveness probe allows (period x threshold, the
+    longest of the pods'), which the watchdog stands in for (it also sees what a TCP probe cannot)."""
+    probes = [app.sidecar.liveness() for app in topology.apps]
+    return float(max((p.period * p.threshold for p in probes), default=30))
 
 
 def _write_state(
