@@ -255,7 +255,7 @@ async def _watch(
     if grace > 0:
         watched = [Watched(p.app_id, f"{p.name} daprd", plan.daprd_api(hosts[p.name])) for p in pods]
         watchdog = Watchdog(
-            watched, daprds.kill, grace=options.watchdog_grace, token="", env={"NAMESPACE": topology.namespace}
+            watched, daprds.kill, grace=grace, token="", env={"NAMESPACE": topology.namespace}
         )
         asyncio.get_running_loop().create_task(watchdog.run(stop))
     if options.heal_grace > 0:
