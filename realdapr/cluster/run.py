@@ -197,8 +197,9 @@ async def _run(
         for proxy in proxies:
             log.info("%s: http://127.0.0.1:%d -> %d replicas", proxy.name, proxy.port, len(proxy.backends))
         log.info("cluster up: %d pods on %d nodes; Ctrl-C or SIGTERM stops it", len(pods), options.nodes)
-        await _watch(topology, hosts, pods, cp, supervisors[-1], options, stop)
+        watchers = _watch(topology, hosts, pods, cp, supervisors[-1], options, stop)
         await stop.wait()
+        await asyncio.gather(*watchers)
     except (RunError, RuntimeError) as err:
         return str(err)
     finally:
@@ -241,7 +242,7 @@ async def _init_containers(inits: list[tuple[str, list[str], dict[str, str]]], c
     await asyncio.gather(*(one(*init) for init in inits))
 
 
-async def _watch(
+def _watch(
     topology: Topology,
     hosts: Mapping[str, netns.Host],
     pods: list[plan.Pod],
@@ -249,15 +250,14 @@ async def _watch(
     daprds: Supervisor,
     options: Options,
     stop: asyncio.Event,
-) -> None:
+) -> list[asyncio.Task[None]]:
     """Start the watchdog and the placement healer in the background (they end with ``stop``)."""
+    tasks = []
     grace = liveness_grace(topology) if options.watchdog_grace is None else options.watchdog_grace
     if grace > 0:
         watched = [Watched(p.app_id, f"{p.name} daprd", plan.daprd_api(hosts[p.name])) for p in pods]
-        watchdog = Watchdog(
-            watched, daprds.kill, grace=grace, token="", env={"NAMESPACE": topology.namespace}
-        )
-        asyncio.get_running_loop().create_task(watchdog.run(stop))
+        watchdog = Watchdog(watched, daprds.kill, grace=grace, token="", env={"NAMESPACE": topology.namespace})
+        tasks.append(asyncio.create_task(watchdog.run(stop)))
     if options.heal_grace > 0:
         members = [
             Member(
@@ -274,7 +274,8 @@ async def _watch(
         healer = PlacementHealer(
             f"http://{cp.address}:{PORTS.placement_health}/placement/state", members, cut, options.heal_grace
         )
-        asyncio.get_running_loop().create_task(healer.run(stop))
+        tasks.append(asyncio.create_task(healer.run(stop)))
+    return tasks
 
 
 def liveness_grace(topology: Topology) -> float:
