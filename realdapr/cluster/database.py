@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import asyncpg
@@ -56,9 +57,13 @@ def pg_ctl(pgdata: Path, args: list[str], host: Host | None = None, timeout: flo
     command = _as_server_user([str(_pg_bin() / "pg_ctl"), "-D", str(pgdata), *args])
     if host is not None:
         command = [*host.exec_prefix(), *command]
-    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"pg_ctl {' '.join(args)}: {(done.stderr or done.stdout).strip()}")
+    # Into a file, not a pipe: a postmaster that pg_ctl (re)starts inherits its output, and a pipe would then never
+    # reach its end (subprocess.run waits for it for ever).
+    with tempfile.TemporaryFile("w+") as out:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=timeout)
+        if done.returncode != 0:
+            out.seek(0)
+            raise RuntimeError(f"pg_ctl {' '.join(args)}: {out.read().strip()}")
 
 
 def start(pgdata: Path, host: Host, port: int) -> None:
@@ -70,7 +75,7 @@ def start(pgdata: Path, host: Host, port: int) -> None:
 
 def restart(pgdata: Path, host: Host, mode: str = "immediate") -> None:
     """``pg_ctl restart -m MODE`` inside the namespace: every connection drops; immediate recovers from the WAL."""
-    pg_ctl(pgdata, ["-w", "-m", mode, "restart"], host)
+    pg_ctl(pgdata, ["-w", "-m", mode, "-l", str(pgdata / "server.log"), "restart"], host)
 
 
 def stop(pgdata: Path) -> None:
