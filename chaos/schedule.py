@@ -192,10 +192,10 @@ def _disruption(rng: random.Random, orders: int, kind: str, i: int) -> Disruptio
     if kind == "kill_control_plane":  # each of them in turn, so that every one is hit
         return Disruption(at, kind, app=CONTROL_PLANE[i % len(CONTROL_PLANE)])
     if kind == "crash_node":
-        return Disruption(at, kind, app=NODES[i % len(NODES)])
+        return Disruption(at, kind, app=rng.choice(NODES))
     if kind in ("pause_node", "partition_node"):
         low, high = PAUSE_S if kind == "pause_node" else PARTITION_S
-        return Disruption(at, kind, app=NODES[i % len(NODES)], seconds=rng.randint(low, high))
+        return Disruption(at, kind, app=rng.choice(NODES), seconds=rng.randint(low, high))
     return Disruption(at, kind)
 
 
