@@ -46,7 +46,7 @@ run-dapr: $(STAMP)
 ## replicas. Ctrl-C removes everything; `python -m realdapr.cluster down` removes what a killed run left. Needs
 ## `make dapr` and `make k8s-tools` first. CLUSTER_ARGS passes options (`--nodes 3`; `--help`).
 run-cluster: $(STAMP)
-	exec $(PY) -m realdapr.cluster run $(if $(NODES),--nodes $(NODES)) --env FAULTS_ENABLED=true --env FAULTS_ALLOW_REMOTE=true $(CLUSTER_ARGS)
+	exec $(PY) -m realdapr.cluster run $(if $(NODES),--nodes $(NODES)) --env FAULTS_ENABLED=true --env FAULTS_ALLOW_REMOTE=true --env OPERATOR_ALLOW_REMOTE=true $(CLUSTER_ARGS)
 
 ## check: the static gates, which `make test` runs first: ruff (lint, then format), mypy (pyproject.toml says
 ## what and how strictly) and the import layers (devtools/layers.py: the apps stand on common alone)

@@ -47,6 +47,9 @@ class ClusterSystem:
         env = {
             "FAULTS_ENABLED": "true",
             "FAULTS_ALLOW_REMOTE": "true",
+            # The operator's resolve (chaos's way out for a WORKFLOW_FAILED order) answers loopback clients only;
+            # through the proxy the order-api sees the bridge's address.
+            "OPERATOR_ALLOW_REMOTE": "true",
             "LOG_LEVEL": "WARNING",
             "APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_S),
             **RETRY_ENV,

@@ -56,7 +56,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         pytest.skip(f"no cluster here: {reason}")
     folder = tmp_path_factory.mktemp("cluster")
     data, log = folder / "data", folder / "runner.log"
-    env = {"FAULTS_ENABLED": "true", "FAULTS_ALLOW_REMOTE": "true"}
+    env = {"FAULTS_ENABLED": "true", "FAULTS_ALLOW_REMOTE": "true", "OPERATOR_ALLOW_REMOTE": "true"}
     cmd = launch.command(data, prefix=PREFIX, subnet=SUBNET, env=env)
     proc, cluster = launch.start(cmd, data, log)
     try:
