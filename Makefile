@@ -73,6 +73,7 @@ bench: $(STAMP)
 
 ## bench-system: the whole system under load beside an engine-free saga (BENCH_ARGS='--engine dapr' for real
 ## daprd; `python -m bench.system --help`). Sends about 21,000 orders with the defaults: many minutes.
+## BENCH_ARGS='--topology cluster': the 2-node cluster of `make run-cluster` (root).
 bench-system: $(STAMP)
 	$(PY) -m bench.system $(BENCH_ARGS)
 
@@ -80,7 +81,8 @@ bench-system: $(STAMP)
 ## runner SIGKILLs and PostgreSQL restarts are injected at random (on real Dapr, CHAOS_ARGS='--engine dapr', also
 ## SIGKILLs of single daprds and of placement, scheduler and sentry); then every order is checked through the REST
 ## APIs (exit 1 on any violation). CHAOS_ARGS passes options (`--orders 200 --engine dapr --seed 7`;
-## `python -m chaos --help`). Several minutes.
+## `python -m chaos --help`). Several minutes. CHAOS_ARGS='--topology cluster': on the 2-node cluster of
+## `make run-cluster` (root), adding node crashes, node pauses and network partitions.
 chaos: $(STAMP)
 	$(PY) -m chaos $(CHAOS_ARGS)
 

@@ -54,7 +54,7 @@ def test_a_cluster_under_chaos_leaves_no_violation() -> None:
     reason = why_not_here()
     if reason:
         pytest.skip(f"no cluster here: {reason}")
-    args = ["--topology", "cluster", "--orders", "60", "--concurrency", "4", "--seed", "4"]
+    args = ["--topology", "cluster", "--orders", "60", "--concurrency", "4", "--seed", "4", "--settle-timeout", "120"]
     run = subprocess.Popen(
         [sys.executable, "-m", "chaos", *args],
         cwd=REPO,
