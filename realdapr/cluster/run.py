@@ -310,7 +310,12 @@ def _write_state(
         },
         "hosts": {name: vars(h) for name, h in hosts.items()},
         "database": {"host": plan.DATABASE, "port": db_port, "pgdata": str(pgdata)},
-        "control_plane": {"host": plan.CONTROL_PLANE, "placement": PORTS.placement, "scheduler": PORTS.scheduler},
+        "control_plane": {
+            "host": plan.CONTROL_PLANE,
+            "placement": PORTS.placement,
+            "scheduler": PORTS.scheduler,
+            "placement_state": f"http://{hosts[plan.CONTROL_PLANE].address}:{PORTS.placement_health}/placement/state",
+        },
     }
     partial = state_file(data).with_suffix(".partial")
     partial.write_text(json.dumps(doc, indent=1))

@@ -49,11 +49,9 @@ def test_a_cluster_under_chaos_leaves_no_violation() -> None:
     the node pause and the partition (and the daprd, app, control-plane and PostgreSQL blows) meet orders in
     flight; the same invariants, which also say that no activity took effect twice across replicas (at most one
     charge per order, stock conserved)."""
-    from realdapr.cluster.launch import why_not_here
+    from tests.support.cluster import require_cluster
 
-    reason = why_not_here()
-    if reason:
-        pytest.skip(f"no cluster here: {reason}")
+    require_cluster()
     args = ["--topology", "cluster", "--orders", "60", "--concurrency", "4", "--seed", "4", "--settle-timeout", "120"]
     run = subprocess.Popen(
         [sys.executable, "-m", "chaos", *args],
