@@ -1,7 +1,8 @@
 """``python -m bench.system --topology cluster``: the same load as ``bench.system`` on the 2-node cluster
 (``realdapr.cluster``: every app twice, each with its own daprd, across network namespaces, PostgreSQL on a host
-of its own), side by side with the engine-free saga on this run's own PostgreSQL. The orders go through the
-cluster's loopback proxy for the order-api, which spreads connections over both replicas.
+of its own), in one run beside the engine-free saga and the single-host system on the sidecar and on real daprd
+(on this run's own PostgreSQL). The orders go through the cluster's loopback proxy for the order-api, which
+spreads connections over both replicas.
 
 CPU per order is counted for every process of the cluster: each app (both replicas together), daprd (all ten),
 placement, the scheduler, sentry, PostgreSQL, and the runner itself (it is the proxy every order passes through,
@@ -32,7 +33,8 @@ SUBNET = "10.216.0.0/24"
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    """The baseline, then the cluster; the report ``bench.report.system_table`` prints."""
+    """The baseline, the single-host system on the sidecar and on real daprd (as ``bench.system`` runs them, on the
+    same PostgreSQL), then the cluster, one after the other in one run; the report ``table`` prints."""
     from common.db import async_url, ensure_database
     from common.embedded_db import start_embedded
     from devtools.devdb import stop_embedded
@@ -42,31 +44,69 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     reason = launch.why_not_here()
     if reason:
         raise SystemExit(f"bench.system --topology cluster: {reason}")
+    started = machine(load_at="start")
     procs = Processes(tmp)
     pgdata = tmp / "pg"
     server = await asyncio.to_thread(start_embedded, pgdata)
+    measured: dict[str, dict[str, Any]] = {}
     try:
         await ensure_database(server, "baseline")
         baseline_url = await system._start_baseline(procs, async_url(server, "baseline"))
         roots = [psutil.Process(p.pid) for p in procs.started]
-        baseline = await system._measure(args, baseline_url, postmaster(pgdata), roots, "baseline", rss_of=None)
+        measured["engine-free"] = await system._measure(args, baseline_url, postmaster(pgdata), roots, "base", None)
         procs.stop()
+        for engine in ("sidecar", "dapr"):
+            folder = tmp / engine
+            folder.mkdir()
+            url, runner = await system._start_system(procs, folder, server, engine)
+            measured[f"{engine}, one host"] = await system._measure(
+                args, url, postmaster(pgdata), [runner], engine, rss_of=None
+            )
+            procs.stop()
     finally:
         procs.stop()
         await asyncio.to_thread(stop_embedded, pgdata)
-    runner, url, cluster_pg = await asyncio.to_thread(_start, tmp)
+    cluster_runner, cluster_url, cluster_pg = await asyncio.to_thread(_start, tmp)
     try:
-        measured = await _measure(args, url, runner, cluster_pg)
+        measured["dapr, 2-node cluster"] = await _measure(args, cluster_url, cluster_runner, cluster_pg)
     finally:
-        await asyncio.to_thread(launch.stop, runner)
+        await asyncio.to_thread(launch.stop, cluster_runner)
     return {
-        "machine": machine(load_at="end"),
-        "engine": "dapr, 2-node cluster (realdapr.cluster)",
+        "machine": {**started, **machine(load_at="end")},
         "workload": {"latency_orders": args.latency_orders, "orders": args.orders, "concurrency": args.concurrency},
-        "baseline": baseline,
-        "system": measured,
-        "all_completed": not baseline["failures"] and not measured["failures"],
+        "systems": measured,
+        "all_completed": not any(m["failures"] for m in measured.values()),
     }
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report: a column per system, a row per figure, then each system's CPU per order by process."""
+    m, w, systems = report["machine"], report["workload"], report["systems"]
+    rows: list[tuple[str, str | None, str]] = [
+        ("c=1 latency p50 (ms)", "c1", "p50_ms"),
+        ("c=1 latency p99 (ms)", "c1", "p99_ms"),
+        (f"c={w['concurrency']} throughput (orders/s)", "cN", "orders_per_s"),
+        (f"c={w['concurrency']} latency p50 (ms)", "cN", "p50_ms"),
+        (f"c={w['concurrency']} latency p99 (ms)", "cN", "p99_ms"),
+        ("CPU per order, all processes (ms)", None, "cpu_ms_per_order_total"),
+    ]
+    out = [
+        "bench.system --topology cluster: one run, one system after the other",
+        f"machine: {m['nproc']} CPUs, {m['ram_gb']} GB RAM, Python {m['python']}, {m['date']}; load average "
+        f"{m['loadavg_at_start']} at the start, {m['loadavg_at_end']} at the end; {w['latency_orders']} orders at "
+        f"c=1, {w['orders']} at c={w['concurrency']}",
+        "",
+        f"{'':<38}" + "".join(f"{name:>24}" for name in systems),
+    ]
+    for label, section, key in rows:
+        values = [(r[section] if section else r)[key] for r in systems.values()]
+        out.append(f"{label:<38}" + "".join(f"{v!s:>24}" for v in values))
+    out += ["", f"CPU per order by process (ms, at c={w['concurrency']}):"]
+    for name, r in systems.items():
+        parts = sorted(r["cpu_ms_per_order"].items(), key=lambda kv: -kv[1])
+        out.append(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in parts))
+    out.append(f"every order COMPLETED: {'yes' if report['all_completed'] else 'NO'}")
+    return "\n".join(out)
 
 
 def _start(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:

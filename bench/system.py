@@ -50,12 +50,13 @@ def main(argv: list[str] | None = None) -> int:
             print("bench.system --engine dapr: no real Dapr: run `make dapr` first", file=sys.stderr)
             return 2
     with tempfile.TemporaryDirectory(prefix="bench-system-") as tmp:
-        if args.topology == "cluster":  # bench/cluster.py: the 2-node cluster of realdapr.cluster (root)
+        if args.topology == "cluster":  # bench/cluster.py: also the 2-node cluster of realdapr.cluster (root)
             from . import cluster
 
             report = asyncio.run(cluster.run(args, Path(tmp)))
-        else:
-            report = asyncio.run(_run(args, Path(tmp)))
+            print(json.dumps(report, indent=2) if args.json else cluster.table(report))
+            return 0 if report["all_completed"] else 1
+        report = asyncio.run(_run(args, Path(tmp)))
     print(json.dumps(report, indent=2) if args.json else system_table(report))
     return 0 if report["all_completed"] else 1
 
