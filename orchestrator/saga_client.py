@@ -43,6 +43,14 @@ class SidecarUnavailable(Exception):
     """The workflow API could not be reached or answered with an unexpected error."""
 
 
+class HistoryUnreadable(SidecarUnavailable):
+    """The engine refuses to read a workflow's history: its signatures do not verify (daprd 1.18.2 with history
+    signing, after it marked the workflow tampered; seen on the cluster's chaos runs). No retry changes it."""
+
+
+_UNREADABLE = "signature verification failed"
+
+
 def _sdk_client() -> DaprWorkflowClient:
     return DaprWorkflowClient(logger_options=sdk_logger_options())
 
@@ -145,6 +153,8 @@ class SagaClient:
         try:
             return _view(await self.client.get_workflow_state(instance_id, fetch_payloads=True))
         except grpc.RpcError as err:
+            if _UNREADABLE in _describe(err):
+                raise HistoryUnreadable(_describe(err)) from err
             raise SidecarUnavailable(_describe(err)) from err
 
     async def wait(self, order_id: str, timeout_seconds: float) -> WorkflowView | None:

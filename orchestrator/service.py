@@ -43,7 +43,7 @@ from orchestrator.domain import (
     order_view,
     parse_cursor,
 )
-from orchestrator.saga_client import SagaClient, SidecarUnavailable
+from orchestrator.saga_client import HistoryUnreadable, SagaClient, SidecarUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -116,7 +116,17 @@ class Orders:
         its resolution, which runs every undo and records the outcome. OrderConflict when the order is not
         WORKFLOW_FAILED; asking again while the resolution runs starts nothing and answers the same."""
         row = await self._row(order_id)
-        workflow = await _engine(self.sagas.state(order_id))
+        try:
+            workflow = await _engine(self.sagas.state(order_id))
+        except WorkflowUnavailable as err:
+            if not isinstance(err.__cause__, HistoryUnreadable) or row["status"] != WORKFLOW_FAILED:
+                raise
+            # The resolution trusts nothing of the failed saga's history anyway (orchestrator.resolution): resolve
+            # from the stored order when the engine cannot even read it.
+            log.warning(
+                "%s: its workflow's history cannot be read (%s): resolving from the stored order", order_id, err
+            )
+            workflow = None
         row = await self._reconcile(row, workflow)
         if row["status"] != WORKFLOW_FAILED:
             raise OrderConflict(

@@ -117,6 +117,7 @@ class InMemoryWorkflowClient:
         self.events: list[tuple[str, str, Any]] = []
         self.unavailable = False
         self.crash_on_schedule = False
+        self.unreadable: set[str] = set()  # instances whose history the engine refuses to read (signatures)
 
     async def schedule_new_workflow(
         self,
@@ -140,6 +141,12 @@ class InMemoryWorkflowClient:
 
     async def get_workflow_state(self, instance_id: str, *, fetch_payloads: bool = True) -> StandInState | None:
         await self._round_trip()
+        if instance_id in self.unreadable:  # what daprd 1.18.2 answers once it marked a signed history tampered
+            raise StandInRpcError(
+                grpc.StatusCode.UNKNOWN,
+                f"workflow history signature verification failed for '{instance_id}': signature 7: expected start "
+                "event index 22, got 23",
+            )
         instance = self.instances.get(instance_id)
         return instance.state if instance is not None else None
 
@@ -774,6 +781,32 @@ async def test_resolving_starts_one_resolution_with_the_cause_and_the_failed_sag
     assert request["cause"]["step"] == "ship" and "DAPR_WORKFLOW_HISTORY_TAMPERED" in request["cause"]["reason"]
     assert request["saga"]["steps"] == json.loads(AT_SHIP)["steps"]
     assert request["retry"] == RETRY.model_dump()
+
+
+async def test_an_order_whose_history_the_engine_cannot_read_is_resolved_from_the_stored_order(
+    operator_api, db, sidecar
+):
+    body = new_body()
+    order_id = body["order_id"]
+    await operator_api.post("/orders", json=body)
+    fail(sidecar, order_id)
+    assert (await operator_api.get(f"/orders/{order_id}")).json()["status"] == "WORKFLOW_FAILED"
+    sidecar.unreadable.add(order_id)  # from now on daprd refuses to read it (seen on the cluster's chaos runs)
+
+    answer = await operator_api.post(f"/orders/{order_id}/resolve")
+
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["resolution"]["status"] == "RUNNING"
+    request = json.loads(json.dumps(sidecar.instances[f"{order_id}:resolve"].input, default=lambda o: o.model_dump()))
+    assert request["cause"]["step"] == "ship" and "DAPR_WORKFLOW_HISTORY_TAMPERED" in request["cause"]["reason"]
+
+
+async def test_an_unreadable_history_of_an_order_that_did_not_fail_is_still_an_error(operator_api, sidecar):
+    body = new_body()
+    await operator_api.post("/orders", json=body)
+    sidecar.unreadable.add(body["order_id"])
+    assert_problem(await operator_api.post(f"/orders/{body['order_id']}/resolve"), 503)
+    assert [i for i in sidecar.instances if i.endswith(":resolve")] == []
 
 
 async def test_a_resolution_recorded_ends_the_order_with_its_undos_and_a_second_resolve_is_a_409(
