@@ -72,7 +72,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     finally:
         await asyncio.to_thread(launch.stop, cluster_runner)
     return {
-        "machine": {**started, **machine(load_at="end")},
+        "machine": {**machine(load_at="end"), **started},  # the date is the start's
         "workload": {"latency_orders": args.latency_orders, "orders": args.orders, "concurrency": args.concurrency},
         "systems": measured,
         "all_completed": not any(m["failures"] for m in measured.values()),
