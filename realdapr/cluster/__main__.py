@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return _run(args, data_dir)
-    except (DaprError, RunError, TopologyError) as err:
+    except (DaprError, RunError, TopologyError, netns.NetError) as err:
         print(f"[cluster] error: {err}", file=sys.stderr)
         return 1
 

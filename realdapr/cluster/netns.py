@@ -88,7 +88,12 @@ class Network:
         if not prefix.isalnum() or len(prefix) > 6:
             raise NetError(f"prefix {prefix!r}: up to 6 letters or digits (interface names have 15 characters)")
         self.state, self.prefix = state, prefix
-        self.subnet = ipaddress.ip_network(subnet)
+        try:
+            self.subnet = ipaddress.ip_network(subnet)
+        except ValueError as err:
+            raise NetError(f"--subnet {subnet!r}: {err}") from None
+        if self.subnet.version != 4 or self.subnet.num_addresses < 16:
+            raise NetError(f"--subnet {subnet}: an IPv4 subnet of at least 16 addresses (/28) is needed")
         self.hosts: dict[str, Host] = {}
 
     @property

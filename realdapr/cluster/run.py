@@ -90,6 +90,8 @@ async def run(
     failure = None
     try:
         failure = await _run(topology, dapr, options, network, pgdata, stop, supervisors)
+    except (RunError, RuntimeError) as err:  # netns.NetError, pg_ctl, a stage that did not come up
+        failure = str(err)
     finally:
         state_file(data).unlink(missing_ok=True)
         try:
