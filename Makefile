@@ -41,7 +41,7 @@ run-dapr: $(STAMP)
 
 ## run-cluster: real Dapr across simulated hosts (Linux network namespaces on a bridge; needs root): a
 ## control-plane host (sentry, placement, scheduler), a PostgreSQL host and NODES app hosts (default 2), each
-## running one replica of every app with its own daprd, all as deploy/overlays/cluster renders it (kustomize).
+## running one replica of every app with its own daprd, all as deploy/cluster renders it (kustomize).
 ## Each app at http://127.0.0.1:<its Service port + 10000> (order-api and the console: 18000), spread over its
 ## replicas. Ctrl-C removes everything; `python -m realdapr.cluster down` removes what a killed run left. Needs
 ## `make dapr` and `make k8s-tools` first. CLUSTER_ARGS passes options (`--nodes 3`; `--help`).

@@ -23,7 +23,7 @@ from .checks import Urls, check, products, resolve, statuses
 from .cluster import ClusterSystem
 from .injector import Injected, clear_faults, inject
 from .report import RunInfo, render
-from .schedule import CLUSTER_ONLY, DAPR_ONLY, DISRUPTIONS, Plan, make_plan
+from .schedule import ALL_DISRUPTIONS, CLUSTER_ONLY, DAPR_ONLY, Plan, make_plan
 from .system import ChaosSetupError, System
 from .workload import Progress, run_workload
 
@@ -91,7 +91,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    enabled = {k for k in DISRUPTIONS if getattr(args, k)}
+    enabled = {k for k in ALL_DISRUPTIONS if getattr(args, k)}
     if args.topology == "cluster":
         args.engine = "dapr"  # a cluster is real Dapr
         enabled.discard("kill_runner")

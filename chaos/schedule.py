@@ -60,23 +60,14 @@ SERVED = ("GB", "US", "DE", "FR", "NL", "SE", "JP", "AU", "CA")
 # always retried past: it may slow an order, never end it.
 MAX_TRANSIENT = 3
 
-DISRUPTIONS = (
-    "fault",
-    "kill_app",
-    "kill_runner",
-    "restart_postgres",
-    "kill_daprd",
-    "kill_control_plane",
-    "crash_node",
-    "pause_node",
-    "partition_node",
-)
+DISRUPTIONS = ("fault", "kill_app", "kill_runner", "restart_postgres", "kill_daprd", "kill_control_plane")
 # Only real Dapr has these processes: one daprd per app, and placement, scheduler and sentry.
 DAPR_ONLY = frozenset({"kill_daprd", "kill_control_plane"})
 CONTROL_PLANE = ("placement", "scheduler", "sentry")
 # Only a cluster (``--topology cluster``, realdapr.cluster) has nodes to crash, pause and cut off; it has no runner
 # restart of its own in a run (a runner's SIGKILL there is covered by tests/e2e/test_cluster.py).
 CLUSTER_ONLY = frozenset({"crash_node", "pause_node", "partition_node"})
+ALL_DISRUPTIONS = (*DISRUPTIONS, "crash_node", "pause_node", "partition_node")  # a plan's default: DISRUPTIONS
 NODES = ("n1", "n2")
 PAUSE_S = (3, 60)  # a node paused for seconds to a minute
 PARTITION_S = (5, 40)  # longer than placement's keepalive (about 5 s): the split brain research16 found
@@ -96,7 +87,7 @@ class PlannedOrder:
 @dataclass(frozen=True)
 class Disruption:
     at: int  # happens once order ``at`` has been submitted
-    kind: str  # one of DISRUPTIONS
+    kind: str  # one of ALL_DISRUPTIONS
     app: str | None = None
     activity: str | None = None
     mode: str | None = None

@@ -21,7 +21,7 @@ from .topology import TopologyError, load
 
 log = logging.getLogger("realdapr.cluster")
 REPO = Path(__file__).resolve().parents[2]
-OVERLAY = REPO / "deploy" / "overlays" / "cluster"
+OVERLAY = REPO / "deploy" / "cluster"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

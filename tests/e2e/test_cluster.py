@@ -1,5 +1,5 @@
 """The cluster (``make run-cluster``, ``realdapr.cluster``): real Dapr 1.18.2 across network namespaces, two nodes
-each running one replica of every app with its own daprd, as deploy/overlays/cluster renders it. Work spreads over
+each running one replica of every app with its own daprd, as deploy/cluster renders it. Work spreads over
 every replica, a saga whose node dies finishes on the other node, and a stopped or SIGKILLed runner leaves nothing
 behind once the next start (``down``) has run. Each replica's work is counted from its own lines in the runner's
 log (every line is prefixed with its pod: ``[n1-shipping]``).

@@ -1,4 +1,4 @@
-"""The cluster run (``realdapr.cluster``) runs what deploy/ says: deploy/overlays/cluster rendered by kustomize, each
+"""The cluster run (``realdapr.cluster``) runs what deploy/ says: deploy/cluster rendered by kustomize, each
 object valid against the Kubernetes and Dapr schemas, and every field the cluster reads honoured in the processes
 it plans (ports, replicas, environment, Secrets, annotations, the Configuration and the resources). A manifest that
 says what the cluster cannot do fails to load instead of running as something else: a drift between deploy/ and the
@@ -29,7 +29,7 @@ from realdapr.cluster.topology import Topology, TopologyError, load, write_resou
 from realdapr.commands import Mtls
 from tests.support import REPO
 
-CLUSTER = REPO / "deploy" / "overlays" / "cluster"
+CLUSTER = REPO / "deploy" / "cluster"
 DB = "10.99.0.3"
 CP = Host("cp", "x-cp", "xv0", "10.99.0.2")
 POD = Host("n1-app", "x-n1-app", "xv1", "10.99.0.10")
