@@ -94,9 +94,14 @@ class PlacementHealer:
 
 
 async def _connected(client: httpx.AsyncClient, api: str) -> bool:
+    """Whether the daprd says it is connected to placement and hosts actor types: placement lists only hosts with
+    types, so one without (its app down or restarting) is rightly not listed and must not be cut (a chaos run that
+    cut those cut a reconnecting daprd every 10 s)."""
     try:
         response = await client.get(f"{api}/v1.0/metadata")
-        runtime = (response.json() or {}).get("actorRuntime") or {}
+        metadata = response.json() or {}
     except (httpx.HTTPError, ValueError):
         return False
-    return bool(runtime.get("placement") == "placement: connected")
+    runtime = metadata.get("actorRuntime") or {}
+    hosted = [entry for entry in metadata.get("actors") or [] if entry.get("type")]
+    return bool(runtime.get("placement") == "placement: connected" and hosted)
