@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-dapr dapr k8s-tools check test fuzz bench bench-system chaos db-stop clean
+.PHONY: run run-dapr run-cluster dapr k8s-tools check test fuzz bench bench-system chaos db-stop clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): the first time takes a minute or two; pip's progress follows."
@@ -39,6 +39,15 @@ k8s-tools:
 run-dapr: $(STAMP)
 	exec $(PY) -m devtools.devdb run --banner dapr.yaml -- $(PY) -m realdapr run -f dapr.yaml --policies components/access-policies
 
+## run-cluster: real Dapr across simulated hosts (Linux network namespaces on a bridge; needs root): a
+## control-plane host (sentry, placement, scheduler), a PostgreSQL host and NODES app hosts (default 2), each
+## running one replica of every app with its own daprd, all as deploy/cluster renders it (kustomize).
+## Each app at http://127.0.0.1:<its Service port + 10000> (order-api and the console: 18000), spread over its
+## replicas. Ctrl-C removes everything; `python -m realdapr.cluster down` removes what a killed run left. Needs
+## `make dapr` and `make k8s-tools` first. CLUSTER_ARGS passes options (`--nodes 3`; `--help`).
+run-cluster: $(STAMP)
+	exec $(PY) -m realdapr.cluster run $(if $(NODES),--nodes $(NODES)) --env FAULTS_ENABLED=true --env FAULTS_ALLOW_REMOTE=true --env OPERATOR_ALLOW_REMOTE=true $(CLUSTER_ARGS)
+
 ## check: the static gates, which `make test` runs first: ruff (lint, then format), mypy (pyproject.toml says
 ## what and how strictly) and the import layers (devtools/layers.py: the apps stand on common alone)
 check: $(STAMP)
@@ -64,6 +73,7 @@ bench: $(STAMP)
 
 ## bench-system: the whole system under load beside an engine-free saga (BENCH_ARGS='--engine dapr' for real
 ## daprd; `python -m bench.system --help`). Sends about 21,000 orders with the defaults: many minutes.
+## BENCH_ARGS='--topology cluster': the 2-node cluster of `make run-cluster` (root).
 bench-system: $(STAMP)
 	$(PY) -m bench.system $(BENCH_ARGS)
 
@@ -71,7 +81,8 @@ bench-system: $(STAMP)
 ## runner SIGKILLs and PostgreSQL restarts are injected at random (on real Dapr, CHAOS_ARGS='--engine dapr', also
 ## SIGKILLs of single daprds and of placement, scheduler and sentry); then every order is checked through the REST
 ## APIs (exit 1 on any violation). CHAOS_ARGS passes options (`--orders 200 --engine dapr --seed 7`;
-## `python -m chaos --help`). Several minutes.
+## `python -m chaos --help`). Several minutes. CHAOS_ARGS='--topology cluster': on the 2-node cluster of
+## `make run-cluster` (root), adding node crashes, node pauses and network partitions.
 chaos: $(STAMP)
 	$(PY) -m chaos $(CHAOS_ARGS)
 

@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
             print("bench.system --engine dapr: no real Dapr: run `make dapr` first", file=sys.stderr)
             return 2
     with tempfile.TemporaryDirectory(prefix="bench-system-") as tmp:
+        if args.topology == "cluster":  # bench/cluster.py: also the 2-node cluster of realdapr.cluster (root)
+            from . import cluster
+
+            report = asyncio.run(cluster.run(args, Path(tmp)))
+            print(json.dumps(report, indent=2) if args.json else cluster.table(report))
+            return 0 if report["all_completed"] else 1
         report = asyncio.run(_run(args, Path(tmp)))
     print(json.dumps(report, indent=2) if args.json else system_table(report))
     return 0 if report["all_completed"] else 1
@@ -76,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         "are sent at --concurrency to get there",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--topology",
+        choices=("single", "cluster"),
+        default="single",
+        help="cluster: real Dapr on the "
+        "2-node cluster of `make run-cluster` (needs root, `make dapr`, `make k8s-tools`; no RSS figures)",
+    )
     return p
 
 

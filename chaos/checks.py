@@ -6,6 +6,7 @@ fail on purpose, COMPENSATION_FAILED naming it; money, stock, shipments and noti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Coroutine
@@ -142,7 +143,7 @@ def _check_order(
                 view["resolution"].get("status"),
                 f"GET /orders/{{id}} {status}, GET /orders {listing.get(oid)}",
             )
-    elif output == "workflow FAILED":
+    elif output in ("workflow FAILED", "workflow UNREADABLE"):
         found.failed_after_concluding[status] += 1  # terminal: only the saga's own record or output makes it so
     elif not isinstance(output, dict):
         found.add(oid, "the order-api's status equals the saga's output", status, f"no saga output: {output}")
@@ -266,15 +267,9 @@ def _undo_errors(disruptions: list[Disruption]) -> dict[str, set[str | None]]:
 
 async def _facts(client: httpx.AsyncClient, urls: Urls, oid: str) -> dict[str, Any]:
     apps = urls.apps
-    order = await _get(client, f"{apps['order-api']}/orders/{oid}", missing=True)
-    # A resolved order is held against its resolution, not the saga's output; and daprd may refuse to load its
-    # workflow at all (a history that failed the signature check answers 500 to every read).
-    resolved = order is not None and order.get("resolution") is not None
-    workflow_api = f"{urls.workflow_api}/v1.0/workflows/dapr/{oid}"
-    workflow, payment, reservation, shipment, notifications = await asyncio.gather(
-        _no_read()
-        if resolved
-        else _get(client, workflow_api, missing=True, headers={"dapr-api-token": urls.api_token}),
+    order, workflow, payment, reservation, shipment, notifications = await asyncio.gather(
+        _get(client, f"{apps['order-api']}/orders/{oid}", missing=True),
+        _workflow(client, f"{urls.workflow_api}/v1.0/workflows/dapr/{oid}", urls.api_token),
         _get(client, f"{apps['payment']}/payments/{oid}", missing=True),
         _get(client, f"{apps['inventory']}/reservations/{oid}", missing=True),
         _get(client, f"{apps['shipping']}/shipments/{oid}", missing=True),
@@ -290,8 +285,19 @@ async def _facts(client: httpx.AsyncClient, urls: Urls, oid: str) -> dict[str, A
     }
 
 
-async def _no_read() -> None:
-    return None
+async def _workflow(client: httpx.AsyncClient, url: str, token: str) -> dict[str, Any] | None:
+    """The engine's view of a workflow; one whose history daprd refuses to read (its signatures do not verify: a
+    500 that no retry changes, seen on the cluster after a false tamper detection) as runtime status UNREADABLE."""
+    response = None
+    for attempt in range(3):
+        with contextlib.suppress(httpx.TransportError):
+            response = await client.get(url, headers={"dapr-api-token": token})
+            if response.status_code == 500 and "signature verification failed" in response.text:
+                return {"runtimeStatus": "UNREADABLE", "reason": response.text[:300]}
+            break
+        await asyncio.sleep(0.5 * (attempt + 1))
+    result: dict[str, Any] | None = await _get(client, url, missing=True, headers={"dapr-api-token": token})
+    return result
 
 
 def _output(workflow: dict[str, Any] | None) -> dict[str, Any] | str:

@@ -20,9 +20,10 @@ from devtools.options import add_engine_option, add_load_options
 from orchestrator.domain import TERMINAL, WORKFLOW_FAILED
 
 from .checks import Urls, check, products, resolve, statuses
+from .cluster import ClusterSystem
 from .injector import Injected, clear_faults, inject
 from .report import RunInfo, render
-from .schedule import DAPR_ONLY, DISRUPTIONS, Plan, make_plan
+from .schedule import ALL_DISRUPTIONS, CLUSTER_ONLY, DAPR_ONLY, Plan, make_plan
 from .system import ChaosSetupError, System
 from .workload import Progress, run_workload
 
@@ -35,6 +36,9 @@ SWITCHES = {
     "postgres-restarts": "restart_postgres",
     "daprd-kills": "kill_daprd",
     "control-plane-kills": "kill_control_plane",
+    "node-crashes": "crash_node",
+    "node-pauses": "pause_node",
+    "partitions": "partition_node",
 }
 
 
@@ -60,6 +64,14 @@ def parser() -> argparse.ArgumentParser:
     )
     add_engine_option(p)
     p.add_argument(
+        "--topology",
+        choices=("single", "cluster"),
+        default="single",
+        help="single: every app once on this host (default); cluster: real Dapr across simulated hosts "
+        "(realdapr.cluster, two nodes each running every app; needs root, `make dapr` and `make k8s-tools`), "
+        "adding node crashes, node pauses and network partitions, without runner kills",
+    )
+    p.add_argument(
         "--settle-timeout",
         type=float,
         default=300.0,
@@ -79,7 +91,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    enabled = {k for k in DISRUPTIONS if getattr(args, k)}
+    enabled = {k for k in ALL_DISRUPTIONS if getattr(args, k)}
+    if args.topology == "cluster":
+        args.engine = "dapr"  # a cluster is real Dapr
+        enabled.discard("kill_runner")
+    else:
+        enabled -= CLUSTER_ONLY  # one host: no node to crash, pause or cut off
     if args.engine != "dapr":
         enabled -= DAPR_ONLY  # the sidecar has no daprd, placement, scheduler or sentry to kill
     plan = make_plan(args.seed, args.orders, frozenset(enabled))
@@ -100,8 +117,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     # A SIGTERM ends the run as Ctrl-C does: the system and its PostgreSQL are stopped on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
+    if args.topology == "cluster":
+        from realdapr.cluster.launch import why_not_here
+
+        reason = why_not_here()
+        if reason:
+            print(f"chaos --topology cluster: {reason}", file=sys.stderr)
+            return 2
     folder = Path(tempfile.mkdtemp(prefix="chaos-"))
-    system = System(args.engine, folder, args.orders)
+    system: System | ClusterSystem = (
+        ClusterSystem(folder, args.orders) if args.topology == "cluster" else System(args.engine, folder, args.orders)
+    )
     code = 2
     try:
         code = asyncio.run(_run(args, plan, system))
@@ -128,7 +154,7 @@ def _say(message: str) -> None:
     print(f"[chaos] {message}", flush=True)
 
 
-async def _run(args: argparse.Namespace, plan: Plan, system: System) -> int:
+async def _run(args: argparse.Namespace, plan: Plan, system: System | ClusterSystem) -> int:
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
     _say(

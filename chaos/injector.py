@@ -1,6 +1,7 @@
 """The injector: carries out the plan's disruptions as the workload reaches them (a fault armed through an app's
 ``PUT /faults/{activity}``, an app, a daprd, placement, the scheduler, sentry or the runner SIGKILLed, PostgreSQL
-restarted), one at a time, in plan order, and records what each one did. Also clears every fault at the end.
+restarted; in a cluster a node crashed, paused or cut off), one at a time, in plan order, and records what each
+one did. Also clears every fault at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import httpx
 from common.contracts import RISK_REVIEW
 from orchestrator.domain import TERMINAL
 
+from .cluster import ClusterSystem
 from .schedule import APPS, Disruption
 from .system import ChaosSetupError, System
 from .workload import Progress
@@ -39,7 +41,12 @@ class Injected:
 
 
 async def inject(
-    system: System, plan: list[Disruption], progress: Progress, t0: float, say: Callable[[str], None], out: Injected
+    system: System | ClusterSystem,
+    plan: list[Disruption],
+    progress: Progress,
+    t0: float,
+    say: Callable[[str], None],
+    out: Injected,
 ) -> None:
     """Carry out ``plan``, recording into ``out`` as it goes (the progress lines read it)."""
     async with httpx.AsyncClient(timeout=10) as client:
@@ -56,7 +63,9 @@ async def inject(
             say(f"+{event.at_s:7.1f}s after order #{disruption.at}: {disruption.describe()}: {outcome}")
 
 
-async def _carry_out(system: System, client: httpx.AsyncClient, d: Disruption, out: Injected) -> tuple[str, bool]:
+async def _carry_out(
+    system: System | ClusterSystem, client: httpx.AsyncClient, d: Disruption, out: Injected
+) -> tuple[str, bool]:
     if d.kind == "fault":
         assert system.layout is not None and d.app is not None
         url = f"{system.layout.urls[d.app]}/faults/{d.activity}"
@@ -79,10 +88,18 @@ async def _carry_out(system: System, client: httpx.AsyncClient, d: Disruption, o
         kill = system.kill_daprd if d.kind == "kill_daprd" else system.kill_control_plane
         outcome = await asyncio.to_thread(kill, d.app)
         return outcome, outcome.startswith("killed")
+    if d.kind in ("crash_node", "pause_node", "partition_node"):
+        assert isinstance(system, ClusterSystem) and d.app is not None
+        if d.kind == "crash_node":
+            return await asyncio.to_thread(system.crash_node, d.app), True
+        seconds = float(d.seconds or 0)
+        if d.kind == "pause_node":
+            return await system.pause_node(d.app, seconds), True
+        return await system.partition_node(d.app, seconds), True
     raise ValueError(f"unknown disruption {d.kind!r}")
 
 
-async def _reached(system: System, client: httpx.AsyncClient, d: Disruption) -> bool:
+async def _reached(system: System | ClusterSystem, client: httpx.AsyncClient, d: Disruption) -> bool:
     """Wait until the order a kill is aimed at is at its moment: its risk review running, or awaiting approval."""
     assert system.layout is not None
     url = f"{system.layout.urls['order-api']}/orders/{d.order_id}"
@@ -105,7 +122,7 @@ async def _reached(system: System, client: httpx.AsyncClient, d: Disruption) -> 
     return False
 
 
-async def clear_faults(system: System) -> None:
+async def clear_faults(system: System | ClusterSystem) -> None:
     """``DELETE /faults`` on every app (repeated while an app is restarting)."""
     assert system.layout is not None
     async with httpx.AsyncClient(timeout=10) as client:

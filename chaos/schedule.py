@@ -64,6 +64,13 @@ DISRUPTIONS = ("fault", "kill_app", "kill_runner", "restart_postgres", "kill_dap
 # Only real Dapr has these processes: one daprd per app, and placement, scheduler and sentry.
 DAPR_ONLY = frozenset({"kill_daprd", "kill_control_plane"})
 CONTROL_PLANE = ("placement", "scheduler", "sentry")
+# Only a cluster (``--topology cluster``, realdapr.cluster) has nodes to crash, pause and cut off; it has no runner
+# restart of its own in a run (a runner's SIGKILL there is covered by tests/e2e/test_cluster.py).
+CLUSTER_ONLY = frozenset({"crash_node", "pause_node", "partition_node"})
+ALL_DISRUPTIONS = (*DISRUPTIONS, "crash_node", "pause_node", "partition_node")  # a plan's default: DISRUPTIONS
+NODES = ("n1", "n2")
+PAUSE_S = (3, 60)  # a node paused for seconds to a minute
+PARTITION_S = (5, 40)  # longer than placement's keepalive (about 5 s): the split brain research16 found
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class PlannedOrder:
 @dataclass(frozen=True)
 class Disruption:
     at: int  # happens once order ``at`` has been submitted
-    kind: str  # one of DISRUPTIONS
+    kind: str  # one of ALL_DISRUPTIONS
     app: str | None = None
     activity: str | None = None
     mode: str | None = None
@@ -88,6 +95,7 @@ class Disruption:
     delay_ms: int | None = None
     order_id: str | None = None
     while_: str | None = None  # a kill aimed at ``order_id``: "reviewing" (its risk review runs) or "awaiting"
+    seconds: int | None = None  # how long a node stays paused or cut off (``app`` holds the node)
 
     def fault_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"mode": self.mode, "count": self.count}
@@ -117,6 +125,12 @@ class Disruption:
             return f"SIGKILL the daprd of {self.app}"
         if self.kind == "kill_control_plane":
             return f"SIGKILL {self.app}"
+        if self.kind == "crash_node":
+            return f"node crash: SIGKILL every process of {self.app} (its pods restart)"
+        if self.kind == "pause_node":
+            return f"node pause: SIGSTOP every process of {self.app} for {self.seconds} s, then SIGCONT"
+        if self.kind == "partition_node":
+            return f"partition: {self.app} cut off from the other node, control plane and database for {self.seconds} s"
         return "PostgreSQL restart -m immediate"
 
 
@@ -152,6 +166,12 @@ def make_plan(seed: int, orders: int, enabled: frozenset[str] = frozenset(DISRUP
     for kind, count in dapr_counts.items():
         if kind in enabled:
             disruptions += [_disruption(rng, orders, kind, i) for i in range(count)]
+    # A cluster's own blows, drawn after everything else for the same reason.
+    node_counts = {"crash_node": max(1, orders // 300), "pause_node": max(1, orders // 300)}
+    node_counts["partition_node"] = max(1, orders // 300)
+    for kind, count in node_counts.items():
+        if kind in enabled:
+            disruptions += [_disruption(rng, orders, kind, i) for i in range(count)]
     disruptions.sort(key=lambda d: d.at)  # stable: equal ``at`` keep their (seeded) order
     return Plan(seed, planned, disruptions)
 
@@ -162,6 +182,11 @@ def _disruption(rng: random.Random, orders: int, kind: str, i: int) -> Disruptio
         return Disruption(at, kind, app=rng.choice(APPS))
     if kind == "kill_control_plane":  # each of them in turn, so that every one is hit
         return Disruption(at, kind, app=CONTROL_PLANE[i % len(CONTROL_PLANE)])
+    if kind == "crash_node":
+        return Disruption(at, kind, app=rng.choice(NODES))
+    if kind in ("pause_node", "partition_node"):
+        low, high = PAUSE_S if kind == "pause_node" else PARTITION_S
+        return Disruption(at, kind, app=rng.choice(NODES), seconds=rng.randint(low, high))
     return Disruption(at, kind)
 
 

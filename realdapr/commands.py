@@ -25,14 +25,14 @@ from .ports import ControlPlanePorts
 
 # Everything listens on loopback where a flag allows it. (Dapr 1.18.2 ignores --healthz-listen-address: the
 # health ports of sentry, placement and the scheduler, and sentry's metrics port, bind every interface.)
-_LOOPBACK = (
-    "--listen-address",
-    "127.0.0.1",
-    "--healthz-listen-address",
-    "127.0.0.1",
-    "--metrics-listen-address",
-    "127.0.0.1",
-)
+LOOPBACK = "127.0.0.1"
+
+
+def _listen(host: str) -> tuple[str, ...]:
+    """The listen flags of a control-plane process: loopback in a single-host run, its host's address in a cluster."""
+    return ("--listen-address", host, "--healthz-listen-address", host, "--metrics-listen-address", host)
+
+
 # The control plane's trust domain (sentry's default, and what daprd expects of it by default).
 TRUST_DOMAIN = "localhost"
 # With TLS the scheduler's etcd peer certificate names the scheduler by its Kubernetes pod name, so its ID must be
@@ -130,9 +130,12 @@ def daprd_environment(parent_env: dict[str, str], mtls: Mtls | None = None) -> d
     return env
 
 
-def sentry_command(dapr: DaprBinaries, ports: ControlPlanePorts, data_dir: Path, log_level: str = "info") -> list[str]:
+def sentry_command(
+    dapr: DaprBinaries, ports: ControlPlanePorts, data_dir: Path, log_level: str = "info", host: str = LOOPBACK
+) -> list[str]:
     """Sentry's command line: the trust root in ``data_dir/sentry`` (``trust.ensure_trust_root`` makes it), an
-    empty configuration file (sentry refuses to start without one: its default names a Kubernetes object)."""
+    empty configuration file (sentry refuses to start without one: its default names a Kubernetes object);
+    listening on ``host``."""
     config = data_dir / "sentry-config.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.touch()
@@ -140,7 +143,7 @@ def sentry_command(dapr: DaprBinaries, ports: ControlPlanePorts, data_dir: Path,
         dapr.path(SENTRY),
         "--port",
         str(ports.sentry),
-        *_LOOPBACK,
+        *_listen(host),
         "--healthz-port",
         str(ports.sentry_health),
         "--metrics-port",
@@ -163,10 +166,16 @@ def sentry_health(ports: ControlPlanePorts) -> str:
 
 
 def control_plane_commands(
-    dapr: DaprBinaries, ports: ControlPlanePorts, etcd_dir: Path, log_level: str = "info", mtls: Mtls | None = None
+    dapr: DaprBinaries,
+    ports: ControlPlanePorts,
+    etcd_dir: Path,
+    log_level: str = "info",
+    mtls: Mtls | None = None,
+    host: str = LOOPBACK,
 ) -> dict[str, list[str]]:
     """The placement and scheduler command lines (in start order), the scheduler's etcd data in ``etcd_dir``; with
-    ``mtls``, both get their certificates from sentry."""
+    ``mtls``, both get their certificates from sentry. Both listen on, and the scheduler advertises, ``host``
+    (their raft and etcd peers stay on loopback: one of each)."""
     etcd_dir.mkdir(parents=True, exist_ok=True)
     tls: list[str] = []
     if mtls is not None:
@@ -190,7 +199,7 @@ def control_plane_commands(
             dapr.path("placement"),
             "--port",
             str(ports.placement),
-            *_LOOPBACK,
+            *_listen(host),
             "--healthz-port",
             str(ports.placement_health),
             "--metrics-port",
@@ -207,7 +216,7 @@ def control_plane_commands(
             dapr.path("scheduler"),
             "--port",
             str(ports.scheduler),
-            *_LOOPBACK,
+            *_listen(host),
             "--etcd-client-listen-address",
             "127.0.0.1",
             "--healthz-port",
@@ -223,7 +232,7 @@ def control_plane_commands(
             "--etcd-initial-cluster",
             f"{scheduler_id}={'https' if mtls else 'http'}://127.0.0.1:{ports.etcd_peer}",
             "--override-broadcast-host-port",
-            f"127.0.0.1:{ports.scheduler}",
+            f"{host}:{ports.scheduler}",
             "--log-level",
             log_level,
             *tls,

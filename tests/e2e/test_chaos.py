@@ -38,3 +38,37 @@ def test_two_hundred_orders_under_chaos_leave_no_violation(engine: str) -> None:
     report = out[out.find("chaos run:") :] if "chaos run:" in out else out[-6000:]
     assert run.returncode == 0, f"exit {run.returncode}\n{report}\n{err[-3000:]}"
     print(report)
+
+
+CLUSTER_BUDGET_S = 420
+
+
+@pytest.mark.timeout(CLUSTER_BUDGET_S + 180)
+def test_a_cluster_under_chaos_leaves_no_violation() -> None:
+    """``make chaos`` on two nodes (``--topology cluster``): sixty orders, four at a time so that the node crash,
+    the node pause and the partition (and the daprd, app, control-plane and PostgreSQL blows) meet orders in
+    flight; the same invariants, which also say that no activity took effect twice across replicas (at most one
+    charge per order, stock conserved)."""
+    from tests.support.cluster import require_cluster
+
+    require_cluster()
+    args = ["--topology", "cluster", "--orders", "60", "--concurrency", "4", "--seed", "4", "--settle-timeout", "120"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "chaos", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = run.communicate(timeout=CLUSTER_BUDGET_S)
+    except subprocess.TimeoutExpired:
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=150)
+        pytest.fail(f"chaos did not finish within {CLUSTER_BUDGET_S} s\n{out[-6000:]}\n{err[-3000:]}")
+    report = out[out.find("chaos run:") :] if "chaos run:" in out else out[-6000:]
+    assert run.returncode == 0, f"exit {run.returncode}\n{report}\n{err[-3000:]}"
+    for blow in ("node crash", "node pause", "partition"):
+        assert f"{blow}:" in out, f"no {blow} was carried out\n{out[-4000:]}"
+    print(report)
