@@ -435,13 +435,15 @@ def test_kubernetes_config_signs_workflow_history() -> None:
     assert isinstance(config["spec"]["tracing"]["samplingRate"], str)
 
 
-def test_resiliency_covers_workflow_store_calls_with_policies_that_exist() -> None:
+def test_resiliency_retries_workflow_store_calls_through_a_store_restart_without_a_circuit_breaker() -> None:
+    # A breaker tripped by a PostgreSQL restart kept failing calls for its timeout after the store was back, and
+    # daprd dropped workflows whose creation failed meanwhile (the cluster's chaos run).
     (resiliency,) = resources(DEPLOY, "Resiliency")
     policies = resiliency["spec"]["policies"]
     outbound = resiliency["spec"]["targets"]["components"]["workflowstore"]["outbound"]
     assert outbound["timeout"] in policies["timeouts"]
-    assert outbound["retry"] in policies["retries"]
-    assert outbound["circuitBreaker"] in policies["circuitBreakers"]
+    assert policies["retries"][outbound["retry"]]["maxRetries"] >= 5
+    assert "circuitBreaker" not in outbound and "circuitBreakers" not in policies
     assert set(resiliency["scopes"]) == APP_IDS
 
 
