@@ -22,6 +22,7 @@ from common.outcomes import CANCELLED, FAILED, PENDING, REFUSED, RUNNING, SUCCEE
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Contract)
+_NOT_YET = object()  # no cancel event seen yet
 Out = TypeVar("Out")
 Steps = Generator[Any, Any, Out]  # a workflow generator: yields SDK tasks, returns Out
 
@@ -153,11 +154,19 @@ class Saga:
     """One saga run: calls steps with a retry policy, records every step's outcome, watches a cancel
     event, owns the compensation stack, and publishes all of it as the workflow's custom status."""
 
-    def __init__(self, ctx: Any, retry_policy: wf.RetryPolicy, cancel: Any = None) -> None:
+    def __init__(
+        self, ctx: Any, retry_policy: wf.RetryPolicy, cancel: Any = None, cancel_event: str | None = None
+    ) -> None:
+        """``cancel``: a task of ``wait_for_external_event`` (kept for sagas started before polling); or
+        ``cancel_event``: the name of an event polled at each check with a zero timeout, which schedules no timer
+        (an indefinite wait makes the SDK schedule a sentinel timer: on daprd a scheduler job per saga, and two
+        delete-by-prefix calls when the saga ends)."""
         self.ctx = ctx
         self.retry_policy = retry_policy
         self.stack = CompensationStack()
         self._cancel = cancel
+        self._cancel_event = cancel_event
+        self._cancel_data: Any = _NOT_YET
         self.steps: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self.status = "RUNNING"
@@ -237,6 +246,10 @@ class Saga:
         self.publish()
         if on_change is not None:
             yield from on_change(status)
+        if self._cancel is None and self._cancel_event is not None:
+            # A poll cannot end a wait: race a wait for the cancel event against the person (the SDK gives it its
+            # sentinel timer, on this path only). From here on the event goes to this task (``_cancelled``).
+            self._cancel = self.ctx.wait_for_external_event(self._cancel_event)
         decision = self.ctx.wait_for_external_event(event)
         timer = self.ctx.create_timer(deadline.replace(tzinfo=None))  # the SDK's clock is naive UTC
         cancel = [self._cancel] if self._cancel is not None else []
@@ -284,10 +297,27 @@ class Saga:
             return False
 
     def check_cancel(self, step: str) -> None:
-        if self._cancel is not None and self._cancel.is_complete:
-            data = self._cancel.get_result() if not self._cancel.is_failed else None
+        """SagaAborted(CANCELLED) once the cancel event has come."""
+        data = self._cancelled()
+        if data is not _NOT_YET:
             reason = data.get("reason") if isinstance(data, dict) else None
             raise SagaAborted(CANCELLED, step, reason or "cancelled on request")
+
+    def _cancelled(self) -> Any:
+        """The cancel event's data once it has come, else _NOT_YET."""
+        if self._cancel is not None:
+            # A task waits for the event (a saga started before polling, or one that raced a wait on a person against
+            # it): the event completes that task and is never buffered for a poll.
+            if self._cancel.is_complete:
+                return self._cancel.get_result() if not self._cancel.is_failed else None
+            return _NOT_YET
+        if self._cancel_event is not None and self._cancel_data is _NOT_YET:
+            # Takes the event if it has arrived (buffered by the SDK in history order, so replay sees the same thing at
+            # the same check); otherwise an already-cancelled task, and nothing is scheduled.
+            polled = self.ctx.wait_for_external_event(self._cancel_event, timeout=timedelta(0))
+            if polled.is_complete and not polled.is_failed:
+                self._cancel_data = polled.get_result()
+        return self._cancel_data
 
     @overload
     def _call(

@@ -100,6 +100,19 @@ async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> 
     approval. Returns whether the row matched (False: unknown order, or a stale or duplicate transition that changes
     nothing). A duplicate must not match: every submission or cancel of a finished order reconciles from the
     workflow output, and would rewrite the row."""
+    # An UPDATE's result is a CursorResult (SQLAlchemy types execute() as returning the general Result).
+    result = cast(CursorResult[Any], await session.execute(_status_update(update)))
+    return result.rowcount == 1
+
+
+async def record_status_returning(session: AsyncConnection, update: OrderStatusUpdate) -> Row | None:
+    """``record_status``, returning the updated row (None when the transition did not apply)."""
+    row = (await session.execute(_status_update(update).returning(*orders.c))).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def _status_update(update: OrderStatusUpdate) -> sa.Update:
+    """The guarded UPDATE of one status transition (see record_status)."""
     reached = stage(update)
     values: Row = {"status": update.status, "stage": reached, "updated_at": sa.func.now()}
     if update.status in TERMINAL or update.status == WORKFLOW_FAILED:
@@ -108,11 +121,4 @@ async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> 
         values["total_cents"] = update.total_cents
     if update.saga is not None:
         values["saga"] = update.saga
-    # An UPDATE's result is a CursorResult (SQLAlchemy types execute() as returning the general Result).
-    result = cast(
-        CursorResult[Any],
-        await session.execute(
-            sa.update(orders).where(orders.c.order_id == update.order_id, orders.c.stage < reached).values(**values)
-        ),
-    )
-    return result.rowcount == 1
+    return sa.update(orders).where(orders.c.order_id == update.order_id, orders.c.stage < reached).values(**values)
