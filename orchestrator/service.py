@@ -101,8 +101,8 @@ class Orders:
         if row["status"] == PENDING:
             started = await self._ensure_started(order_id, fresh=created)
         workflow = await _engine(self.sagas.wait(order_id, self.wait_seconds)) if wait else None
-        if started and (workflow is None or workflow.finished_update(order_id) is None):
-            self._watch(order_id)  # nobody waits for its end here: record it when it comes
+        if started and workflow is None:
+            self._watch(order_id)  # nobody waits for its end here (any more): record it when it comes
         if workflow is None:
             workflow = await self._live_state(order_id)
         row = await self._reconcile(await self._row(order_id), workflow)
@@ -120,7 +120,10 @@ class Orders:
         try:
             while (workflow := await self.sagas.wait(order_id, WATCH_SECONDS)) is None:
                 pass
-            await self._reconcile(await self._row(order_id), workflow)
+            if workflow.finished_update(order_id) is not None:
+                # The saga concluded: what its last activity used to record. A workflow that stopped outside the
+                # saga (terminated, failed) is left to reads and the sweep, as before.
+                await self._reconcile(await self._row(order_id), workflow)
         except Exception as err:  # the sweep covers it
             log.info("%s: watcher stopped (%s); the reconcile sweep will record the end", order_id, err)
 
