@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.contracts import NotifyInput, NotifyResult
 from common.db import Database
+from common.fastdb import Connection
 from common.idempotency import run_once
 from notification import domain
 from notification.tables import notifications, processed_requests
@@ -19,7 +19,7 @@ async def notify(db: Database, request: NotifyInput) -> NotifyResult:
     return await run_once(db, processed_requests, request, lambda session: _send(session, request), NotifyResult)
 
 
-async def _send(session: AsyncConnection, request: NotifyInput) -> dict[str, Any]:
+async def _send(session: Connection, request: NotifyInput) -> dict[str, Any]:
     # There is no mail server: "sent" means recorded, in the same transaction as the idempotency record.
     await session.execute(
         sa.insert(notifications).values(
