@@ -90,9 +90,14 @@ class CompensationStack:
         return [*self._done, *({"name": c.name, "outcome": PENDING} for c in self.pending)]
 
     def unwind(
-        self, ctx: Any, retry_policy: wf.RetryPolicy | None = None, on_change: Any = None
+        self,
+        ctx: Any,
+        retry_policy: wf.RetryPolicy | None = None,
+        on_change: Any = None,
+        before_yield: Any = None,
     ) -> Steps[list[dict[str, Any]]]:
-        """``outcomes = yield from stack.unwind(ctx, policy)``: run every undo, newest first.
+        """``outcomes = yield from stack.unwind(ctx, policy)``: run every undo, newest first. ``on_change()`` runs
+        after each undo's outcome, ``before_yield()`` before each undo is waited for.
 
         An undo that still fails after its retries is recorded as 'failed' and the unwind goes on:
         the other undos are independent, and stopping would leave more effects behind.
@@ -102,6 +107,8 @@ class CompensationStack:
             undo = self._pending[-1]
             task = ctx.call_activity(undo.name, input=undo.input, app_id=undo.app_id, retry_policy=retry_policy)
             outcome: dict[str, Any]
+            if before_yield is not None:
+                before_yield()
             try:
                 result = yield task
                 outcome = {"name": undo.name, "outcome": _undo_outcome(result)}
@@ -167,6 +174,7 @@ class Saga:
         self._cancel = cancel
         self._cancel_event = cancel_event
         self._cancel_data: Any = _NOT_YET
+        self._unpublished = False  # the summary changed since the custom status was last set
         self.steps: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self.status = "RUNNING"
@@ -253,6 +261,7 @@ class Saga:
         decision = self.ctx.wait_for_external_event(event)
         timer = self.ctx.create_timer(deadline.replace(tzinfo=None))  # the SDK's clock is naive UTC
         cancel = [self._cancel] if self._cancel is not None else []
+        self.flush()
         first = yield wf.when_any([decision, timer, *cancel])
         self.status = "RUNNING"
         data = _event_data(decision) if first is decision else {}
@@ -288,6 +297,7 @@ class Saga:
     def bookkeeping(self, name: str, input: Any) -> Steps[bool]:
         """Bookkeeping on the workflow's own app (no app id): not listed as a step unless it fails."""
         task = self.ctx.call_activity(name, input=input, retry_policy=self.retry_policy)
+        self.flush()
         try:
             yield task
             return True
@@ -343,6 +353,7 @@ class Saga:
     def _outcome(
         self, entry: dict[str, Any], task: Any, result_type: type[R], abort_on_failure: bool
     ) -> Steps[R | None]:
+        self.flush()
         try:
             raw = yield task
         except wf.TaskFailedError as err:
@@ -375,7 +386,9 @@ class Saga:
 
     def unwind(self) -> Steps[list[dict[str, Any]]]:
         """Run every pushed undo (LIFO) with the saga's retry policy; returns their outcomes."""
-        return (yield from self.stack.unwind(self.ctx, self.retry_policy, on_change=self.publish))
+        return (
+            yield from self.stack.unwind(self.ctx, self.retry_policy, on_change=self.publish, before_yield=self.flush)
+        )
 
     def conclude(self, status: str, failure: dict[str, str] | None = None) -> None:
         self.status, self.failure = status, failure
@@ -395,7 +408,16 @@ class Saga:
         return out
 
     def publish(self) -> None:
-        self.ctx.set_custom_status(json.dumps(self.summary(), separators=(",", ":")))
+        """The summary changed: it becomes the workflow's custom status before the saga next waits (``flush``)."""
+        self._unpublished = True
+
+    def flush(self) -> None:
+        """Set the custom status to the summary if it changed since it was last set. The engine keeps the last one
+        set in a turn, so setting it once before each yield sends what setting it at every change sent, for a
+        fraction of the JSON (issue 18: 7 % of the order-api's CPU). A workflow calls it before it returns."""
+        if self._unpublished:
+            self._unpublished = False
+            self.ctx.set_custom_status(json.dumps(self.summary(), separators=(",", ":")))
 
     def log(self, msg: str, *args: Any) -> None:
         if not self.ctx.is_replaying:

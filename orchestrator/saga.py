@@ -150,4 +150,5 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[di
         )
     # Otherwise the order-api records the status from this output: after a wait, on every read, by its watcher of
     # sagas nobody waits for, and by the reconcile sweep (orchestrator.service).
+    saga.flush()
     return saga.summary()
