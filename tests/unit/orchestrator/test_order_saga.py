@@ -359,6 +359,14 @@ def test_the_custom_status_shows_the_stack_and_each_step_as_it_happens():
     assert len(str(ctx.statuses[-1])) < 2_000  # small enough to read in `dapr workflow get`
 
 
+def test_the_custom_status_is_set_once_before_each_wait_and_once_at_the_end_not_at_every_change():
+    # The engine keeps the last status set in a turn; a turn ends where the saga waits (or returns).
+    for script in ({}, {"charge": StepResult(ok=False, reason="card declined")}):
+        ctx, out = saga(**script)
+        assert len(ctx.statuses) == len(ctx.calls) + 1  # one per activity or child waited for, and the end
+        assert ctx.statuses[-1] == out
+
+
 def test_the_same_script_gives_identical_calls_statuses_and_output_every_time():
     script = {
         "charge": [Boom(), StepResult(ok=True)],
