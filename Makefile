@@ -72,8 +72,9 @@ bench: $(STAMP)
 	$(PY) -m bench.engines $(BENCH_ARGS)
 
 ## bench-system: the whole system under load beside an engine-free saga (BENCH_ARGS='--engine dapr' for real
-## daprd; `python -m bench.system --help`). Sends about 21,000 orders with the defaults: many minutes.
-## BENCH_ARGS='--topology cluster': the 2-node cluster of `make run-cluster` (root).
+## daprd, '--engine both' for the sidecar and real daprd in the same run; `python -m bench.system --help`).
+## Sends about 21,000 orders with the defaults: many minutes. BENCH_ARGS='--topology cluster': the 2-node cluster
+## of `make run-cluster` (root).
 bench-system: $(STAMP)
 	$(PY) -m bench.system $(BENCH_ARGS)
 

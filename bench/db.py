@@ -1,6 +1,7 @@
 """Client CPU of one small transaction (the order-api's status record, an UPDATE that matches no row) through each
-way the apps could talk to PostgreSQL, side by side: an ORM session and a Core connection (what ``common.db``
-gives), each with and without pre-ping, and raw asyncpg as the floor. Starts its own embedded PostgreSQL.
+way the apps could talk to PostgreSQL, side by side: an ORM session and a Core connection, each with and without
+pre-ping, the same Core statement on asyncpg through ``common.fastdb`` (what ``common.db`` gives since issue 18), and
+raw asyncpg as the floor. Starts its own embedded PostgreSQL.
 
     python -m bench.db [--transactions 1000]
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from common.db import async_url, ensure_database, libpq_url
+from common.db import Database, async_url, ensure_database, libpq_url
 from common.embedded_db import start_embedded
 from common.migrate import migrate
 from devtools.devdb import stop_embedded
@@ -51,11 +52,19 @@ async def _measure(server: str, n: int) -> dict[str, float]:
 
         async def on_connection(engine: AsyncEngine = engine) -> None:
             async with engine.begin() as connection:
-                await repository.record_status(connection, UPDATE)
+                await repository.record_status(connection, UPDATE)  # type: ignore[arg-type]  # it executes Core
 
         out[f"ORM session, pre-ping {'on' if ping else 'off'}"] = await _cpu_us(in_session, n)
         out[f"Core connection, pre-ping {'on' if ping else 'off'}"] = await _cpu_us(on_connection, n)
         await engine.dispose()
+    db = Database(url)
+
+    async def on_fastdb() -> None:
+        async with db.transaction() as connection:
+            await repository.record_status(connection, UPDATE)
+
+    out["Core on asyncpg (common.fastdb)"] = await _cpu_us(on_fastdb, n)
+    await db.dispose()
     raw = await asyncpg.connect(libpq_url(server, "order_api"))
 
     async def plain() -> None:

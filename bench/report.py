@@ -140,42 +140,82 @@ def _verdict(report: dict[str, Any]) -> list[str]:
     return out
 
 
+# The issue's targets for the system (issue 18), each checked where the run measured it: CPU per order at most,
+# c=16 throughput at least, and, on the sidecar, c=1 latency p50 at most this multiple of the engine-free saga's.
+SYSTEM_TARGETS: dict[str, dict[str, float]] = {
+    "sidecar": {"cpu_ms": 35.0, "orders_per_s": 50.0, "c1_p50_ratio": 3.0},
+    "dapr": {"cpu_ms": 90.0, "orders_per_s": 20.0},
+}
+ENGINE_NAMES = {"sidecar": "sidecar", "dapr": "real daprd"}
+
+
 def system_table(report: dict[str, Any]) -> str:
-    """``bench.system``'s report: the engine-free saga and the system side by side, with the system's ratio."""
-    b, s, w, m = report["baseline"], report["system"], report["workload"], report["machine"]
-    rows = [
-        ("c=1 latency p50 (ms)", b["c1"]["p50_ms"], s["c1"]["p50_ms"]),
-        ("c=1 latency p99 (ms)", b["c1"]["p99_ms"], s["c1"]["p99_ms"]),
-        (f"c={w['concurrency']} throughput (orders/s)", b["cN"]["orders_per_s"], s["cN"]["orders_per_s"]),
-        (f"c={w['concurrency']} latency p50 (ms)", b["cN"]["p50_ms"], s["cN"]["p50_ms"]),
-        (f"c={w['concurrency']} latency p99 (ms)", b["cN"]["p99_ms"], s["cN"]["p99_ms"]),
-        ("CPU per order, all processes (ms)", b["cpu_ms_per_order_total"], s["cpu_ms_per_order_total"]),
+    """``bench.system``'s report: the engine-free saga and the system on each engine it ran, side by side, each
+    with its ratio to the engine-free saga; the targets."""
+    b, w, m = report["baseline"], report["workload"], report["machine"]
+    systems: dict[str, dict[str, Any]] = report["systems"]
+    c = w["concurrency"]
+    rows: list[tuple[str, Any]] = [
+        ("c=1 latency p50 (ms)", lambda d: d["c1"]["p50_ms"]),
+        ("c=1 latency p99 (ms)", lambda d: d["c1"]["p99_ms"]),
+        (f"c={c} throughput (orders/s)", lambda d: d["cN"]["orders_per_s"]),
+        (f"c={c} latency p50 (ms)", lambda d: d["cN"]["p50_ms"]),
+        (f"c={c} latency p99 (ms)", lambda d: d["cN"]["p99_ms"]),
+        ("CPU per order, all processes (ms)", lambda d: d["cpu_ms_per_order_total"]),
     ]
-    engine = "sidecar" if report["engine"] == "sidecar" else "real daprd"
+    names = " and ".join(ENGINE_NAMES[e] for e in systems)
     out = [
-        f"bench.system: the system on the {engine} vs an engine-free saga, same PostgreSQL, same run",
-        f"machine: {m['nproc']} CPUs, {m['ram_gb']} GB RAM, Python {m['python']}, {m['date']}; "
-        f"{w['latency_orders']} orders at c=1, {w['orders']} at c={w['concurrency']}",
+        f"bench.system: the system on the {names} vs an engine-free saga, same PostgreSQL, same run",
+        f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, {m['date']}, load "
+        f"average at start {m['loadavg_at_start'][0]}, at end {m['loadavg_at_end'][0]}; "
+        f"{w['latency_orders']} orders at c=1, {w['orders']} at c={c}",
         "",
-        f"{'':<40}{'engine-free':>14}{'system':>14}{'ratio':>10}",
+        f"{'':<40}{'engine-free':>14}" + "".join(f"{ENGINE_NAMES[e]:>14}{'ratio':>10}" for e in systems),
     ]
-    out += [f"{label:<40}{x:>14}{y:>14}{times(y, x):>10}" for label, x, y in rows]
-    out += ["", "CPU per order by process (ms, at c=" + str(w["concurrency"]) + "):"]
-    for side, data in (("engine-free", b), ("system", s)):
+    for label, value in rows:
+        x = value(b)
+        out.append(f"{label:<40}{x:>14}" + "".join(f"{value(s):>14}{times(value(s), x):>10}" for s in systems.values()))
+    out += ["", f"CPU per order by process (ms, at c={c}):"]
+    for side, data in (("engine-free", b), *((ENGINE_NAMES[e], s) for e, s in systems.items())):
         parts = ", ".join(f"{k} {v}" for k, v in sorted(data["cpu_ms_per_order"].items(), key=lambda kv: -kv[1]))
         out.append(f"  {side}: {parts}")
-    if s["engine_rss_mb_after_orders"]:
-        out.append(
-            "engine RSS (MB) after N orders: "
-            + ", ".join(f"{n}: {mb}" for n, mb in s["engine_rss_mb_after_orders"].items())
-        )
+    for engine, s in systems.items():
+        if s["engine_rss_mb_after_orders"]:
+            out.append(
+                f"{ENGINE_NAMES[engine]}: engine RSS (MB) after N orders: "
+                + ", ".join(f"{n}: {mb}" for n, mb in s["engine_rss_mb_after_orders"].items())
+            )
+    out += ["", "targets (issue 18):"]
+    for engine, s in systems.items():
+        out += [f"  {ENGINE_NAMES[engine]}: {line}" for line in _targets(SYSTEM_TARGETS[engine], b, s, c)]
+    failed = {e: s for e, s in systems.items() if s["failures"]}
     out.append(
         f"every order COMPLETED: {'yes' if report['all_completed'] else 'NO'}"
         + (
             ""
             if report["all_completed"]
-            else f" ({b['failure_count']} engine-free, {s['failure_count']} system "
-            f"failed; first: {(b['failures'] + s['failures'])[:3]})"
+            else f" ({b['failure_count']} engine-free, "
+            + ", ".join(f"{s['failure_count']} {ENGINE_NAMES[e]}" for e, s in systems.items())
+            + f" failed; first: {(b['failures'] + [f for s in failed.values() for f in s['failures']])[:3]})"
         )
     )
     return "\n".join(out)
+
+
+def _targets(target: dict[str, float], b: dict[str, Any], s: dict[str, Any], c: int) -> list[str]:
+    """Each target met or not, and the figure measured."""
+
+    def line(met: bool, text: str) -> str:
+        return f"{'met' if met else 'MISSED'}: {text}"
+
+    cpu, rate = s["cpu_ms_per_order_total"], s["cN"]["orders_per_s"]
+    out = [
+        line(cpu <= target["cpu_ms"], f"CPU per order <= {target['cpu_ms']:g} ms ({cpu} ms)"),
+        line(rate >= target["orders_per_s"], f"c={c} throughput >= {target['orders_per_s']:g} orders/s ({rate})"),
+    ]
+    if "c1_p50_ratio" in target:
+        ratio = s["c1"]["p50_ms"] / b["c1"]["p50_ms"]
+        out.append(
+            line(ratio <= target["c1_p50_ratio"], f"c=1 p50 <= {target['c1_p50_ratio']:g}x engine-free (x{ratio:.2f})")
+        )
+    return out

@@ -2,10 +2,11 @@
 engine-free saga of the same shape (``bench._baseline``) measured in the same run on the same PostgreSQL.
 
 It starts its own embedded PostgreSQL, then the system as ``make run`` starts it (``--engine sidecar``: the
-sidecar runner; ``--engine dapr``: real placement, scheduler and daprd, as ``make run-dapr``), on free ports with
-faults off, and sends orders to ``POST /orders?wait=true``. Printed side by side, with ratios: latency p50/p99 at
-concurrency 1; throughput and p50/p99 at a higher concurrency; CPU milliseconds per order of each process; the
-engine's RSS after a number of orders. Every order must end COMPLETED, or the run fails. Never a timed test.
+sidecar runner; ``--engine dapr``: real placement, scheduler and daprd, as ``make run-dapr``; ``--engine both``: the
+sidecar, then real Dapr, one after the other in the same run), on free ports with faults off, and sends orders to
+``POST /orders?wait=true``. Printed side by side, with ratios: latency p50/p99 at concurrency 1; throughput and
+p50/p99 at a higher concurrency; CPU milliseconds per order of each process; the engine's RSS after a number of
+orders. Every order must end COMPLETED, or the run fails. Never a timed test.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import httpx
 import psutil
 
 from devtools import health, launcher
-from devtools.options import add_engine_option, add_load_options, positive_int
+from devtools.launcher import ENGINES
+from devtools.options import add_load_options, positive_int
 from devtools.ports import LOOPBACK, free_port
 
 from .processes import Processes
@@ -37,13 +39,15 @@ from .stats import latency_ms
 
 SKUS = ("SKU-MUG", "SKU-TEE", "SKU-CAP", "SKU-NOTEBOOK")
 HEALTH_TIMEOUT = 120.0
+# The process the report calls the engine, on each engine: its RSS is reported.
+ENGINE_PROCESS = {"sidecar": "sidecar", "dapr": "daprd"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # A SIGTERM stops the run as Ctrl-C does: the processes it started and its PostgreSQL are stopped too.
     signal.signal(signal.SIGTERM, _interrupt)
-    if args.engine == "dapr":
+    if args.engine in ("dapr", "both"):
         from realdapr.binaries import find
 
         if find() is None:
@@ -67,7 +71,13 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.system", description=__doc__.split("\n\n")[0])
-    add_engine_option(p)
+    p.add_argument(
+        "--engine",
+        choices=(*ENGINES, "both"),
+        default="sidecar",
+        help="the workflow engine under the system: the sidecar (default), real daprd (needs `make dapr`), or "
+        "both, one after the other beside the same engine-free baseline",
+    )
     p.add_argument(
         "--latency-orders", type=positive_int, default=200, metavar="N", help="orders sent one at a time (200)"
     )
@@ -171,6 +181,11 @@ def _name_of(proc: psutil.Process) -> str | None:
     return None
 
 
+def _named_below(root: psutil.Process, name: str) -> Callable[[], list[psutil.Process]]:
+    """The processes below ``root`` that the report calls ``name``, found anew at each call."""
+    return lambda: [p for p in tree(root) if _name_of(p) == name]
+
+
 # --- one run ------------------------------------------------------------------------------------------------
 
 
@@ -179,6 +194,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from common.embedded_db import start_embedded
     from devtools.devdb import stop_embedded
 
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     procs = Processes(tmp)
     pgdata = tmp / "pg"
     server = await asyncio.to_thread(start_embedded, pgdata)
@@ -191,27 +207,32 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         baseline = await _measure(args, baseline_url, postgres, roots, "baseline", rss_of=None)
         procs.stop()
 
-        # The system, as make run / make run-dapr start it.
-        system_url, runner = await _start_system(procs, tmp, server, args.engine)
-        engine = "sidecar" if args.engine == "sidecar" else "daprd"
-        system = await _measure(
-            args,
-            system_url,
-            postgres,
-            [runner],
-            "system",
-            rss_of=lambda: [p for p in tree(runner) if _name_of(p) == engine],
-        )
+        # The system, as make run / make run-dapr start it: on each engine in turn, on the same PostgreSQL (the
+        # second engine's apps find the first one's orders in their tables).
+        systems: dict[str, dict[str, Any]] = {}
+        for engine in ENGINES if args.engine == "both" else (args.engine,):
+            folder = tmp / engine
+            folder.mkdir()
+            system_url, runner = await _start_system(procs, folder, server, engine)
+            systems[engine] = await _measure(
+                args,
+                system_url,
+                postgres,
+                [runner],
+                "system",
+                rss_of=_named_below(runner, ENGINE_PROCESS[engine]),
+            )
+            procs.stop()
     finally:
         procs.stop()
         await asyncio.to_thread(stop_embedded, pgdata)
     return {
-        "machine": machine(load_at="end"),
+        "machine": {**machine(load_at="end"), "loadavg_at_start": load_at_start},
         "engine": args.engine,
         "workload": {"latency_orders": args.latency_orders, "orders": args.orders, "concurrency": args.concurrency},
         "baseline": baseline,
-        "system": system,
-        "all_completed": not baseline["failures"] and not system["failures"],
+        "systems": systems,
+        "all_completed": not baseline["failures"] and not any(s["failures"] for s in systems.values()),
     }
 
 

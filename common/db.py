@@ -1,7 +1,7 @@
-"""Databases as every app uses them: URL helpers, creating and dropping a database on a server, and engines and
-sessions (one engine per event loop). Starting the embedded server is ``common.embedded_db``; making an app's
-database ready (created, migrated) is ``common.migrate``. Also the columns and the insert-once that the services'
-tables share.
+"""Databases as every app uses them: URL helpers, creating and dropping a database on a server, and pools and
+sessions (one asyncpg pool per event loop; statements built by SQLAlchemy, run by ``common.fastdb``). Starting the
+embedded server is ``common.embedded_db``; making an app's database ready (created, migrated) is ``common.migrate``.
+Also the columns and the insert-once that the services' tables share.
 
 Boundary: knows PostgreSQL and SQLAlchemy; knows nothing about any service's tables.
 """
@@ -20,8 +20,8 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext import asyncio as sa_asyncio
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from common import fastdb
 
 log = logging.getLogger(__name__)
 
@@ -78,66 +78,64 @@ async def drop_database(server_url: str, name: str) -> None:
 # --- engines and sessions ------------------------------------------------------------------------------
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An asyncpg engine that survives a database restart (pre-ping). The pool keeps up to 16 connections (an
-    HTTP loop at concurrency 16 then never opens and closes overflow connections per request), and lets 8 more
-    open for bursts; connections open only as they are needed."""
-    # Looked up at call time: when traces are on, common.telemetry has wrapped it to trace each engine's SQL.
-    return sa_asyncio.create_async_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=8)
-
-
 class Database:
-    """One database URL, one engine per event loop, created lazily on first use in that loop.
+    """One database URL, one asyncpg pool per event loop (``common.fastdb``), created on first use in that loop.
 
     Needed because an app runs two loops: uvicorn's (HTTP handlers) and the workflow worker's, on its own
     thread (async activities). asyncpg connections belong to the loop that opened them, so sharing one
-    engine between the loops breaks; share a ``Database`` instead.
+    pool between the loops breaks; share a ``Database`` instead.
 
         async with db.transaction() as session:   # commits on success, rolls back on error
             ...
 
-    A "session" here is SQLAlchemy Core's ``AsyncConnection``, not the ORM's ``AsyncSession``: every query is
-    Core, and a connection costs less per transaction than a session on top of one (measured: 0.67 against
-    0.75 ms of client CPU for one small UPDATE, without pre-ping).
+    A "session" is a ``fastdb.Connection``: statements are SQLAlchemy Core, compiled once per shape and executed on
+    asyncpg directly, with no pre-ping and no reset query per checkout (``common.fastdb`` says what that changes).
+    SQLAlchemy's own execution path cost the apps about a third of their CPU per order (issue 18).
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._lock = threading.Lock()
-        self._by_loop: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._for_running_loop()
-
-    def session(self) -> AsyncConnection:
-        """A connection from this loop's pool, for reads (the caller closes it: ``async with db.session()``;
-        what it did is rolled back then)."""
-        return self._for_running_loop().connect()
+        self._pools: dict[asyncio.AbstractEventLoop, asyncio.Future[asyncpg.Pool]] = {}
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def session(self) -> AsyncIterator[fastdb.Connection]:
+        """A connection from this loop's pool, for reads (``async with db.session()``); each statement is its own
+        transaction."""
+        async with (await self._pool()).acquire() as conn:
+            yield fastdb.Connection(conn)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[fastdb.Connection]:
         """A connection inside one transaction: committed when the block ends, rolled back if it raises."""
-        async with self._for_running_loop().begin() as connection:
-            yield connection
+        async with (await self._pool()).acquire() as conn, conn.transaction():
+            yield fastdb.Connection(conn)
 
     async def dispose(self) -> None:
-        """Dispose of the running loop's engine (each loop must dispose of its own)."""
+        """Close the running loop's pool (each loop must close its own)."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            entry = self._by_loop.pop(loop, None)
-        if entry is not None:
-            await entry.dispose()
+            creating = self._pools.pop(loop, None)
+        if creating is not None:
+            with contextlib.suppress(Exception):
+                await (await creating).close()
 
-    def _for_running_loop(self) -> AsyncEngine:
+    async def _pool(self) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()
         with self._lock:
-            # Forget engines of loops that are gone (the worker may replace its loop on reconnect).
-            for stale in [lp for lp in self._by_loop if lp.is_closed()]:
-                del self._by_loop[stale]
-            if loop not in self._by_loop:
-                self._by_loop[loop] = create_engine(self.url)
-            return self._by_loop[loop]
+            # Forget pools of loops that are gone (the worker may replace its loop on reconnect).
+            for stale in [lp for lp in self._pools if lp.is_closed()]:
+                del self._pools[stale]
+            creating = self._pools.get(loop)
+            if creating is None:  # the first caller in this loop creates it; the others wait for the same pool
+                creating = self._pools[loop] = loop.create_task(fastdb.create_pool(libpq_url(self.url)))
+        try:
+            return await asyncio.shield(creating)
+        except Exception:
+            with self._lock:  # PostgreSQL was not there: the next call tries again
+                if self._pools.get(loop) is creating:
+                    del self._pools[loop]
+            raise
 
 
 # --- what the services' tables share -------------------------------------------------------------------
@@ -155,7 +153,7 @@ def updated_at() -> sa.Column[datetime]:
     return sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
 
 
-async def insert_unless_present(session: AsyncConnection, table: sa.Table, **values: Any) -> bool:
+async def insert_unless_present(session: fastdb.Connection, table: sa.Table, **values: Any) -> bool:
     """Insert a row unless one with its primary key exists; True if this call inserted it. A concurrent
     insert of the same key makes this wait for that transaction, and then see its row."""
     key = [column.name for column in table.primary_key.columns]
@@ -165,6 +163,6 @@ async def insert_unless_present(session: AsyncConnection, table: sa.Table, **val
     return inserted.first() is not None
 
 
-async def update_row(session: AsyncConnection, table: sa.Table, where: sa.ColumnElement[bool], **values: Any) -> None:
+async def update_row(session: fastdb.Connection, table: sa.Table, where: sa.ColumnElement[bool], **values: Any) -> None:
     """UPDATE the rows ``where`` picks with ``values``, and their ``updated_at`` to now()."""
     await session.execute(sa.update(table).where(where).values(**values, updated_at=sa.func.now()))

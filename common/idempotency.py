@@ -13,10 +13,10 @@ from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.contracts import Contract
 from common.db import Database, created_at
+from common.fastdb import Connection
 
 TABLE_NAME = "processed_requests"
 R = TypeVar("R", bound=Contract)
@@ -63,7 +63,7 @@ def request_hash(request: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def claim(session: AsyncConnection, table: sa.Table, key: str, request: Any) -> dict[str, Any] | None:
+async def claim(session: Connection, table: sa.Table, key: str, request: Any) -> dict[str, Any] | None:
     """Claim ``key`` inside the caller's transaction.
 
     Returns None when this transaction now owns the key: do the effect, then ``record`` the response.
@@ -94,13 +94,13 @@ async def claim(session: AsyncConnection, table: sa.Table, key: str, request: An
     return response
 
 
-async def record(session: AsyncConnection, table: sa.Table, key: str, response: dict[str, Any]) -> None:
+async def record(session: Connection, table: sa.Table, key: str, response: dict[str, Any]) -> None:
     """Store the response of a claimed key (same transaction as the claim and the effect)."""
     await session.execute(sa.update(table).where(table.c.idempotency_key == key).values(response=response))
 
 
 async def once(
-    session: AsyncConnection,
+    session: Connection,
     table: sa.Table,
     key: str,
     request: Any,
@@ -122,7 +122,7 @@ async def run_once(
     db: Database,
     table: sa.Table,
     request: KeyedRequest,
-    effect: Callable[[AsyncConnection], Awaitable[dict[str, Any]]],
+    effect: Callable[[Connection], Awaitable[dict[str, Any]]],
     result: type[R],
 ) -> R:
     """A keyed use case in one transaction: ``effect(session)`` runs at most once per

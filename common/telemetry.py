@@ -5,7 +5,8 @@ names the app (default: its app ID); the exporter reads its other ``OTEL_EXPORTE
 
 What one order's trace holds: the REST request (Litestar's OpenTelemetry middleware), the start of its saga (the
 order-api hands the trace to the workflow engine, which gives it to every activity as ``parentTraceContext``),
-each activity (the Dapr SDK's own span, on the app that runs it), and the SQL each of them runs (SQLAlchemy).
+each activity (the Dapr SDK's own span, on the app that runs it), and the SQL each of them runs (``common.fastdb``'s
+span per statement).
 When tracing is off nothing here is installed, and the SDK's activity spans go to OpenTelemetry's no-op tracer.
 """
 
@@ -65,8 +66,9 @@ def configure(app_id: str, env: Mapping[str, str] | None = None) -> bool:
     provider = TracerProvider(resource=Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or app_id}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    # Every engine made from now on traces its SQL (it wraps sqlalchemy's create functions; common.db looks
-    # create_async_engine up when it makes an engine, so it gets the wrapped one).
+    # The apps' statements run on asyncpg (common.fastdb), which makes a span per statement while traces are on.
+    # SQLAlchemy engines made from now on (the migrations' at start) trace their SQL too: the instrumentation wraps
+    # sqlalchemy's create functions.
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     # Its declared range stops below SQLAlchemy 2.1, which it traces all the same (its engine events are

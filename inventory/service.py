@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.contracts import (
     ReserveInventoryInput,
@@ -17,6 +16,7 @@ from common.contracts import (
     ValidateOrderResult,
 )
 from common.db import Database, insert_unless_present, update_row
+from common.fastdb import Connection
 from common.idempotency import run_once
 from inventory import domain
 from inventory.tables import processed_requests, products, reservation_items, reservations
@@ -53,7 +53,7 @@ async def release(db: Database, request: UndoInput) -> UndoResult:
     return await run_once(db, processed_requests, request, lambda session: _release(session, request), UndoResult)
 
 
-async def _reserve(session: AsyncConnection, request: ReserveInventoryInput, max_quantity: int) -> dict[str, Any]:
+async def _reserve(session: Connection, request: ReserveInventoryInput, max_quantity: int) -> dict[str, Any]:
     try:
         domain.check_items(request.items, max_quantity)
     except domain.Rejected as rejection:
@@ -82,7 +82,7 @@ async def _reserve(session: AsyncConnection, request: ReserveInventoryInput, max
     return domain.reserve_outcome(request.order_id, domain.RESERVED).model_dump()
 
 
-async def _take(session: AsyncConnection, sku: str, quantity: int) -> None:
+async def _take(session: Connection, sku: str, quantity: int) -> None:
     taken = await session.execute(
         sa.update(products)
         .where(products.c.sku == sku, products.c.available >= quantity)
@@ -94,7 +94,7 @@ async def _take(session: AsyncConnection, sku: str, quantity: int) -> None:
         raise _OutOfStock(f"out of stock: {sku}" if known else f"unknown sku: {sku}")
 
 
-async def _release(session: AsyncConnection, request: UndoInput) -> dict[str, Any]:
+async def _release(session: Connection, request: UndoInput) -> dict[str, Any]:
     tombstone = domain.release(None)
     if await insert_unless_present(session, reservations, order_id=request.order_id, status=tombstone.status):
         return tombstone.result.model_dump()

@@ -6,10 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.contracts import NotifyInput, NotifyResult
 from common.db import Database
+from common.fastdb import Connection
 from common.idempotency import run_once
 from notification import domain
 from notification.tables import notifications, processed_requests
@@ -20,7 +20,7 @@ async def notify(db: Database, request: NotifyInput) -> NotifyResult:
     return await run_once(db, processed_requests, request, lambda session: _send(session, request), NotifyResult)
 
 
-async def _send(session: AsyncConnection, request: NotifyInput) -> dict[str, Any]:
+async def _send(session: Connection, request: NotifyInput) -> dict[str, Any]:
     # There is no mail server: "sent" means recorded, in the same transaction as the idempotency record.
     # A message of this kind already went to this order's customer (under another key): not sent again.
     sent = await session.execute(

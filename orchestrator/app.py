@@ -76,7 +76,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None, sagas: SagaCl
             dependencies={"orders": Provide(lambda: orders, sync_to_thread=False)},
             on_startup=[start_resuming],
             state=State({"operator_allow_remote": api.operator_allow_remote}),
-            on_shutdown=[stop_resuming, demo.close, db.dispose],
+            on_shutdown=[stop_resuming, orders.stop_watching, demo.close, db.dispose],
             openapi_config=openapi_config(
                 "order-api", "Submit, follow, cancel, approve or reject orders run by the order saga."
             ),
@@ -99,8 +99,9 @@ async def _resume_after_stale_claims(orders: Orders) -> None:
 
 
 async def _reconcile_quiet_orders(orders: Orders, every: float) -> None:
-    # Orders whose row lags their workflow: a last status record that never landed, or a workflow that failed outside
-    # the saga (it records nothing). Anyone reading such an order brings its row up to date; this covers the rest.
+    # Orders whose row lags their workflow: a saga's end nobody recorded (a watcher lost in a restart, a write that
+    # failed), or a workflow that failed outside the saga. Anyone reading such an order brings its row up to date;
+    # this covers the rest.
     while True:
         await asyncio.sleep(every)
         try:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import CursorResult
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from common.fastdb import Connection
 from orchestrator.domain import AWAITING_APPROVAL, PENDING, RUNNING, TERMINAL, WORKFLOW_FAILED, OrderStatusUpdate, stage
 from orchestrator.tables import orders
 
 Row = dict[str, Any]
 
 
-async def insert_order(session: AsyncConnection, values: Row) -> tuple[Row, bool]:
+async def insert_order(session: Connection, values: Row) -> tuple[Row, bool]:
     """Insert a PENDING order unless its ID exists. Returns (the row, True if this call created it)."""
     created = (
         await session.execute(
@@ -33,12 +32,12 @@ async def insert_order(session: AsyncConnection, values: Row) -> tuple[Row, bool
     return existing, False
 
 
-async def get_order(session: AsyncConnection, order_id: str) -> Row | None:
+async def get_order(session: Connection, order_id: str) -> Row | None:
     row = (await session.execute(sa.select(orders).where(orders.c.order_id == order_id))).first()
     return dict(row._mapping) if row is not None else None
 
 
-async def claim_start(session: AsyncConnection, order_id: str, ttl: timedelta) -> Row | None:
+async def claim_start(session: Connection, order_id: str, ttl: timedelta) -> Row | None:
     """Claim the start of a PENDING order's saga: the row if this call won, None if the order is not PENDING or
     another starter claimed it less than ``ttl`` ago. One guarded UPDATE: of concurrent claimers, one wins."""
     c = orders.c
@@ -57,12 +56,12 @@ async def claim_start(session: AsyncConnection, order_id: str, ttl: timedelta) -
     return dict(claimed._mapping) if claimed is not None else None
 
 
-async def release_start(session: AsyncConnection, order_id: str) -> None:
+async def release_start(session: Connection, order_id: str) -> None:
     """Drop a claim whose start failed, so that the next starter need not wait for it to expire."""
     await session.execute(sa.update(orders).where(orders.c.order_id == order_id).values(start_claimed_at=None))
 
 
-async def list_orders(session: AsyncConnection, *, status: str | None, limit: int, before_seq: int | None) -> list[Row]:
+async def list_orders(session: Connection, *, status: str | None, limit: int, before_seq: int | None) -> list[Row]:
     """Newest first, keyset-paginated on ``seq`` (stable under concurrent inserts, unlike OFFSET)."""
     query = sa.select(orders).order_by(orders.c.seq.desc()).limit(limit)
     if status is not None:
@@ -72,7 +71,7 @@ async def list_orders(session: AsyncConnection, *, status: str | None, limit: in
     return [dict(r._mapping) for r in await session.execute(query)]
 
 
-async def quiet_order_ids(session: AsyncConnection, older_than: timedelta, limit: int) -> list[str]:
+async def quiet_order_ids(session: Connection, older_than: timedelta, limit: int) -> list[str]:
     """Orders still going (PENDING, RUNNING, AWAITING_APPROVAL) whose row has not changed for ``older_than``, least
     recently first."""
     query = (
@@ -87,12 +86,12 @@ async def quiet_order_ids(session: AsyncConnection, older_than: timedelta, limit
     return list((await session.execute(query)).scalars())
 
 
-async def pending_order_ids(session: AsyncConnection, limit: int = 1000) -> list[str]:
+async def pending_order_ids(session: Connection, limit: int = 1000) -> list[str]:
     query = sa.select(orders.c.order_id).where(orders.c.status == PENDING).order_by(orders.c.seq).limit(limit)
     return list((await session.execute(query)).scalars())
 
 
-async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> bool:
+async def record_status(session: Connection, update: OrderStatusUpdate) -> bool:
     """Apply a status transition once. Idempotent, and never moves an order backwards: it applies only to a row at an
     earlier stage (``domain.stage``: PENDING, RUNNING, AWAITING_APPROVAL, RUNNING once approved, WORKFLOW_FAILED,
     finished), so a terminal status applies to any unfinished order (a WORKFLOW_FAILED one included: an operator's
@@ -100,6 +99,17 @@ async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> 
     approval. Returns whether the row matched (False: unknown order, or a stale or duplicate transition that changes
     nothing). A duplicate must not match: every submission or cancel of a finished order reconciles from the
     workflow output, and would rewrite the row."""
+    return (await session.execute(_status_update(update))).rowcount == 1
+
+
+async def record_status_returning(session: Connection, update: OrderStatusUpdate) -> Row | None:
+    """``record_status``, returning the updated row (None when the transition did not apply)."""
+    row = (await session.execute(_status_update(update).returning(*orders.c))).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def _status_update(update: OrderStatusUpdate) -> sa.Update:
+    """The guarded UPDATE of one status transition (see record_status)."""
     reached = stage(update)
     values: Row = {"status": update.status, "stage": reached, "updated_at": sa.func.now()}
     if update.status in TERMINAL or update.status == WORKFLOW_FAILED:
@@ -108,11 +118,4 @@ async def record_status(session: AsyncConnection, update: OrderStatusUpdate) -> 
         values["total_cents"] = update.total_cents
     if update.saga is not None:
         values["saga"] = update.saga
-    # An UPDATE's result is a CursorResult (SQLAlchemy types execute() as returning the general Result).
-    result = cast(
-        CursorResult[Any],
-        await session.execute(
-            sa.update(orders).where(orders.c.order_id == update.order_id, orders.c.stage < reached).values(**values)
-        ),
-    )
-    return result.rowcount == 1
+    return sa.update(orders).where(orders.c.order_id == update.order_id, orders.c.stage < reached).values(**values)

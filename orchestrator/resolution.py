@@ -59,4 +59,5 @@ def resolve_order(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps
     resolution = saga.summary()
     final = {**(request.saga or {}), "compensations": resolution["compensations"], "resolution": resolution}
     yield from saga.bookkeeping(RECORD_ORDER_STATUS, OrderStatusUpdate(order_id, status, request.cause, None, final))
+    saga.flush()
     return resolution

@@ -64,6 +64,9 @@ from orchestrator.domain import (
 # path its history records. Remove each once no saga started before it is running.
 RUNNING_RECORDED_BY_API = "running-recorded-by-order-api"  # the order-api records RUNNING itself, not the saga
 RISK_REVIEW_BEFORE_CHARGE = "risk-review-before-charge"  # payment's risk review, and maybe a person, before charge
+# The cancel event is polled at each check (no sentinel timer), and the order-api records the terminal status from the
+# saga's output (no final record_order_status activity: one turn and one activity fewer).
+CANCEL_POLLED_FINAL_BY_API = "cancel-polled-final-status-by-order-api"
 
 
 def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[dict[str, Any]]:
@@ -78,8 +81,12 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[di
         update = OrderStatusUpdate(order.order_id, status, None, total, saga.summary(), approved=status == RUNNING)
         return saga.bookkeeping(RECORD_ORDER_STATUS, update)
 
-    saga = Saga(ctx, retry_policy(order.retry), cancel=ctx.wait_for_external_event(CANCEL_EVENT))
-    if not ctx.is_patched(RUNNING_RECORDED_BY_API):
+    lean = ctx.is_patched(CANCEL_POLLED_FINAL_BY_API)
+    if lean:
+        saga = Saga(ctx, retry_policy(order.retry), cancel_event=CANCEL_EVENT)
+    else:
+        saga = Saga(ctx, retry_policy(order.retry), cancel=ctx.wait_for_external_event(CANCEL_EVENT))
+    if not lean and not ctx.is_patched(RUNNING_RECORDED_BY_API):
         # Sagas started before the order-api recorded RUNNING itself still do it here, as their history says.
         yield from saga.bookkeeping(RECORD_ORDER_STATUS, OrderStatusUpdate(order.order_id, RUNNING))
     abort = None
@@ -136,8 +143,12 @@ def order_saga(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[di
         NOTIFY, NOTIFICATION, NotifyInput(order.order_id, order.email, kind, told, key(NOTIFY)), NotifyResult
     )
 
-    yield from saga.bookkeeping(
-        RECORD_ORDER_STATUS,
-        OrderStatusUpdate(order.order_id, status, failure, saga.summary_fields.get("total_cents"), saga.summary()),
-    )
+    if not lean:
+        yield from saga.bookkeeping(
+            RECORD_ORDER_STATUS,
+            OrderStatusUpdate(order.order_id, status, failure, saga.summary_fields.get("total_cents"), saga.summary()),
+        )
+    # Otherwise the order-api records the status from this output: after a wait, on every read, by its watcher of
+    # sagas nobody waits for, and by the reconcile sweep (orchestrator.service).
+    saga.flush()
     return saga.summary()

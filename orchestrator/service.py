@@ -10,6 +10,7 @@ a repeated submission (or the start-up sweep) schedules; nothing is ever started
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable
@@ -51,6 +52,8 @@ T = TypeVar("T")
 # How long a claim to start an order's saga keeps other starters away. Starting takes two quick calls to the
 # workflow API; a claim older than this belongs to a starter that died, and another may take it over.
 START_CLAIM_TTL = timedelta(seconds=10)
+# How long one wait of a watcher lasts before it waits again (a saga nobody waits for, see Orders._watch).
+WATCH_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Orders:
     ) -> None:
         self.db, self.sagas, self.retry, self.wait_seconds = db, sagas, retry, wait_seconds
         self.claim_ttl = claim_ttl
+        self._watchers: set[asyncio.Task[None]] = set()
         self.approval_timeout_seconds = approval_timeout_seconds
 
     async def submit(self, order: NewOrder, *, wait: bool) -> Submitted:
@@ -93,13 +97,40 @@ class Orders:
             )
         if not created and row["request_hash"] != fingerprint:
             raise OrderConflict(f"order {order_id!r} exists with a different request body", order_id=order_id)
+        started = False
         if row["status"] == PENDING:
-            await self._ensure_started(order_id, fresh=created)
+            started = await self._ensure_started(order_id, fresh=created)
         workflow = await _engine(self.sagas.wait(order_id, self.wait_seconds)) if wait else None
+        if started and workflow is None:
+            self._watch(order_id)  # nobody waits for its end here (any more): record it when it comes
         if workflow is None:
             workflow = await self._live_state(order_id)
         row = await self._reconcile(await self._row(order_id), workflow)
         return Submitted(order_view(row, workflow), created)
+
+    def _watch(self, order_id: str) -> None:
+        """Record the order's terminal status when its saga ends, for a saga this call started and nobody waits
+        for (the saga no longer records its end itself). Best effort: a restart or an engine error loses the
+        watcher, and the reconcile sweep (``reconcile_stale``) catches the row up instead."""
+        task = asyncio.get_running_loop().create_task(self._record_when_finished(order_id))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _record_when_finished(self, order_id: str) -> None:
+        try:
+            while (workflow := await self.sagas.wait(order_id, WATCH_SECONDS)) is None:
+                pass
+            if workflow.finished_update(order_id) is not None:
+                # The saga concluded: what its last activity used to record. A workflow that stopped outside the
+                # saga (terminated, failed) is left to reads and the sweep, as before.
+                await self._reconcile(await self._row(order_id), workflow)
+        except Exception as err:  # the sweep covers it
+            log.info("%s: watcher stopped (%s); the reconcile sweep will record the end", order_id, err)
+
+    def stop_watching(self) -> None:
+        """Cancel the watchers (at shutdown; the reconcile sweep of the next start covers what they would record)."""
+        for task in self._watchers:
+            task.cancel()
 
     async def view(self, order_id: str) -> Order:
         """The order as stored, completed by what its workflow says about itself (steps, compensations), and the
@@ -142,8 +173,9 @@ class Orders:
 
     async def reconcile_stale(self, older_than: timedelta, limit: int = 100) -> int:
         """Bring the rows of orders still going (PENDING, RUNNING) that have not changed for ``older_than`` up to
-        what their workflows say: a saga's last status record that never landed, or a workflow that failed
-        outside the saga (which records nothing). Returns how many rows changed.
+        what their workflows say: a saga's end that nobody recorded (the order-api records it from the saga's
+        output, after a wait or by a watcher; a restart loses the watchers, a write can fail), or a workflow that
+        failed outside the saga (which records nothing). Returns how many rows changed.
 
         A saga the engine created but never ran (still PENDING by now) is woken with an event: daprd 1.18.2 creates
         an instance's start reminder before it saves the instance, so a reminder that fires first finds nothing,
@@ -200,8 +232,8 @@ class Orders:
                 order_id=order_id,
                 order_status=row["status"],
             )
-        if workflow is None:
-            await self._ensure_started(order_id)  # the event then waits in the new instance
+        if workflow is None and await self._ensure_started(order_id):  # the event then waits in the new instance
+            self._watch(order_id)
         await _engine(self.sagas.cancel(order_id, reason))
         return replace(order_view(row, workflow), cancel_requested=True)
 
@@ -238,7 +270,9 @@ class Orders:
             order_ids = await repository.pending_order_ids(session)
         started = 0
         for order_id in order_ids:
-            started += await self._ensure_started(order_id)
+            if await self._ensure_started(order_id):
+                self._watch(order_id)
+                started += 1
         return started
 
     def saga_input(self, row: dict[str, Any]) -> OrderSagaInput:
@@ -289,29 +323,31 @@ class Orders:
         if started:
             # The saga is running (the start returns once its first turn has run), so the order is. The saga no
             # longer records it: one activity and one workflow turn fewer per order (orchestrator.saga's patch).
-            # Bookkeeping only: if it fails, views still show RUNNING (from the workflow) and the saga's final
-            # record moves the row on from PENDING.
+            # Bookkeeping only: if it fails, views still show RUNNING (from the workflow) and the terminal record
+            # (from the saga's output, ``_reconcile``) moves the row on from PENDING.
             try:
                 await record_status(self.db, OrderStatusUpdate(order_id, RUNNING))
             except Exception as err:
-                log.warning(
-                    "%s: the RUNNING record failed (%s); the saga's final record will move the row", order_id, err
-                )
+                log.warning("%s: the RUNNING record failed (%s); the terminal record will move the row", order_id, err)
         return started
 
     async def _reconcile(self, row: dict[str, Any], workflow: WorkflowView | None) -> dict[str, Any]:
-        """The row, brought up to date first if the workflow finished but its last status record did not land
-        (written from its output), or the workflow failed outside the saga (WORKFLOW_FAILED, with the engine's
-        reason). A terminal row never changes, so it is returned as it is, unwritten."""
+        """The row, brought up to date first if the workflow finished (its terminal status, written from its
+        output: the saga does not record its own end; older sagas did, and then this finds nothing to write), or
+        the workflow failed outside the saga (WORKFLOW_FAILED, with the engine's reason). A terminal row never
+        changes, so it is returned as it is, unwritten."""
         order_id = row["order_id"]
         update = None
         if workflow is not None:
             update = workflow.finished_update(order_id) or workflow.failed_update(order_id)
         if update is None or row["status"] in TERMINAL or row["status"] == update.status:
             return row
-        if await record_status(self.db, update):
-            level = logging.WARNING if update.status == WORKFLOW_FAILED else logging.INFO
-            log.log(level, "%s: status reconciled from the workflow: %s %s", order_id, update.status, update.failure)
+        async with self.db.transaction() as session:
+            updated = await repository.record_status_returning(session, update)
+        if updated is not None:
+            if update.status == WORKFLOW_FAILED:
+                log.warning("%s: status reconciled from the workflow: %s %s", order_id, update.status, update.failure)
+            return updated
         return await self._row(order_id)
 
     async def _live_resolution(self, order_id: str) -> WorkflowView | None:

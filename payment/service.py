@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.contracts import AssessRiskInput, ChargeInput, RiskAssessment, StepResult, UndoInput, UndoResult
 from common.db import Database, insert_unless_present, update_row
+from common.fastdb import Connection
 from common.idempotency import run_once
 from payment import domain
 from payment.tables import ledger, payments, processed_requests, risk_reviews
@@ -32,7 +32,7 @@ async def assess_risk(db: Database, request: AssessRiskInput, limits: domain.Ris
     )
 
 
-async def _assess(session: AsyncConnection, request: AssessRiskInput, limits: domain.RiskLimits) -> dict[str, Any]:
+async def _assess(session: Connection, request: AssessRiskInput, limits: domain.RiskLimits) -> dict[str, Any]:
     history = await _history(session, request.customer_id, request.order_id)
     assessment = domain.assess(request.amount_cents, history, request.custody, limits)
     if not await insert_unless_present(
@@ -51,7 +51,7 @@ async def _assess(session: AsyncConnection, request: AssessRiskInput, limits: do
     return assessment.model_dump()
 
 
-async def _history(session: AsyncConnection, customer_id: str, order_id: str) -> domain.PaymentHistory:
+async def _history(session: Connection, customer_id: str, order_id: str) -> domain.PaymentHistory:
     """The customer's other payments: how many orders stayed charged, how many payments were declined."""
     counted = await session.execute(
         sa.select(payments.c.status, sa.func.count())
@@ -71,7 +71,7 @@ async def review_view(db: Database, order_id: str) -> dict[str, Any] | None:
     return {str(name): value for name, value in row._mapping.items()}  # plain str keys (not SQLAlchemy's quoted_name)
 
 
-async def _charge(session: AsyncConnection, request: ChargeInput) -> dict[str, Any]:
+async def _charge(session: Connection, request: ChargeInput) -> dict[str, Any]:
     first = domain.first_charge(request.order_id, request.token)
     if await insert_unless_present(
         session,
@@ -91,7 +91,7 @@ async def _charge(session: AsyncConnection, request: ChargeInput) -> dict[str, A
     return domain.charge_outcome(await _locked(session, request.order_id)).model_dump()
 
 
-async def _refund(session: AsyncConnection, request: UndoInput) -> dict[str, Any]:
+async def _refund(session: Connection, request: UndoInput) -> dict[str, Any]:
     tombstone = domain.refund(None)
     if await insert_unless_present(session, payments, order_id=request.order_id, status=tombstone.status):
         return tombstone.result.model_dump()
@@ -106,12 +106,12 @@ async def _refund(session: AsyncConnection, request: UndoInput) -> dict[str, Any
     return decision.result.model_dump()
 
 
-async def _locked(session: AsyncConnection, order_id: str) -> domain.Payment:
+async def _locked(session: Connection, order_id: str) -> domain.Payment:
     row = (await session.execute(sa.select(payments).where(payments.c.order_id == order_id).with_for_update())).one()
     return domain.Payment(row.status, row.payment_id, row.decline_reason)
 
 
-async def _net_cents(session: AsyncConnection, order_id: str) -> int:
+async def _net_cents(session: Connection, order_id: str) -> int:
     signed = sa.case((ledger.c.kind == "charge", ledger.c.amount_cents), else_=-ledger.c.amount_cents)
     total = await session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(ledger.c.order_id == order_id)

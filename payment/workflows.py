@@ -48,7 +48,9 @@ def risk_review(ctx: wf.DaprWorkflowContext, payload: dict[str, Any]) -> Steps[d
     try:
         assessment = yield from review.step(ASSESS_RISK, None, assess, RiskAssessment)
     except SagaAborted as failed:
+        review.flush()
         raise RiskReviewFailed(failed.reason) from None
+    review.flush()
     return RiskDecision(assessment.decision, assessment.reason, assessment.facts, custody, review.steps).model_dump()
 
 

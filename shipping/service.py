@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.contracts import ShipInput, StepResult, UndoInput, UndoResult
 from common.db import Database, insert_unless_present, update_row
+from common.fastdb import Connection
 from common.idempotency import run_once
 from shipping import domain
 from shipping.tables import processed_requests, shipments
@@ -22,7 +22,7 @@ async def cancel(db: Database, request: UndoInput) -> UndoResult:
     return await run_once(db, processed_requests, request, lambda session: _cancel(session, request), UndoResult)
 
 
-async def _ship(session: AsyncConnection, request: ShipInput) -> dict[str, Any]:
+async def _ship(session: Connection, request: ShipInput) -> dict[str, Any]:
     reason = domain.undeliverable_reason(request.address.country)
     if reason is not None:
         return StepResult.refused(reason).model_dump()
@@ -44,7 +44,7 @@ async def _ship(session: AsyncConnection, request: ShipInput) -> dict[str, Any]:
     return domain.ship_outcome(status, tracking).model_dump()
 
 
-async def _cancel(session: AsyncConnection, request: UndoInput) -> dict[str, Any]:
+async def _cancel(session: Connection, request: UndoInput) -> dict[str, Any]:
     tombstone = domain.cancel(None)
     if await insert_unless_present(session, shipments, order_id=request.order_id, status=tombstone.status):
         return tombstone.result.model_dump()

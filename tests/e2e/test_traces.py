@@ -18,7 +18,7 @@ def spans_of(traces: Receiver, order_id: str, timeout: float = 30) -> tuple[list
     while True:
         spans = traces.spans()
         activities = [s for s in spans if s.attributes.get(INSTANCE) == order_id]
-        if {s.service for s in activities} >= {"inventory", "payment", "shipping", "notification", "order-api"}:
+        if {s.service for s in activities} >= {"inventory", "payment", "shipping", "notification"}:
             trace_ids = {s.trace_id for s in activities}
             return activities, [s for s in spans if s.trace_id in trace_ids]
         if time.monotonic() > deadline:

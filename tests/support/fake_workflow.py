@@ -84,11 +84,16 @@ class FakeWorkflowContext:
     patched: bool | set[str] = True
     calls: list[Call] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
-    events_waited: list[str] = field(default_factory=list)
+    events_waited: list[str] = field(default_factory=list)  # waits that end when the event comes
+    events_polled: list[str] = field(default_factory=list)  # zero-timeout waits: take the event if it has come
     timers: list[datetime] = field(default_factory=list)
     _now: datetime = datetime(2030, 1, 2, 3, 4, 5)  # naive UTC, as the SDK hands it out
     _cancel: FakeTask | None = None
+    _cancel_buffered: bool = False  # the cancel event came with no task waiting for it: a poll takes it
     _last_event: FakeTask | None = None
+
+    def __post_init__(self) -> None:
+        self._cancel_buffered = self.cancel_at_start
 
     @property
     def current_utc_datetime(self) -> datetime:
@@ -104,12 +109,18 @@ class FakeWorkflowContext:
         return self.propagated
 
     def wait_for_external_event(self, name: str, *, timeout: Any = None) -> FakeTask:
-        self.events_waited.append(name)
+        (self.events_polled if timeout == timedelta(0) else self.events_waited).append(name)
         task = FakeTask()
         if name == "cancel":
-            self._cancel = task
-            if self.cancel_at_start:
-                self._deliver_cancel()
+            # As the SDK: an event that came before anyone waited is buffered; a wait takes it at once, and a zero
+            # timeout wait (a poll) that finds none is a task cancelled at once, leaving nothing waiting.
+            if self._cancel_buffered:
+                self._cancel_buffered = False
+                task.complete(self.cancel_data)
+            elif timeout == timedelta(0):
+                task.fail(TimeoutError("Wait for external event 'cancel' canceled immediately due to zero timeout"))
+            else:
+                self._cancel = task
             return task
         if name == self.cancel_during:
             self._deliver_cancel()
@@ -198,6 +209,8 @@ class FakeWorkflowContext:
     def _deliver_cancel(self) -> None:
         if self._cancel is not None and not self._cancel.is_complete:
             self._cancel.complete(self.cancel_data)
+        elif self._cancel is None:
+            self._cancel_buffered = True
 
     # Convenience views for assertions.
     def names(self) -> list[str]:

@@ -154,7 +154,10 @@ class InMemoryWorkflowClient:
         await self._round_trip()
         instance = self.instances.get(instance_id)
         if instance is not None and instance.state.runtime_status not in FINISHED:
-            raise TimeoutError(instance_id)  # nothing runs here: answer as if the timeout had passed
+            # Nothing runs here: answer as if the timeout had passed, after a moment (the order-api's watchers wait
+            # again at once; a real wait lasts minutes).
+            await asyncio.sleep(0.02)
+            raise TimeoutError(instance_id)
         return instance.state if instance is not None else None
 
     async def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
@@ -857,13 +860,33 @@ async def test_resolve_refuses_an_order_whose_workflow_did_not_fail(operator_api
     assert_problem(await operator_api.post("/orders/nobody/resolve"), 404)
 
 
-async def test_the_reconcile_sweep_brings_quiet_rows_up_to_date_with_their_workflows(db, sidecar):
+async def test_the_order_api_records_the_end_of_a_saga_nobody_waits_for_without_being_asked(db, sidecar):
+    # The saga does not record its end; after POST /orders without ?wait, a watcher of the order-api does.
     orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
+    body = new_body()
+    await orders_.submit(as_new_order(body), wait=False)
+    assert (await row(db, body["order_id"]))["status"] == RUNNING
+
+    sidecar.finish(body["order_id"], summary(COMPLETED))
+    for _ in range(500):  # the watcher's next wait sees it finished (the stand-in answers every 20 ms)
+        if (await row(db, body["order_id"]))["status"] != RUNNING:
+            break
+        await asyncio.sleep(0.02)
+
+    stored = await row(db, body["order_id"])
+    assert (stored["status"], stored["total_cents"], stored["saga"]) == (COMPLETED, 4700, summary(COMPLETED))
+    orders_.stop_watching()
+
+
+async def test_the_reconcile_sweep_brings_quiet_rows_up_to_date_with_their_workflows(db, sidecar):
+    before_restart = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
     failed, finished, going = new_body(), new_body(), new_body()
     for body in (failed, finished, going):
-        await orders_.submit(as_new_order(body), wait=False)
+        await before_restart.submit(as_new_order(body), wait=False)
+    before_restart.stop_watching()  # the order-api stopped: its watchers, and the writes they would make, are lost
+    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)  # as it runs again
     fail(sidecar, failed["order_id"], StandInFailure("NonDeterminismError", "a different activity was scheduled"))
-    sidecar.finish(finished["order_id"], summary(COMPLETED))  # its last status record never landed
+    sidecar.finish(finished["order_id"], summary(COMPLETED))  # nobody recorded its end
 
     assert await orders_.reconcile_stale(timedelta(0)) == 2
     assert (await row(db, failed["order_id"]))["status"] == "WORKFLOW_FAILED"

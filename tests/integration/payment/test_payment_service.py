@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
@@ -150,7 +151,7 @@ async def test_a_refund_before_the_charge_leaves_a_tombstone_that_cancels_the_la
 async def test_the_ledger_refuses_updates_and_deletes(activities, ctx, db):
     order = new_order()
     await activities["charge"](ctx, charge_input(order))
-    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+    with pytest.raises(asyncpg.exceptions.RaiseError, match="append-only"):  # the trigger's RAISE
         async with db.transaction() as s:
             await s.execute(sa.update(ledger).where(ledger.c.order_id == order).values(amount_cents=1))
 

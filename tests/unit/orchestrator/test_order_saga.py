@@ -42,7 +42,6 @@ def test_the_happy_path_calls_every_step_in_order_on_the_app_that_owns_it_and_co
         ("charge", "payment"),
         ("ship", "shipping"),
         ("notify", "notification"),
-        (RECORD_ORDER_STATUS, None),
     ]
     assert out["status"] == "COMPLETED" and out["failure"] is None
     assert out["total_cents"] == 4_250
@@ -78,13 +77,30 @@ def test_every_call_carries_the_retry_policy_from_the_input_and_keys_derived_fro
     }
 
 
-def test_the_saga_records_the_terminal_status_last_with_the_summary_and_leaves_running_to_the_order_api():
+def test_the_saga_records_no_status_itself_its_output_says_what_the_order_api_records():
     ctx, out = saga()
+
+    assert RECORD_ORDER_STATUS not in ctx.names()  # RUNNING and the end are recorded by the order-api
+    assert out["status"] == "COMPLETED" and out["total_cents"] == 4_250 and out["failure"] is None
+    assert [s["name"] for s in out["steps"]] == [*FORWARD, "notify"]
+
+
+def test_the_cancel_is_polled_at_each_check_and_never_waited_for_outside_a_wait_on_a_person():
+    # A wait for the cancel would make the SDK schedule a sentinel timer (a scheduler job per saga on daprd).
+    ctx, _ = saga()
+
+    assert ctx.events_waited == [] and ctx.timers == []
+    assert set(ctx.events_polled) == {"cancel"} and len(ctx.events_polled) == 2 * len(FORWARD)  # before and after each
+
+
+def test_a_saga_started_before_the_lean_patch_still_records_its_end_last_as_its_history_says():
+    ctx, out = saga(patched={"running-recorded-by-order-api", "risk-review-before-charge"})
     [record] = [c.input for c in ctx.calls if c.name == RECORD_ORDER_STATUS]
 
     assert ctx.calls[-1].name == RECORD_ORDER_STATUS
     assert record["status"] == "COMPLETED" and record["total_cents"] == 4_250
     assert record["saga"]["steps"] == out["steps"]
+    assert ctx.events_waited == ["cancel"] and ctx.events_polled == []  # its cancel is a wait, as it was
 
 
 def test_a_saga_started_before_the_patch_still_records_running_first_as_its_history_says():
@@ -111,8 +127,8 @@ def test_a_rejected_order_undoes_nothing_and_tells_the_customer():
     assert out["status"] == "REJECTED"
     assert out["failure"] == {"step": "validate_order", "reason": "unknown sku NOPE"}
     assert out["compensations"] == []
-    assert ctx.calls[-2].input["kind"] == "order_failed"
-    assert ctx.calls[-2].input["detail"].startswith("We could not accept your order")
+    assert ctx.calls[-1].input["kind"] == "order_failed"
+    assert ctx.calls[-1].input["detail"].startswith("We could not accept your order")
 
 
 def test_out_of_stock_releases_the_reservation_only():
@@ -204,7 +220,7 @@ def test_an_undo_that_fails_after_its_retries_ends_in_compensation_failed_naming
         ("release_inventory", "undone"),
     ]
     assert out["compensations"][1]["attempts"] == 3
-    assert ctx.calls[-2].input["kind"] == "order_failed"
+    assert ctx.calls[-1].input["kind"] == "order_failed"
 
 
 def told(ctx: FakeWorkflowContext) -> str:
@@ -242,7 +258,7 @@ def test_a_cancel_before_the_first_step_cancels_with_nothing_to_undo():
     assert business(ctx) == ["notify"]
     assert out["status"] == "CANCELLED"
     assert out["failure"] == {"step": "validate_order", "reason": "cancelled on request"}
-    assert ctx.events_waited == ["cancel"]
+    assert ctx.events_polled == ["cancel"]  # the first check took it
 
 
 def test_a_cancel_while_the_charge_is_in_flight_lets_it_finish_then_refunds_and_releases():
@@ -315,15 +331,17 @@ def test_a_notification_the_service_did_not_send_is_recorded_as_refused():
 
 
 def test_failing_bookkeeping_is_a_warning_not_a_failed_order():
-    _, out = saga(**{RECORD_ORDER_STATUS: Boom("orders db down")})
+    # The records around a wait on a person failed; the output (what the API reconciles from) says so.
+    _, out = saga(risk_review=REVIEW, events=APPROVED, **{RECORD_ORDER_STATUS: Boom("orders db down")})
 
     assert out["status"] == "COMPLETED"
-    # The terminal record failed; the output (what the API reconciles from) says so.
-    assert out["warnings"] == ["record_order_status failed: ConnectionError: orders db down"]
+    assert out["warnings"] == ["record_order_status failed: ConnectionError: orders db down"] * 2
     assert all(s["name"] != RECORD_ORDER_STATUS for s in out["steps"])
-    # A saga from before the patch also recorded RUNNING, which failed too.
-    _, old = saga(patched=False, **{RECORD_ORDER_STATUS: Boom("orders db down")})
-    assert old["warnings"] == ["record_order_status failed: ConnectionError: orders db down"] * 2
+    # A saga from before the lean patch recorded its end, which failed too; one from before every patch also RUNNING.
+    _, old = saga(patched={"running-recorded-by-order-api"}, **{RECORD_ORDER_STATUS: Boom("orders db down")})
+    assert old["warnings"] == ["record_order_status failed: ConnectionError: orders db down"]
+    _, older = saga(patched=False, **{RECORD_ORDER_STATUS: Boom("orders db down")})
+    assert older["warnings"] == ["record_order_status failed: ConnectionError: orders db down"] * 2
 
 
 def test_the_custom_status_shows_the_stack_and_each_step_as_it_happens():
@@ -339,6 +357,14 @@ def test_the_custom_status_shows_the_stack_and_each_step_as_it_happens():
     assert outcomes(mid_unwind, "compensations") == [("refund", "undone"), ("release_inventory", "pending")]
     assert ctx.statuses[-1] == out
     assert len(str(ctx.statuses[-1])) < 2_000  # small enough to read in `dapr workflow get`
+
+
+def test_the_custom_status_is_set_once_before_each_wait_and_once_at_the_end_not_at_every_change():
+    # The engine keeps the last status set in a turn; a turn ends where the saga waits (or returns).
+    for script in ({}, {"charge": StepResult(ok=False, reason="card declined")}):
+        ctx, out = saga(**script)
+        assert len(ctx.statuses) == len(ctx.calls) + 1  # one per activity or child waited for, and the end
+        assert ctx.statuses[-1] == out
 
 
 def test_the_same_script_gives_identical_calls_statuses_and_output_every_time():
@@ -462,8 +488,9 @@ def test_an_approved_order_records_the_wait_and_the_approval_then_is_charged_and
     ctx, out = saga(risk_review=REVIEW, events=APPROVED)
 
     assert business(ctx)[3:] == ["charge", "ship", "notify"]
-    # The row follows: AWAITING_APPROVAL while waiting, RUNNING again once approved (a later stage), then the end.
-    assert statuses_recorded(ctx) == [("AWAITING_APPROVAL", False), ("RUNNING", True), ("COMPLETED", False)]
+    # The row follows: AWAITING_APPROVAL while waiting, RUNNING again once approved (a later stage); the order-api
+    # records the end from the output.
+    assert statuses_recorded(ctx) == [("AWAITING_APPROVAL", False), ("RUNNING", True)]
     assert out["status"] == "COMPLETED"
     assert out["approval"] | {"requested_at": 0, "deadline": 0, "decided_at": 0} == {
         "state": "approved",
@@ -484,7 +511,7 @@ def test_an_order_a_person_rejects_is_rejected_with_their_reason_and_its_reserva
     assert out["status"] == "REJECTED"
     assert out["failure"] == {"step": "approval", "reason": "rejected by grace: fraud"}
     assert out["approval"]["state"] == "rejected"
-    assert statuses_recorded(ctx) == [("AWAITING_APPROVAL", False), ("REJECTED", False)]
+    assert statuses_recorded(ctx) == [("AWAITING_APPROVAL", False)]
 
 
 def test_an_order_nobody_decides_on_before_the_deadline_is_rejected_and_unwound():
