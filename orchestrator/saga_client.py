@@ -44,6 +44,11 @@ class SidecarUnavailable(Exception):
     """The workflow API could not be reached or answered with an unexpected error."""
 
 
+class HistoryUnreadable(SidecarUnavailable):
+    """daprd refuses to load the workflow's signed history: it no longer verifies (after daprd failed the workflow
+    as tampered, every later read says so). No retry changes it."""
+
+
 _UNREADABLE = "signature verification failed"
 
 
@@ -150,9 +155,7 @@ class SagaClient:
             return _view(await self.client.get_workflow_state(instance_id, fetch_payloads=True))
         except grpc.RpcError as err:
             if _UNREADABLE in _describe(err):
-                # daprd 1.18.2 refuses to load a signed history that no longer verifies: once it failed the workflow
-                # as tampered, every later read says so. No retry changes it: to the order, its workflow failed.
-                return WorkflowView("FAILED", None, None, f"DAPR_WORKFLOW_HISTORY_TAMPERED: {_describe(err)}")
+                raise HistoryUnreadable(_describe(err)) from err
             raise SidecarUnavailable(_describe(err)) from err
 
     async def wait(self, order_id: str, timeout_seconds: float) -> WorkflowView | None:

@@ -44,7 +44,7 @@ from orchestrator.domain import (
     order_view,
     parse_cursor,
 )
-from orchestrator.saga_client import SagaClient, SidecarUnavailable
+from orchestrator.saga_client import HistoryUnreadable, SagaClient, SidecarUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -186,7 +186,12 @@ class Orders:
         changed = 0
         for order_id in order_ids:
             row = await self._row(order_id)
-            workflow = await self.sagas.state(order_id)
+            try:
+                workflow = await self.sagas.state(order_id)
+            except HistoryUnreadable as err:
+                # Failed as tampered (or rewritten since) and unreadable from then on; a reader that came first
+                # would have recorded the failure with the saga's steps: this order has been quiet since.
+                workflow = WorkflowView("FAILED", None, None, f"DAPR_WORKFLOW_HISTORY_TAMPERED: {err}")
             if workflow is not None and workflow.runtime_status == "PENDING":
                 log.warning("%s: its saga was created but has not started; waking it with an event", order_id)
                 await self.sagas.wake(order_id)

@@ -803,8 +803,8 @@ async def test_an_order_recorded_as_failed_is_resolved_when_its_workflow_can_no_
     assert (await operator_api.get(f"/orders/{order_id}")).json()["resolution"]["status"] == "RUNNING"
 
 
-async def test_a_running_order_whose_workflow_can_no_longer_be_read_is_workflow_failed_and_resolvable(
-    operator_api, sidecar
+async def test_the_sweep_records_a_quiet_order_whose_workflow_can_no_longer_be_read_as_workflow_failed(
+    operator_api, db, sidecar
 ):
     # Chaos on daprd: the saga was failed as tampered and every read refused at once, before the order-api saw the
     # failure; the order must not read RUNNING for ever.
@@ -812,9 +812,11 @@ async def test_a_running_order_whose_workflow_can_no_longer_be_read_is_workflow_
     order_id = body["order_id"]
     await operator_api.post("/orders", json=body)
     sidecar.unreadable.add(order_id)
+    assert (await operator_api.get(f"/orders/{order_id}")).json()["status"] == RUNNING  # a read alone waits
+
+    assert await Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0).reconcile_stale(timedelta(0)) == 1
 
     order = (await operator_api.get(f"/orders/{order_id}")).json()
-
     assert order["status"] == "WORKFLOW_FAILED"
     assert "DAPR_WORKFLOW_HISTORY_TAMPERED" in order["failure"]["reason"]
     assert "signature verification failed" in order["failure"]["reason"]
