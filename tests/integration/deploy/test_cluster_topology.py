@@ -11,14 +11,13 @@ deploy/ checks.
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from devtools.k8s import K8sTools, find, render
+from devtools.k8s import K8sTools, render
 from devtools.k8s_schemas import Schemas, objects
 from realdapr.binaries import DaprBinaries
 from realdapr.cluster import plan
@@ -47,16 +46,6 @@ FLAGS: dict[str, str | None] = {
 # daprd's probes: readiness is what the runner waits for, liveness sets the watchdog's grace (checked below).
 ELSEWHERE = {"dapr.io/enabled", "dapr.io/config"}
 PROBES = "dapr.io/sidecar-"
-
-
-@pytest.fixture(scope="module")
-def tools() -> K8sTools:
-    found = find()
-    if found is None:
-        if os.environ.get("REQUIRE_K8S_TOOLS") == "1":
-            pytest.fail("REQUIRE_K8S_TOOLS=1 but kustomize and the schemas are missing: run `make k8s-tools`")
-        pytest.skip("kustomize and the Kubernetes schemas are not installed: run `make k8s-tools` (needs Go)")
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devtools.k8s import K8sTools, ToolsError, find, render
+from devtools.k8s import K8sTools, ToolsError, render
 from devtools.k8s_schemas import Schemas, objects
 from tests.support import REPO
 
@@ -35,16 +34,6 @@ PROD_SECRET_FILES = {
     "notification.url": "postgresql+asyncpg://notification:s3cret@db.example.internal:5432/notification",
     "workflowstore.conn": "host=db.example.internal user=dapr password=s3cret port=5432 database=dapr_workflows",
 }
-
-
-@pytest.fixture(scope="module")
-def tools() -> K8sTools:
-    found = find()
-    if found is None:
-        if os.environ.get("REQUIRE_K8S_TOOLS") == "1":
-            pytest.fail("REQUIRE_K8S_TOOLS=1 but kustomize and the schemas are missing: run `make k8s-tools`")
-        pytest.skip("kustomize and the Kubernetes schemas are not installed: run `make k8s-tools` (needs Go)")
-    return found
 
 
 @pytest.fixture(scope="module")
