@@ -20,8 +20,14 @@ BUDGET_S = 840
 def test_two_hundred_orders_under_chaos_leave_no_violation(engine: str) -> None:
     # Every kind of disruption on both lanes. On real daprd a PostgreSQL restart once left the order-api's daprd
     # without its workflow actor types until it was restarted (README, Chaos): the watchdog of realdapr now does so.
+    _, report = run_chaos(["--orders", "200", "--seed", "7", "--engine", engine], BUDGET_S)
+    print(report)
+
+
+def run_chaos(args: list[str], budget_s: int) -> tuple[str, str]:
+    """``python -m chaos ARGS``: its output and its report; fails the test on a violation, an error or the budget."""
     run = subprocess.Popen(
-        [sys.executable, "-m", "chaos", "--orders", "200", "--seed", "7", "--engine", engine],
+        [sys.executable, "-m", "chaos", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -29,15 +35,15 @@ def test_two_hundred_orders_under_chaos_leave_no_violation(engine: str) -> None:
         start_new_session=True,
     )
     try:
-        out, err = run.communicate(timeout=BUDGET_S)
+        out, err = run.communicate(timeout=budget_s)
     except subprocess.TimeoutExpired:
         # SIGTERM ends a chaos run as Ctrl-C does: it stops its system and PostgreSQL (a SIGKILL would leave them).
         run.send_signal(signal.SIGTERM)
         out, err = run.communicate(timeout=150)
-        pytest.fail(f"chaos did not finish within {BUDGET_S} s\n{out[-6000:]}\n{err[-3000:]}")
+        pytest.fail(f"chaos did not finish within {budget_s} s\n{out[-6000:]}\n{err[-3000:]}")
     report = out[out.find("chaos run:") :] if "chaos run:" in out else out[-6000:]
     assert run.returncode == 0, f"exit {run.returncode}\n{report}\n{err[-3000:]}"
-    print(report)
+    return out, report
 
 
 CLUSTER_BUDGET_S = 420
@@ -53,22 +59,7 @@ def test_a_cluster_under_chaos_leaves_no_violation() -> None:
 
     require_cluster()
     args = ["--topology", "cluster", "--orders", "60", "--concurrency", "4", "--seed", "4", "--settle-timeout", "120"]
-    run = subprocess.Popen(
-        [sys.executable, "-m", "chaos", *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = run.communicate(timeout=CLUSTER_BUDGET_S)
-    except subprocess.TimeoutExpired:
-        run.send_signal(signal.SIGTERM)
-        out, err = run.communicate(timeout=150)
-        pytest.fail(f"chaos did not finish within {CLUSTER_BUDGET_S} s\n{out[-6000:]}\n{err[-3000:]}")
-    report = out[out.find("chaos run:") :] if "chaos run:" in out else out[-6000:]
-    assert run.returncode == 0, f"exit {run.returncode}\n{report}\n{err[-3000:]}"
+    out, report = run_chaos(args, CLUSTER_BUDGET_S)
     for blow in ("node crash", "node pause", "partition"):
         assert f"{blow}:" in out, f"no {blow} was carried out\n{out[-4000:]}"
     print(report)

@@ -435,26 +435,18 @@ def test_kubernetes_config_signs_workflow_history() -> None:
     assert isinstance(config["spec"]["tracing"]["samplingRate"], str)
 
 
-def test_resiliency_retries_workflow_store_calls_through_a_store_restart_without_a_circuit_breaker() -> None:
-    # A breaker tripped by a PostgreSQL restart kept failing calls for its timeout after the store was back, and
-    # daprd dropped workflows whose creation failed meanwhile (the cluster's chaos run).
-    (resiliency,) = resources(DEPLOY, "Resiliency")
+@pytest.mark.parametrize("folder", [DEPLOY, COMPONENTS], ids=["deploy", "local"])
+def test_resiliency_retries_workflow_store_calls_through_a_store_restart_without_a_circuit_breaker(
+    folder: Path,
+) -> None:
+    # A PostgreSQL restart takes seconds. A breaker tripped by it kept failing calls for its timeout after the store
+    # was back, and daprd dropped workflows whose creation failed meanwhile (the cluster's chaos run).
+    (resiliency,) = resources(folder, "Resiliency")
     policies = resiliency["spec"]["policies"]
     outbound = resiliency["spec"]["targets"]["components"]["workflowstore"]["outbound"]
     assert outbound["timeout"] in policies["timeouts"]
     assert policies["retries"][outbound["retry"]]["maxRetries"] >= 5
     assert "circuitBreaker" not in outbound and "circuitBreakers" not in policies
-    assert set(resiliency["scopes"]) == APP_IDS
-
-
-def test_local_runs_retry_workflow_store_calls_through_a_store_restart_without_a_circuit_breaker() -> None:
-    # A PostgreSQL restart takes seconds; a breaker tripped by it would keep failing calls after it is back.
-    (resiliency,) = resources(COMPONENTS, "Resiliency")
-    policies = resiliency["spec"]["policies"]
-    outbound = resiliency["spec"]["targets"]["components"]["workflowstore"]["outbound"]
-    assert outbound["timeout"] in policies["timeouts"]
-    assert policies["retries"][outbound["retry"]]["maxRetries"] >= 5
-    assert "circuitBreaker" not in outbound
     assert set(resiliency["scopes"]) == APP_IDS
 
 
