@@ -22,8 +22,8 @@ from realdapr.cluster import launch
 from realdapr.cluster.database import SUPERUSER
 from realdapr.cluster.state import Cluster
 
-from .schedule import APPROVAL_TIMEOUT_S, APPS, LAMP, PLENTIFUL, SCARCE
-from .system import RETRY_ENV, ChaosSetupError
+from .schedule import APPROVAL_TIMEOUT_S, APPS
+from .system import RETRY_ENV, ChaosSetupError, set_stock
 
 PREFIX = "sgx"  # a chaos run's namespaces and links, apart from a user's cluster (sgc) and the tests' (sgt)
 SUBNET = "10.215.0.0/24"
@@ -68,14 +68,7 @@ class ClusterSystem:
     async def _set_stock(self, pgdata: Path, port: int) -> None:
         """As ``System._set_stock``, through the server's socket (the runner's own way in)."""
         conn = await asyncpg.connect(host=str(pgdata), port=port, user=SUPERUSER, database="inventory")
-        try:
-            await conn.execute(
-                "UPDATE products SET available = $1 WHERE sku = ANY($2::text[])", self.orders * 4, list(PLENTIFUL)
-            )
-            await conn.execute("UPDATE products SET available = $1 WHERE sku = $2", max(5, self.orders // 20), SCARCE)
-            await conn.execute("UPDATE products SET available = 3 WHERE sku = $1", LAMP)
-        finally:
-            await conn.close()
+        await set_stock(conn, self.orders)
 
     def stop(self) -> None:
         if self.runner is not None:

@@ -102,15 +102,7 @@ class System:
         """Enough stock that happy orders are not refused for want of it, but for one scarce SKU they compete for
         (and the demo's three lamps). Set once, before any order: the stock checks start from what GET /products
         says after this."""
-        conn = await asyncpg.connect(inventory_url)
-        try:
-            await conn.execute(
-                "UPDATE products SET available = $1 WHERE sku = ANY($2::text[])", self.orders * 4, list(PLENTIFUL)
-            )
-            await conn.execute("UPDATE products SET available = $1 WHERE sku = $2", max(5, self.orders // 20), SCARCE)
-            await conn.execute("UPDATE products SET available = 3 WHERE sku = $1", LAMP)
-        finally:
-            await conn.close()
+        await set_stock(await asyncpg.connect(inventory_url), self.orders)
 
     def start_runner(self) -> None:
         assert self.layout is not None
@@ -246,3 +238,16 @@ def _cmd(proc: psutil.Process) -> str:
         return " ".join(proc.cmdline())[:120]
     except psutil.Error:
         return "?"
+
+
+async def set_stock(conn: asyncpg.Connection, orders: int) -> None:
+    """The stock a run of ``orders`` starts from, written through ``conn`` to the inventory database (which it
+    closes): plenty of most SKUs, few of the scarce one, three lamps."""
+    try:
+        await conn.execute(
+            "UPDATE products SET available = $1 WHERE sku = ANY($2::text[])", orders * 4, list(PLENTIFUL)
+        )
+        await conn.execute("UPDATE products SET available = $1 WHERE sku = $2", max(5, orders // 20), SCARCE)
+        await conn.execute("UPDATE products SET available = 3 WHERE sku = $1", LAMP)
+    finally:
+        await conn.close()
