@@ -76,6 +76,7 @@ class Orders:
         self.claim_ttl = claim_ttl
         self._watchers: set[asyncio.Task[None]] = set()
         self.approval_timeout_seconds = approval_timeout_seconds
+        self._woken: set[str] = set()  # sagas the sweep woke (reconcile_stale); still PENDING at the next: dead
 
     async def submit(self, order: NewOrder, *, wait: bool) -> Submitted:
         """Store the order (PENDING) and start its saga. The same order_id with the same body returns the
@@ -180,7 +181,7 @@ class Orders:
         A saga the engine created but never ran (still PENDING by now) is woken with an event: daprd 1.18.2 creates
         an instance's start reminder before it saves the instance, so a reminder that fires first finds nothing,
         is dropped ("No workflow state found"), and leaves the instance saved, waiting for a reminder that is gone;
-        an event raised to it saves a new one."""
+        an event raised to it saves a new one. One still PENDING at the next sweep is recorded WORKFLOW_FAILED."""
         async with self.db.session() as session:
             order_ids = await repository.quiet_order_ids(session, older_than, limit)
         changed = 0
@@ -192,10 +193,21 @@ class Orders:
                 # Failed as tampered (or rewritten since) and unreadable from then on; a reader that came first
                 # would have recorded the failure with the saga's steps: this order has been quiet since.
                 workflow = WorkflowView("FAILED", None, None, f"DAPR_WORKFLOW_HISTORY_TAMPERED: {err}")
-            if workflow is not None and workflow.runtime_status == "PENDING":
+            if workflow is None or workflow.runtime_status != "PENDING":
+                self._woken.discard(order_id)
+            elif order_id in self._woken:
+                # Woken a sweep ago and still PENDING: daprd 1.18.2 also shows a workflow it tombstoned as tampered
+                # before its first turn was saved as PENDING, and drops every work item for it ("workflow state is
+                # invalid"). Nothing will run it: an operator's to resolve.
+                self._woken.discard(order_id)
+                reason = "the engine keeps it PENDING and drops its work items (a wake did not start it)"
+                workflow = WorkflowView("FAILED", workflow.custom_status, None, reason)
+            else:
                 log.warning("%s: its saga was created but has not started; waking it with an event", order_id)
+                self._woken.add(order_id)
                 await self.sagas.wake(order_id)
-            elif (await self._reconcile(row, workflow))["status"] != row["status"]:
+                continue
+            if (await self._reconcile(row, workflow))["status"] != row["status"]:
                 changed += 1
         return changed
 

@@ -911,3 +911,12 @@ async def test_the_reconcile_sweep_wakes_a_saga_the_engine_created_but_never_sta
 
     assert sidecar.events == [(stranded["order_id"], "wake", None)]
     assert (await row(db, stranded["order_id"]))["status"] == RUNNING  # as the start recorded it
+
+    # Still PENDING a sweep later: daprd also shows a workflow it tombstoned before its first turn was saved so, and
+    # drops every work item for it. Nothing will run it: the operator's.
+    assert await orders_.reconcile_stale(timedelta(0)) == 1
+    stored = await row(db, stranded["order_id"])
+    assert stored["status"] == "WORKFLOW_FAILED"
+    assert "a wake did not start it" in stored["failure"]["reason"]
+    assert sidecar.events == [(stranded["order_id"], "wake", None)]  # not woken again
+    assert (await row(db, going["order_id"]))["status"] == RUNNING
