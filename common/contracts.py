@@ -44,6 +44,11 @@ SHIP = "ship"  # shipping
 CANCEL_SHIPMENT = "cancel_shipment"  # shipping (undo of ship)
 NOTIFY = "notify"  # notification
 ASSESS_RISK = "assess_risk"  # payment, called by its own risk_review workflow (not by the saga)
+# On the app of a child workflow: raise WAKE_EVENT to one of its workflows still PENDING (``common.wake``). Called by
+# the order-api's wake_child workflow, which its reconcile sweep starts for a saga whose child has gone quiet.
+WAKE_WORKFLOW = "wake_workflow"  # payment (the one app hosting a child workflow)
+# Raised to a workflow the engine created but never ran (``common.wake``); no workflow waits for it.
+WAKE_EVENT = "wake"
 
 ACTIVITY_APP = {
     VALIDATE_ORDER: INVENTORY,
@@ -54,6 +59,7 @@ ACTIVITY_APP = {
     SHIP: SHIPPING,
     CANCEL_SHIPMENT: SHIPPING,
     NOTIFY: NOTIFICATION,
+    WAKE_WORKFLOW: PAYMENT,
 }
 # Each forward step that changes the world, and its undo, in the order the saga takes the steps.
 UNDO_OF = {RESERVE_INVENTORY: RELEASE_INVENTORY, CHARGE: REFUND, SHIP: CANCEL_SHIPMENT}
@@ -371,3 +377,21 @@ class NotifyResult(Contract):
     sent: bool
     channel: str = "email"
     detail: str | None = None
+
+
+# --- any app hosting a child workflow: waking one the engine created but never ran ----------------------------
+
+
+@dataclass(frozen=True)
+class WakeInput(Contract):
+    order_id: str
+    instance_id: str  # a workflow of the app that hosts the activity
+
+
+@dataclass(frozen=True)
+class WakeResult(Contract):
+    """What the engine said of the workflow (its runtime status, None when it has no such instance) and whether an
+    event was raised to it (only to a PENDING one)."""
+
+    runtime_status: str | None
+    woken: bool

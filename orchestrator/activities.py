@@ -1,5 +1,5 @@
-"""The order-api's workflow registrations: the saga itself, the operator's resolution of a failed one, and their one
-local activity, record_order_status.
+"""The order-api's workflow registrations: the saga itself, the operator's resolution of a failed one, the wake of a
+saga's child that never ran, and their one local activity, record_order_status.
 
 Activities run on the SDK worker's own thread and event loop, so they get their own ``Database``.
 """
@@ -17,9 +17,10 @@ from common.db import Database
 from common.faults import FaultInjector
 from common.settings import Settings
 from orchestrator import service
-from orchestrator.domain import RECORD_ORDER_STATUS, RESOLVE_ORDER, OrderStatusUpdate
+from orchestrator.domain import RECORD_ORDER_STATUS, RESOLVE_ORDER, WAKE_CHILD, OrderStatusUpdate
 from orchestrator.resolution import resolve_order
 from orchestrator.saga import order_saga
+from orchestrator.wake import wake_child
 
 ACTIVITIES = (RECORD_ORDER_STATUS,)
 log = logging.getLogger(__name__)
@@ -40,4 +41,5 @@ def build_activities(db: Database, faults: FaultInjector) -> dict[str, Any]:
 def register(runtime: WorkflowRuntime, settings: Settings) -> None:
     runtime.register_workflow(order_saga, name=ORDER_SAGA)
     runtime.register_workflow(resolve_order, name=RESOLVE_ORDER)
+    runtime.register_workflow(wake_child, name=WAKE_CHILD)
     register_activities(runtime, settings, ACTIVITIES, build_activities)

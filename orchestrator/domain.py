@@ -57,8 +57,6 @@ STOPPED_OUTSIDE_THE_SAGA = frozenset({"FAILED", "TERMINATED"})
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CANCEL_EVENT = "cancel"
 APPROVAL_EVENT = "approval"  # a person's decision: {"approved": bool, "reviewer"?: str, "note"?: str}
-# Raised to a saga the engine created but never started (see Orders.reconcile_stale); the saga never waits for it.
-WAKE_EVENT = "wake"
 APPROVAL = "approval"  # the saga's wait for that decision, as a step
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 24 * 3600.0
 
@@ -71,6 +69,10 @@ RESOLVE_ORDER = "resolve_order"
 
 def resolution_id(order_id: str) -> str:
     return f"{order_id}:resolve"
+
+
+# The order-api's workflow that asks the app of a saga's child workflow to wake it (orchestrator.wake).
+WAKE_CHILD = "wake_child"
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,15 @@ class ResolveInput(Contract):
     cause: dict[str, str]  # {step, reason}: the failure the order shows
     saga: dict[str, Any] | None = None  # what the failed saga last said about itself (its steps), kept with the order
     retry: SagaRetry = SagaRetry()
+
+
+@dataclass(frozen=True)
+class WakeChildInput(Contract):
+    """Which child workflow of an order's saga to wake (if the engine never ran it), and the app that hosts it."""
+
+    order_id: str
+    app_id: str
+    instance_id: str
 
 
 def conclusion(abort: SagaAborted | None, failed_undos: list[dict[str, Any]]) -> tuple[str, dict[str, str] | None]:
@@ -217,6 +228,16 @@ class WorkflowView:
     def stopped_outside_the_saga(self) -> bool:
         """The workflow failed or was terminated without the saga concluding: an operator must resolve the order."""
         return self.runtime_status in STOPPED_OUTSIDE_THE_SAGA and self.finished_update("") is None
+
+    def child_in_flight(self) -> tuple[str, str] | None:
+        """(app, instance ID) of the child workflow a running saga last said it waits for, if any."""
+        if self.runtime_status != "RUNNING":
+            return None
+        for step in reversed((self.custom_status or {}).get("steps") or []):
+            if step.get("kind") == "workflow" and step.get("outcome") == STEP_RUNNING:
+                app, instance_id = step.get("app"), step.get("instance_id")
+                return (app, instance_id) if isinstance(app, str) and isinstance(instance_id, str) else None
+        return None
 
     def failed_update(self, order_id: str) -> OrderStatusUpdate | None:
         """The WORKFLOW_FAILED record a workflow that stopped outside the saga calls for: the step it was at (the

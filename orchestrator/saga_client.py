@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
@@ -26,15 +27,16 @@ from google.protobuf import wrappers_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from common import telemetry
-from common.contracts import ORDER_SAGA
+from common.contracts import ORDER_SAGA, WAKE_EVENT
 from common.runner import sdk_logger_options
 from orchestrator.domain import (
     APPROVAL_EVENT,
     CANCEL_EVENT,
     RESOLVE_ORDER,
-    WAKE_EVENT,
+    WAKE_CHILD,
     OrderSagaInput,
     ResolveInput,
+    WakeChildInput,
     WorkflowView,
     resolution_id,
 )
@@ -190,6 +192,14 @@ class SagaClient:
         """Raise WAKE_EVENT to the order's saga: an event makes the engine run an instance that waits."""
         try:
             await self.client.raise_workflow_event(order_id, WAKE_EVENT)
+        except grpc.RpcError as err:
+            raise SidecarUnavailable(_describe(err)) from err
+
+    async def wake_child(self, request: WakeChildInput) -> None:
+        """Start a ``wake_child`` workflow for the order's child (``orchestrator.wake``); each start is a new one."""
+        instance_id = f"{request.instance_id}:wake:{uuid.uuid4().hex[:12]}"
+        try:
+            await self.client.schedule_new_workflow(WAKE_CHILD, input=request, instance_id=instance_id)
         except grpc.RpcError as err:
             raise SidecarUnavailable(_describe(err)) from err
 

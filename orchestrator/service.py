@@ -39,6 +39,7 @@ from orchestrator.domain import (
     OrderSagaInput,
     OrderStatusUpdate,
     ResolveInput,
+    WakeChildInput,
     WorkflowUnavailable,
     WorkflowView,
     order_view,
@@ -181,7 +182,8 @@ class Orders:
         A saga the engine created but never ran (still PENDING by now) is woken with an event: daprd 1.18.2 creates
         an instance's start reminder before it saves the instance, so a reminder that fires first finds nothing,
         is dropped ("No workflow state found"), and leaves the instance saved, waiting for a reminder that is gone;
-        an event raised to it saves a new one. One still PENDING at the next sweep is recorded WORKFLOW_FAILED."""
+        an event raised to it saves a new one. One still PENDING at the next sweep is recorded WORKFLOW_FAILED. A
+        saga quiet while a child workflow runs has the child's app wake the child likewise (``orchestrator.wake``)."""
         async with self.db.session() as session:
             order_ids = await repository.quiet_order_ids(session, older_than, limit)
         changed = 0
@@ -193,6 +195,20 @@ class Orders:
                 # Failed as tampered (or rewritten since) and unreadable from then on; a reader that came first
                 # would have recorded the failure with the saga's steps: this order has been quiet since.
                 workflow = WorkflowView("FAILED", None, None, f"DAPR_WORKFLOW_HISTORY_TAMPERED: {err}")
+            if workflow is not None and (child := workflow.child_in_flight()) is not None:
+                # Quiet while its child runs: the child's start may have been dropped as a saga's can (above), and
+                # only the child's app can wake it.
+                app_id, child_id = child
+                log.info(
+                    "%s: quiet while its child %s runs; asking %s to wake it if it never ran",
+                    order_id,
+                    child_id,
+                    app_id,
+                )
+                try:
+                    await self.sagas.wake_child(WakeChildInput(order_id, app_id, child_id))
+                except SidecarUnavailable as err:  # the next sweep asks again
+                    log.warning("%s: could not start the wake of its child: %s", order_id, err)
             if workflow is None or workflow.runtime_status != "PENDING":
                 self._woken.discard(order_id)
             elif order_id in self._woken:

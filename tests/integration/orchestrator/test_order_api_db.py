@@ -920,3 +920,37 @@ async def test_the_reconcile_sweep_wakes_a_saga_the_engine_created_but_never_sta
     assert "a wake did not start it" in stored["failure"]["reason"]
     assert sidecar.events == [(stranded["order_id"], "wake", None)]  # not woken again
     assert (await row(db, going["order_id"]))["status"] == RUNNING
+
+
+async def test_the_reconcile_sweep_has_the_app_of_a_quiet_sagas_running_child_wake_that_child(db, sidecar):
+    # A child workflow's start can be dropped as a saga's can; only its own app can wake it: the sweep starts a
+    # wake_child workflow on the order-api, which asks that app (orchestrator.wake).
+    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
+    reviewing, charging = new_body(), new_body()
+    for body in (reviewing, charging):
+        await orders_.submit(as_new_order(body), wait=False)
+    child = f"{reviewing['order_id']}:risk_review"
+    in_review = summary(RUNNING)
+    in_review["steps"].append(
+        {"name": "risk_review", "app": "payment", "outcome": "running", "kind": "workflow", "instance_id": child}
+    )
+    sidecar.instances[reviewing["order_id"]].state = StandInState(
+        WorkflowStatus.RUNNING, serialized_custom_status=json.dumps(in_review)
+    )
+    at_charge = summary(RUNNING)
+    at_charge["steps"] += [
+        {"name": "risk_review", "app": "payment", "outcome": "succeeded", "kind": "workflow", "instance_id": "x"},
+        {"name": "charge", "app": "payment", "outcome": "running"},
+    ]
+    sidecar.instances[charging["order_id"]].state = StandInState(
+        WorkflowStatus.RUNNING, serialized_custom_status=json.dumps(at_charge)
+    )
+
+    assert await orders_.reconcile_stale(timedelta(0)) == 0  # no row changes
+
+    wakes = [(i, sidecar.instances[i]) for i in sidecar.scheduled if sidecar.instances[i].name == "wake_child"]
+    assert len(wakes) == 1  # none for the saga at charge (an activity: the engine retries those itself)
+    instance_id, wake = wakes[0]
+    assert instance_id.startswith(f"{child}:wake:")
+    assert wake.input.model_dump() == {"order_id": reviewing["order_id"], "app_id": "payment", "instance_id": child}
+    assert sidecar.events == []  # nothing raised to the saga itself
