@@ -24,6 +24,7 @@ from common.embedded_db import start_embedded
 from devtools.devdb import restart_embedded, stop_embedded
 from devtools.health import NotHealthy
 from devtools.launcher import REPO, Layout, runner_command, wait_healthy, write_template
+from devtools.processes import stop_runner
 
 from .schedule import APPROVAL_TIMEOUT_S, APPS, LAMP, PLENTIFUL, SCARCE
 
@@ -128,13 +129,8 @@ class System:
             raise ChaosSetupError(str(err)) from err
 
     def stop(self) -> None:
-        if self.runner is not None and self.runner.poll() is None:
-            self.runner.send_signal(signal.SIGTERM)
-            try:
-                self.runner.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.runner.pid, signal.SIGKILL)
-                self.runner.wait()
+        if self.runner is not None:
+            stop_runner(self.runner)
         if self.pgdata.exists():
             stop_embedded(self.pgdata)
 

@@ -7,7 +7,8 @@ Nothing of Dapr is vendored: the binaries come from an install the user already 
 Dapr's own Go modules, fetched by name from the Go module proxy, into a cache outside the repository.
 Modules: ``binaries`` (find or build), ``ports``, ``resources`` and ``trust`` (what a run needs before it starts),
 ``commands`` (the command lines), ``run`` (starting, waiting for and stopping them), ``failures`` (why a process
-did not start), ``watchdog`` (restarting a daprd that stays wedged).
+did not start), ``watchdog`` (restarting a daprd that stays wedged), ``options`` (the command-line options it
+shares with ``realdapr.cluster``).
 """
 
 # The newest 1.18 patch whose whole dependency graph the Go module proxy serves (see README, "Running

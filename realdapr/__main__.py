@@ -15,6 +15,7 @@ from sidecar.supervisor import on_stop_signals
 
 from . import DAPR_VERSION
 from .binaries import DaprError, build, find, missing_sentry
+from .options import add_data_dir, add_log_level
 
 log = logging.getLogger("realdapr")
 
@@ -119,11 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         "app, all supervised (what `make run-dapr` runs); needs POSTGRES_URL",
     )
     run.add_argument("-f", "--file", required=True, help="the run template, or a folder holding dapr.yaml")
-    run.add_argument(
-        "--data-dir",
-        default=os.path.join(os.environ.get("DATA_DIR", ".data"), "dapr"),
-        help="generated resources and the scheduler's data (default: $DATA_DIR/dapr, .data/dapr)",
-    )
+    add_data_dir(run, "dapr", "generated resources and the scheduler's data")
     run.add_argument(
         "--workflow-db",
         default="dapr_workflows",
@@ -176,12 +173,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds sentry, then placement and scheduler, then the daprd sidecars, each get to come up; a "
         "process still waiting for its certificate then is stopped and its reason reported (default 60)",
     )
-    run.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warn", "error"],
-        help="the log level of daprd, placement and scheduler",
-    )
+    add_log_level(run, "daprd, placement and scheduler")
     return parser
 
 

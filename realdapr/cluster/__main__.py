@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from sidecar.supervisor import on_stop_signals
 
 from .. import DAPR_VERSION, RunError
 from ..binaries import DaprError, find, missing_sentry
+from ..options import add_data_dir, add_log_level
 from . import netns
 from .run import Options, run
 from .topology import TopologyError, load
@@ -100,11 +100,7 @@ def _pair(item: str) -> tuple[str, str]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m realdapr.cluster", description=__doc__)
-    p.add_argument(
-        "--data-dir",
-        default=os.path.join(os.environ.get("DATA_DIR", ".data"), "cluster"),
-        help="the run's PostgreSQL data, trust root, resources and state files (default $DATA_DIR/cluster)",
-    )
+    add_data_dir(p, "cluster", "the run's PostgreSQL data, trust root, resources and state files")
     p.add_argument(
         "--prefix",
         default=netns.PREFIX,
@@ -139,12 +135,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="add to every app's environment (again for more), e.g. FAULTS_ENABLED=true",
     )
-    r.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warn", "error"],
-        help="the log level of the Dapr control plane (daprd's comes from its annotations)",
-    )
+    add_log_level(r, "the Dapr control plane (daprd's comes from its annotations)")
     r.add_argument("--ready-timeout", type=float, default=120.0, help="seconds each stage gets to come up")
     r.add_argument(
         "--watchdog-grace",

@@ -4,11 +4,12 @@ runner's command line, and its start and stop (the runner in a session of its ow
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+from devtools.processes import stop_runner
 
 from . import netns
 from .run import state_file
@@ -76,11 +77,4 @@ def start(
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     """SIGTERM the runner (it stops everything and removes the network); SIGKILL its group after ``timeout``."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    stop_runner(proc, timeout)

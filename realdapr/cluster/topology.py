@@ -87,7 +87,7 @@ def load(text: str) -> Topology:
         for d in docs
         if d.get("kind") == "ConfigMap"
     }
-    services = [d for d in docs if d.get("kind") == "Service"]
+    refs = _Refs(secrets, maps, [d for d in docs if d.get("kind") == "Service"])
     namespaces = {
         str(d.get("metadata", {}).get("namespace") or "default") for d in docs if d.get("kind") != "Namespace"
     }
@@ -109,11 +109,11 @@ def load(text: str) -> Topology:
         if sidecar.enabled:
             if kind != "Deployment":
                 raise TopologyError(f"{name}: a Dapr-enabled workload must be a Deployment here")
-            apps.append(_app(doc, name, sidecar, secrets, maps, services))
+            apps.append(_app(doc, name, sidecar, refs))
         elif _is_postgres(template):
             if database is not None:
                 raise TopologyError(f"{name}: a second PostgreSQL; the cluster runs one database host")
-            database = _database(doc, name, namespace, secrets, maps, services)
+            database = _database(doc, name, namespace, refs)
         else:
             raise TopologyError(f"{name}: neither a Dapr app nor PostgreSQL; the cluster does not know how to run it")
     resources = [_inline_secrets(d, secrets) for d in docs if d.get("kind") in DAPR_KINDS]
@@ -146,34 +146,39 @@ def write_resources(topology: Topology, folder: Path, db_address: str) -> dict[s
     return configs
 
 
-def _app(
-    doc: dict[str, Any],
-    name: str,
-    sidecar: Sidecar,
-    secrets: Mapping[str, dict[str, str]],
-    maps: Mapping[str, dict[str, str]],
-    services: list[dict[str, Any]],
-) -> App:
+@dataclass(frozen=True)
+class _Refs:
+    """What a workload's fields refer to: the Secrets' and the ConfigMaps' data by name, and the Services."""
+
+    secrets: Mapping[str, dict[str, str]]
+    maps: Mapping[str, dict[str, str]]
+    services: list[dict[str, Any]]
+
+    def service(self, template: dict[str, Any]) -> dict[str, Any] | None:
+        """The first Service whose selector picks the pods of ``template``, if any."""
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        return next((s for s in self.services if _selects(s, labels)), None)
+
+
+def _app(doc: dict[str, Any], name: str, sidecar: Sidecar, refs: _Refs) -> App:
     spec = doc["spec"]["template"]["spec"]
     containers = spec.get("containers") or []
     if len(containers) != 1:
         raise TopologyError(f"{name}: {len(containers)} containers; the cluster runs one app container per pod")
-    container = _container(containers[0], name, secrets, maps)
-    init = [_container(c, name, secrets, maps) for c in spec.get("initContainers") or []]
-    labels = (doc["spec"]["template"].get("metadata") or {}).get("labels") or {}
+    container = _container(containers[0], name, refs)
+    init = [_container(c, name, refs) for c in spec.get("initContainers") or []]
+    service = refs.service(doc["spec"]["template"])
     return App(
         doc["metadata"]["name"],
         int(doc["spec"].get("replicas", 1)),
         sidecar,
         container,
         init,
-        _service_port(services, labels, container.port),
+        _port(service) if service else None,
     )
 
 
-def _container(
-    raw: dict[str, Any], workload: str, secrets: Mapping[str, dict[str, str]], maps: Mapping[str, dict[str, str]]
-) -> Container:
+def _container(raw: dict[str, Any], workload: str, refs: _Refs) -> Container:
     where = f"{workload} container {raw.get('name')}"
     command = [*(raw.get("command") or []), *(raw.get("args") or [])]
     if not command:
@@ -181,9 +186,9 @@ def _container(
     env: dict[str, str] = {}
     for source in raw.get("envFrom") or []:
         if "secretRef" in source:
-            env.update(_lookup(secrets, source["secretRef"]["name"], None, where))
+            env.update(_lookup(refs.secrets, source["secretRef"]["name"], None, where))
         elif "configMapRef" in source:
-            env.update(_lookup(maps, source["configMapRef"]["name"], None, where))
+            env.update(_lookup(refs.maps, source["configMapRef"]["name"], None, where))
         else:
             raise TopologyError(f"{where}: envFrom {sorted(source)} is not supported")
     for item in raw.get("env") or []:
@@ -194,7 +199,7 @@ def _container(
         kind = next((k for k in ("secretKeyRef", "configMapKeyRef") if k in ref), None)
         if kind is None:
             raise TopologyError(f"{where}: env {item['name']} comes from {sorted(ref)}, which the cluster cannot give")
-        store = secrets if kind == "secretKeyRef" else maps
+        store = refs.secrets if kind == "secretKeyRef" else refs.maps
         key = str(ref[kind]["key"])
         env[item["name"]] = _lookup(store, ref[kind]["name"], key, where)[key]
     ports = {p.get("name"): int(p["containerPort"]) for p in raw.get("ports") or []}
@@ -217,42 +222,32 @@ def _is_postgres(template: dict[str, Any]) -> bool:
     return len(containers) == 1 and str(containers[0].get("image", "")).split(":")[0].endswith("postgres")
 
 
-def _database(
-    doc: dict[str, Any],
-    name: str,
-    namespace: str,
-    secrets: Mapping[str, dict[str, str]],
-    maps: Mapping[str, dict[str, str]],
-    services: list[dict[str, Any]],
-) -> Database:
+def _database(doc: dict[str, Any], name: str, namespace: str, refs: _Refs) -> Database:
     template = doc["spec"]["template"]
     raw = template["spec"]["containers"][0]
     # Its probes run pg_isready in the image; the cluster waits for the server itself (pg_ctl -w).
     bare = {k: v for k, v in raw.items() if not k.endswith("Probe")}
-    env = _container({**bare, "command": ["postgres"]}, name, secrets, maps).env
-    labels = (template.get("metadata") or {}).get("labels") or {}
-    service = next((s for s in services if _selects(s, labels)), None)
+    env = _container({**bare, "command": ["postgres"]}, name, refs).env
+    service = refs.service(template)
     if service is None:
         raise TopologyError(f"{name}: no Service selects the PostgreSQL pods")
     svc = service["metadata"]["name"]
     hostnames = [f"{svc}.{namespace}.svc.cluster.local", f"{svc}.{namespace}.svc", f"{svc}.{namespace}"]
-    port = int(service["spec"]["ports"][0]["port"])
+    port = _port(service)
     init: list[str] = []
     volumes = {v["name"]: v for v in template["spec"].get("volumes") or []}
     for mount in raw.get("volumeMounts") or []:
         volume = volumes.get(mount["name"]) or {}
         if mount.get("mountPath") == POSTGRES_INIT and "configMap" in volume:
-            files = _lookup(maps, volume["configMap"]["name"], None, name)
+            files = _lookup(refs.maps, volume["configMap"]["name"], None, name)
             init += [files[key] for key in sorted(files) if key.endswith(".sql")]
     user, password = env.get("POSTGRES_USER", "postgres"), env.get("POSTGRES_PASSWORD", "")
     return Database(hostnames, port, user, password, init)
 
 
-def _service_port(services: list[dict[str, Any]], labels: Mapping[str, str], port: int | None) -> int | None:
-    for service in services:
-        if _selects(service, labels):
-            return int(service["spec"]["ports"][0]["port"])
-    return None
+def _port(service: dict[str, Any]) -> int:
+    """A Service's (first) port."""
+    return int(service["spec"]["ports"][0]["port"])
 
 
 def _selects(service: dict[str, Any], labels: Mapping[str, str]) -> bool:

@@ -31,11 +31,11 @@ from common.contracts import APP_IDS
 from common.db import database_name, drop_database, ensure_database, libpq_url
 from devtools.launcher import ENGINES, runner_command, wait_healthy, write_template
 from devtools.ports import free_port
+from devtools.processes import stop_runner
 from realdapr import DAPR_VERSION
 from realdapr.binaries import DaprError, find
 from tests.support import REPO
 from tests.support.otlp import Receiver
-from tests.support.processes import stop_runner
 
 HERE = Path(__file__).parent
 APPROVAL_TIMEOUT_SECONDS = 20

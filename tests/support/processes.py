@@ -1,12 +1,11 @@
-"""Processes the tests start and share: ``python -m sidecar serve`` for some app IDs, on free ports, the stop of
-a runner started in a session of its own, and which of their health URLs answer."""
+"""Processes the tests start and share: ``python -m sidecar serve`` for some app IDs, on free ports, and which
+of their health URLs answer. Stopping a runner is ``devtools.processes.stop_runner``, which the tools use too."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -45,16 +44,3 @@ def sidecar_serving(
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-def stop_runner(proc: subprocess.Popen, timeout: float = 60) -> None:
-    """SIGTERM a runner (``python -m sidecar run``, ``python -m realdapr run``) started with
-    ``start_new_session=True``; if it has not stopped within ``timeout``, SIGKILL its whole group."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()

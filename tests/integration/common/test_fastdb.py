@@ -14,6 +14,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from common import fastdb
 from common.db import Database, insert_unless_present, libpq_url
 
+# The test's own table, not a service's (which the layers would allow): it has just the column kinds fastdb must
+# carry (a text key, an integer, a nullable JSONB), and a service's schema may change for reasons of its own that
+# are no reason to change this test. `duplicates` pairs it with inventory's and payment's tables by shape alone.
 metadata = sa.MetaData()
 things = sa.Table(
     "things",

@@ -23,8 +23,8 @@ from dapr.conf import settings as dapr_settings
 from dapr.ext.workflow import DaprWorkflowClient, WorkflowState, WorkflowStatus
 
 from devtools.ports import free_port
+from devtools.processes import stop_runner
 from tests.support.dapr_runs import daprd_flag, needs_dapr, run_template, start_run, wait_for
-from tests.support.processes import stop_runner
 
 pytestmark = needs_dapr
 
