@@ -22,7 +22,7 @@ from realdapr.cluster import launch
 from realdapr.cluster.database import SUPERUSER
 from realdapr.cluster.state import Cluster
 
-from .schedule import APPROVAL_TIMEOUT_S, APPS
+from .schedule import APPROVAL_TIMEOUT_S, APPS, STALL_AFTER_S
 from .system import RETRY_ENV, ChaosSetupError, set_stock
 
 PREFIX = "sgx"  # a chaos run's namespaces and links, apart from a user's cluster (sgc) and the tests' (sgt)
@@ -52,6 +52,7 @@ class ClusterSystem:
             "OPERATOR_ALLOW_REMOTE": "true",
             "LOG_LEVEL": "WARNING",
             "APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_S),
+            "STALL_AFTER_SECONDS": str(STALL_AFTER_S),
             **RETRY_ENV,
         }
         data = self.folder / "cluster"

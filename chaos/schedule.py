@@ -43,6 +43,10 @@ KINDS = {
 DECISIONS = {"review_approved": "approve", "review_rejected": "reject", "review_timeout": None}
 # How long a person has in a chaos run (APPROVAL_TIMEOUT_SECONDS, chaos.system); a decision comes well before it.
 APPROVAL_TIMEOUT_S = 8
+# How long the order-api lets a saga show one step in flight before it takes the step's result as lost and hands
+# the order to the operator (STALL_AFTER_SECONDS; chaos.system, chaos.cluster): longer than any disruption lasts (a
+# node pause is at most a minute, a step's retries about 14 s), short enough to act within the settle timeout.
+STALL_AFTER_S = 150
 DECIDE_WITHIN_S = 3.0
 # Which undos run when an order of a kind unwinds by itself (the kinds a targeted undo error can pick).
 UNWINDS = {

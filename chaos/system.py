@@ -26,7 +26,7 @@ from devtools.health import NotHealthy
 from devtools.launcher import REPO, Layout, runner_command, wait_healthy, write_template
 from devtools.processes import stop_runner
 
-from .schedule import APPROVAL_TIMEOUT_S, APPS, LAMP, PLENTIFUL, SCARCE
+from .schedule import APPROVAL_TIMEOUT_S, APPS, LAMP, PLENTIFUL, SCARCE, STALL_AFTER_S
 
 # The saga's retry policy in a chaos run: the production shape with a budget (about 14 s of backoff over 10
 # attempts) longer than any one disruption lasts (a PostgreSQL or runner restart takes a few seconds), so a step
@@ -81,6 +81,7 @@ class System:
             "FAULTS_ENABLED": "true",
             "LOG_LEVEL": "WARNING",
             "APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_S),
+            "STALL_AFTER_SECONDS": str(STALL_AFTER_S),
             **RETRY_ENV,
         }
         self.layout = write_template(self.folder, env, databases)

@@ -43,6 +43,7 @@ def create_app(settings: Settings, api: ApiSettings | None = None, sagas: SagaCl
         settings.retry,
         api.wait_timeout_seconds,
         approval_timeout_seconds=api.approval_timeout_seconds,
+        stall_after=timedelta(seconds=api.stall_after_seconds),
     )
     demo = Demo(orders, app_urls(self_url(settings.host, settings.port), api.app_urls))
     handlers: list[ControllerRouterHandler] = [

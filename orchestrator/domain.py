@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from common.contracts import (
@@ -59,6 +60,8 @@ CANCEL_EVENT = "cancel"
 APPROVAL_EVENT = "approval"  # a person's decision: {"approved": bool, "reviewer"?: str, "note"?: str}
 APPROVAL = "approval"  # the saga's wait for that decision, as a step
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 24 * 3600.0
+# A saga showing the same step in flight for this long has lost it (see Orders.reconcile_stale).
+DEFAULT_STALL_AFTER = timedelta(minutes=15)
 
 # The order-api's own activity (hosted by order-api itself, called without an app id).
 RECORD_ORDER_STATUS = "record_order_status"
@@ -228,6 +231,14 @@ class WorkflowView:
     def stopped_outside_the_saga(self) -> bool:
         """The workflow failed or was terminated without the saga concluding: an operator must resolve the order."""
         return self.runtime_status in STOPPED_OUTSIDE_THE_SAGA and self.finished_update("") is None
+
+    def step_in_flight(self) -> str | None:
+        """The step (an activity or a child workflow; not a wait for a person) a running saga last said is in flight."""
+        if self.runtime_status != "RUNNING":
+            return None
+        steps = (self.custom_status or {}).get("steps") or []
+        running = [s["name"] for s in steps if s.get("outcome") == STEP_RUNNING and isinstance(s.get("name"), str)]
+        return running[-1] if running else None
 
     def child_in_flight(self) -> tuple[str, str] | None:
         """(app, instance ID) of the child workflow a running saga last said it waits for, if any."""

@@ -195,6 +195,13 @@ class SagaClient:
         except grpc.RpcError as err:
             raise SidecarUnavailable(_describe(err)) from err
 
+    async def terminate(self, order_id: str) -> None:
+        """Terminate the order's saga (and its children: the engine's terminate is recursive)."""
+        try:
+            await self.client.terminate_workflow(order_id)
+        except grpc.RpcError as err:
+            raise SidecarUnavailable(_describe(err)) from err
+
     async def wake_child(self, request: WakeChildInput) -> None:
         """Start a ``wake_child`` workflow for the order's child (``orchestrator.wake``); each start is a new one."""
         instance_id = f"{request.instance_id}:wake:{uuid.uuid4().hex[:12]}"

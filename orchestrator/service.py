@@ -11,7 +11,9 @@ a repeated submission (or the start-up sweep) schedules; nothing is ever started
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
@@ -25,6 +27,7 @@ from orchestrator import repository
 from orchestrator.domain import (
     AWAITING_APPROVAL,
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    DEFAULT_STALL_AFTER,
     PENDING,
     RUNNING,
     STATUSES,
@@ -72,12 +75,16 @@ class Orders:
         wait_seconds: float,
         claim_ttl: timedelta = START_CLAIM_TTL,
         approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+        stall_after: timedelta = DEFAULT_STALL_AFTER,
     ) -> None:
         self.db, self.sagas, self.retry, self.wait_seconds = db, sagas, retry, wait_seconds
         self.claim_ttl = claim_ttl
         self._watchers: set[asyncio.Task[None]] = set()
         self.approval_timeout_seconds = approval_timeout_seconds
         self._woken: set[str] = set()  # sagas the sweep woke (reconcile_stale); still PENDING at the next: dead
+        self.stall_after = stall_after
+        # What the sweep last saw of each saga with a step in flight (its custom status) and since when (monotonic).
+        self._progress: dict[str, tuple[str, float]] = {}
 
     async def submit(self, order: NewOrder, *, wait: bool) -> Submitted:
         """Store the order (PENDING) and start its saga. The same order_id with the same body returns the
@@ -209,6 +216,8 @@ class Orders:
                     await self.sagas.wake_child(WakeChildInput(order_id, app_id, child_id))
                 except SidecarUnavailable as err:  # the next sweep asks again
                     log.warning("%s: could not start the wake of its child: %s", order_id, err)
+            if workflow is not None and (stalled := self._stalled(order_id, workflow)) is not None:
+                workflow = await self._stop_stalled(order_id, workflow, stalled)
             if workflow is None or workflow.runtime_status != "PENDING":
                 self._woken.discard(order_id)
             elif order_id in self._woken:
@@ -226,6 +235,36 @@ class Orders:
             if (await self._reconcile(row, workflow))["status"] != row["status"]:
                 changed += 1
         return changed
+
+    def _stalled(self, order_id: str, workflow: WorkflowView) -> str | None:
+        """The step a running saga has shown in flight, with nothing else changed, for ``stall_after``, else None."""
+        step = workflow.step_in_flight()
+        if step is None:
+            self._progress.pop(order_id, None)
+            return None
+        seen = json.dumps(workflow.custom_status, sort_keys=True)
+        now = time.monotonic()
+        last, since = self._progress.get(order_id, (None, now))
+        if last != seen:
+            self._progress[order_id] = (seen, now)
+            return None
+        return step if now - since >= self.stall_after.total_seconds() else None
+
+    async def _stop_stalled(self, order_id: str, workflow: WorkflowView, step: str) -> WorkflowView:
+        """Terminate a saga whose step in flight has not moved for ``stall_after`` and return it as the sweep records
+        it: stopped outside the saga, WORKFLOW_FAILED, for the operator's resolution (its undos leave tombstones, so a
+        step that does land later does nothing). On daprd 1.18.2 a step's result can be lost: two replicas' daprds
+        briefly both hosting a workflow, one of them tombstones it in memory on a history it loaded too early, and
+        the activity's answer is dropped ("workflow actor instance not found"); nothing would ever run the saga."""
+        self._progress.pop(order_id, None)
+        seconds = round(self.stall_after.total_seconds())
+        reason = f"no progress for {seconds} s with {step} in flight (its result was lost); stopped for an operator"
+        log.warning("%s: %s", order_id, reason)
+        try:
+            await self.sagas.terminate(order_id)
+        except SidecarUnavailable as err:  # recorded all the same: the resolution is safe beside a live saga
+            log.warning("%s: could not terminate its saga: %s", order_id, err)
+        return WorkflowView("TERMINATED", workflow.custom_status, None, reason)
 
     async def history(self, order_id: str) -> list[dict[str, Any]]:
         """The events of the order's workflow, oldest first (``SagaClient.history``). OrderNotFound when there is

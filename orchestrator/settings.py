@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from common.contracts import INVENTORY, NOTIFICATION, PAYMENT, SHIPPING
 from common.settings import DEFAULT_PORTS, SettingsError, parse_bool, read_setting
-from orchestrator.domain import DEFAULT_APPROVAL_TIMEOUT_SECONDS
+from orchestrator.domain import DEFAULT_APPROVAL_TIMEOUT_SECONDS, DEFAULT_STALL_AFTER
 
 # The apps whose REST APIs the console reads and drives (their faults, what the customer was told), each
 # from ``<APP>_URL``, by default where dapr.yaml puts them.
@@ -26,6 +26,9 @@ class ApiSettings:
     app_urls: dict[str, str] = field(default_factory=_default_urls)  # PAYMENT_URL, INVENTORY_URL, ...
     # How often orders still going whose row has not changed for as long are checked against their workflows.
     reconcile_interval_seconds: float = 30.0
+    # How long a saga may show the same step in flight, with no other change, before that sweep takes its result as
+    # lost: it stops the workflow and records WORKFLOW_FAILED, for an operator to resolve (Orders.reconcile_stale).
+    stall_after_seconds: float = DEFAULT_STALL_AFTER.total_seconds()
     operator_allow_remote: bool = False  # POST /orders/{id}/resolve from clients not on this machine
     # How long a person has to approve an order the risk review left to them; fixed in each saga's input when the
     # order is accepted.
@@ -40,6 +43,7 @@ def load_api_settings(env: Mapping[str, str] | None = None) -> ApiSettings:
         reconcile_interval_seconds=_seconds(
             env, "RECONCILE_INTERVAL_SECONDS", ApiSettings.reconcile_interval_seconds, 3600
         ),
+        stall_after_seconds=_seconds(env, "STALL_AFTER_SECONDS", ApiSettings.stall_after_seconds, 30 * 24 * 3600),
         operator_allow_remote=read_setting(env, "OPERATOR_ALLOW_REMOTE", False, parse_bool),
         approval_timeout_seconds=_seconds(
             env, "APPROVAL_TIMEOUT_SECONDS", ApiSettings.approval_timeout_seconds, 30 * 24 * 3600

@@ -115,6 +115,7 @@ class InMemoryWorkflowClient:
         self.instances: dict[str, Instance] = {}
         self.scheduled: list[str] = []  # every schedule call, in order, refused ones included
         self.events: list[tuple[str, str, Any]] = []
+        self.terminated: list[str] = []
         self.unavailable = False
         self.crash_on_schedule = False
         self.unreadable: set[str] = set()  # instances whose state daprd refuses to load (a failed signature check)
@@ -163,6 +164,12 @@ class InMemoryWorkflowClient:
     async def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
         await self._round_trip()
         self.events.append((instance_id, event_name, data))
+
+    async def terminate_workflow(self, instance_id: str, *, output: Any = None, recursive: bool = True) -> None:
+        await self._round_trip()
+        self.terminated.append(instance_id)
+        instance = self.instances[instance_id]
+        instance.state = StandInState(WorkflowStatus.TERMINATED, instance.state.serialized_custom_status)
 
     def finish(self, instance_id: str, output: dict[str, Any]) -> None:
         """The saga returned ``output`` (its summary), as the sidecar would report it."""
@@ -954,3 +961,41 @@ async def test_the_reconcile_sweep_has_the_app_of_a_quiet_sagas_running_child_wa
     assert instance_id.startswith(f"{child}:wake:")
     assert wake.input.model_dump() == {"order_id": reviewing["order_id"], "app_id": "payment", "instance_id": child}
     assert sidecar.events == []  # nothing raised to the saga itself
+
+
+async def test_the_reconcile_sweep_stops_a_saga_whose_step_shows_no_progress_and_hands_it_to_the_operator(db, sidecar):
+    # daprd 1.18.2 can lose a step's result (two replicas' daprds briefly hosting one workflow): the saga then waits
+    # for ever with the step in flight. Past stall_after with nothing changed, the sweep stops it: WORKFLOW_FAILED.
+    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0, stall_after=timedelta(seconds=2))
+    lost, moving, waiting = new_body(), new_body(), new_body()
+    for body in (lost, moving, waiting):
+        await orders_.submit(as_new_order(body), wait=False)
+
+    def show(order_id: str, step: dict[str, Any]) -> None:
+        status = summary(RUNNING)
+        status["steps"].append(step)
+        state = StandInState(WorkflowStatus.RUNNING, serialized_custom_status=json.dumps(status))
+        sidecar.instances[order_id].state = state
+
+    def charge(attempt: int) -> dict[str, Any]:
+        return {"name": "charge", "app": "payment", "outcome": "running", "started_at": str(attempt)}
+
+    show(lost["order_id"], {"name": "validate_order", "app": "inventory", "outcome": "running"})
+    show(waiting["order_id"], {"name": "approval", "app": None, "outcome": "waiting", "kind": "wait"})
+    show(moving["order_id"], charge(0))
+    assert await orders_.reconcile_stale(timedelta(0)) == 0  # first sight
+    assert await orders_.reconcile_stale(timedelta(0)) == 0  # not long enough yet
+    await asyncio.sleep(2.1)
+    show(moving["order_id"], charge(1))
+    assert sidecar.terminated == []
+
+    assert await orders_.reconcile_stale(timedelta(0)) == 1  # 2 s with the same step in flight and nothing else
+    assert sidecar.terminated == [lost["order_id"]]
+    stored = await row(db, lost["order_id"])
+    assert stored["status"] == "WORKFLOW_FAILED"
+    assert stored["failure"]["step"] == "validate_order"
+    assert "no progress for 2 s with validate_order in flight" in stored["failure"]["reason"]
+    # A saga that moved between sweeps, and one waiting for a person (which has its own deadline), go on.
+    assert (await row(db, moving["order_id"]))["status"] == RUNNING
+    assert (await row(db, waiting["order_id"]))["status"] == RUNNING
+    assert await orders_.reconcile_stale(timedelta(0)) == 0

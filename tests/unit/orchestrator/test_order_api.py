@@ -302,3 +302,11 @@ def test_the_approval_timeout_comes_from_the_environment_and_defaults_to_a_day()
     for bad in ("0", "-5", "never", str(31 * 24 * 3600)):
         with pytest.raises(SettingsError, match="APPROVAL_TIMEOUT_SECONDS"):
             load_api_settings({"APPROVAL_TIMEOUT_SECONDS": bad})
+
+
+def test_the_stall_limit_comes_from_the_environment_and_defaults_to_a_quarter_of_an_hour():
+    assert load_api_settings({}).stall_after_seconds == 900
+    assert load_api_settings({"STALL_AFTER_SECONDS": "120"}).stall_after_seconds == 120
+    for bad in ("0", "-5", "soon", str(31 * 24 * 3600)):
+        with pytest.raises(SettingsError, match="STALL_AFTER_SECONDS"):
+            load_api_settings({"STALL_AFTER_SECONDS": bad})
