@@ -11,6 +11,7 @@ a repeated submission (or the start-up sweep) schedules; nothing is ever started
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -83,7 +84,7 @@ class Orders:
         self.approval_timeout_seconds = approval_timeout_seconds
         self._woken: set[str] = set()  # sagas the sweep woke (reconcile_stale); still PENDING at the next: dead
         self.stall_after = stall_after
-        # What the sweep last saw of each saga with a step in flight (its custom status) and since when (monotonic).
+        # What the sweep last saw of each saga with a step in flight (its custom status, hashed) and since when.
         self._progress: dict[str, tuple[str, float]] = {}
 
     async def submit(self, order: NewOrder, *, wait: bool) -> Submitted:
@@ -193,6 +194,8 @@ class Orders:
         saga quiet while a child workflow runs has the child's app wake the child likewise (``orchestrator.wake``)."""
         async with self.db.session() as session:
             order_ids = await repository.quiet_order_ids(session, older_than, limit)
+        # Only this sweep's sagas are watched for progress (the oldest quiet ones: a stalled saga stays among them).
+        self._progress = {o: seen for o, seen in self._progress.items() if o in order_ids}
         changed = 0
         for order_id in order_ids:
             row = await self._row(order_id)
@@ -242,7 +245,7 @@ class Orders:
         if step is None:
             self._progress.pop(order_id, None)
             return None
-        seen = json.dumps(workflow.custom_status, sort_keys=True)
+        seen = hashlib.sha256(json.dumps(workflow.custom_status, sort_keys=True).encode()).hexdigest()
         now = time.monotonic()
         last, since = self._progress.get(order_id, (None, now))
         if last != seen:
