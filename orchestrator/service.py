@@ -256,18 +256,23 @@ class Orders:
     async def _stop_stalled(self, order_id: str, workflow: WorkflowView, step: str) -> WorkflowView:
         """Terminate a saga whose step in flight has not moved for ``stall_after`` and return it as the sweep records
         it: stopped outside the saga, WORKFLOW_FAILED, for the operator's resolution (its undos leave tombstones, so a
-        step that does land later does nothing). On daprd 1.18.2 a step's result can be lost: two replicas' daprds
-        briefly both hosting a workflow, one of them tombstones it in memory on a history it loaded too early, and
-        the activity's answer is dropped ("workflow actor instance not found"); nothing would ever run the saga."""
+        step that does land later does nothing); or, if the saga had already concluded (the step is its notification),
+        with that conclusion. On daprd 1.18.2 a step's result can be lost: two replicas' daprds briefly both hosting a
+        workflow, one of them tombstones it in memory on a history it loaded too early, and the activity's answer is
+        dropped ("workflow actor instance not found"); nothing would ever run the saga."""
         self._progress.pop(order_id, None)
         seconds = round(self.stall_after.total_seconds())
-        reason = f"no progress for {seconds} s with {step} in flight (its result was lost); stopped for an operator"
+        said = workflow.custom_status or {}
+        concluded = said.get("status") in TERMINAL
+        then = "stopped, as concluded" if concluded else "stopped for an operator"
+        reason = f"no progress for {seconds} s with {step} in flight (its result was lost); {then}"
         log.warning("%s: %s", order_id, reason)
         try:
             await self.sagas.terminate(order_id)
         except SidecarUnavailable as err:  # recorded all the same: the resolution is safe beside a live saga
             log.warning("%s: could not terminate its saga: %s", order_id, err)
-        return WorkflowView("TERMINATED", workflow.custom_status, None, reason)
+        ending = {**said, "warnings": [*said.get("warnings", []), f"{step}: {reason}"]} if concluded else None
+        return WorkflowView("TERMINATED", workflow.custom_status, ending, reason)
 
     async def history(self, order_id: str) -> list[dict[str, Any]]:
         """The events of the order's workflow, oldest first (``SagaClient.history``). OrderNotFound when there is

@@ -967,12 +967,12 @@ async def test_the_reconcile_sweep_stops_a_saga_whose_step_shows_no_progress_and
     # daprd 1.18.2 can lose a step's result (two replicas' daprds briefly hosting one workflow): the saga then waits
     # for ever with the step in flight. Past stall_after with nothing changed, the sweep stops it: WORKFLOW_FAILED.
     orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0, stall_after=timedelta(seconds=2))
-    lost, moving, waiting = new_body(), new_body(), new_body()
-    for body in (lost, moving, waiting):
+    lost, moving, waiting, told = new_body(), new_body(), new_body(), new_body()
+    for body in (lost, moving, waiting, told):
         await orders_.submit(as_new_order(body), wait=False)
 
-    def show(order_id: str, step: dict[str, Any]) -> None:
-        status = summary(RUNNING)
+    def show(order_id: str, step: dict[str, Any], status_now: str = RUNNING) -> None:
+        status = summary(status_now)
         status["steps"].append(step)
         state = StandInState(WorkflowStatus.RUNNING, serialized_custom_status=json.dumps(status))
         sidecar.instances[order_id].state = state
@@ -983,14 +983,19 @@ async def test_the_reconcile_sweep_stops_a_saga_whose_step_shows_no_progress_and
     show(lost["order_id"], {"name": "validate_order", "app": "inventory", "outcome": "running"})
     show(waiting["order_id"], {"name": "approval", "app": None, "outcome": "waiting", "kind": "wait"})
     show(moving["order_id"], charge(0))
+    # Concluded, and its notification's result lost: the order keeps the saga's own ending, not an operator's.
+    show(told["order_id"], {"name": "notify", "app": "notification", "outcome": "running"}, COMPLETED)
     assert await orders_.reconcile_stale(timedelta(0)) == 0  # first sight
     assert await orders_.reconcile_stale(timedelta(0)) == 0  # not long enough yet
     await asyncio.sleep(2.1)
     show(moving["order_id"], charge(1))
     assert sidecar.terminated == []
 
-    assert await orders_.reconcile_stale(timedelta(0)) == 1  # 2 s with the same step in flight and nothing else
-    assert sidecar.terminated == [lost["order_id"]]
+    assert await orders_.reconcile_stale(timedelta(0)) == 2  # 2 s with the same step in flight and nothing else
+    assert sorted(sidecar.terminated) == sorted([lost["order_id"], told["order_id"]])
+    concluded = await row(db, told["order_id"])
+    assert concluded["status"] == COMPLETED
+    assert "notify: no progress for 2 s with notify in flight" in concluded["saga"]["warnings"][0]
     stored = await row(db, lost["order_id"])
     assert stored["status"] == "WORKFLOW_FAILED"
     assert stored["failure"]["step"] == "validate_order"
