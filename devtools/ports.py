@@ -28,6 +28,12 @@ def free_port() -> int:
             return port
 
 
+def reserve(ports: Iterable[int]) -> None:
+    """Never hand out these ports (say, those a run's template names, which another process chose and nothing
+    listens on yet): ``free_port`` checks only what listens now."""
+    _handed_out.update(ports)
+
+
 def taken(port: int, host: str = LOOPBACK) -> bool:
     """Whether something listens on ``port``. Checked as the servers bind (uvicorn, Go's net.Listen), with
     SO_REUSEADDR: a port whose last listener died keeps its connections in TIME_WAIT for a minute, and only a

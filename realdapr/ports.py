@@ -71,18 +71,19 @@ class ControlPlanePorts:
 def run_ports(ports: ControlPlanePorts, template: RunTemplate, with_sentry: bool = True) -> list[tuple[int, str]]:
     """Every fixed port a run of ``template`` listens on, named: the control plane's (sentry's with mTLS), then
     each app's own and its daprd's that the template sets."""
-    named = ports.named(with_sentry)
-    for app in template.apps:
-        named += [
-            (port, f"{app.app_id} {what}")
-            for what, port in (
-                ("appPort", app.app_port),
-                ("daprGRPCPort", app.grpc_port),
-                ("daprHTTPPort", app.http_port),
-            )
-            if port
-        ]
-    return named
+    return ports.named(with_sentry) + template_ports(template)
+
+
+def template_ports(template: RunTemplate) -> list[tuple[int, str]]:
+    """The ports the template sets for each app and its daprd, named. Whoever wrote the template chose them, maybe
+    as free ports of its own that nothing listens on yet: a run reserves them (``devtools.ports.reserve``) before it
+    picks any free port, or it could pick one of them for something else."""
+    return [
+        (port, f"{app.app_id} {what}")
+        for app in template.apps
+        for what, port in (("appPort", app.app_port), ("daprGRPCPort", app.grpc_port), ("daprHTTPPort", app.http_port))
+        if port
+    ]
 
 
 def check_ports_free(ports: Iterable[tuple[int, str]]) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from common.db import ensure_database, libpq_url
 from devtools import health
+from devtools.ports import reserve
 from sidecar.supervisor import Supervisor
 from sidecar.template import RunTemplate
 
@@ -39,6 +40,7 @@ from .ports import (
     ControlPlanePorts,
     check_ports_free,
     run_ports,
+    template_ports,
 )
 from .resources import WORKFLOW_DB, policy_folders, write_config, write_resources
 from .trust import ensure_trust_root
@@ -71,6 +73,7 @@ async def run(
     With ``mtls`` (the default) sentry runs too, every process has its certificate, the access policies in
     ``policies`` (default: ``policy_folders``) are loaded and workflow history is signed. A ``watchdog_grace`` of
     0 turns the watchdog off."""
+    reserve(port for port, _ in template_ports(template))
     ports = ControlPlanePorts.from_bases(placement_port, scheduler_port, sentry_port)
     check_ports_free(run_ports(ports, template, with_sentry=mtls))
     folders = policy_folders(template, policies) if mtls else []
