@@ -72,18 +72,19 @@ async def list_orders(session: Connection, *, status: str | None, limit: int, be
 
 
 async def quiet_order_ids(session: Connection, older_than: timedelta, limit: int) -> list[str]:
-    """Orders still going (PENDING, RUNNING, AWAITING_APPROVAL) whose row has not changed for ``older_than``, least
-    recently first."""
-    query = (
-        sa.select(orders.c.order_id)
-        .where(
-            orders.c.status.in_([PENDING, RUNNING, AWAITING_APPROVAL]),
-            orders.c.updated_at < sa.func.now() - older_than,
+    """Orders still going whose row has not changed for ``older_than``, least recently first: up to ``limit`` of those
+    PENDING or RUNNING, then up to ``limit`` AWAITING_APPROVAL. Apart, so that orders waiting for a person (for a day by
+    default) never crowd the others out of a sweep."""
+    ids: list[str] = []
+    for statuses in ([PENDING, RUNNING], [AWAITING_APPROVAL]):
+        query = (
+            sa.select(orders.c.order_id)
+            .where(orders.c.status.in_(statuses), orders.c.updated_at < sa.func.now() - older_than)
+            .order_by(orders.c.updated_at)
+            .limit(limit)
         )
-        .order_by(orders.c.updated_at)
-        .limit(limit)
-    )
-    return list((await session.execute(query)).scalars())
+        ids += (await session.execute(query)).scalars()
+    return ids
 
 
 async def pending_order_ids(session: Connection, limit: int = 1000) -> list[str]:

@@ -1004,3 +1004,26 @@ async def test_the_reconcile_sweep_stops_a_saga_whose_step_shows_no_progress_and
     assert (await row(db, moving["order_id"]))["status"] == RUNNING
     assert (await row(db, waiting["order_id"]))["status"] == RUNNING
     assert await orders_.reconcile_stale(timedelta(0)) == 0
+
+
+async def test_orders_waiting_for_a_person_never_crowd_running_ones_out_of_the_sweep(db, sidecar):
+    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
+    waiting, running = [new_body() for _ in range(3)], new_body()
+    for body in (*waiting, running):
+        await orders_.submit(as_new_order(body), wait=False)
+    async with db.transaction() as session:
+        for age, body in enumerate(waiting, start=2):  # waiting longer than the running one has been quiet
+            await session.execute(
+                sa.update(orders)
+                .where(orders.c.order_id == body["order_id"])
+                .values(status=AWAITING_APPROVAL, updated_at=sa.func.now() - timedelta(hours=age))
+            )
+        await session.execute(
+            sa.update(orders)
+            .where(orders.c.order_id == running["order_id"])
+            .values(updated_at=sa.func.now() - timedelta(hours=1))
+        )
+    async with db.session() as session:
+        quiet = await repository.quiet_order_ids(session, timedelta(minutes=1), limit=2)
+    # Two of each kind at most, least recently changed first: the running one is swept with the two oldest waits.
+    assert quiet == [running["order_id"], waiting[2]["order_id"], waiting[1]["order_id"]]
