@@ -232,31 +232,33 @@ class WorkflowView:
         """The workflow failed or was terminated without the saga concluding: an operator must resolve the order."""
         return self.runtime_status in STOPPED_OUTSIDE_THE_SAGA and self.finished_update("") is None
 
+    def _said_steps(self, *outcomes: str) -> list[dict[str, Any]]:
+        """The steps in the saga's last custom status whose outcome is one of ``outcomes``, oldest first."""
+        return [s for s in (self.custom_status or {}).get("steps") or [] if s.get("outcome") in outcomes]
+
     def step_in_flight(self) -> str | None:
         """The step (an activity or a child workflow; not a wait for a person) a running saga last said is in flight."""
         if self.runtime_status != "RUNNING":
             return None
-        steps = (self.custom_status or {}).get("steps") or []
-        running = [s["name"] for s in steps if s.get("outcome") == STEP_RUNNING and isinstance(s.get("name"), str)]
+        running = [s["name"] for s in self._said_steps(STEP_RUNNING) if isinstance(s.get("name"), str)]
         return running[-1] if running else None
 
     def child_in_flight(self) -> tuple[str, str] | None:
         """(app, instance ID) of the child workflow a running saga last said it waits for, if any."""
         if self.runtime_status != "RUNNING":
             return None
-        for step in reversed((self.custom_status or {}).get("steps") or []):
-            if step.get("kind") == "workflow" and step.get("outcome") == STEP_RUNNING:
-                app, instance_id = step.get("app"), step.get("instance_id")
-                return (app, instance_id) if isinstance(app, str) and isinstance(instance_id, str) else None
-        return None
+        children = [s for s in self._said_steps(STEP_RUNNING) if s.get("kind") == "workflow"]
+        if not children:
+            return None
+        app, instance_id = children[-1].get("app"), children[-1].get("instance_id")
+        return (app, instance_id) if isinstance(app, str) and isinstance(instance_id, str) else None
 
     def failed_update(self, order_id: str) -> OrderStatusUpdate | None:
         """The WORKFLOW_FAILED record a workflow that stopped outside the saga calls for: the step it was at (the
         last one the saga said was running, or waiting for a person) and the engine's reason."""
         if not self.stopped_outside_the_saga:
             return None
-        steps = (self.custom_status or {}).get("steps") or []
-        running = [s["name"] for s in steps if s.get("outcome") in (STEP_RUNNING, WAITING)]
+        running = [s["name"] for s in self._said_steps(STEP_RUNNING, WAITING)]
         step = running[-1] if running else "workflow"
         reason = self.failure or ("terminated" if self.runtime_status == "TERMINATED" else "failed")
         failure = {"step": step, "reason": f"the workflow {self.runtime_status.lower()}: {reason}"}
