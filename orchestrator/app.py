@@ -28,6 +28,7 @@ from orchestrator.console.demo import Demo, app_urls, self_url
 from orchestrator.saga_client import SagaClient
 from orchestrator.service import START_CLAIM_TTL, Orders
 from orchestrator.settings import ApiSettings
+from orchestrator.sweep import Sweep
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ def create_app(settings: Settings, api: ApiSettings | None = None, sagas: SagaCl
         settings.retry,
         api.wait_timeout_seconds,
         approval_timeout_seconds=api.approval_timeout_seconds,
-        stall_after=timedelta(seconds=api.stall_after_seconds),
     )
+    sweep = Sweep(orders, stall_after=timedelta(seconds=api.stall_after_seconds))
     demo = Demo(orders, app_urls(self_url(settings.host, settings.port), api.app_urls))
     handlers: list[ControllerRouterHandler] = [
         healthz,
@@ -60,10 +61,10 @@ def create_app(settings: Settings, api: ApiSettings | None = None, sagas: SagaCl
         sweeps = (
             _resume_pending(orders),
             _resume_after_stale_claims(orders),
-            _reconcile_quiet_orders(orders, api.reconcile_interval_seconds),
+            _reconcile_quiet_orders(sweep, api.reconcile_interval_seconds),
         )
-        for sweep in sweeps:
-            task = asyncio.get_running_loop().create_task(sweep)
+        for job in sweeps:
+            task = asyncio.get_running_loop().create_task(job)
             background.add(task)
             task.add_done_callback(background.discard)
 
@@ -99,14 +100,14 @@ async def _resume_after_stale_claims(orders: Orders) -> None:
     await _resume_pending(orders)
 
 
-async def _reconcile_quiet_orders(orders: Orders, every: float) -> None:
+async def _reconcile_quiet_orders(sweep: Sweep, every: float) -> None:
     # Orders whose row lags their workflow: a saga's end nobody recorded (a watcher lost in a restart, a write that
     # failed), or a workflow that failed outside the saga. Anyone reading such an order brings its row up to date;
     # this covers the rest.
     while True:
         await asyncio.sleep(every)
         try:
-            if changed := await orders.reconcile_stale(timedelta(seconds=every)):
+            if changed := await sweep.run(timedelta(seconds=every)):
                 log.info("brought %d order(s) up to date with their workflows", changed)
         except Exception as err:
             log.warning("could not reconcile orders with their workflows (will try again): %s", err)

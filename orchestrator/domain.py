@@ -60,7 +60,7 @@ CANCEL_EVENT = "cancel"
 APPROVAL_EVENT = "approval"  # a person's decision: {"approved": bool, "reviewer"?: str, "note"?: str}
 APPROVAL = "approval"  # the saga's wait for that decision, as a step
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 24 * 3600.0
-# A saga showing the same step in flight for this long has lost it (see Orders.reconcile_stale).
+# A saga showing the same step in flight for this long has lost it (see orchestrator.sweep).
 DEFAULT_STALL_AFTER = timedelta(minutes=15)
 
 # The order-api's own activity (hosted by order-api itself, called without an app id).

@@ -11,10 +11,7 @@ a repeated submission (or the start-up sweep) schedules; nothing is ever started
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
@@ -28,7 +25,6 @@ from orchestrator import repository
 from orchestrator.domain import (
     AWAITING_APPROVAL,
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
-    DEFAULT_STALL_AFTER,
     PENDING,
     RUNNING,
     STATUSES,
@@ -43,13 +39,12 @@ from orchestrator.domain import (
     OrderSagaInput,
     OrderStatusUpdate,
     ResolveInput,
-    WakeChildInput,
     WorkflowUnavailable,
     WorkflowView,
     order_view,
     parse_cursor,
 )
-from orchestrator.saga_client import HistoryUnreadable, SagaClient, SidecarUnavailable
+from orchestrator.saga_client import SagaClient, SidecarUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,16 +71,11 @@ class Orders:
         wait_seconds: float,
         claim_ttl: timedelta = START_CLAIM_TTL,
         approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS,
-        stall_after: timedelta = DEFAULT_STALL_AFTER,
     ) -> None:
         self.db, self.sagas, self.retry, self.wait_seconds = db, sagas, retry, wait_seconds
         self.claim_ttl = claim_ttl
         self._watchers: set[asyncio.Task[None]] = set()
         self.approval_timeout_seconds = approval_timeout_seconds
-        self._woken: set[str] = set()  # sagas the sweep woke (reconcile_stale); still PENDING at the next: dead
-        self.stall_after = stall_after
-        # What the sweep last saw of each saga with a step in flight (its custom status, hashed) and since when.
-        self._progress: dict[str, tuple[str, float]] = {}
 
     async def submit(self, order: NewOrder, *, wait: bool) -> Submitted:
         """Store the order (PENDING) and start its saga. The same order_id with the same body returns the
@@ -115,13 +105,13 @@ class Orders:
             self._watch(order_id)  # nobody waits for its end here (any more): record it when it comes
         if workflow is None:
             workflow = await self._live_state(order_id)
-        row = await self._reconcile(await self._row(order_id), workflow)
+        row = await self.reconcile(await self.row(order_id), workflow)
         return Submitted(order_view(row, workflow), created)
 
     def _watch(self, order_id: str) -> None:
         """Record the order's terminal status when its saga ends, for a saga this call started and nobody waits
-        for (the saga no longer records its end itself). Best effort: a restart or an engine error loses the
-        watcher, and the reconcile sweep (``reconcile_stale``) catches the row up instead."""
+        for (the saga does not record its own end). Best effort: a restart or an engine error loses the
+        watcher, and the reconcile sweep (``orchestrator.sweep``) catches the row up instead."""
         task = asyncio.get_running_loop().create_task(self._record_when_finished(order_id))
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
@@ -131,9 +121,9 @@ class Orders:
             while (workflow := await self.sagas.wait(order_id, WATCH_SECONDS)) is None:
                 pass
             if workflow.finished_update(order_id) is not None:
-                # The saga concluded: what its last activity used to record. A workflow that stopped outside the
-                # saga (terminated, failed) is left to reads and the sweep, as before.
-                await self._reconcile(await self._row(order_id), workflow)
+                # The saga concluded: its terminal status, from its output. A workflow that stopped outside the
+                # saga (terminated, failed) is left to reads and the sweep.
+                await self.reconcile(await self.row(order_id), workflow)
         except Exception as err:  # the sweep covers it
             log.info("%s: watcher stopped (%s); the reconcile sweep will record the end", order_id, err)
 
@@ -145,10 +135,10 @@ class Orders:
     async def view(self, order_id: str) -> Order:
         """The order as stored, completed by what its workflow says about itself (steps, compensations), and the
         operator's resolution if the workflow failed. The row is brought up to date when the workflow finished or
-        failed without the row saying so (``_reconcile``)."""
-        row = await self._row(order_id)
+        failed without the row saying so (``reconcile``)."""
+        row = await self.row(order_id)
         workflow = await self._live_state(order_id)
-        row = await self._reconcile(row, workflow)
+        row = await self.reconcile(row, workflow)
         resolution = await self._live_resolution(order_id) if _needs_resolution(row, workflow) else None
         return order_view(row, workflow, resolution)
 
@@ -156,14 +146,14 @@ class Orders:
         """An operator's way out for an order whose saga workflow failed outside the saga (WORKFLOW_FAILED): start
         its resolution, which runs every undo and records the outcome. OrderConflict when the order is not
         WORKFLOW_FAILED; asking again while the resolution runs starts nothing and answers the same."""
-        row = await self._row(order_id)
+        row = await self.row(order_id)
         if row["status"] == WORKFLOW_FAILED:
             # The failure is recorded, and the undos need nothing more from the workflow, whose history may be
             # unreadable now: daprd refuses to load a history that fails its signature check.
             workflow = await self._live_state(order_id)
         else:
             workflow = await _engine(self.sagas.state(order_id))
-            row = await self._reconcile(row, workflow)
+            row = await self.reconcile(row, workflow)
         if row["status"] != WORKFLOW_FAILED:
             raise OrderConflict(
                 f"order {order_id!r} is {row['status']}: only a WORKFLOW_FAILED order is resolved by an operator",
@@ -181,103 +171,10 @@ class Orders:
             log.warning("%s: resolution started by an operator (%s)", order_id, request.cause["reason"])
         return order_view(row, workflow, await _engine(self.sagas.resolution(order_id)))
 
-    async def reconcile_stale(self, older_than: timedelta, limit: int = 100) -> int:
-        """Bring the rows of orders still going (PENDING, RUNNING) that have not changed for ``older_than`` up to
-        what their workflows say: a saga's end that nobody recorded (the order-api records it from the saga's
-        output, after a wait or by a watcher; a restart loses the watchers, a write can fail), or a workflow that
-        failed outside the saga (which records nothing). Returns how many rows changed.
-
-        A saga the engine created but never ran (still PENDING by now) is woken with an event: daprd 1.18.2 creates
-        an instance's start reminder before it saves the instance, so a reminder that fires first finds nothing,
-        is dropped ("No workflow state found"), and leaves the instance saved, waiting for a reminder that is gone;
-        an event raised to it saves a new one. One still PENDING at the next sweep is recorded WORKFLOW_FAILED. A
-        saga quiet while a child workflow runs has the child's app wake the child likewise (``orchestrator.wake``)."""
-        async with self.db.session() as session:
-            order_ids = await repository.quiet_order_ids(session, older_than, limit)
-        # Only this sweep's sagas are watched for progress (the oldest quiet ones: a stalled saga stays among them).
-        self._progress = {o: seen for o, seen in self._progress.items() if o in order_ids}
-        changed = 0
-        for order_id in order_ids:
-            row = await self._row(order_id)
-            try:
-                workflow = await self.sagas.state(order_id)
-            except HistoryUnreadable as err:
-                # Failed as tampered (or rewritten since) and unreadable from then on; a reader that came first
-                # would have recorded the failure with the saga's steps: this order has been quiet since.
-                workflow = WorkflowView("FAILED", None, None, f"DAPR_WORKFLOW_HISTORY_TAMPERED: {err}")
-            if workflow is not None and (child := workflow.child_in_flight()) is not None:
-                # Quiet while its child runs: the child's start may have been dropped as a saga's can (above), and
-                # only the child's app can wake it.
-                app_id, child_id = child
-                log.info(
-                    "%s: quiet while its child %s runs; asking %s to wake it if it never ran",
-                    order_id,
-                    child_id,
-                    app_id,
-                )
-                try:
-                    await self.sagas.wake_child(WakeChildInput(order_id, app_id, child_id))
-                except SidecarUnavailable as err:  # the next sweep asks again
-                    log.warning("%s: could not start the wake of its child: %s", order_id, err)
-            if workflow is not None and (stalled := self._stalled(order_id, workflow)) is not None:
-                workflow = await self._stop_stalled(order_id, workflow, stalled)
-            if workflow is None or workflow.runtime_status != "PENDING":
-                self._woken.discard(order_id)
-            elif order_id in self._woken:
-                # Woken a sweep ago and still PENDING: daprd 1.18.2 also shows a workflow it tombstoned as tampered
-                # before its first turn was saved as PENDING, and drops every work item for it ("workflow state is
-                # invalid"). Nothing will run it: an operator's to resolve.
-                self._woken.discard(order_id)
-                reason = "the engine keeps it PENDING and drops its work items (a wake did not start it)"
-                workflow = WorkflowView("FAILED", workflow.custom_status, None, reason)
-            else:
-                log.warning("%s: its saga was created but has not started; waking it with an event", order_id)
-                self._woken.add(order_id)
-                await self.sagas.wake(order_id)
-                continue
-            if (await self._reconcile(row, workflow))["status"] != row["status"]:
-                changed += 1
-        return changed
-
-    def _stalled(self, order_id: str, workflow: WorkflowView) -> str | None:
-        """The step a running saga has shown in flight, with nothing else changed, for ``stall_after``, else None."""
-        step = workflow.step_in_flight()
-        if step is None:
-            self._progress.pop(order_id, None)
-            return None
-        seen = hashlib.sha256(json.dumps(workflow.custom_status, sort_keys=True).encode()).hexdigest()
-        now = time.monotonic()
-        last, since = self._progress.get(order_id, (None, now))
-        if last != seen:
-            self._progress[order_id] = (seen, now)
-            return None
-        return step if now - since >= self.stall_after.total_seconds() else None
-
-    async def _stop_stalled(self, order_id: str, workflow: WorkflowView, step: str) -> WorkflowView:
-        """Terminate a saga whose step in flight has not moved for ``stall_after`` and return it as the sweep records
-        it: stopped outside the saga, WORKFLOW_FAILED, for the operator's resolution (its undos leave tombstones, so a
-        step that does land later does nothing); or, if the saga had already concluded (the step is its notification),
-        with that conclusion. On daprd 1.18.2 a step's result can be lost: two replicas' daprds briefly both hosting a
-        workflow, one of them tombstones it in memory on a history it loaded too early, and the activity's answer is
-        dropped ("workflow actor instance not found"); nothing would ever run the saga."""
-        self._progress.pop(order_id, None)
-        seconds = round(self.stall_after.total_seconds())
-        said = workflow.custom_status or {}
-        concluded = said.get("status") in TERMINAL
-        then = "stopped, as concluded" if concluded else "stopped for an operator"
-        reason = f"no progress for {seconds} s with {step} in flight (its result was lost); {then}"
-        log.warning("%s: %s", order_id, reason)
-        try:
-            await self.sagas.terminate(order_id)
-        except SidecarUnavailable as err:  # recorded all the same: the resolution is safe beside a live saga
-            log.warning("%s: could not terminate its saga: %s", order_id, err)
-        ending = {**said, "warnings": [*said.get("warnings", []), f"{step}: {reason}"]} if concluded else None
-        return WorkflowView("TERMINATED", workflow.custom_status, ending, reason)
-
     async def history(self, order_id: str) -> list[dict[str, Any]]:
         """The events of the order's workflow, oldest first (``SagaClient.history``). OrderNotFound when there is
         no such order or its workflow is gone (purged, or not started yet)."""
-        await self._row(order_id)
+        await self.row(order_id)
         events = await _engine(self.sagas.history(order_id))
         if events is None:
             raise OrderNotFound(
@@ -298,9 +195,9 @@ class Orders:
     async def cancel(self, order_id: str, reason: str | None = None) -> Order:
         """Ask the saga to stop and unwind. OrderConflict when the order already finished or its workflow failed;
         the saga decides the rest: a cancel that arrives after its last forward step finished changes nothing."""
-        row = await self._row(order_id)
+        row = await self.row(order_id)
         workflow = await _engine(self.sagas.state(order_id))
-        row = await self._reconcile(row, workflow)
+        row = await self.reconcile(row, workflow)
         if row["status"] in TERMINAL:
             raise OrderConflict(
                 f"order {order_id!r} is already {row['status']}", order_id=order_id, order_status=row["status"]
@@ -323,9 +220,9 @@ class Orders:
         """A person's decision on an order the risk review left to them (raised to the saga, which decides what it
         changes). OrderConflict when the order is not awaiting approval, or its deadline has passed (the saga
         rejects it then)."""
-        row = await self._row(order_id)
+        row = await self.row(order_id)
         workflow = await _engine(self.sagas.state(order_id))
-        row = await self._reconcile(row, workflow)
+        row = await self.reconcile(row, workflow)
         view = order_view(row, workflow)
         if view.status != AWAITING_APPROVAL or view.approval is None:
             raise OrderConflict(
@@ -401,19 +298,20 @@ class Orders:
                 ) from err
             raise
         if started:
-            # The saga is running (the start returns once its first turn has run), so the order is. The saga no
-            # longer records it: one activity and one workflow turn fewer per order (orchestrator.saga's patch).
+            # The saga is running (the start returns once its first turn has run), so the order is. The saga does
+            # not record it: one activity and one workflow turn fewer per order (orchestrator.saga's patch).
             # Bookkeeping only: if it fails, views still show RUNNING (from the workflow) and the terminal record
-            # (from the saga's output, ``_reconcile``) moves the row on from PENDING.
+            # (from the saga's output, ``reconcile``) moves the row on from PENDING.
             try:
                 await record_status(self.db, OrderStatusUpdate(order_id, RUNNING))
             except Exception as err:
                 log.warning("%s: the RUNNING record failed (%s); the terminal record will move the row", order_id, err)
         return started
 
-    async def _reconcile(self, row: dict[str, Any], workflow: WorkflowView | None) -> dict[str, Any]:
+    async def reconcile(self, row: dict[str, Any], workflow: WorkflowView | None) -> dict[str, Any]:
         """The row, brought up to date first if the workflow finished (its terminal status, written from its
-        output: the saga does not record its own end; older sagas did, and then this finds nothing to write), or
+        output: the saga does not record its own end; a saga started before orchestrator.saga's patch does, and then
+        this finds nothing to write), or
         the workflow failed outside the saga (WORKFLOW_FAILED, with the engine's reason). A terminal row never
         changes, so it is returned as it is, unwritten."""
         order_id = row["order_id"]
@@ -428,7 +326,7 @@ class Orders:
             if update.status == WORKFLOW_FAILED:
                 log.warning("%s: status reconciled from the workflow: %s %s", order_id, update.status, update.failure)
             return updated
-        return await self._row(order_id)
+        return await self.row(order_id)
 
     async def _live_resolution(self, order_id: str) -> WorkflowView | None:
         try:
@@ -446,7 +344,7 @@ class Orders:
             log.warning("%s: showing the stored order only: %s", order_id, err)
             return None
 
-    async def _row(self, order_id: str) -> dict[str, Any]:
+    async def row(self, order_id: str) -> dict[str, Any]:
         async with self.db.session() as session:
             row = await repository.get_order(session, order_id)
         if row is None:

@@ -27,7 +27,7 @@ class ApiSettings:
     # How often orders still going whose row has not changed for as long are checked against their workflows.
     reconcile_interval_seconds: float = 30.0
     # How long a saga may show the same step in flight, with no other change, before that sweep takes its result as
-    # lost: it stops the workflow and records WORKFLOW_FAILED, for an operator to resolve (Orders.reconcile_stale).
+    # lost: it stops the workflow and records WORKFLOW_FAILED, for an operator to resolve (orchestrator.sweep).
     stall_after_seconds: float = DEFAULT_STALL_AFTER.total_seconds()
     operator_allow_remote: bool = False  # POST /orders/{id}/resolve from clients not on this machine
     # How long a person has to approve an order the risk review left to them; fixed in each saga's input when the

@@ -2,7 +2,7 @@
 
 Only an app's own sidecar reaches that app's workflows, so it calls the ``WAKE_WORKFLOW`` activity on the child's
 app, which raises the wake event to the child if it is still PENDING (``common.wake``: daprd 1.18.2 can drop a new
-instance's start reminder). The reconcile sweep (``Orders.reconcile_stale``) starts one for a saga that has gone
+instance's start reminder). The reconcile sweep (``orchestrator.sweep``) starts one for a saga that has gone
 quiet while a child runs; it changes nothing of the saga, which goes on waiting for its child.
 """
 

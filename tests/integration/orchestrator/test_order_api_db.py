@@ -49,6 +49,7 @@ from orchestrator.domain import (
 from orchestrator.saga_client import SagaClient
 from orchestrator.service import Orders
 from orchestrator.settings import ApiSettings
+from orchestrator.sweep import Sweep
 from orchestrator.tables import orders
 
 BODY = {
@@ -821,7 +822,7 @@ async def test_the_sweep_records_a_quiet_order_whose_workflow_can_no_longer_be_r
     sidecar.unreadable.add(order_id)
     assert (await operator_api.get(f"/orders/{order_id}")).json()["status"] == RUNNING  # a read alone waits
 
-    assert await Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0).reconcile_stale(timedelta(0)) == 1
+    assert await Sweep(Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)).run(timedelta(0)) == 1
 
     order = (await operator_api.get(f"/orders/{order_id}")).json()
     assert order["status"] == "WORKFLOW_FAILED"
@@ -894,34 +895,36 @@ async def test_the_reconcile_sweep_brings_quiet_rows_up_to_date_with_their_workf
         await before_restart.submit(as_new_order(body), wait=False)
     before_restart.stop_watching()  # the order-api stopped: its watchers, and the writes they would make, are lost
     orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)  # as it runs again
+    sweep = Sweep(orders_)
     fail(sidecar, failed["order_id"], StandInFailure("NonDeterminismError", "a different activity was scheduled"))
     sidecar.finish(finished["order_id"], summary(COMPLETED))  # nobody recorded its end
 
-    assert await orders_.reconcile_stale(timedelta(0)) == 2
+    assert await sweep.run(timedelta(0)) == 2
     assert (await row(db, failed["order_id"]))["status"] == "WORKFLOW_FAILED"
     assert (await row(db, finished["order_id"]))["status"] == COMPLETED
     assert (await row(db, going["order_id"]))["status"] == RUNNING
-    assert await orders_.reconcile_stale(timedelta(0)) == 0
-    assert await orders_.reconcile_stale(timedelta(hours=1)) == 0  # nothing quiet for that long: nothing read
+    assert await sweep.run(timedelta(0)) == 0
+    assert await sweep.run(timedelta(hours=1)) == 0  # nothing quiet for that long: nothing read
 
 
 async def test_the_reconcile_sweep_wakes_a_saga_the_engine_created_but_never_started(db, sidecar):
     # daprd 1.18.2 can drop an instance's start (its reminder fired before the instance was saved): the instance
     # stays PENDING with nothing to run it. An event raised to it makes daprd run it.
     orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
+    sweep = Sweep(orders_)
     stranded, going = new_body(), new_body()
     for body in (stranded, going):
         await orders_.submit(as_new_order(body), wait=False)
     sidecar.instances[stranded["order_id"]].state = StandInState(WorkflowStatus.PENDING)
 
-    assert await orders_.reconcile_stale(timedelta(0)) == 0  # no row changed: the saga has yet to run
+    assert await sweep.run(timedelta(0)) == 0  # no row changed: the saga has yet to run
 
     assert sidecar.events == [(stranded["order_id"], "wake", None)]
     assert (await row(db, stranded["order_id"]))["status"] == RUNNING  # as the start recorded it
 
     # Still PENDING a sweep later: daprd also shows a workflow it tombstoned before its first turn was saved so, and
     # drops every work item for it. Nothing will run it: the operator's.
-    assert await orders_.reconcile_stale(timedelta(0)) == 1
+    assert await sweep.run(timedelta(0)) == 1
     stored = await row(db, stranded["order_id"])
     assert stored["status"] == "WORKFLOW_FAILED"
     assert "a wake did not start it" in stored["failure"]["reason"]
@@ -933,6 +936,7 @@ async def test_the_reconcile_sweep_has_the_app_of_a_quiet_sagas_running_child_wa
     # A child workflow's start can be dropped as a saga's can; only its own app can wake it: the sweep starts a
     # wake_child workflow on the order-api, which asks that app (orchestrator.wake).
     orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
+    sweep = Sweep(orders_)
     reviewing, charging = new_body(), new_body()
     for body in (reviewing, charging):
         await orders_.submit(as_new_order(body), wait=False)
@@ -953,7 +957,7 @@ async def test_the_reconcile_sweep_has_the_app_of_a_quiet_sagas_running_child_wa
         WorkflowStatus.RUNNING, serialized_custom_status=json.dumps(at_charge)
     )
 
-    assert await orders_.reconcile_stale(timedelta(0)) == 0  # no row changes
+    assert await sweep.run(timedelta(0)) == 0  # no row changes
 
     wakes = [(i, sidecar.instances[i]) for i in sidecar.scheduled if sidecar.instances[i].name == "wake_child"]
     assert len(wakes) == 1  # none for the saga at charge (an activity: the engine retries those itself)
@@ -966,7 +970,8 @@ async def test_the_reconcile_sweep_has_the_app_of_a_quiet_sagas_running_child_wa
 async def test_the_reconcile_sweep_stops_a_saga_whose_step_shows_no_progress_and_hands_it_to_the_operator(db, sidecar):
     # daprd 1.18.2 can lose a step's result (two replicas' daprds briefly hosting one workflow): the saga then waits
     # for ever with the step in flight. Past stall_after with nothing changed, the sweep stops it: WORKFLOW_FAILED.
-    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0, stall_after=timedelta(seconds=2))
+    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
+    sweep = Sweep(orders_, stall_after=timedelta(seconds=2))
     lost, moving, waiting, told = new_body(), new_body(), new_body(), new_body()
     for body in (lost, moving, waiting, told):
         await orders_.submit(as_new_order(body), wait=False)
@@ -985,13 +990,13 @@ async def test_the_reconcile_sweep_stops_a_saga_whose_step_shows_no_progress_and
     show(moving["order_id"], charge(0))
     # Concluded, and its notification's result lost: the order keeps the saga's own ending, not an operator's.
     show(told["order_id"], {"name": "notify", "app": "notification", "outcome": "running"}, COMPLETED)
-    assert await orders_.reconcile_stale(timedelta(0)) == 0  # first sight
-    assert await orders_.reconcile_stale(timedelta(0)) == 0  # not long enough yet
+    assert await sweep.run(timedelta(0)) == 0  # first sight
+    assert await sweep.run(timedelta(0)) == 0  # not long enough yet
     await asyncio.sleep(2.1)
     show(moving["order_id"], charge(1))
     assert sidecar.terminated == []
 
-    assert await orders_.reconcile_stale(timedelta(0)) == 2  # 2 s with the same step in flight and nothing else
+    assert await sweep.run(timedelta(0)) == 2  # 2 s with the same step in flight and nothing else
     assert sorted(sidecar.terminated) == sorted([lost["order_id"], told["order_id"]])
     concluded = await row(db, told["order_id"])
     assert concluded["status"] == COMPLETED
@@ -1003,7 +1008,7 @@ async def test_the_reconcile_sweep_stops_a_saga_whose_step_shows_no_progress_and
     # A saga that moved between sweeps, and one waiting for a person (which has its own deadline), go on.
     assert (await row(db, moving["order_id"]))["status"] == RUNNING
     assert (await row(db, waiting["order_id"]))["status"] == RUNNING
-    assert await orders_.reconcile_stale(timedelta(0)) == 0
+    assert await sweep.run(timedelta(0)) == 0
 
 
 async def test_orders_waiting_for_a_person_never_crowd_running_ones_out_of_the_sweep(db, sidecar):
