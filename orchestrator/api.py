@@ -28,14 +28,13 @@ from orchestrator.domain import (
     TERMINAL,
     InvalidListing,
     NewOrder,
-    Order,
     OrderConflict,
     OrderError,
-    OrderListing,
     OrderNotFound,
     WorkflowUnavailable,
 )
 from orchestrator.service import Orders
+from orchestrator.views import Order, OrderListing
 
 T = TypeVar("T")
 # Text holds no NUL (PostgreSQL text cannot), said as a pattern so that the OpenAPI document says it too.

@@ -37,9 +37,9 @@ from orchestrator.domain import (
     OrderSagaInput,
     ResolveInput,
     WakeChildInput,
-    WorkflowView,
     resolution_id,
 )
+from orchestrator.views import WorkflowView
 
 
 class SidecarUnavailable(Exception):

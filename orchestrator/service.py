@@ -32,19 +32,16 @@ from orchestrator.domain import (
     WORKFLOW_FAILED,
     InvalidListing,
     NewOrder,
-    Order,
     OrderConflict,
-    OrderListing,
     OrderNotFound,
     OrderSagaInput,
     OrderStatusUpdate,
     ResolveInput,
     WorkflowUnavailable,
-    WorkflowView,
-    order_view,
     parse_cursor,
 )
 from orchestrator.saga_client import SagaClient, SidecarUnavailable
+from orchestrator.views import Order, OrderListing, WorkflowView, order_view
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

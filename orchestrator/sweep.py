@@ -16,9 +16,10 @@ import time
 from datetime import timedelta
 
 from orchestrator import repository
-from orchestrator.domain import DEFAULT_STALL_AFTER, TERMINAL, WakeChildInput, WorkflowView
+from orchestrator.domain import DEFAULT_STALL_AFTER, TERMINAL, WakeChildInput
 from orchestrator.saga_client import HistoryUnreadable, SidecarUnavailable
 from orchestrator.service import Orders
+from orchestrator.views import WorkflowView
 
 log = logging.getLogger(__name__)
 

@@ -17,18 +17,10 @@ from common.contracts import SagaRetry
 from common.problems import problem_config
 from common.settings import SettingsError, load_settings
 from orchestrator.api import PROBLEMS, OrderController, OrderRequest, new_order
-from orchestrator.domain import (
-    InvalidListing,
-    NewOrder,
-    OrderConflict,
-    OrderStatusUpdate,
-    WorkflowView,
-    order_view,
-    parse_cursor,
-    stage,
-)
+from orchestrator.domain import InvalidListing, NewOrder, OrderConflict, OrderStatusUpdate, parse_cursor, stage
 from orchestrator.service import Orders, Submitted
 from orchestrator.settings import load_api_settings
+from orchestrator.views import WorkflowView, order_view
 
 BODY = {
     "order_id": "o-1",

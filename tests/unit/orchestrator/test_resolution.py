@@ -6,13 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from common.contracts import NotifyResult, UndoResult
-from orchestrator.domain import (
-    RECORD_ORDER_STATUS,
-    ResolveInput,
-    WorkflowView,
-    order_view,
-)
+from orchestrator.domain import RECORD_ORDER_STATUS, ResolveInput
 from orchestrator.resolution import CUSTOMER_NOTICE, EVERY_UNDO, resolve_order
+from orchestrator.views import WorkflowView, order_view
 from tests.support.fake_workflow import Boom, FakeWorkflowContext
 from tests.support.sagas import saga
 

@@ -130,7 +130,15 @@ INFRASTRUCTURE = (
 
 
 @pytest.mark.parametrize(
-    "module", ["inventory.domain", "payment.domain", "shipping.domain", "notification.domain", "orchestrator.domain"]
+    "module",
+    [
+        "inventory.domain",
+        "payment.domain",
+        "shipping.domain",
+        "notification.domain",
+        "orchestrator.domain",
+        "orchestrator.views",
+    ],
 )
 def test_a_domain_module_imports_no_infrastructure(module: str):
     # A fresh interpreter: in this one, other tests have long imported everything.
