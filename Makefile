@@ -49,12 +49,14 @@ run-cluster: $(STAMP)
 	exec $(PY) -m realdapr.cluster run $(if $(NODES),--nodes $(NODES)) --env FAULTS_ENABLED=true --env FAULTS_ALLOW_REMOTE=true --env OPERATOR_ALLOW_REMOTE=true $(CLUSTER_ARGS)
 
 ## check: the static gates, which `make test` runs first: ruff (lint, then format), mypy (pyproject.toml says
-## what and how strictly) and the import layers (devtools/layers.py: the apps stand on common alone)
+## what and how strictly), the import layers (devtools/layers.py: the apps stand on common alone) and the module
+## sizes (devtools/sizes.py: no module of the product or the tools over 400 lines)
 check: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m devtools.layers
+	$(PY) -m devtools.sizes
 
 ## test: `make check`, then every test (unit, integration on real PostgreSQL, end-to-end on the sidecar and,
 ## after `make dapr`, on real daprd). LEVEL=unit|integration|e2e runs one level (pytest -m LEVEL); PYTEST_ARGS
