@@ -18,8 +18,8 @@ BUDGET_S = 840
 
 @pytest.mark.timeout(BUDGET_S + 180)
 def test_two_hundred_orders_under_chaos_leave_no_violation(engine: str) -> None:
-    # Every kind of disruption on both lanes. On real daprd a PostgreSQL restart once left the order-api's daprd
-    # without its workflow actor types until it was restarted (README, Chaos): the watchdog of realdapr now does so.
+    # Every kind of disruption on both lanes. On real daprd a PostgreSQL restart can leave a daprd without its
+    # workflow actor types until it is restarted (README, Chaos): the watchdog of realdapr restarts it.
     _, report = run_chaos(["--orders", "200", "--seed", "7", "--engine", engine], BUDGET_S)
     print(report)
 
