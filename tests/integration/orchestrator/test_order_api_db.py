@@ -246,6 +246,15 @@ async def store_then_crash(db: Database, body: dict[str, Any]) -> None:
         await Orders(db, SagaClient(lambda: dying), SagaRetry(), 1.0).submit(as_new_order(body), wait=False)
 
 
+async def swept(db: Database, sidecar: Any, count: int, **sweep: Any) -> tuple[Sweep, list[dict[str, Any]]]:
+    """The order-api's sweep over ``count`` orders submitted without waiting (their bodies, in order)."""
+    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
+    bodies = [new_body() for _ in range(count)]
+    for body in bodies:
+        await orders_.submit(as_new_order(body), wait=False)
+    return Sweep(orders_, **sweep), bodies
+
+
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -910,11 +919,7 @@ async def test_the_reconcile_sweep_brings_quiet_rows_up_to_date_with_their_workf
 async def test_the_reconcile_sweep_wakes_a_saga_the_engine_created_but_never_started(db, sidecar):
     # daprd 1.18.2 can drop an instance's start (its reminder fired before the instance was saved): the instance
     # stays PENDING with nothing to run it. An event raised to it makes daprd run it.
-    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
-    sweep = Sweep(orders_)
-    stranded, going = new_body(), new_body()
-    for body in (stranded, going):
-        await orders_.submit(as_new_order(body), wait=False)
+    sweep, (stranded, going) = await swept(db, sidecar, 2)
     sidecar.instances[stranded["order_id"]].state = StandInState(WorkflowStatus.PENDING)
 
     assert await sweep.run(timedelta(0)) == 0  # no row changed: the saga has yet to run
@@ -935,11 +940,7 @@ async def test_the_reconcile_sweep_wakes_a_saga_the_engine_created_but_never_sta
 async def test_the_reconcile_sweep_has_the_app_of_a_quiet_sagas_running_child_wake_that_child(db, sidecar):
     # A child workflow's start can be dropped as a saga's can; only its own app can wake it: the sweep starts a
     # wake_child workflow on the order-api, which asks that app (orchestrator.wake).
-    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
-    sweep = Sweep(orders_)
-    reviewing, charging = new_body(), new_body()
-    for body in (reviewing, charging):
-        await orders_.submit(as_new_order(body), wait=False)
+    sweep, (reviewing, charging) = await swept(db, sidecar, 2)
     child = f"{reviewing['order_id']}:risk_review"
     in_review = summary(RUNNING)
     in_review["steps"].append(
@@ -970,11 +971,7 @@ async def test_the_reconcile_sweep_has_the_app_of_a_quiet_sagas_running_child_wa
 async def test_the_reconcile_sweep_stops_a_saga_whose_step_shows_no_progress_and_hands_it_to_the_operator(db, sidecar):
     # daprd 1.18.2 can lose a step's result (two replicas' daprds briefly hosting one workflow): the saga then waits
     # for ever with the step in flight. Past stall_after with nothing changed, the sweep stops it: WORKFLOW_FAILED.
-    orders_ = Orders(db, SagaClient(lambda: sidecar), RETRY, 1.0)
-    sweep = Sweep(orders_, stall_after=timedelta(seconds=2))
-    lost, moving, waiting, told = new_body(), new_body(), new_body(), new_body()
-    for body in (lost, moving, waiting, told):
-        await orders_.submit(as_new_order(body), wait=False)
+    sweep, (lost, moving, waiting, told) = await swept(db, sidecar, 4, stall_after=timedelta(seconds=2))
 
     def show(order_id: str, step: dict[str, Any], status_now: str = RUNNING) -> None:
         status = summary(status_now)
