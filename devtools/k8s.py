@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TextIO
 
 from realdapr import DAPR_VERSION
-from realdapr.binaries import GO_MINIMUM, cache_root, go_version
+from realdapr.binaries import cache_root
+from realdapr.build import GO_MINIMUM, go_version
 
 KUSTOMIZE = "sigs.k8s.io/kustomize/kustomize/v5"
 # The newest kustomize Go 1.26 builds (v5.8.3 needs Go 1.27); no replace directives, so `go install` works.

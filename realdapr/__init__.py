@@ -5,10 +5,10 @@ runs).
 
 Nothing of Dapr is vendored: the binaries come from an install the user already has or are built from
 Dapr's own Go modules, fetched by name from the Go module proxy, into a cache outside the repository.
-Modules: ``binaries`` (find or build), ``ports``, ``resources`` and ``trust`` (what a run needs before it starts),
-``commands`` (the command lines), ``run`` (starting, waiting for and stopping them), ``failures`` (why a process
-did not start), ``watchdog`` (restarting a daprd that stays wedged), ``options`` (the command-line options it
-shares with ``realdapr.cluster``).
+Modules: ``binaries`` (finding them), ``build`` (building them), ``ports``, ``resources`` and ``trust`` (what a
+run needs before it starts), ``commands`` (the command lines), ``run`` (starting, waiting for and stopping them),
+``failures`` (why a process did not start), ``watchdog`` (restarting a daprd that stays wedged), ``options`` (the
+command-line options it shares with ``realdapr.cluster``).
 """
 
 # The newest 1.18 patch whose whole dependency graph the Go module proxy serves (see README, "Running

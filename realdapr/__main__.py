@@ -14,7 +14,8 @@ from pathlib import Path
 from sidecar.supervisor import on_stop_signals
 
 from . import DAPR_VERSION
-from .binaries import DaprError, build, find, missing_sentry
+from .binaries import DaprError, find, missing_sentry
+from .build import build
 from .options import add_data_dir, add_log_level
 
 log = logging.getLogger("realdapr")
