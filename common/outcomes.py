@@ -1,6 +1,6 @@
 """The saga's vocabulary as plain data: the outcomes of steps and undos as they appear in the custom status and
 the workflow output, and ``SagaAborted``, how a forward path ends early. Shared by the saga machinery
-(``common.saga``) and the order rules (``orchestrator.domain``); imports nothing.
+(``common.compensation`` and ``common.saga``) and the order rules (``orchestrator.domain``); imports nothing.
 """
 
 from __future__ import annotations

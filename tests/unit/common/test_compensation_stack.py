@@ -1,4 +1,5 @@
-"""common/saga.py on its own: the compensation stack and the step runner, driven by the fake context."""
+"""common/compensation.py and common/saga.py on their own: the compensation stack and the step runner, driven by the
+fake context."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import json
 
 import pytest
 
+from common.compensation import CompensationStack
 from common.contracts import SagaRetry, StepResult, UndoInput
 from common.outcomes import SagaAborted
-from common.saga import CompensationStack, Saga, retry_policy
+from common.saga import Saga, retry_policy
 from tests.support.fake_workflow import Boom, FakeWorkflowContext
 
 POLICY = retry_policy(SagaRetry(first_interval_ms=10, max_attempts=3, backoff=2.0, max_interval_ms=100))
