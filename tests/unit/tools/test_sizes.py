@@ -17,6 +17,7 @@ def test_every_module_over_the_limit_is_named_with_its_size_largest_first(tmp_pa
         "common/db.py": MOST_LINES,  # at the limit: kept
         "orchestrator/service.py": MOST_LINES + 1,
         "realdapr/cluster/run.py": MOST_LINES + 70,
+        "orchestrator/console/static/console.js": MOST_LINES + 5,  # the console's script counts too
         "tests/integration/test_big.py": MOST_LINES * 3,  # the tests are not held to it
         "notes/long.py": MOST_LINES * 2,  # not a package of ours
     }
@@ -25,5 +26,6 @@ def test_every_module_over_the_limit_is_named_with_its_size_largest_first(tmp_pa
         (tmp_path / path).write_text("x = 1\n" * lines)
     assert oversized(tmp_path) == [
         f"realdapr/cluster/run.py: {MOST_LINES + 70} lines",
+        f"orchestrator/console/static/console.js: {MOST_LINES + 5} lines",
         f"orchestrator/service.py: {MOST_LINES + 1} lines",
     ]
