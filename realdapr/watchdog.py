@@ -36,6 +36,7 @@ log = logging.getLogger("realdapr")
 DEFAULT_GRACE = 30.0
 APP_HEALTH_PATH = "/healthz"  # every app's (common.runner.healthz)
 CONNECTED = "placement: connected"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ async def observe(
     client: httpx.AsyncClient, base_url: str, token: str | None, app_health_path: str = APP_HEALTH_PATH
 ) -> Observation:
     """``GET /v1.0/healthz`` and ``/v1.0/metadata`` of the daprd at ``base_url``, and its app's health check on the
-    app address the metadata names."""
+    app address the metadata names (``_app_up``)."""
     healthz: int | None = None
     metadata: dict[str, Any] | None = None
     with contextlib.suppress(httpx.HTTPError):
@@ -96,15 +97,24 @@ async def observe(
         response = await client.get(f"{base_url}/v1.0/metadata", headers=headers)
         if response.is_success:
             metadata = response.json()
-    return Observation(healthz, metadata, await _app_up(client, metadata, app_health_path))
+    return Observation(healthz, metadata, await _app_up(client, base_url, metadata, app_health_path))
 
 
-async def _app_up(client: httpx.AsyncClient, metadata: dict[str, Any] | None, path: str) -> bool | None:
+async def _app_up(client: httpx.AsyncClient, base_url: str, metadata: dict[str, Any] | None, path: str) -> bool | None:
+    """Whether the app answers its health check at the address daprd's metadata names. A loopback address means the
+    app shares daprd's network namespace (a pod), so it is asked where daprd itself is reached, as a kubelet's probe
+    reaches a pod by its address: in a cluster run the watchdog is outside the pods, and its own loopback is not
+    theirs; on one host the two are the same."""
     app = (metadata or {}).get("appConnectionProperties") or {}
     if not app.get("port"):
         return None
+    channel = app.get("channelAddress") or "127.0.0.1"
+    if channel in LOOPBACK:
+        url = httpx.URL(base_url).copy_with(port=int(app["port"]), path=path)
+    else:
+        url = httpx.URL(f"http://{channel}:{app['port']}{path}")
     try:
-        answer = await client.get(f"http://{app.get('channelAddress') or '127.0.0.1'}:{app['port']}{path}")
+        answer = await client.get(url)
     except httpx.HTTPError:
         return False
     return answer.is_success

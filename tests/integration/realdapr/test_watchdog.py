@@ -69,6 +69,18 @@ def test_a_daprd_that_stops_answering_is_restarted_with_the_reason_logged(tmp_pa
 @pytest.fixture
 def fake_daprd() -> Iterator[tuple[str, dict]]:
     """fake-daprd: /v1.0/healthz and /v1.0/metadata answering what ``state["metadata"]`` holds."""
+    yield from _serve_fake_daprd("127.0.0.1")
+
+
+@pytest.fixture
+def fake_daprd_in_a_pod() -> Iterator[tuple[str, dict]]:
+    """fake-daprd at another loopback address, 127.0.0.2, standing for a pod's address: its app (the same server)
+    answers there only, and the metadata names its channel address 127.0.0.1, as a real daprd beside its app in one
+    network namespace does. Nothing answers at 127.0.0.1 on that port: the watchdog's own loopback is not the pod's."""
+    yield from _serve_fake_daprd("127.0.0.2")
+
+
+def _serve_fake_daprd(address: str) -> Iterator[tuple[str, dict]]:
     healthy = json.loads(RECORDED.read_text())["healthy"]
     state = {"healthz": healthy["healthz"], "metadata": copy.deepcopy(healthy["metadata"]), "app_healthz": 503}
 
@@ -87,11 +99,11 @@ def fake_daprd() -> Iterator[tuple[str, dict]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Daprd)
+    server = http.server.ThreadingHTTPServer((address, free_port()), Daprd)
     state["metadata"]["appConnectionProperties"]["port"] = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
+        yield f"http://{address}:{server.server_address[1]}", state
     finally:
         server.shutdown()
 
@@ -127,6 +139,24 @@ def test_a_daprd_that_counts_no_worker_of_an_app_that_is_up_is_restarted(
     state["app_healthz"] = 200
     with caplog.at_level(logging.WARNING, logger="realdapr"):
         dog = asyncio.run(watch(url, restarted, 3.0))
+    assert set(restarted) == {"order-api daprd"}
+    assert "order-api answers its health check, but daprd counts no workflow worker" in dog.restarts[0][1]
+
+
+def test_the_app_of_a_daprd_in_a_pod_is_asked_at_the_pods_address(fake_daprd_in_a_pod: tuple[str, dict]) -> None:
+    # The cluster run's watchdog is outside the pods: the app's loopback channel address is reached at the address
+    # daprd is reached at, or the wedge above would never be seen there (a 1,000-order cluster chaos run, 2026-12-07:
+    # an order-api daprd with no worker and no actor type for minutes, its app answering at the pod's address).
+    url, state = fake_daprd_in_a_pod
+    port = state["metadata"]["appConnectionProperties"]["port"]
+    state["metadata"] = json.loads(RECORDED.read_text())["wedged"]["metadata"]
+    state["metadata"]["appConnectionProperties"]["port"] = port
+    assert state["metadata"]["appConnectionProperties"]["channelAddress"] == "127.0.0.1"
+    state["app_healthz"] = 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    restarted: list[str] = []
+    dog = asyncio.run(watch(url, restarted, 3.0))
     assert set(restarted) == {"order-api daprd"}
     assert "order-api answers its health check, but daprd counts no workflow worker" in dog.restarts[0][1]
 
