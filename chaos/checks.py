@@ -46,6 +46,9 @@ class Findings:
     # orders the saga concluded (its record of the ending stored) whose workflow the engine failed after: status ->
     # orders (daprd 1.18.2's false tamper detections; the stored ending stands and the effects are held to it)
     failed_after_concluding: Counter[str] = field(default_factory=Counter)
+    # orders the saga concluded whose last step's result daprd lost, so that the order-api's stall rule stopped the
+    # workflow and kept the saga's own ending (orchestrator.sweep): status -> orders; held to that ending likewise
+    stopped_after_concluding: Counter[str] = field(default_factory=Counter)
 
     def add(self, order_id: str, invariant: str, expected: Any, found: Any) -> None:
         self.violations.append(Violation(order_id, invariant, str(expected), str(found)))
@@ -145,6 +148,8 @@ def _check_order(
             )
     elif output in ("workflow FAILED", "workflow UNREADABLE"):
         found.failed_after_concluding[status] += 1  # terminal: only the saga's own record or output makes it so
+    elif output == "workflow TERMINATED" and _stopped_as_concluded(view):
+        found.stopped_after_concluding[status] += 1
     elif not isinstance(output, dict):
         found.add(oid, "the order-api's status equals the saga's output", status, f"no saga output: {output}")
     else:
@@ -230,6 +235,12 @@ def _check_effects(
     for kind, n in kinds.items():
         if n > 1:
             found.add(oid, "at most one notification of each kind", f"one {kind}", f"{n} {kind}")
+
+
+def _stopped_as_concluded(view: dict[str, Any]) -> bool:
+    """Whether the order-api's stall rule stopped this order's saga after it had concluded, keeping its ending: the
+    sweep says so in the order's warnings ("... stopped, as concluded")."""
+    return any("stopped, as concluded" in warning for warning in view.get("warnings") or [])
 
 
 def _why_it_failed(view: dict[str, Any]) -> str:

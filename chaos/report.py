@@ -85,6 +85,10 @@ def render(info: RunInfo, events: list[Event], found: Findings) -> str:
             "concluded by their saga, then failed by the engine (the stored ending stands)",
             found.failed_after_concluding,
         ),
+        (
+            "concluded by their saga, then stopped by the stall rule, a step's result lost (the stored ending stands)",
+            found.stopped_after_concluding,
+        ),
     ):
         if counted:
             lines.append(f"  {what}: {counted.total()}: " + "; ".join(f"{k} {n}" for k, n in sorted(counted.items())))

@@ -269,3 +269,22 @@ def test_an_order_its_saga_concluded_whose_workflow_the_engine_failed_after_is_c
     twice = facts("COMPLETED", charges=2)
     twice["output"] = "workflow FAILED"
     assert "no order is charged twice" in violations(twice)
+
+
+def test_an_order_its_saga_concluded_that_the_stall_rule_stopped_is_counted_and_held_to_its_ending() -> None:
+    # daprd 1.18.2 lost a saga's notify result (a cluster run, 2026-12-07): after STALL_AFTER_SECONDS the sweep
+    # terminated the concluded saga and kept its ending, saying so in the order's warnings.
+    fact = facts("COMPLETED")
+    fact["output"] = "workflow TERMINATED"
+    assert "the order-api's status equals the saga's output" in violations(fact)  # no word of the stall rule
+    fact["order"]["warnings"] = [
+        "notify: no progress for 150 s with notify in flight (its result was lost); stopped, as concluded"
+    ]
+    found = Findings()
+    _check_order(found, ORDER, fact, {ORDER.order_id: "COMPLETED"}, {"aimed": set()})
+    assert found.violations == []
+    assert found.stopped_after_concluding == {"COMPLETED": 1}
+    twice = facts("COMPLETED", charges=2)
+    twice["output"] = "workflow TERMINATED"
+    twice["order"]["warnings"] = fact["order"]["warnings"]
+    assert "no order is charged twice" in violations(twice)
