@@ -1,5 +1,5 @@
-"""The saga console: a web page at ``/console`` (``static/``: HTML, three small vanilla JS modules, CSS; nothing from the
-network) that polls the order-api's JSON, plus the few endpoints only it needs, under ``/console/api``.
+"""The saga console: a web page at ``/console`` (``static/``: HTML, three small vanilla JS modules, CSS; nothing from
+the network) that polls the order-api's JSON, plus the few endpoints only it needs, under ``/console/api``.
 
 The page reads what anyone can read (orders, their history, what the customer was told). What changes the system,
 the demo scenarios and every app's faults, is mounted only with FAULTS_ENABLED and answers clients on this machine
