@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 
 class Sweep:
+    """The order-api's sweep over its quiet orders (``run``, every ``RECONCILE_INTERVAL_SECONDS``), with what it
+    remembers between runs."""
+
     def __init__(self, orders: Orders, stall_after: timedelta = DEFAULT_STALL_AFTER) -> None:
         self.orders, self.stall_after = orders, stall_after
         self._woken: set[str] = set()  # sagas this sweep woke; still PENDING at the next: dead
@@ -32,10 +35,10 @@ class Sweep:
         self._progress: dict[str, tuple[str, float]] = {}
 
     async def run(self, older_than: timedelta, limit: int = 100) -> int:
-        """Bring the rows of orders still going (PENDING, RUNNING) that have not changed for ``older_than`` up to
-        what their workflows say: a saga's end that nobody recorded (the order-api records it from the saga's
-        output, after a wait or by a watcher; a restart loses the watchers, a write can fail), or a workflow that
-        failed outside the saga (which records nothing). Returns how many rows changed.
+        """Bring the rows of orders still going (PENDING, RUNNING, awaiting approval) that have not changed for
+        ``older_than`` up to what their workflows say: a saga's end that nobody recorded (the order-api records it
+        from the saga's output, after a wait or by a watcher; a restart loses the watchers, a write can fail), or a
+        workflow that failed outside the saga (which records nothing). Returns how many rows changed.
 
         A saga the engine created but never ran (still PENDING by now) is woken with an event: daprd 1.18.2 creates
         an instance's start reminder before it saves the instance, so a reminder that fires first finds nothing,
