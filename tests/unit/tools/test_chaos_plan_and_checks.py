@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chaos.checks import Findings, _check_order
 from chaos.schedule import (
     ACTIVITIES,
@@ -258,33 +260,37 @@ def test_review_orders_are_large_and_decided_in_time_and_some_kills_are_aimed_at
     assert "while" in aimed[0].describe()
 
 
-def test_an_order_its_saga_concluded_whose_workflow_the_engine_failed_after_is_counted_and_held_to_its_ending() -> None:
-    # daprd 1.18.2 failed some sagas as tampered after their last record (COMPLETED) had landed.
-    fact = facts("COMPLETED")
-    fact["output"] = "workflow FAILED"
+STOPPED_AS_CONCLUDED = [
+    "notify: no progress for 150 s with notify in flight (its result was lost); stopped, as concluded"
+]
+
+
+@pytest.mark.parametrize(
+    ("output", "warnings", "counted"),
+    [
+        # daprd 1.18.2 failed some sagas as tampered after their last record (COMPLETED) had landed.
+        ("workflow FAILED", None, "failed_after_concluding"),
+        # daprd 1.18.2 lost a concluded saga's notify result (a cluster run, 2026-12-07): after STALL_AFTER_SECONDS
+        # the sweep terminated the saga and kept its ending, saying so in the order's warnings.
+        ("workflow TERMINATED", STOPPED_AS_CONCLUDED, "stopped_after_concluding"),
+    ],
+)
+def test_an_order_its_saga_concluded_whose_workflow_then_ended_otherwise_is_counted_and_held_to_its_ending(
+    output: str, warnings: list[str] | None, counted: str
+) -> None:
+    fact, twice = facts("COMPLETED"), facts("COMPLETED", charges=2)
+    for each in (fact, twice):
+        each["output"] = output
+        if warnings:
+            each["order"]["warnings"] = warnings
     found = Findings()
     _check_order(found, ORDER, fact, {ORDER.order_id: "COMPLETED"}, {"aimed": set()})
     assert found.violations == []
-    assert found.failed_after_concluding == {"COMPLETED": 1}
-    twice = facts("COMPLETED", charges=2)
-    twice["output"] = "workflow FAILED"
+    assert getattr(found, counted) == {"COMPLETED": 1}
     assert "no order is charged twice" in violations(twice)
 
 
-def test_an_order_its_saga_concluded_that_the_stall_rule_stopped_is_counted_and_held_to_its_ending() -> None:
-    # daprd 1.18.2 lost a saga's notify result (a cluster run, 2026-12-07): after STALL_AFTER_SECONDS the sweep
-    # terminated the concluded saga and kept its ending, saying so in the order's warnings.
+def test_a_terminated_saga_the_stall_rule_says_nothing_of_leaves_the_order_without_an_output_to_hold_it_to() -> None:
     fact = facts("COMPLETED")
     fact["output"] = "workflow TERMINATED"
-    assert "the order-api's status equals the saga's output" in violations(fact)  # no word of the stall rule
-    fact["order"]["warnings"] = [
-        "notify: no progress for 150 s with notify in flight (its result was lost); stopped, as concluded"
-    ]
-    found = Findings()
-    _check_order(found, ORDER, fact, {ORDER.order_id: "COMPLETED"}, {"aimed": set()})
-    assert found.violations == []
-    assert found.stopped_after_concluding == {"COMPLETED": 1}
-    twice = facts("COMPLETED", charges=2)
-    twice["output"] = "workflow TERMINATED"
-    twice["order"]["warnings"] = fact["order"]["warnings"]
-    assert "no order is charged twice" in violations(twice)
+    assert "the order-api's status equals the saga's output" in violations(fact)
