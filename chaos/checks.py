@@ -17,6 +17,7 @@ import httpx
 
 from common.contracts import REVIEW, RISK_REVIEW
 from orchestrator.domain import COMPENSATION_FAILED, COMPLETED, TERMINAL
+from orchestrator.sweep import STOPPED_AS_CONCLUDED
 
 from .schedule import UNDOS, Disruption, PlannedOrder
 
@@ -239,8 +240,8 @@ def _check_effects(
 
 def _stopped_as_concluded(view: dict[str, Any]) -> bool:
     """Whether the order-api's stall rule stopped this order's saga after it had concluded, keeping its ending: the
-    sweep says so in the order's warnings ("... stopped, as concluded")."""
-    return any("stopped, as concluded" in warning for warning in view.get("warnings") or [])
+    sweep says so in the order's warnings (``STOPPED_AS_CONCLUDED``)."""
+    return any(STOPPED_AS_CONCLUDED in warning for warning in view.get("warnings") or [])
 
 
 def _why_it_failed(view: dict[str, Any]) -> str:

@@ -22,6 +22,9 @@ from orchestrator.service import Orders
 from orchestrator.views import WorkflowView
 
 log = logging.getLogger(__name__)
+# What the stall rule adds to a concluded saga's warnings when it stops it and keeps its ending (the chaos checker
+# reads it).
+STOPPED_AS_CONCLUDED = "stopped, as concluded"
 
 
 class Sweep:
@@ -117,7 +120,7 @@ class Sweep:
         seconds = round(self.stall_after.total_seconds())
         said = workflow.custom_status or {}
         concluded = said.get("status") in TERMINAL
-        then = "stopped, as concluded" if concluded else "stopped for an operator"
+        then = STOPPED_AS_CONCLUDED if concluded else "stopped for an operator"
         reason = f"no progress for {seconds} s with {step} in flight (its result was lost); {then}"
         log.warning("%s: %s", order_id, reason)
         try:
