@@ -36,7 +36,8 @@ log = logging.getLogger("realdapr")
 DEFAULT_GRACE = 30.0
 APP_HEALTH_PATH = "/healthz"  # every app's (common.runner.healthz)
 CONNECTED = "placement: connected"
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+# The names daprd may give an app channel on its own (the pod's) loopback.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ async def _app_up(client: httpx.AsyncClient, base_url: str, metadata: dict[str, 
     if not app.get("port"):
         return None
     channel = app.get("channelAddress") or "127.0.0.1"
-    if channel in LOOPBACK:
+    if channel in LOOPBACK_HOSTS:
         url = httpx.URL(base_url).copy_with(port=int(app["port"]), path=path)
     else:
         url = httpx.URL(f"http://{channel}:{app['port']}{path}")
