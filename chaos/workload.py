@@ -99,14 +99,17 @@ async def _one(client: httpx.AsyncClient, order: PlannedOrder, progress: Progres
 
 
 async def _awaits_approval(client: httpx.AsyncClient, order_id: str, progress: Progress, deadline: float) -> bool:
-    """Poll the order until it awaits approval (True) or has ended without (False)."""
+    """Poll the order until it awaits approval (True), or has ended or stopped without (False): its workflow failed
+    outside the saga (WORKFLOW_FAILED), which no decision changes. Raises TimeoutError past ``deadline``."""
     while True:
         response = await _until_answered(client, "GET", f"/orders/{order_id}", None, progress, deadline)
         status = response.json()["status"] if response is not None else None
         if status == "AWAITING_APPROVAL":
             return True
-        if status in TERMINAL:
+        if status in TERMINAL or status == WORKFLOW_FAILED:
             return False
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"/orders/{order_id}: never awaited approval, last {status}")
         await asyncio.sleep(0.2)
 
 
