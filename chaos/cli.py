@@ -28,6 +28,7 @@ from .system import ChaosSetupError, System
 from .workload import Progress, run_workload
 
 ORDER_TIMEOUT_S = 240.0
+NAMED_AT_THE_END = 5  # the progress line names the orders still going once this few are left
 PROGRESS_EVERY_S = 5.0
 SWITCHES = {
     "faults": "fault",
@@ -220,6 +221,9 @@ async def _tick(progress: Progress, injected: Injected, planned: int, t0: float)
             f"(submitted {progress.submitted}); disruptions {len(events)}/{planned}"
             + (": " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) if kinds else "")
         )
+        if progress.submitted == progress.total and 0 < len(progress.going) <= NAMED_AT_THE_END:
+            # The last few lanes, named: a run that hangs at the end says on which orders, and waiting for what.
+            _say("still waiting: " + "; ".join(f"{oid} for {what}" for oid, what in sorted(progress.going.items())))
 
 
 async def _settle(urls: Urls, plan: Plan, progress: Progress, timeout: float) -> int:

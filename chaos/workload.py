@@ -27,6 +27,7 @@ class Progress:
     submitted: int = 0
     finished: int = 0
     ended: dict[str, str] = field(default_factory=dict)  # order id -> the terminal status the lane saw
+    going: dict[str, str] = field(default_factory=dict)  # order id -> what its lane waits for, while it waits
     unanswered: int = 0  # requests repeated because the system did not answer
     refused: list[str] = field(default_factory=list)  # a 4xx where none was due: reported as a violation
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -60,6 +61,7 @@ async def run_workload(
 async def _one(client: httpx.AsyncClient, order: PlannedOrder, progress: Progress, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     submitted = False
+    progress.going[order.order_id] = "an answer to its submission"
     try:
         later = order.cancel_after_s is not None or order.kind in DECISIONS
         wait = "false" if later else "true"
@@ -72,11 +74,14 @@ async def _one(client: httpx.AsyncClient, order: PlannedOrder, progress: Progres
             await _until_answered(
                 client, "POST", f"/orders/{order.order_id}/cancel", {"reason": "chaos"}, progress, deadline
             )
-        if order.decision is not None and await _awaits_approval(client, order.order_id, progress, deadline):
-            await asyncio.sleep(order.decide_after_s or 0.0)
-            # 202, or 409 (it no longer waits: a fault ended it, or the deadline passed first): both are answers.
-            decided = f"/orders/{order.order_id}/{order.decision}"
-            await _until_answered(client, "POST", decided, {"reviewer": "chaos"}, progress, deadline)
+        if order.decision is not None:
+            progress.going[order.order_id] = "it to await approval"
+            if await _awaits_approval(client, order.order_id, progress, deadline):
+                await asyncio.sleep(order.decide_after_s or 0.0)
+                # 202, or 409 (it no longer waits: a fault ended it, or the deadline passed first): both are answers.
+                decided = f"/orders/{order.order_id}/{order.decision}"
+                await _until_answered(client, "POST", decided, {"reviewer": "chaos"}, progress, deadline)
+        progress.going[order.order_id] = "its end"
         while response is None or response.json().get("status") not in TERMINAL:
             if time.monotonic() > deadline:
                 return
@@ -93,6 +98,7 @@ async def _one(client: httpx.AsyncClient, order: PlannedOrder, progress: Progres
             f"{err.response.status_code}: {err.response.text[:300]}"
         )
     finally:
+        del progress.going[order.order_id]
         if not submitted:
             await progress.bump(submitted=1)  # given up before an answer: the injector must not wait for it
         await progress.bump(finished=1)
