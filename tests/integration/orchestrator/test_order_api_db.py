@@ -154,6 +154,8 @@ class InMemoryWorkflowClient:
         self, instance_id: str, *, fetch_payloads: bool = True, timeout_in_seconds: int = 0
     ) -> StandInState | None:
         await self._round_trip()
+        if instance_id in self.unreadable:
+            raise StandInRpcError(grpc.StatusCode.UNKNOWN, f"workflow state is invalid for '{instance_id}'")
         instance = self.instances.get(instance_id)
         if instance is not None and instance.state.runtime_status not in FINISHED:
             # Nothing runs here: answer as if the timeout had passed, after a moment (the order-api's watchers wait
@@ -818,6 +820,24 @@ async def test_an_order_recorded_as_failed_is_resolved_when_its_workflow_can_no_
     request = json.loads(json.dumps(sidecar.instances[f"{order_id}:resolve"].input, default=lambda o: o.model_dump()))
     assert "DAPR_WORKFLOW_HISTORY_TAMPERED" in request["cause"]["reason"]
     assert (await operator_api.get(f"/orders/{order_id}")).json()["resolution"]["status"] == "RUNNING"
+
+
+async def test_a_repeated_submission_of_a_workflow_failed_order_answers_it_as_stored_without_waiting_on_its_workflow(
+    api, sidecar
+):
+    # Chaos on daprd: an order's resubmission with ?wait=true waited on the workflow daprd had failed as tampered and
+    # no longer runs, and answered 503 ("context canceled") after 15 s, every time it was asked.
+    body = new_body()
+    order_id = body["order_id"]
+    await api.post("/orders", json=body)
+    fail(sidecar, order_id)
+    assert (await api.get(f"/orders/{order_id}")).json()["status"] == "WORKFLOW_FAILED"  # recorded
+    sidecar.unreadable.add(order_id)  # and every wait on it fails, as daprd's did
+
+    again = await api.post("/orders", params={"wait": "true"}, json=body)
+
+    assert again.status_code == 202, again.text
+    assert again.json()["status"] == "WORKFLOW_FAILED" and again.json()["failure"]["step"] == "ship"
 
 
 async def test_the_sweep_records_a_quiet_order_whose_workflow_can_no_longer_be_read_as_workflow_failed(
