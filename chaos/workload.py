@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from orchestrator.domain import TERMINAL, WORKFLOW_FAILED
+from orchestrator.domain import SETTLED, TERMINAL, WORKFLOW_FAILED
 
 from .schedule import DECISIONS, PlannedOrder
 
@@ -112,7 +112,7 @@ async def _awaits_approval(client: httpx.AsyncClient, order_id: str, progress: P
         status = response.json()["status"] if response is not None else None
         if status == "AWAITING_APPROVAL":
             return True
-        if status in TERMINAL or status == WORKFLOW_FAILED:
+        if status in SETTLED:
             return False
         if time.monotonic() > deadline:
             raise TimeoutError(f"/orders/{order_id}: never awaited approval, last {status}")

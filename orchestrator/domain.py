@@ -51,6 +51,8 @@ STATUSES = (
     WORKFLOW_FAILED,
 )
 TERMINAL = frozenset({COMPLETED, COMPENSATED, REJECTED, CANCELLED, COMPENSATION_FAILED})
+# Over, or stopped for an operator: nothing more happens to an order in one of these by itself.
+SETTLED = TERMINAL | {WORKFLOW_FAILED}
 # The runtime statuses of a saga workflow that stopped without concluding (the saga itself always returns).
 STOPPED_OUTSIDE_THE_SAGA = frozenset({"FAILED", "TERMINATED"})
 

@@ -9,7 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from common.fastdb import Connection
-from orchestrator.domain import AWAITING_APPROVAL, PENDING, RUNNING, TERMINAL, WORKFLOW_FAILED, OrderStatusUpdate, stage
+from orchestrator.domain import (
+    AWAITING_APPROVAL,
+    PENDING,
+    RUNNING,
+    SETTLED,
+    OrderStatusUpdate,
+    stage,
+)
 from orchestrator.tables import orders
 
 Row = dict[str, Any]
@@ -113,7 +120,7 @@ def _status_update(update: OrderStatusUpdate) -> sa.Update:
     """The guarded UPDATE of one status transition (see record_status)."""
     reached = stage(update)
     values: Row = {"status": update.status, "stage": reached, "updated_at": sa.func.now()}
-    if update.status in TERMINAL or update.status == WORKFLOW_FAILED:
+    if update.status in SETTLED:
         values["failure"] = update.failure if update.failure is not None else sa.null()  # SQL NULL, not JSON null
     if update.total_cents is not None:
         values["total_cents"] = update.total_cents

@@ -27,6 +27,7 @@ from orchestrator.domain import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     PENDING,
     RUNNING,
+    SETTLED,
     STATUSES,
     TERMINAL,
     WORKFLOW_FAILED,
@@ -99,8 +100,9 @@ class Orders:
             started = await self._ensure_started(order_id, fresh=created)
         # An order already over, or stopped for an operator (WORKFLOW_FAILED), is answered as stored: nothing more
         # comes of a wait, and daprd may fail every wait on a workflow it tombstoned (a 503 for a settled order).
-        settled = row["status"] in TERMINAL or row["status"] == WORKFLOW_FAILED
-        workflow = await _engine(self.sagas.wait(order_id, self.wait_seconds)) if wait and not settled else None
+        workflow = None
+        if wait and row["status"] not in SETTLED:
+            workflow = await _engine(self.sagas.wait(order_id, self.wait_seconds))
         if started and workflow is None:
             self._watch(order_id)  # nobody waits for its end here (any more): record it when it comes
         if workflow is None:
