@@ -56,9 +56,9 @@ def main() -> None:
     activities.order_saga = CODES[code]  # what orchestrator.activities.register registers as order_saga
     # Written whole or not at all (a new file renamed over the old): the test polls this file while the process
     # starts, and a write in place can be read half done, empty.
-    pid_file = Path(f"{code_file}.pid")
-    pid_file.with_suffix(".pid.new").write_text(str(os.getpid()))
-    os.replace(pid_file.with_suffix(".pid.new"), pid_file)
+    new = Path(f"{code_file}.pid.new")
+    new.write_text(str(os.getpid()))
+    os.replace(new, f"{code_file}.pid")
     print(f"order-api saga code: {code} (pid {os.getpid()})", flush=True)
     sys.argv = sys.argv[:1]
     run_order_api()
