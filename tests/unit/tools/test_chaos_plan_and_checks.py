@@ -260,7 +260,7 @@ def test_review_orders_are_large_and_decided_in_time_and_some_kills_are_aimed_at
     assert "while" in aimed[0].describe()
 
 
-STOPPED_AS_CONCLUDED = [
+WARNINGS_OF_A_CONCLUDED_SAGA_STOPPED = [
     "notify: no progress for 150 s with notify in flight (its result was lost); stopped, as concluded"
 ]
 
@@ -272,7 +272,7 @@ STOPPED_AS_CONCLUDED = [
         ("workflow FAILED", None, "failed_after_concluding"),
         # daprd 1.18.2 lost a concluded saga's notify result (a cluster run, 2026-12-07): after STALL_AFTER_SECONDS
         # the sweep terminated the saga and kept its ending, saying so in the order's warnings.
-        ("workflow TERMINATED", STOPPED_AS_CONCLUDED, "stopped_after_concluding"),
+        ("workflow TERMINATED", WARNINGS_OF_A_CONCLUDED_SAGA_STOPPED, "stopped_after_concluding"),
     ],
 )
 def test_an_order_its_saga_concluded_whose_workflow_then_ended_otherwise_is_counted_and_held_to_its_ending(
